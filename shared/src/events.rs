@@ -1,0 +1,79 @@
+//! Domain events: the messages functions exchange through the queue.
+//!
+//! Events are written to the outbox in the same key-value transaction as the state change
+//! that causes them (`outbox::stage`), then relayed to the queue. Consumers deduplicate by
+//! `Event::id`, so a redelivered message is never applied twice.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// ULID; the idempotency key for every consumer.
+    pub id: String,
+    pub at: DateTime<Utc>,
+    /// The citizen the event concerns, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    #[serde(flatten)]
+    pub payload: EventPayload,
+}
+
+impl Event {
+    pub fn new(user_id: Option<String>, payload: EventPayload) -> Self {
+        Self { id: ulid::Ulid::new().to_string(), at: Utc::now(), user_id, payload }
+    }
+
+    pub fn type_name(&self) -> &'static str {
+        self.payload.type_name()
+    }
+}
+
+/// Where a message goes. Deliberately not `Display`ed in logs: it is personal data.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "channel", content = "to", rename_all = "snake_case")]
+pub enum Destination {
+    Sms(String),
+    Email(String),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OtpPurpose {
+    Registration,
+    Login,
+    Recovery,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum EventPayload {
+    /// A one-time code to deliver; ignores preferences. The code travels only inside the
+    /// encrypted queue and is never logged.
+    #[serde(rename = "auth.otp_issued")]
+    OtpIssued { destination: Destination, code: String, purpose: OtpPurpose, expires_at: DateTime<Utc> },
+    /// Someone tried to register an already registered phone/email.
+    #[serde(rename = "auth.registration_attempted")]
+    RegistrationAttempted { destination: Destination },
+    #[serde(rename = "auth.account_locked")]
+    AccountLocked { destinations: Vec<Destination> },
+    #[serde(rename = "auth.password_changed")]
+    PasswordChanged { destinations: Vec<Destination> },
+    #[serde(rename = "auth.new_login")]
+    NewLogin { destinations: Vec<Destination>, device_type: String, ip: String },
+    #[serde(rename = "auth.mfa_changed")]
+    MfaChanged { destinations: Vec<Destination>, method: String, enabled: bool },
+}
+
+impl EventPayload {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Self::OtpIssued { .. } => "auth.otp_issued",
+            Self::RegistrationAttempted { .. } => "auth.registration_attempted",
+            Self::AccountLocked { .. } => "auth.account_locked",
+            Self::PasswordChanged { .. } => "auth.password_changed",
+            Self::NewLogin { .. } => "auth.new_login",
+            Self::MfaChanged { .. } => "auth.mfa_changed",
+        }
+    }
+}
