@@ -2,5 +2,12 @@
 //! embedded and AWS adapters, the HTTP kit and the runtime switch (Lambda or plain HTTP).
 
 pub mod adapters;
+pub mod config;
 pub mod domain;
+pub mod events;
+pub mod http;
+pub mod keys;
+pub mod outbox;
 pub mod ports;
+pub mod runtime;
+pub mod worker;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What a client needs to perform one HTTP request against the store without our credentials.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
@@ -23,6 +23,13 @@ pub struct PresignedRequest {
 pub struct ObjectMeta {
     pub size: u64,
     pub content_type: Option<String>,
+}
+
+/// A new object landed through a presigned PUT (S3's `ObjectCreated:Put` notification).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ObjectCreated {
+    pub key: String,
+    pub size: u64,
 }
 
 #[derive(Debug, thiserror::Error)]

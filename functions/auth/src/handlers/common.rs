@@ -1,0 +1,201 @@
+//! Steps the handlers share: committing a change with its events, one-time-code flows,
+//! resolving logins, the current session, login history.
+
+use chrono::{DateTime, Utc};
+
+use shared::domain::{Email, FieldError, Phone, Snils};
+use shared::events::{Destination, Event, EventPayload, OtpPurpose};
+use shared::http::{ApiError, Authenticated, ClientIp, UserAgent};
+use shared::http::rate_limit::Limit;
+use shared::outbox;
+use shared::ports::{Condition, KvError, TxOp};
+
+use crate::errors;
+use crate::secrets;
+use crate::store::{self, Account, AttemptResult, Flow, FlowKind, LoginAttempt, LoginIndex, Session, Versioned};
+use crate::tokens::{self, Client};
+use crate::AuthState;
+
+/// Commits `ops` together with the outbox items of `events`, then relays the events.
+/// A failed condition surfaces as `KvError::TransactionConflict` for the caller to map.
+pub async fn commit(state: &AuthState, mut ops: Vec<TxOp>, events: Vec<Event>) -> Result<(), KvError> {
+    for event in &events {
+        ops.push(outbox::stage(event)?);
+    }
+    state.kv.transact(ops).await?;
+    state.relay.publish(&events).await;
+    Ok(())
+}
+
+pub fn client(ip: ClientIp, ua: &UserAgent) -> Client {
+    Client { ip: ip.0.to_string(), user_agent: ua.0.clone() }
+}
+
+/// A login as typed (phone, email or SNILS) in the normalised form the index is keyed by.
+/// Anything unparseable is `None`: it can name no account.
+pub fn normalise_login(raw: &str) -> Option<String> {
+    let raw = raw.trim();
+    if raw.contains('@') {
+        return Email::parse(raw).ok().map(|e| e.as_str().to_owned());
+    }
+    if let Ok(phone) = Phone::parse(raw) {
+        return Some(phone.as_str().to_owned());
+    }
+    Snils::parse(raw).ok().map(|s| format!("snils:{}", s.digits()))
+}
+
+pub async fn find_account(state: &AuthState, login: &str) -> Result<Option<Versioned<Account>>, ApiError> {
+    let Some(index) = store::get::<LoginIndex>(state.kv.as_ref(), &store::login_pk(login), "LOGIN").await? else {
+        return Ok(None);
+    };
+    Ok(store::account(state.kv.as_ref(), &index.value.user_id).await?)
+}
+
+/// A fresh flow whose code (if any) goes to `destination`; returns the flow, the ops that
+/// store it and the event that delivers the code.
+pub fn new_flow(state: &AuthState, kind: FlowKind, user_id: Option<String>, destination: Option<Destination>, purpose: OtpPurpose, now: DateTime<Utc>) -> Result<(Flow, Option<Event>), ApiError> {
+    let flow_id = ulid::Ulid::new().to_string();
+    let expires_at = now + chrono::Duration::from_std(state.settings.otp_ttl).unwrap_or_default();
+    let sends_code = matches!(kind, FlowKind::Registration | FlowKind::Recovery | FlowKind::LoginMfa) && destination.is_some();
+    let (code_hash, event) = if sends_code {
+        let code = secrets::new_code();
+        let hash = secrets::code_hash(&flow_id, &code);
+        let event = destination.clone().map(|d| Event::new(user_id.clone(), EventPayload::OtpIssued { destination: d, code, purpose, expires_at }));
+        (Some(hash), event)
+    } else {
+        (None, None)
+    };
+    let flow = Flow { flow_id, kind, user_id, destination, code_hash, wrong_attempts: 0, code_issued_at: now, expires_at, password_hash: None, methods: Vec::new() };
+    Ok((flow, event))
+}
+
+/// Flows outlive their code by a day so late or repeated confirmations get `otp_expired`.
+pub fn flow_op(flow: &Flow, condition: Condition) -> Result<TxOp, KvError> {
+    store::put_op(store::flow_pk(&flow.flow_id), "FLOW", flow, condition, Some(flow.expires_at.timestamp() + 86_400))
+}
+
+/// At most `codes_per_destination_hourly` codes to one phone or email per hour (SPEC §3.3).
+pub async fn limit_codes_to(state: &AuthState, destination: &Destination) -> Result<(), ApiError> {
+    let key = match destination {
+        Destination::Sms(p) => p.as_str(),
+        Destination::Email(e) => e.as_str(),
+    };
+    state.limiter.hit("otp-destination", key, Limit::per_hour(state.settings.codes_per_destination_hourly)).await
+}
+
+pub async fn load_flow(state: &AuthState, flow_id: &str) -> Result<Versioned<Flow>, ApiError> {
+    if flow_id.len() > 64 {
+        return Err(errors::flow_not_found());
+    }
+    store::get::<Flow>(state.kv.as_ref(), &store::flow_pk(flow_id), "FLOW").await?.ok_or_else(errors::flow_not_found)
+}
+
+/// How checking a code against a flow ended.
+pub enum CodeCheck {
+    Valid,
+    /// Wrong code; the flow was updated with the new attempt count.
+    Wrong { attempts_exceeded: bool },
+}
+
+/// Checks `code` against the flow's code: expiry (410), dead code (429), mismatch (counted).
+/// Decoy flows never match but count attempts the same way.
+pub async fn check_code(state: &AuthState, flow: &mut Versioned<Flow>, code: &str, now: DateTime<Utc>) -> Result<CodeCheck, ApiError> {
+    if now > flow.value.expires_at {
+        return Err(errors::otp_expired());
+    }
+    if flow.value.wrong_attempts >= state.settings.max_code_attempts {
+        return Err(errors::otp_attempts_exceeded());
+    }
+    let presented = secrets::code_hash(&flow.value.flow_id, code.trim());
+    let matches = flow.value.code_hash.as_deref().is_some_and(|h| secrets::ct_eq(h, &presented));
+    if matches {
+        return Ok(CodeCheck::Valid);
+    }
+    flow.value.wrong_attempts += 1;
+    let op = flow_op(&flow.value, Condition::VersionIs(flow.version))?;
+    match state.kv.transact(vec![op]).await {
+        Ok(()) => flow.version += 1,
+        // A concurrent attempt on the same flow won the write; this one still failed.
+        Err(KvError::TransactionConflict { .. }) | Err(KvError::ConditionFailed) => {}
+        Err(e) => return Err(e.into()),
+    }
+    Ok(CodeCheck::Wrong { attempts_exceeded: flow.value.wrong_attempts >= state.settings.max_code_attempts })
+}
+
+pub fn wrong_code_error(check: CodeCheck) -> ApiError {
+    match check {
+        CodeCheck::Wrong { attempts_exceeded: true } => errors::otp_attempts_exceeded(),
+        _ => errors::otp_invalid(),
+    }
+}
+
+pub fn attempt_op(user_id: &str, client: &Client, ua: &UserAgent, result: AttemptResult, mfa_method: Option<&str>, now: DateTime<Utc>) -> Result<TxOp, KvError> {
+    let entry = LoginAttempt {
+        at: now,
+        ip: client.ip.clone(),
+        user_agent: client.user_agent.clone(),
+        device_type: ua.device_type().to_owned(),
+        result,
+        mfa_method: mfa_method.map(str::to_owned),
+    };
+    store::put_op(store::user_pk(user_id), &format!("HIST#{}", ulid::Ulid::new()), &entry, Condition::NotExists, None)
+}
+
+/// The caller's account and session, checked alive (SPEC §3.7); 401 `session_expired` otherwise.
+pub async fn current(state: &AuthState, auth: &Authenticated) -> Result<(Versioned<Account>, Versioned<Session>), ApiError> {
+    let account = store::account(state.kv.as_ref(), auth.user_id()).await?.ok_or_else(errors::session_expired)?;
+    let session = store::get::<Session>(state.kv.as_ref(), &store::user_pk(auth.user_id()), &store::session_sk(auth.session_id()))
+        .await?
+        .ok_or_else(errors::session_expired)?;
+    tokens::check_session(state, &account.value, &session.value, Utc::now())?;
+    Ok((account, session))
+}
+
+pub fn account_op(account: &Versioned<Account>) -> Result<TxOp, KvError> {
+    store::put_op(store::user_pk(&account.value.user_id), store::ACCOUNT_SK, &account.value, Condition::VersionIs(account.version), None)
+}
+
+/// Password policy (SPEC §3.2) including reuse of the current or the last four passwords.
+pub async fn check_new_password(raw: &str, personal: &shared::domain::PersonalData, account: Option<&Account>) -> Result<(), ApiError> {
+    let mut broken = match shared::domain::Password::parse(raw, personal) {
+        Ok(_) => Vec::new(),
+        Err(rules) => rules,
+    };
+    if let Some(account) = account {
+        let history = std::iter::once(account.password_hash.clone()).chain(account.previous_password_hashes.iter().cloned());
+        for phc in history {
+            if secrets::verify_password(raw.to_owned(), phc).await {
+                broken.push(shared::domain::PasswordRule::Reused);
+                break;
+            }
+        }
+    }
+    if broken.is_empty() {
+        return Ok(());
+    }
+    let errors = broken.iter().map(|r| FieldError::new("password", r.code(), r.message())).collect();
+    Err(ApiError::new(axum::http::StatusCode::BAD_REQUEST, "weak_password", "Пароль не соответствует требованиям безопасности").with_errors(errors))
+}
+
+/// What the policy must not find inside a password.
+pub fn personal_data(account: Option<&Account>, phone: Option<&str>, email: Option<&str>) -> shared::domain::PersonalData {
+    let phone = phone.map(str::to_owned).or_else(|| account.and_then(|a| a.phone.clone()));
+    let email = email.map(str::to_owned).or_else(|| account.and_then(|a| a.email.clone()));
+    let profile = account.and_then(|a| a.profile.as_ref());
+    let text = |k: &str| profile.and_then(|p| p.get(k)).and_then(|v| v.as_str()).map(str::to_owned);
+    shared::domain::PersonalData {
+        phone_digits: phone.map(|p| p.chars().filter(char::is_ascii_digit).collect()),
+        email_local_part: email.and_then(|e| e.split('@').next().map(str::to_owned)),
+        first_name: text("first_name"),
+        last_name: text("last_name"),
+        middle_name: text("middle_name"),
+        birth_date: text("birth_date").and_then(|d| chrono::NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok()),
+    }
+}
+
+/// Retries a read-modify-write on version conflicts (a few times; then the caller sees 409).
+pub const MAX_RETRIES: usize = 5;
+
+pub fn busy() -> ApiError {
+    errors::conflict("concurrent_update", "Запрос конфликтует с другим изменением, повторите попытку")
+}

@@ -1,0 +1,241 @@
+//! Login with password, the second factor, and lockout (SPEC §3.5).
+//! Three consecutive failures (wrong password or wrong second-factor code) lock the account;
+//! a locked account answers 423 to every login until recovery.
+
+use axum::extract::State;
+use axum::response::IntoResponse;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use totp_rs::{Algorithm, Secret, TOTP};
+
+use shared::events::{Destination, Event, EventPayload, OtpPurpose};
+use shared::http::{ApiError, ApiJson, ClientIp, UserAgent};
+use shared::http::rate_limit::Limit;
+use shared::ports::{Condition, KvError, TxOp};
+
+use super::common::{self, CodeCheck, MAX_RETRIES};
+use crate::errors;
+use crate::secrets;
+use crate::store::{self, Account, AttemptResult, FlowKind, Versioned};
+use crate::tokens::{Client, Tokens};
+use crate::{AppState, AuthState};
+
+#[derive(Deserialize)]
+pub struct LoginRequest {
+    login: String,
+    password: String,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+pub enum LoginResponse {
+    Done { mfa_required: bool, tokens: Tokens },
+    SecondFactor { mfa_required: bool, flow_id: String, methods: Vec<String> },
+}
+
+pub async fn login(State(state): State<AppState>, ip: ClientIp, ua: UserAgent, ApiJson(req): ApiJson<LoginRequest>) -> Result<impl IntoResponse, ApiError> {
+    state.limiter.hit("login-ip", &ip.0.to_string(), state.settings.login_per_ip).await?;
+    let client = common::client(ip, &ua);
+    let Some(login) = common::normalise_login(&req.login) else {
+        secrets::burn_password_check(req.password).await;
+        return Err(errors::invalid_credentials());
+    };
+    state.limiter.hit("login-account", &login, Limit::per_minute(20)).await?;
+    let Some(account) = common::find_account(&state, &login).await? else {
+        secrets::burn_password_check(req.password).await;
+        return Err(errors::invalid_credentials());
+    };
+    let now = Utc::now();
+    if account.value.locked {
+        secrets::burn_password_check(req.password).await;
+        common::commit(&state, vec![common::attempt_op(&account.value.user_id, &client, &ua, AttemptResult::Locked, None, now)?], Vec::new()).await?;
+        return Err(errors::account_locked());
+    }
+    if !secrets::verify_password(req.password, account.value.password_hash.clone()).await {
+        return Err(record_failure(&state, &account.value.user_id, &client, &ua, AttemptResult::WrongPassword, None).await);
+    }
+    let methods = account.value.mfa_methods();
+    if methods.is_empty() {
+        let tokens = succeed(&state, &account.value.user_id, vec!["pwd".into()], &client, &ua, None).await?;
+        return Ok(ApiJson(LoginResponse::Done { mfa_required: false, tokens }));
+    }
+    let sms_destination = methods.contains(&"sms").then(|| account.value.phone.clone().map(Destination::Sms)).flatten();
+    if let Some(d) = &sms_destination {
+        common::limit_codes_to(&state, d).await?;
+    }
+    let (mut flow, event) = common::new_flow(&state, FlowKind::LoginMfa, Some(account.value.user_id.clone()), sms_destination, OtpPurpose::Login, now)?;
+    flow.methods = methods.iter().map(|m| m.to_string()).collect();
+    common::commit(&state, vec![common::flow_op(&flow, Condition::NotExists)?], event.into_iter().collect()).await?;
+    Ok(ApiJson(LoginResponse::SecondFactor { mfa_required: true, flow_id: flow.flow_id, methods: flow.methods }))
+}
+
+#[derive(Deserialize)]
+pub struct MfaRequest {
+    flow_id: String,
+    method: String,
+    code: String,
+}
+
+#[derive(Serialize)]
+pub struct MfaDone {
+    tokens: Tokens,
+}
+
+pub async fn mfa(State(state): State<AppState>, ip: ClientIp, ua: UserAgent, ApiJson(req): ApiJson<MfaRequest>) -> Result<impl IntoResponse, ApiError> {
+    let client = common::client(ip, &ua);
+    let now = Utc::now();
+    let mut flow = common::load_flow(&state, &req.flow_id).await?;
+    let (FlowKind::LoginMfa, Some(user_id)) = (flow.value.kind, flow.value.user_id.clone()) else {
+        return Err(errors::flow_not_found());
+    };
+    if !flow.value.methods.iter().any(|m| m == &req.method) {
+        return Err(ApiError::field("method", "unsupported_method", "Этот способ подтверждения недоступен для учётной записи"));
+    }
+    let account = store::account(state.kv.as_ref(), &user_id).await?.ok_or_else(errors::flow_not_found)?;
+    if account.value.locked {
+        common::commit(&state, vec![common::attempt_op(&user_id, &client, &ua, AttemptResult::Locked, Some(&req.method), now)?], Vec::new()).await?;
+        return Err(errors::account_locked());
+    }
+    let method = req.method.as_str();
+    let accepted = match method {
+        "sms" => match common::check_code(&state, &mut flow, &req.code, now).await? {
+            CodeCheck::Valid => true,
+            wrong => {
+                let fail = record_failure(&state, &user_id, &client, &ua, AttemptResult::WrongCode, Some(method)).await;
+                return Err(if fail.code == "account_locked" { fail } else { common::wrong_code_error(wrong) });
+            }
+        },
+        "totp" => {
+            if now > flow.value.expires_at {
+                return Err(errors::otp_expired());
+            }
+            consume_totp(&state, &account, &req.code, now).await?
+        }
+        "backup_code" => {
+            if now > flow.value.expires_at {
+                return Err(errors::otp_expired());
+            }
+            consume_backup_code(&state, &account, &req.code).await?
+        }
+        _ => false,
+    };
+    if !accepted {
+        let fail = record_failure(&state, &user_id, &client, &ua, AttemptResult::WrongCode, Some(method)).await;
+        return Err(if fail.code == "account_locked" { fail } else { errors::otp_invalid() });
+    }
+    let consume = TxOp::Delete { pk: store::flow_pk(&flow.value.flow_id), sk: "FLOW".into(), condition: Condition::VersionIs(flow.version) };
+    let factor = if method == "sms" { "sms" } else { "otp" };
+    let tokens = succeed_with(&state, &user_id, vec!["pwd".into(), factor.into()], &client, &ua, Some(method), vec![consume]).await?;
+    Ok(ApiJson(MfaDone { tokens }))
+}
+
+/// Checks a TOTP code (±1 step) and marks its step used, so the same code works once.
+pub async fn consume_totp(state: &AuthState, account: &Versioned<Account>, code: &str, now: DateTime<Utc>) -> Result<bool, ApiError> {
+    let Some(secret) = account.value.mfa.totp_secret.as_deref() else { return Ok(false) };
+    let Some(step) = totp_step(secret, code, now) else { return Ok(false) };
+    if account.value.mfa.totp_last_step.is_some_and(|last| step <= last) {
+        return Ok(false);
+    }
+    let mut next = Versioned { value: account.value.clone(), version: account.version };
+    next.value.mfa.totp_last_step = Some(step);
+    match state.kv.transact(vec![common::account_op(&next)?]).await {
+        Ok(()) => Ok(true),
+        // Someone else changed the account meanwhile (maybe the same code): refuse this one.
+        Err(KvError::TransactionConflict { .. }) | Err(KvError::ConditionFailed) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The time step at which `code` is valid for `secret` (RFC 6238, SHA-1, 6 digits, 30 s, ±1 step).
+pub fn totp_step(secret_base32: &str, code: &str, now: DateTime<Utc>) -> Option<u64> {
+    let totp = totp_for(secret_base32)?;
+    let now = now.timestamp().max(0) as u64;
+    let code = code.trim();
+    [now.saturating_sub(30), now, now + 30].into_iter().find(|t| secrets::ct_eq(&totp.generate(*t), code)).map(|t| t / 30)
+}
+
+pub fn totp_for(secret_base32: &str) -> Option<TOTP> {
+    let bytes = Secret::Encoded(secret_base32.to_owned()).to_bytes().ok()?;
+    TOTP::new(Algorithm::SHA1, 6, 1, 30, bytes, Some("Госуслуги".into()), "account".into()).ok()
+}
+
+/// Consumes a backup code (each works once).
+pub async fn consume_backup_code(state: &AuthState, account: &Versioned<Account>, code: &str) -> Result<bool, ApiError> {
+    let presented = secrets::backup_code_hash(code);
+    let Some(pos) = account.value.mfa.backup_code_hashes.iter().position(|h| secrets::ct_eq(h, &presented)) else {
+        return Ok(false);
+    };
+    let mut next = Versioned { value: account.value.clone(), version: account.version };
+    next.value.mfa.backup_code_hashes.remove(pos);
+    match state.kv.transact(vec![common::account_op(&next)?]).await {
+        Ok(()) => Ok(true),
+        Err(KvError::TransactionConflict { .. }) | Err(KvError::ConditionFailed) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Counts a failure, locking the account at the threshold (and telling its owner); writes
+/// the attempt to the history. Returns the error to answer with.
+async fn record_failure(state: &AuthState, user_id: &str, client: &Client, ua: &UserAgent, result: AttemptResult, mfa_method: Option<&str>) -> ApiError {
+    let outcome = async {
+        for _ in 0..MAX_RETRIES {
+            let now = Utc::now();
+            let Some(mut account) = store::account(state.kv.as_ref(), user_id).await? else {
+                return Ok(errors::invalid_credentials());
+            };
+            let was_locked = account.value.locked;
+            account.value.failed_attempts += 1;
+            let locks = !was_locked && account.value.failed_attempts >= state.settings.max_failed_logins;
+            account.value.locked |= locks;
+            let events = if locks { vec![Event::new(Some(user_id.to_owned()), EventPayload::AccountLocked { destinations: account.value.security_destinations() })] } else { Vec::new() };
+            let ops = vec![common::account_op(&account)?, common::attempt_op(user_id, client, ua, result, mfa_method, now)?];
+            match common::commit(state, ops, events).await {
+                Ok(()) => {
+                    if locks {
+                        tracing::warn!(user_id, "account locked after consecutive failures");
+                    }
+                    return Ok(if account.value.locked { errors::account_locked() } else if result == AttemptResult::WrongPassword { errors::invalid_credentials() } else { errors::otp_invalid() });
+                }
+                Err(KvError::TransactionConflict { .. }) | Err(KvError::ConditionFailed) => continue,
+                Err(e) => return Err(ApiError::from(e)),
+            }
+        }
+        Err(common::busy())
+    };
+    match outcome.await {
+        Ok(e) | Err(e) => e,
+    }
+}
+
+async fn succeed(state: &AuthState, user_id: &str, amr: Vec<String>, client: &Client, ua: &UserAgent, mfa_method: Option<&str>) -> Result<Tokens, ApiError> {
+    succeed_with(state, user_id, amr, client, ua, mfa_method, Vec::new()).await
+}
+
+/// Resets the failure counter, opens a session and records the success, in one transaction.
+async fn succeed_with(state: &AuthState, user_id: &str, amr: Vec<String>, client: &Client, ua: &UserAgent, mfa_method: Option<&str>, extra: Vec<TxOp>) -> Result<Tokens, ApiError> {
+    for _ in 0..MAX_RETRIES {
+        let now = Utc::now();
+        let mut account = store::account(state.kv.as_ref(), user_id).await?.ok_or_else(errors::invalid_credentials)?;
+        if account.value.locked {
+            return Err(errors::account_locked());
+        }
+        account.value.failed_attempts = 0;
+        let (session_ops, tokens) = crate::tokens::start_session(state, &account.value, amr.clone(), client, now)?;
+        let mut ops = vec![common::account_op(&account)?, common::attempt_op(user_id, client, ua, AttemptResult::Success, mfa_method, now)?];
+        ops.extend(session_ops);
+        ops.extend(extra.iter().cloned());
+        let email_only: Vec<Destination> = account.value.security_destinations().into_iter().filter(|d| matches!(d, Destination::Email(_))).collect();
+        let events = if email_only.is_empty() {
+            Vec::new()
+        } else {
+            vec![Event::new(Some(user_id.to_owned()), EventPayload::NewLogin { destinations: email_only, device_type: ua.device_type().to_owned(), ip: client.ip.clone() })]
+        };
+        match common::commit(state, ops, events).await {
+            Ok(()) => return Ok(tokens),
+            Err(KvError::TransactionConflict { index: Some(i) }) if i >= 2 + 2 => return Err(errors::flow_not_found()),
+            Err(KvError::TransactionConflict { .. }) | Err(KvError::ConditionFailed) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(common::busy())
+}

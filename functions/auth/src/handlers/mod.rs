@@ -1,0 +1,11 @@
+//! HTTP handlers, one module per area of SPEC §3.
+
+pub mod login;
+pub mod me;
+pub mod mfa;
+pub mod recovery;
+pub mod registration;
+pub mod sessions;
+pub mod wellknown;
+
+mod common;

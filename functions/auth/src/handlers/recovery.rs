@@ -1,0 +1,110 @@
+//! Password recovery, which is also the only way to unlock an account (SPEC §3.6).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+
+use shared::domain::FieldError;
+use shared::events::{Event, EventPayload, OtpPurpose};
+use shared::http::{ApiError, ApiJson, ClientIp};
+use shared::http::rate_limit::Limit;
+use shared::ports::{Condition, KvError, TxOp};
+
+use super::common::{self, CodeCheck, MAX_RETRIES};
+use super::login::{consume_backup_code, consume_totp};
+use crate::errors;
+use crate::secrets;
+use crate::store::{self, FlowKind};
+use crate::AppState;
+
+#[derive(Deserialize)]
+pub struct RecoverRequest {
+    login: String,
+}
+
+#[derive(Serialize)]
+pub struct RecoverStarted {
+    flow_id: String,
+}
+
+/// Always 202 with a flow id: an unknown login gets a decoy flow that no code completes.
+pub async fn recover(State(state): State<AppState>, ip: ClientIp, ApiJson(req): ApiJson<RecoverRequest>) -> Result<impl IntoResponse, ApiError> {
+    state.limiter.hit("recover-ip", &ip.0.to_string(), Limit::per_minute(20)).await?;
+    let now = Utc::now();
+    let account = match common::normalise_login(&req.login) {
+        Some(login) => common::find_account(&state, &login).await?,
+        None => None,
+    };
+    let destination = account.as_ref().and_then(|a| a.value.recovery_destination());
+    let (flow, event) = match (&account, destination) {
+        (Some(a), Some(d)) => {
+            common::limit_codes_to(&state, &d).await?;
+            common::new_flow(&state, FlowKind::Recovery, Some(a.value.user_id.clone()), Some(d), OtpPurpose::Recovery, now)?
+        }
+        _ => common::new_flow(&state, FlowKind::RecoveryDecoy, None, None, OtpPurpose::Recovery, now)?,
+    };
+    common::commit(&state, vec![common::flow_op(&flow, Condition::NotExists)?], event.into_iter().collect()).await?;
+    Ok((StatusCode::ACCEPTED, ApiJson(RecoverStarted { flow_id: flow.flow_id })))
+}
+
+#[derive(Deserialize)]
+pub struct RecoverConfirmRequest {
+    flow_id: String,
+    code: String,
+    new_password: String,
+    totp_code: Option<String>,
+}
+
+pub async fn confirm(State(state): State<AppState>, ApiJson(req): ApiJson<RecoverConfirmRequest>) -> Result<impl IntoResponse, ApiError> {
+    let now = Utc::now();
+    let mut flow = common::load_flow(&state, &req.flow_id).await?;
+    if !matches!(flow.value.kind, FlowKind::Recovery | FlowKind::RecoveryDecoy) {
+        return Err(errors::flow_not_found());
+    }
+    match common::check_code(&state, &mut flow, &req.code, now).await? {
+        CodeCheck::Valid => {}
+        wrong => return Err(common::wrong_code_error(wrong)),
+    }
+    let user_id = flow.value.user_id.clone().ok_or_else(errors::otp_invalid)?;
+    let account = store::account(state.kv.as_ref(), &user_id).await?.ok_or_else(errors::flow_not_found)?;
+    if account.value.totp_enabled() {
+        let Some(totp_code) = req.totp_code.as_deref() else {
+            return Err(ApiError::validation(vec![FieldError::new("totp_code", "required", "Введите код из приложения-аутентификатора или резервный код")]));
+        };
+        let ok = consume_totp(&state, &account, totp_code, now).await? || consume_backup_code(&state, &account, totp_code).await?;
+        if !ok {
+            return Err(errors::otp_invalid());
+        }
+    }
+    common::check_new_password(&req.new_password, &common::personal_data(Some(&account.value), None, None), Some(&account.value)).await?;
+    let new_hash = secrets::hash_password(req.new_password).await.map_err(ApiError::internal)?;
+
+    for _ in 0..MAX_RETRIES {
+        let mut account = store::account(state.kv.as_ref(), &user_id).await?.ok_or_else(errors::flow_not_found)?;
+        let now = Utc::now();
+        let old = std::mem::replace(&mut account.value.password_hash, new_hash.clone());
+        account.value.previous_password_hashes.insert(0, old);
+        account.value.previous_password_hashes.truncate(4);
+        account.value.locked = false;
+        account.value.failed_attempts = 0;
+        account.value.sessions_valid_from = Some(now);
+        let ops = vec![
+            TxOp::Delete { pk: store::flow_pk(&flow.value.flow_id), sk: "FLOW".into(), condition: Condition::VersionIs(flow.version) },
+            common::account_op(&account)?,
+        ];
+        let event = Event::new(Some(user_id.clone()), EventPayload::PasswordChanged { destinations: account.value.security_destinations() });
+        match common::commit(&state, ops, vec![event]).await {
+            Ok(()) => {
+                crate::tokens::delete_sessions(&state, &user_id, None).await;
+                tracing::info!(user_id = %user_id, "password recovered; account unlocked; sessions revoked");
+                return Ok(StatusCode::NO_CONTENT);
+            }
+            Err(KvError::TransactionConflict { index: Some(0) }) => return Err(errors::flow_not_found()),
+            Err(KvError::TransactionConflict { .. }) | Err(KvError::ConditionFailed) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(common::busy())
+}

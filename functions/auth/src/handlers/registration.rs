@@ -1,0 +1,202 @@
+//! Registration by phone or email with a one-time code (SPEC §3.4), and code resend.
+//! A known contact gets the same answer as a new one; its owner is warned instead.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use shared::domain::{Email, FieldError, Phone};
+use shared::events::{Destination, Event, EventPayload, OtpPurpose};
+use shared::http::{ApiError, ApiJson, ClientIp, UserAgent};
+use shared::ports::{Condition, KvError, TxOp};
+
+use super::common::{self, CodeCheck};
+use crate::errors;
+use crate::secrets;
+use crate::store::{self, Account, FlowKind, Level, LoginIndex, MfaSettings};
+use crate::{AppState, Tokens};
+
+#[derive(Deserialize)]
+pub struct RegisterRequest {
+    phone: Option<String>,
+    email: Option<String>,
+    password: String,
+    #[serde(default)]
+    consents: Consents,
+}
+
+#[derive(Deserialize, Default)]
+struct Consents {
+    #[serde(default)]
+    terms: bool,
+    #[serde(default)]
+    personal_data: bool,
+}
+
+#[derive(Serialize)]
+pub struct FlowStarted {
+    flow_id: String,
+    channel: &'static str,
+    expires_at: DateTime<Utc>,
+}
+
+pub async fn register(State(state): State<AppState>, ip: ClientIp, ApiJson(req): ApiJson<RegisterRequest>) -> Result<impl IntoResponse, ApiError> {
+    state.limiter.hit("register-ip", &ip.0.to_string(), state.settings.register_per_ip).await?;
+    let destination = match (req.phone.as_deref(), req.email.as_deref()) {
+        (Some(p), None) => Destination::Sms(Phone::parse(p).map_err(|e| ApiError::validation(vec![e.field_error("phone")]))?.as_str().to_owned()),
+        (None, Some(e)) => Destination::Email(Email::parse(e).map_err(|e| ApiError::validation(vec![e.field_error("email")]))?.as_str().to_owned()),
+        _ => return Err(ApiError::validation(vec![FieldError::new("phone", "exactly_one_required", "Укажите либо телефон, либо адрес электронной почты")])),
+    };
+    if !(req.consents.terms && req.consents.personal_data) {
+        return Err(errors::consent_required());
+    }
+    let (phone, email) = match &destination {
+        Destination::Sms(p) => (Some(p.as_str()), None),
+        Destination::Email(e) => (None, Some(e.as_str())),
+    };
+    common::check_new_password(&req.password, &common::personal_data(None, phone, email), None).await?;
+    common::limit_codes_to(&state, &destination).await?;
+
+    let login = login_of(&destination);
+    let known = state.kv.get(&store::login_pk(&login), "LOGIN").await?.is_some();
+    // Hash either way so a known contact costs the same time as a new one.
+    let password_hash = secrets::hash_password(req.password).await.map_err(ApiError::internal)?;
+    let now = Utc::now();
+    let (mut flow, event) = if known {
+        let (flow, _) = common::new_flow(&state, FlowKind::RegistrationDecoy, None, Some(destination.clone()), OtpPurpose::Registration, now)?;
+        (flow, Some(Event::new(None, EventPayload::RegistrationAttempted { destination: destination.clone() })))
+    } else {
+        common::new_flow(&state, FlowKind::Registration, None, Some(destination.clone()), OtpPurpose::Registration, now)?
+    };
+    if !known {
+        flow.password_hash = Some(password_hash);
+    }
+    common::commit(&state, vec![common::flow_op(&flow, Condition::NotExists)?], event.into_iter().collect()).await?;
+    Ok((StatusCode::ACCEPTED, ApiJson(FlowStarted { flow_id: flow.flow_id, channel: channel_of(&destination), expires_at: flow.expires_at })))
+}
+
+#[derive(Deserialize)]
+pub struct ConfirmRequest {
+    flow_id: String,
+    code: String,
+}
+
+#[derive(Serialize)]
+pub struct Registered {
+    user_id: String,
+    level: &'static str,
+    tokens: Tokens,
+}
+
+pub async fn confirm(State(state): State<AppState>, ip: ClientIp, ua: UserAgent, ApiJson(req): ApiJson<ConfirmRequest>) -> Result<impl IntoResponse, ApiError> {
+    let now = Utc::now();
+    let mut flow = common::load_flow(&state, &req.flow_id).await?;
+    if !matches!(flow.value.kind, FlowKind::Registration | FlowKind::RegistrationDecoy) {
+        return Err(errors::flow_not_found());
+    }
+    match common::check_code(&state, &mut flow, &req.code, now).await? {
+        CodeCheck::Valid => {}
+        wrong => return Err(common::wrong_code_error(wrong)),
+    }
+    let (Some(destination), Some(password_hash)) = (flow.value.destination.clone(), flow.value.password_hash.clone()) else {
+        return Err(errors::otp_invalid());
+    };
+    let user_id = ulid::Ulid::new().to_string();
+    let (phone, email) = match &destination {
+        Destination::Sms(p) => (Some(p.clone()), None),
+        Destination::Email(e) => (None, Some(e.clone())),
+    };
+    let account = Account {
+        user_id: user_id.clone(),
+        phone_confirmed: phone.is_some(),
+        email_confirmed: email.is_some(),
+        // SMS second factor is on by default for confirmed phones (SPEC §3.5).
+        mfa: MfaSettings { sms: phone.is_some(), ..MfaSettings::default() },
+        phone,
+        email,
+        level: Level::Simplified,
+        password_hash,
+        previous_password_hashes: Vec::new(),
+        failed_attempts: 0,
+        locked: false,
+        profile: None,
+        created_at: now,
+        sessions_valid_from: None,
+    };
+    let client = common::client(ip, &ua);
+    let (session_ops, tokens) = crate::tokens::start_session(&state, &account, vec!["pwd".into(), "otp".into()], &client, now)?;
+    let mut ops = vec![
+        // The flow is consumed by the same write: a second confirm finds it gone.
+        TxOp::Delete { pk: store::flow_pk(&flow.value.flow_id), sk: "FLOW".into(), condition: Condition::VersionIs(flow.version) },
+        store::put_op(store::login_pk(&login_of(&destination)), "LOGIN", &LoginIndex { user_id: user_id.clone() }, Condition::NotExists, None)?,
+        store::put_op(store::user_pk(&user_id), store::ACCOUNT_SK, &account, Condition::NotExists, None)?,
+    ];
+    ops.extend(session_ops);
+    match common::commit(&state, ops, Vec::new()).await {
+        Ok(()) => {}
+        Err(KvError::TransactionConflict { index: Some(1) }) => {
+            return Err(errors::conflict("already_registered", "Этот контакт уже зарегистрирован, воспользуйтесь входом или восстановлением доступа"));
+        }
+        Err(KvError::TransactionConflict { .. }) | Err(KvError::ConditionFailed) => return Err(errors::flow_not_found()),
+        Err(e) => return Err(e.into()),
+    }
+    tracing::info!(user_id = %user_id, "account registered");
+    Ok((StatusCode::CREATED, ApiJson(Registered { user_id, level: Level::Simplified.as_str(), tokens })))
+}
+
+#[derive(Deserialize)]
+pub struct ResendRequest {
+    flow_id: String,
+}
+
+/// A new code for a registration, recovery or SMS login flow: no sooner than the resend
+/// interval, within the hourly cap per destination; the account's failure counters stay.
+pub async fn resend(State(state): State<AppState>, ApiJson(req): ApiJson<ResendRequest>) -> Result<impl IntoResponse, ApiError> {
+    let now = Utc::now();
+    let flow = common::load_flow(&state, &req.flow_id).await?;
+    let mut next = flow.value.clone();
+    let Some(destination) = next.destination.clone() else {
+        return Err(errors::conflict("resend_unavailable", "Для этого способа подтверждения код не отправляется"));
+    };
+    let resend_at = next.code_issued_at + chrono::Duration::from_std(state.settings.otp_resend).unwrap_or_default();
+    if now < resend_at {
+        return Err(ApiError::rate_limited((resend_at - now).num_seconds().max(1) as u64));
+    }
+    common::limit_codes_to(&state, &destination).await?;
+    let purpose = match next.kind {
+        FlowKind::Registration | FlowKind::RegistrationDecoy => OtpPurpose::Registration,
+        FlowKind::LoginMfa => OtpPurpose::Login,
+        FlowKind::Recovery | FlowKind::RecoveryDecoy => OtpPurpose::Recovery,
+    };
+    next.code_issued_at = now;
+    next.expires_at = now + chrono::Duration::from_std(state.settings.otp_ttl).unwrap_or_default();
+    next.wrong_attempts = 0;
+    let mut events = Vec::new();
+    if matches!(next.kind, FlowKind::Registration | FlowKind::LoginMfa | FlowKind::Recovery) {
+        let code = secrets::new_code();
+        next.code_hash = Some(secrets::code_hash(&next.flow_id, &code));
+        events.push(Event::new(next.user_id.clone(), EventPayload::OtpIssued { destination: destination.clone(), code, purpose, expires_at: next.expires_at }));
+    }
+    match common::commit(&state, vec![common::flow_op(&next, Condition::VersionIs(flow.version))?], events).await {
+        Ok(()) => {}
+        Err(KvError::TransactionConflict { .. }) | Err(KvError::ConditionFailed) => return Err(ApiError::rate_limited(state.settings.otp_resend.as_secs())),
+        Err(e) => return Err(e.into()),
+    }
+    Ok((StatusCode::ACCEPTED, ApiJson(FlowStarted { flow_id: next.flow_id, channel: channel_of(&destination), expires_at: next.expires_at })))
+}
+
+fn login_of(destination: &Destination) -> String {
+    match destination {
+        Destination::Sms(p) => p.clone(),
+        Destination::Email(e) => e.clone(),
+    }
+}
+
+pub fn channel_of(destination: &Destination) -> &'static str {
+    match destination {
+        Destination::Sms(_) => "sms",
+        Destination::Email(_) => "email",
+    }
+}

@@ -1,0 +1,142 @@
+//! Refresh-token rotation with reuse detection, logout, and the citizen's session list (SPEC §3.7).
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use shared::http::{ApiError, ApiJson, Authenticated};
+use shared::ports::{Condition, KvError};
+
+use super::common::{self, MAX_RETRIES};
+use crate::errors;
+use crate::secrets;
+use crate::store::{self, RefreshRecord, Session};
+use crate::{AppState, Tokens};
+
+#[derive(Deserialize)]
+pub struct RefreshRequest {
+    refresh_token: String,
+}
+
+#[derive(Serialize)]
+pub struct Refreshed {
+    tokens: Tokens,
+}
+
+pub async fn refresh(State(state): State<AppState>, ApiJson(req): ApiJson<RefreshRequest>) -> Result<impl IntoResponse, ApiError> {
+    if req.refresh_token.len() > 128 {
+        return Err(errors::invalid_refresh_token());
+    }
+    let presented_pk = store::refresh_pk(&req.refresh_token);
+    for _ in 0..MAX_RETRIES {
+        let now = Utc::now();
+        let record = store::get::<RefreshRecord>(state.kv.as_ref(), &presented_pk, "REFRESH").await?.ok_or_else(errors::invalid_refresh_token)?;
+        let user_pk = store::user_pk(&record.value.user_id);
+        let session = store::get::<Session>(state.kv.as_ref(), &user_pk, &store::session_sk(&record.value.session_id)).await?;
+        if record.value.used {
+            // A used token came back: it leaked, or the legitimate client and an attacker race.
+            // Either way the session is no longer trustworthy.
+            state.kv.delete(&user_pk, &store::session_sk(&record.value.session_id), Condition::None).await?;
+            tracing::warn!(user_id = %record.value.user_id, session_id = %record.value.session_id, "refresh token reuse; session revoked");
+            return Err(errors::token_reused());
+        }
+        let Some(mut session) = session else { return Err(errors::session_expired()) };
+        let account = store::account(state.kv.as_ref(), &record.value.user_id).await?.ok_or_else(errors::session_expired)?;
+        crate::tokens::check_session(&state, &account.value, &session.value, now)?;
+        if account.value.locked {
+            return Err(errors::account_locked());
+        }
+
+        let next_token = secrets::random_token(32);
+        let next_pk = store::refresh_pk(&next_token);
+        let absolute_end = session.value.created_at.timestamp() + state.settings.session_absolute.as_secs() as i64;
+        let used = RefreshRecord { used: true, ..record.value.clone() };
+        let fresh = RefreshRecord { used: false, ..record.value.clone() };
+        session.value.last_seen_at = now;
+        session.value.refresh_pk = next_pk.clone();
+        let ops = vec![
+            store::put_op(presented_pk.clone(), "REFRESH", &used, Condition::VersionIs(record.version), Some(absolute_end))?,
+            store::put_op(next_pk, "REFRESH", &fresh, Condition::NotExists, Some(absolute_end))?,
+            store::put_op(user_pk.clone(), &store::session_sk(&session.value.session_id), &session.value, Condition::VersionIs(session.version), Some(absolute_end))?,
+        ];
+        match common::commit(&state, ops, Vec::new()).await {
+            Ok(()) => {
+                let access_token = crate::tokens::access_token(&state, &account.value, &session.value.session_id, &session.value.amr, now)?;
+                let tokens = Tokens { access_token, refresh_token: next_token, token_type: "Bearer", expires_in: state.settings.access_ttl.as_secs() };
+                return Ok(ApiJson(Refreshed { tokens }));
+            }
+            // The token was exchanged concurrently; the next round sees it used.
+            Err(KvError::TransactionConflict { .. }) | Err(KvError::ConditionFailed) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(common::busy())
+}
+
+pub async fn logout(State(state): State<AppState>, auth: Authenticated) -> Result<impl IntoResponse, ApiError> {
+    let (_, session) = common::current(&state, &auth).await?;
+    state.kv.delete(&store::user_pk(auth.user_id()), &store::session_sk(&session.value.session_id), Condition::None).await?;
+    state.kv.delete(&session.value.refresh_pk, "REFRESH", Condition::None).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Serialize)]
+pub struct SessionView {
+    session_id: String,
+    created_at: DateTime<Utc>,
+    last_seen_at: DateTime<Utc>,
+    ip: String,
+    user_agent: String,
+    current: bool,
+}
+
+#[derive(Serialize)]
+pub struct SessionList {
+    items: Vec<SessionView>,
+    next_cursor: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct Paging {
+    #[allow(dead_code)]
+    cursor: Option<String>,
+    #[allow(dead_code)]
+    limit: Option<usize>,
+}
+
+/// Live sessions, newest first. A citizen has few sessions, so the list is one page.
+pub async fn list(State(state): State<AppState>, auth: Authenticated, Query(_paging): Query<Paging>) -> Result<impl IntoResponse, ApiError> {
+    let (account, _) = common::current(&state, &auth).await?;
+    let now = Utc::now();
+    let mut items: Vec<SessionView> = store::sessions(state.kv.as_ref(), auth.user_id())
+        .await?
+        .into_iter()
+        .filter(|s| crate::tokens::check_session(&state, &account.value, &s.value, now).is_ok())
+        .map(|s| SessionView {
+            current: s.value.session_id == auth.session_id(),
+            session_id: s.value.session_id,
+            created_at: s.value.created_at,
+            last_seen_at: s.value.last_seen_at,
+            ip: s.value.ip,
+            user_agent: s.value.user_agent,
+        })
+        .collect();
+    items.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    Ok(ApiJson(SessionList { items, next_cursor: None }))
+}
+
+pub async fn revoke(State(state): State<AppState>, auth: Authenticated, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    common::current(&state, &auth).await?;
+    if id.len() > 32 || !id.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(ApiError::not_found());
+    }
+    let user_pk = store::user_pk(auth.user_id());
+    let Some(session) = store::get::<Session>(state.kv.as_ref(), &user_pk, &store::session_sk(&id)).await? else {
+        return Err(ApiError::not_found());
+    };
+    state.kv.delete(&user_pk, &store::session_sk(&id), Condition::None).await?;
+    state.kv.delete(&session.value.refresh_pk, "REFRESH", Condition::None).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

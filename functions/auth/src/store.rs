@@ -1,0 +1,264 @@
+//! What the auth function keeps in the key-value store, and how it is keyed.
+//!
+//! | pk                     | sk              | item                                        |
+//! |------------------------|-----------------|---------------------------------------------|
+//! | `USER#<user_id>`       | `ACCOUNT`       | [`Account`]                                 |
+//! | `USER#<user_id>`       | `SESSION#<sid>` | [`Session`] (expires at the absolute limit)  |
+//! | `USER#<user_id>`       | `HIST#<ulid>`   | [`LoginAttempt`], written once              |
+//! | `LOGIN#<sha256(login)>`| `LOGIN`         | [`LoginIndex`]: which account a login names |
+//! | `FLOW#<flow_id>`       | `FLOW`          | [`Flow`]: a pending one-time-code flow      |
+//! | `REFRESH#<sha256(tok)>`| `REFRESH`       | [`RefreshRecord`]                           |
+//!
+//! Logins and refresh tokens are stored only as hashes, so keys carry no personal data or secrets.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use shared::events::Destination;
+use shared::ports::{Condition, Item, KeyValue, KvError, Query, TxOp};
+
+pub const ACCOUNT_SK: &str = "ACCOUNT";
+
+pub fn user_pk(user_id: &str) -> String {
+    format!("USER#{user_id}")
+}
+
+pub fn session_sk(session_id: &str) -> String {
+    format!("SESSION#{session_id}")
+}
+
+pub fn login_pk(normalised_login: &str) -> String {
+    format!("LOGIN#{}", sha256_hex(normalised_login))
+}
+
+pub fn flow_pk(flow_id: &str) -> String {
+    format!("FLOW#{flow_id}")
+}
+
+pub fn refresh_pk(token: &str) -> String {
+    format!("REFRESH#{}", sha256_hex(token))
+}
+
+pub fn sha256_hex(s: &str) -> String {
+    Sha256::digest(s.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Level {
+    Simplified,
+    Standard,
+    Confirmed,
+}
+
+impl Level {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Simplified => "simplified",
+            Self::Standard => "standard",
+            Self::Confirmed => "confirmed",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Account {
+    pub user_id: String,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    pub phone_confirmed: bool,
+    pub email_confirmed: bool,
+    pub level: Level,
+    /// argon2id PHC string.
+    pub password_hash: String,
+    /// PHC strings of the previous passwords, newest first (at most 4; with the current one, 5).
+    #[serde(default)]
+    pub previous_password_hashes: Vec<String>,
+    pub failed_attempts: u32,
+    pub locked: bool,
+    pub mfa: MfaSettings,
+    #[serde(default)]
+    pub profile: Option<serde_json::Value>,
+    pub created_at: DateTime<Utc>,
+    /// Sessions whose `valid_from` is older than this are revoked (password change, recovery).
+    /// One write revokes any number of sessions, atomically with the change that causes it.
+    #[serde(default)]
+    pub sessions_valid_from: Option<DateTime<Utc>>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct MfaSettings {
+    pub sms: bool,
+    /// Base32 TOTP secret once enrolment is confirmed.
+    #[serde(default)]
+    pub totp_secret: Option<String>,
+    /// Secret offered by `POST /v1/me/mfa/totp`, waiting for its first code.
+    #[serde(default)]
+    pub totp_pending_secret: Option<String>,
+    /// The last TOTP time step accepted, so a code is single use.
+    #[serde(default)]
+    pub totp_last_step: Option<u64>,
+    /// SHA-256 hex of unused backup codes.
+    #[serde(default)]
+    pub backup_code_hashes: Vec<String>,
+}
+
+impl Account {
+    pub fn totp_enabled(&self) -> bool {
+        self.mfa.totp_secret.is_some()
+    }
+
+    /// Second-factor methods this account can use, in SPEC order.
+    pub fn mfa_methods(&self) -> Vec<&'static str> {
+        let mut methods = Vec::new();
+        if self.mfa.sms && self.phone_confirmed && self.phone.is_some() {
+            methods.push("sms");
+        }
+        if self.totp_enabled() {
+            methods.push("totp");
+            if !self.mfa.backup_code_hashes.is_empty() {
+                methods.push("backup_code");
+            }
+        }
+        methods
+    }
+
+    /// Where security messages go: every confirmed contact.
+    pub fn security_destinations(&self) -> Vec<Destination> {
+        let mut out = Vec::new();
+        if let (Some(p), true) = (&self.phone, self.phone_confirmed) {
+            out.push(Destination::Sms(p.clone()));
+        }
+        if let (Some(e), true) = (&self.email, self.email_confirmed) {
+            out.push(Destination::Email(e.clone()));
+        }
+        out
+    }
+
+    /// Where a recovery code goes: the confirmed phone, else the confirmed email.
+    pub fn recovery_destination(&self) -> Option<Destination> {
+        match (&self.phone, self.phone_confirmed, &self.email, self.email_confirmed) {
+            (Some(p), true, _, _) => Some(Destination::Sms(p.clone())),
+            (_, _, Some(e), true) => Some(Destination::Email(e.clone())),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LoginIndex {
+    pub user_id: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FlowKind {
+    Registration,
+    /// Registration of an already registered contact: looks the same, never completes.
+    RegistrationDecoy,
+    LoginMfa,
+    Recovery,
+    /// Recovery for an unknown login: looks the same, never completes.
+    RecoveryDecoy,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Flow {
+    pub flow_id: String,
+    pub kind: FlowKind,
+    pub user_id: Option<String>,
+    /// Where the current code went (none for decoys and TOTP-only logins).
+    pub destination: Option<Destination>,
+    /// `sha256(flow_id:code)`; none when no code was sent.
+    pub code_hash: Option<String>,
+    pub wrong_attempts: u32,
+    pub code_issued_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    /// Registration: the argon2id hash of the chosen password.
+    #[serde(default)]
+    pub password_hash: Option<String>,
+    /// Login: methods offered and the context of the password step.
+    #[serde(default)]
+    pub methods: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Session {
+    pub session_id: String,
+    pub user_id: String,
+    pub created_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+    pub ip: String,
+    pub user_agent: String,
+    pub amr: Vec<String>,
+    /// Hash key of the refresh token currently valid for this session.
+    pub refresh_pk: String,
+    /// Compared with `Account::sessions_valid_from`; bumped for the session that changes the password.
+    pub valid_from: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RefreshRecord {
+    pub user_id: String,
+    pub session_id: String,
+    /// Set when the token was exchanged; presenting it again is reuse.
+    pub used: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LoginAttempt {
+    pub at: DateTime<Utc>,
+    pub ip: String,
+    pub user_agent: String,
+    pub device_type: String,
+    pub result: AttemptResult,
+    pub mfa_method: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptResult {
+    Success,
+    WrongPassword,
+    Locked,
+    WrongCode,
+}
+
+/// A typed item read with its version, for conditional write-back.
+pub struct Versioned<T> {
+    pub value: T,
+    pub version: u64,
+}
+
+pub async fn get<T: for<'de> Deserialize<'de>>(kv: &dyn KeyValue, pk: &str, sk: &str) -> Result<Option<Versioned<T>>, KvError> {
+    match kv.get(pk, sk).await? {
+        Some(item) => Ok(Some(Versioned { value: item.parse()?, version: item.version })),
+        None => Ok(None),
+    }
+}
+
+pub fn put_op<T: Serialize>(pk: String, sk: &str, value: &T, condition: Condition, expires_at: Option<i64>) -> Result<TxOp, KvError> {
+    let mut item = Item::json(pk, sk, value)?;
+    item.expires_at = expires_at;
+    Ok(TxOp::Put { item, condition })
+}
+
+pub async fn account(kv: &dyn KeyValue, user_id: &str) -> Result<Option<Versioned<Account>>, KvError> {
+    get(kv, &user_pk(user_id), ACCOUNT_SK).await
+}
+
+pub async fn sessions(kv: &dyn KeyValue, user_id: &str) -> Result<Vec<Versioned<Session>>, KvError> {
+    let mut out = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = kv.query(Query::partition(user_pk(user_id)).prefix("SESSION#").limit(100).after(cursor)).await?;
+        for item in &page.items {
+            out.push(Versioned { value: item.parse()?, version: item.version });
+        }
+        match page.last_key {
+            Some(k) => cursor = Some(k),
+            None => return Ok(out),
+        }
+    }
+}

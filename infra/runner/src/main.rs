@@ -1,0 +1,108 @@
+//! The local runner: every function's routes on one port, the queue consumer and the outbox
+//! sweep in-process, everything stored under `DATA_DIR` (redb file, files). No server, no
+//! Docker, no AWS account. With `BACKEND=aws` the same process runs against AWS or an emulator.
+
+mod openapi;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+
+use shared::adapters::embedded::outbox::DevOutbox;
+use shared::config::{Adapters, Config};
+use shared::http::ApiError;
+use shared::outbox::Relay;
+use shared::runtime::BoxError;
+use shared::worker::{ConsumerOptions, run_consumer};
+
+#[tokio::main]
+async fn main() -> Result<(), BoxError> {
+    shared::runtime::init_tracing();
+    if std::env::var_os("DEV_OUTBOX").is_none() {
+        // SAFETY: single-threaded at this point; set before any task reads the environment.
+        unsafe { std::env::set_var("DEV_OUTBOX", "1") };
+    }
+    let bind: SocketAddr = std::env::var("BIND_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".into()).parse()?;
+    let public_base = std::env::var("PUBLIC_BASE_URL").unwrap_or_else(|_| format!("http://{bind}"));
+    if std::env::var_os("JWT_ISSUER").is_none() {
+        // SAFETY: as above.
+        unsafe { std::env::set_var("JWT_ISSUER", &public_base) };
+    }
+    let config = Config::from_env()?;
+    let adapters = Adapters::build(&config).await?;
+    let relay = Relay::new(adapters.kv.clone(), adapters.events_queue.clone());
+
+    let auth_state = Arc::new(auth::AuthState::new(adapters.kv.clone(), relay.clone(), adapters.keys.clone(), auth::Settings::from_env()));
+    let notifier = Arc::new(notifications::Notifier::new(adapters.kv.clone(), adapters.sms.clone(), adapters.email.clone()));
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let consumer = tokio::spawn(run_consumer(adapters.events_queue.clone(), notifier, ConsumerOptions::default(), stopped(stop_rx.clone())));
+    let sweeper = tokio::spawn(sweep_outbox(relay, stopped(stop_rx.clone())));
+
+    let app = shared::http::finish(
+        Router::new()
+            .merge(auth::router(auth_state))
+            .merge(local_routes(adapters.dev_outbox.clone())),
+    );
+    let listener = tokio::net::TcpListener::bind(bind).await?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, backend = ?config.backend, data_dir = %config.data_dir.display(), "local runner ready");
+    println!("listening on http://{addr}");
+    shared::runtime::serve_plain(listener, app).await?;
+
+    let _ = stop_tx.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(10), async {
+        let _ = consumer.await;
+        let _ = sweeper.await;
+    })
+    .await;
+    Ok(())
+}
+
+/// Routes only the runner has: health, the OpenAPI document and the dev outbox.
+fn local_routes(outbox: Option<Arc<DevOutbox>>) -> Router {
+    let router = Router::new().route("/health", get(|| async { Json(serde_json::json!({"status": "ok"})) })).route("/openapi.json", get(|| async { Json(openapi::document()) }));
+    match outbox {
+        Some(outbox) => router.merge(Router::new().route("/dev/outbox", get(dev_outbox)).with_state(outbox)),
+        None => router,
+    }
+}
+
+#[derive(Deserialize)]
+struct OutboxQuery {
+    to: Option<String>,
+    limit: Option<usize>,
+}
+
+/// `GET /dev/outbox?to=` (SPEC §7): what would have been sent, newest first.
+async fn dev_outbox(State(outbox): State<Arc<DevOutbox>>, Query(q): Query<OutboxQuery>) -> Result<Json<serde_json::Value>, ApiError> {
+    let to = q.to.as_deref().map(|t| t.trim().replace(' ', "+"));
+    let items = outbox.list(to.as_deref(), q.limit.unwrap_or(50).clamp(1, 500)).await?;
+    Ok(Json(serde_json::json!({ "items": items, "next_cursor": null })))
+}
+
+/// Relays outbox events a crashed or slow request left behind.
+async fn sweep_outbox(relay: Relay, shutdown: impl std::future::Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => return,
+            _ = tick.tick() => {
+                match relay.sweep(Duration::from_secs(5)).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(relayed = n, "outbox sweep relayed left-behind events"),
+                    Err(e) => tracing::warn!(error = %e, "outbox sweep failed"),
+                }
+            }
+        }
+    }
+}

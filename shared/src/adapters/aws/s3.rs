@@ -1,0 +1,202 @@
+//! Object store port on Amazon S3: a private bucket reached by SigV4 presigned URLs.
+//!
+//! Encryption: every write asks for server-side encryption (SSE-S3 by default, SSE-KMS by
+//! configuration). For presigned PUTs the encryption header is part of the signature and is
+//! returned in `PresignedRequest::headers` next to `content-type` and `content-length`, so the
+//! client sends it verbatim and S3 refuses an upload that drops it.
+//!
+//! Addressing: custom endpoints (moto, LocalStack, S3-compatible clouds) rarely resolve
+//! virtual-hosted bucket names, so [`S3ObjectStore::from_sdk_config`] switches to path-style
+//! URLs whenever `AWS_ENDPOINT_URL` or `AWS_ENDPOINT_URL_S3` is set; plain AWS keeps
+//! virtual-hosted style.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use aws_sdk_s3::Client;
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::operation::get_object::GetObjectError;
+use aws_sdk_s3::operation::head_object::HeadObjectError;
+use aws_sdk_s3::presigning::PresigningConfig;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::ServerSideEncryption;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+
+use crate::adapters::embedded::objects::attachment_disposition;
+use crate::ports::objects::{ObjectMeta, ObjectStore, ObjectStoreError, PresignedRequest};
+
+/// How objects are encrypted at rest.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Encryption {
+    /// SSE-S3 (`AES256`), keys managed by S3.
+    #[default]
+    S3Managed,
+    /// SSE-KMS with the given key, or the account's `aws/s3` key when `None`.
+    Kms { key_id: Option<String> },
+}
+
+/// Objects in one S3 bucket.
+#[derive(Clone, Debug)]
+pub struct S3ObjectStore {
+    client: Client,
+    bucket: String,
+    encryption: Encryption,
+}
+
+impl S3ObjectStore {
+    /// Wraps a ready client (SSE-S3 encryption; see [`Self::with_encryption`]).
+    pub fn new(client: Client, bucket: impl Into<String>) -> Self {
+        Self { client, bucket: bucket.into(), encryption: Encryption::default() }
+    }
+
+    /// Builds the client from shared config, with path-style addressing on custom endpoints.
+    pub fn from_sdk_config(sdk_config: &aws_config::SdkConfig, bucket: impl Into<String>) -> Self {
+        Self::new(client_for(sdk_config), bucket)
+    }
+
+    pub fn with_encryption(mut self, encryption: Encryption) -> Self {
+        self.encryption = encryption;
+        self
+    }
+
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    fn sse(&self) -> (ServerSideEncryption, Option<&str>) {
+        match &self.encryption {
+            Encryption::S3Managed => (ServerSideEncryption::Aes256, None),
+            Encryption::Kms { key_id } => (ServerSideEncryption::AwsKms, key_id.as_deref()),
+        }
+    }
+}
+
+/// An S3 client that uses path-style URLs when an endpoint override is configured.
+pub fn client_for(sdk_config: &aws_config::SdkConfig) -> Client {
+    let custom_endpoint = sdk_config.endpoint_url().is_some() || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some();
+    let config = aws_sdk_s3::config::Builder::from(sdk_config).force_path_style(custom_endpoint).build();
+    Client::from_conf(config)
+}
+
+#[async_trait]
+impl ObjectStore for S3ObjectStore {
+    async fn presign_put(&self, key: &str, content_type: &str, content_length: u64, expires_in: Duration) -> Result<PresignedRequest, ObjectStoreError> {
+        let length = i64::try_from(content_length).map_err(|_| ObjectStoreError::Backend("content length out of range".into()))?;
+        let (sse, kms_key) = self.sse();
+        let signed_at = whole_second_now();
+        let presigned = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .content_length(length)
+            .server_side_encryption(sse)
+            .set_ssekms_key_id(kms_key.map(str::to_owned))
+            .presigned(presigning(signed_at, expires_in)?)
+            .await
+            .map_err(|e| backend("presign put", e))?;
+        let mut request = presigned_request(&presigned, signed_at, expires_in);
+        // Browsers set Content-Length themselves, but it is signed, so the client must know it.
+        request.headers.entry("content-length".to_owned()).or_insert_with(|| content_length.to_string());
+        Ok(request)
+    }
+
+    async fn presign_get(&self, key: &str, expires_in: Duration, download_name: Option<&str>) -> Result<PresignedRequest, ObjectStoreError> {
+        let signed_at = whole_second_now();
+        let presigned = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .set_response_content_disposition(download_name.map(attachment_disposition))
+            .presigned(presigning(signed_at, expires_in)?)
+            .await
+            .map_err(|e| backend("presign get", e))?;
+        Ok(presigned_request(&presigned, signed_at, expires_in))
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, ObjectStoreError> {
+        match self.client.head_object().bucket(&self.bucket).key(key).send().await {
+            Ok(output) => Ok(Some(ObjectMeta {
+                size: output.content_length.and_then(|length| u64::try_from(length).ok()).unwrap_or(0),
+                content_type: output.content_type,
+            })),
+            Err(SdkError::ServiceError(service)) if matches!(service.err(), HeadObjectError::NotFound(_)) => Ok(None),
+            Err(e) => Err(backend("head object", e)),
+        }
+    }
+
+    async fn read_range(&self, key: &str, offset: u64, len: u64) -> Result<Bytes, ObjectStoreError> {
+        if len == 0 {
+            // `bytes=o-(o-1)` is not a valid range; an empty read needs no request.
+            return Ok(Bytes::new());
+        }
+        let last = offset.saturating_add(len - 1);
+        let result = self.client.get_object().bucket(&self.bucket).key(key).range(format!("bytes={offset}-{last}")).send().await;
+        let output = match result {
+            Ok(output) => output,
+            Err(SdkError::ServiceError(service)) if matches!(service.err(), GetObjectError::NoSuchKey(_)) => {
+                return Err(ObjectStoreError::NotFound);
+            }
+            // A range starting at or past the end is an empty read, as in the embedded store.
+            Err(SdkError::ServiceError(service)) if service.err().code() == Some("InvalidRange") || service.raw().status().as_u16() == 416 => {
+                return Ok(Bytes::new());
+            }
+            Err(e) => return Err(backend("read object range", e)),
+        };
+        let body = output.body.collect().await.map_err(|e| ObjectStoreError::Backend(format!("read object body: {e}")))?;
+        Ok(body.into_bytes())
+    }
+
+    async fn put(&self, key: &str, content_type: &str, body: Bytes) -> Result<(), ObjectStoreError> {
+        let (sse, kms_key) = self.sse();
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .server_side_encryption(sse)
+            .set_ssekms_key_id(kms_key.map(str::to_owned))
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| backend("put object", e))
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), ObjectStoreError> {
+        self.client.delete_object().bucket(&self.bucket).key(key).send().await.map(|_| ()).map_err(|e| backend("delete object", e))
+    }
+}
+
+/// SigV4 dates have whole seconds; signing at one keeps `expires_at` exact.
+fn whole_second_now() -> SystemTime {
+    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    UNIX_EPOCH + Duration::from_secs(since_epoch.as_secs())
+}
+
+/// Signs as of `signed_at`, so the reported `expires_at` is exactly when S3 stops honouring the URL.
+fn presigning(signed_at: SystemTime, expires_in: Duration) -> Result<PresigningConfig, ObjectStoreError> {
+    PresigningConfig::builder()
+        .start_time(signed_at)
+        .expires_in(expires_in)
+        .build()
+        .map_err(|e| ObjectStoreError::Backend(format!("presigning config: {e}")))
+}
+
+fn presigned_request(presigned: &aws_sdk_s3::presigning::PresignedRequest, signed_at: SystemTime, expires_in: Duration) -> PresignedRequest {
+    let headers: BTreeMap<String, String> = presigned.headers().map(|(name, value)| (name.to_ascii_lowercase(), value.to_owned())).collect();
+    let expires_at = DateTime::<Utc>::from(signed_at + expires_in);
+    PresignedRequest { method: presigned.method().to_owned(), url: presigned.uri().to_owned(), headers, expires_at }
+}
+
+fn backend<E: std::error::Error + 'static>(action: &str, error: E) -> ObjectStoreError {
+    ObjectStoreError::Backend(format!("{action}: {}", DisplayErrorContext(error)))
+}

@@ -1,0 +1,130 @@
+//! Configuration from the environment, and the adapters it selects. The only place that
+//! decides between embedded and AWS implementations; every function's `main` calls it.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::adapters::embedded::outbox::{DevOutbox, Tee};
+use crate::keys::KeyRing;
+use crate::ports::{EmailSender, KeyValue, Queue, SmsSender};
+use crate::runtime::BoxError;
+
+/// Deliveries before a message is dead-lettered (the template's redrive `maxReceiveCount`).
+pub const MAX_RECEIVES: u32 = 5;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Embedded,
+    Aws,
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub backend: Backend,
+    pub data_dir: PathBuf,
+    pub table_name: Option<String>,
+    pub events_queue_url: Option<String>,
+    pub events_dlq_url: Option<String>,
+    pub email_from: Option<String>,
+    pub sms_sender_id: Option<String>,
+    /// Also record SMS and email in the dev outbox (never on Lambda).
+    pub dev_outbox: bool,
+    /// Serialized key ring (see `crate::keys`); on the embedded default a generated file is used.
+    pub jwt_signing_keys: Option<String>,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, BoxError> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let backend = match var("BACKEND").as_deref() {
+            None | Some("embedded") => Backend::Embedded,
+            Some("aws") => Backend::Aws,
+            Some(other) => return Err(format!("BACKEND must be `embedded` or `aws`, not `{other}`").into()),
+        };
+        let on_lambda = crate::runtime::on_lambda();
+        let dev_outbox = !on_lambda && var("DEV_OUTBOX").map(|v| v == "1" || v == "true").unwrap_or(backend == Backend::Embedded);
+        Ok(Self {
+            backend,
+            data_dir: var("DATA_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".data")),
+            table_name: var("TABLE_NAME"),
+            events_queue_url: var("EVENTS_QUEUE_URL"),
+            events_dlq_url: var("EVENTS_DLQ_URL"),
+            email_from: var("EMAIL_FROM"),
+            sms_sender_id: var("SMS_SENDER_ID"),
+            dev_outbox,
+            jwt_signing_keys: var("JWT_SIGNING_KEYS"),
+        })
+    }
+
+    fn require(value: &Option<String>, name: &str) -> Result<String, BoxError> {
+        value.clone().ok_or_else(|| format!("{name} must be set when BACKEND=aws").into())
+    }
+}
+
+/// The ports a function needs, built once at start-up.
+#[derive(Clone)]
+pub struct Adapters {
+    pub kv: Arc<dyn KeyValue>,
+    pub events_queue: Arc<dyn Queue>,
+    pub sms: Arc<dyn SmsSender>,
+    pub email: Arc<dyn EmailSender>,
+    pub keys: Arc<KeyRing>,
+    /// Present when `Config::dev_outbox` is on; serves `GET /dev/outbox`.
+    pub dev_outbox: Option<Arc<DevOutbox>>,
+    /// The embedded database, for further embedded adapters (e.g. more queues).
+    pub database: Option<Arc<redb::Database>>,
+    /// The AWS SDK configuration, for further AWS adapters.
+    pub aws: Option<aws_config::SdkConfig>,
+}
+
+impl Adapters {
+    pub async fn build(config: &Config) -> Result<Self, BoxError> {
+        let keys = match &config.jwt_signing_keys {
+            Some(json) => KeyRing::from_json(json)?,
+            None if crate::runtime::on_lambda() => return Err("JWT_SIGNING_KEYS must be set on Lambda".into()),
+            None => KeyRing::load_or_create(&config.data_dir.join("jwt-keys.json"))?,
+        };
+        let keys = Arc::new(keys);
+        match config.backend {
+            Backend::Embedded => {
+                use crate::adapters::embedded::{kv::RedbKv, open_database, queue::RedbQueue};
+                let database = open_database(&config.data_dir.join("state.redb"))?;
+                let kv: Arc<dyn KeyValue> = Arc::new(RedbKv::new(database.clone())?);
+                let events_queue: Arc<dyn Queue> = Arc::new(RedbQueue::open(database.clone(), "events", MAX_RECEIVES).await?);
+                let outbox = Arc::new(DevOutbox::new(kv.clone()));
+                Ok(Self {
+                    kv,
+                    events_queue,
+                    sms: outbox.clone(),
+                    email: outbox.clone(),
+                    keys,
+                    dev_outbox: Some(outbox),
+                    database: Some(database),
+                    aws: None,
+                })
+            }
+            Backend::Aws => {
+                use crate::adapters::aws::{dynamodb::DynamoKv, ses::SesEmail, sns::SnsSms, sqs::SqsQueue};
+                let sdk = crate::adapters::aws::sdk_config().await;
+                let kv: Arc<dyn KeyValue> = Arc::new(DynamoKv::new(aws_sdk_dynamodb::Client::new(&sdk), Config::require(&config.table_name, "TABLE_NAME")?));
+                let events_queue: Arc<dyn Queue> = Arc::new(SqsQueue::new(
+                    aws_sdk_sqs::Client::new(&sdk),
+                    Config::require(&config.events_queue_url, "EVENTS_QUEUE_URL")?,
+                    Config::require(&config.events_dlq_url, "EVENTS_DLQ_URL")?,
+                ));
+                let sms_real: Arc<dyn SmsSender> = Arc::new(SnsSms::new(aws_sdk_sns::Client::new(&sdk), config.sms_sender_id.clone()));
+                let email_real: Arc<dyn EmailSender> = Arc::new(SesEmail::new(
+                    aws_sdk_sesv2::Client::new(&sdk),
+                    config.email_from.clone().unwrap_or_else(|| "no-reply@gosuslugi.local".into()),
+                    None,
+                ));
+                let dev_outbox = config.dev_outbox.then(|| Arc::new(DevOutbox::new(kv.clone())));
+                let (sms, email): (Arc<dyn SmsSender>, Arc<dyn EmailSender>) = match &dev_outbox {
+                    Some(outbox) => (Arc::new(Tee::new(sms_real, outbox.clone())), Arc::new(Tee::new(email_real, outbox.clone()))),
+                    None => (sms_real, email_real),
+                };
+                Ok(Self { kv, events_queue, sms, email, keys, dev_outbox, database: None, aws: Some(sdk) })
+            }
+        }
+    }
+}

@@ -1,0 +1,88 @@
+//! Bearer access tokens: EdDSA JWTs verified by `kid` against the published key ring.
+//! Every function verifies tokens locally; only the auth function signs them.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{FromRef, FromRequestParts};
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::{Deserialize, Serialize};
+
+use super::problem::ApiError;
+use crate::keys::KeyRing;
+
+/// Claims of an access token (SPEC §3.7).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessClaims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: String,
+    pub exp: i64,
+    pub iat: i64,
+    pub jti: String,
+    pub sid: String,
+    pub lvl: String,
+    pub amr: Vec<String>,
+}
+
+pub struct TokenVerifier {
+    issuer: String,
+    audience: String,
+    keys: HashMap<String, DecodingKey>,
+}
+
+impl TokenVerifier {
+    pub fn new(issuer: impl Into<String>, audience: impl Into<String>, ring: &KeyRing) -> Self {
+        let keys = ring.keys().iter().map(|k| (k.kid.clone(), DecodingKey::from_ed_der(&k.public))).collect();
+        Self { issuer: issuer.into(), audience: audience.into(), keys }
+    }
+
+    pub fn verify(&self, token: &str) -> Result<AccessClaims, ApiError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| invalid_token())?;
+        if header.alg != Algorithm::EdDSA {
+            return Err(invalid_token());
+        }
+        let key = header.kid.as_deref().and_then(|kid| self.keys.get(kid)).ok_or_else(invalid_token)?;
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.set_issuer(&[&self.issuer]);
+        validation.set_audience(&[&self.audience]);
+        validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+        validation.leeway = 30;
+        jsonwebtoken::decode::<AccessClaims>(token, key, &validation).map(|data| data.claims).map_err(|_| invalid_token())
+    }
+}
+
+fn invalid_token() -> ApiError {
+    ApiError::new(axum::http::StatusCode::UNAUTHORIZED, "invalid_token", "Токен доступа недействителен или истёк")
+}
+
+/// An authenticated citizen. Extracting it answers 401 problem+json for a missing, malformed,
+/// expired or foreign token.
+#[derive(Clone, Debug)]
+pub struct Authenticated(pub AccessClaims);
+
+impl Authenticated {
+    pub fn user_id(&self) -> &str {
+        &self.0.sub
+    }
+    pub fn session_id(&self) -> &str {
+        &self.0.sid
+    }
+}
+
+impl<S> FromRequestParts<S> for Authenticated
+where
+    S: Send + Sync,
+    Arc<TokenVerifier>: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let header = parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()).ok_or_else(ApiError::unauthorized)?;
+        let token = header.strip_prefix("Bearer ").or_else(|| header.strip_prefix("bearer ")).ok_or_else(ApiError::unauthorized)?;
+        let verifier = Arc::<TokenVerifier>::from_ref(state);
+        verifier.verify(token.trim()).map(Self)
+    }
+}

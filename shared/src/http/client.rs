@@ -1,0 +1,92 @@
+//! Who is calling: the client IP and User-Agent, for rate limiting, sessions and login history.
+//!
+//! The IP comes from a `ClientIp` extension set by the runtime (API Gateway's source IP on
+//! Lambda, the socket peer on plain HTTP). `X-Forwarded-For` is trusted only when
+//! `TRUST_FORWARDED_FOR=1` (behind a known proxy), because callers can forge it.
+
+use std::convert::Infallible;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::header::USER_AGENT;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientIp(pub IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        if let Some(ip) = parts.extensions.get::<ClientIp>() {
+            return Ok(*ip);
+        }
+        if trust_forwarded_for() {
+            if let Some(ip) = forwarded_for(parts) {
+                return Ok(Self(ip));
+            }
+        }
+        if let Some(ConnectInfo(addr)) = parts.extensions.get::<ConnectInfo<SocketAddr>>() {
+            return Ok(Self(addr.ip()));
+        }
+        Ok(Self(IpAddr::V4(Ipv4Addr::UNSPECIFIED)))
+    }
+}
+
+fn trust_forwarded_for() -> bool {
+    std::env::var("TRUST_FORWARDED_FOR").is_ok_and(|v| v == "1" || v == "true")
+}
+
+/// The left-most address a trusted proxy recorded.
+fn forwarded_for(parts: &Parts) -> Option<IpAddr> {
+    let value = parts.headers.get("x-forwarded-for")?.to_str().ok()?;
+    value.split(',').next()?.trim().parse().ok()
+}
+
+/// The caller's User-Agent, truncated; empty when absent.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UserAgent(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for UserAgent {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let ua = parts.headers.get(USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
+        Ok(Self(ua.chars().take(256).collect()))
+    }
+}
+
+impl UserAgent {
+    /// Coarse device class for the login history (SPEC §3.7).
+    pub fn device_type(&self) -> &'static str {
+        let ua = self.0.to_ascii_lowercase();
+        if ua.is_empty() {
+            "other"
+        } else if ua.contains("ipad") || ua.contains("tablet") || (ua.contains("android") && !ua.contains("mobile")) {
+            "tablet"
+        } else if ua.contains("mobile") || ua.contains("iphone") || ua.contains("android") {
+            "mobile"
+        } else if ua.contains("windows") || ua.contains("macintosh") || ua.contains("x11") || ua.contains("linux") || ua.contains("cros") {
+            "desktop"
+        } else {
+            "other"
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_type_classifies_common_agents() {
+        let ua = |s: &str| UserAgent(s.to_owned()).device_type();
+        assert_eq!(ua("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Mobile/15E148"), "mobile");
+        assert_eq!(ua("Mozilla/5.0 (Linux; Android 14; Pixel 8) Mobile Safari/537.36"), "mobile");
+        assert_eq!(ua("Mozilla/5.0 (Linux; Android 13; SM-X700) Safari/537.36"), "tablet");
+        assert_eq!(ua("Mozilla/5.0 (iPad; CPU OS 16_0 like Mac OS X)"), "tablet");
+        assert_eq!(ua("Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/120"), "desktop");
+        assert_eq!(ua("curl/8.5.0"), "other");
+        assert_eq!(ua(""), "other");
+    }
+}

@@ -1,0 +1,952 @@
+//! End-to-end harness: runs the `local-runner` binary as a black box on a free loopback port
+//! with fresh storage, and gives tests a small HTTP client that speaks the SPEC's API.
+//!
+//! - `LOCAL_RUNNER_BIN` points at the binary; otherwise the one beside the test executable
+//!   (`<target>/<profile>/local-runner`) is used, built once with cargo when it is missing.
+//! - `E2E_BACKEND=aws` runs the same journeys against an AWS emulator (`AWS_ENDPOINT_URL`):
+//!   every runner gets its own DynamoDB table and events queue + DLQ, created with boto3
+//!   (`E2E_PYTHON`, default `python3`).
+
+use std::collections::HashSet;
+use std::ffi::OsString;
+use std::fs::File;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use rand::Rng as _;
+use reqwest::Method;
+pub use reqwest::StatusCode;
+use reqwest::header::{HeaderMap, USER_AGENT};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+/// A desktop browser; the harness sends it unless a test asks for another one.
+pub const DESKTOP_UA: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 \
+     (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36";
+/// A phone browser, for checks of `device_type` and session user agents.
+pub const MOBILE_UA: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) \
+     AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1";
+/// `JWT_AUDIENCE` default from the lead's configuration contract.
+pub const DEFAULT_AUDIENCE: &str = "gosuslugi-api";
+
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(20);
+const POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+// ---------------------------------------------------------------------------------------------
+// The runner process
+// ---------------------------------------------------------------------------------------------
+
+/// One `local-runner` process with its own data; killed when dropped.
+pub struct Runner {
+    child: Child,
+    base: String,
+    log_path: PathBuf,
+    issued_codes: Arc<Mutex<HashSet<(String, String)>>>,
+    // Declared last so the directory outlives the killed child (fields drop after `drop`).
+    _scratch: TempDir,
+}
+
+impl Runner {
+    /// Starts a runner with the default configuration.
+    pub async fn start() -> Runner {
+        Self::start_with(&[]).await
+    }
+
+    /// Starts a runner with extra environment (e.g. `("OTP_RESEND_SECONDS", "1")`), which
+    /// overrides anything the harness sets.
+    pub async fn start_with(env: &[(&str, &str)]) -> Runner {
+        let binary = runner_binary();
+        let scratch = tempfile::Builder::new()
+            .prefix("e2e-runner-")
+            .tempdir()
+            .expect("create a scratch directory for the runner");
+        let log_path = scratch.path().join("runner.log");
+        let stdout_log = File::create(&log_path).expect("create the runner log file");
+        let stderr_log = stdout_log
+            .try_clone()
+            .expect("share the log file with stderr");
+        let addr = format!("127.0.0.1:{}", free_port());
+        let backend = Backend::from_env();
+
+        let mut command = Command::new(&binary);
+        command
+            .env_clear()
+            .envs(inherited_env(backend))
+            .env("BIND_ADDR", &addr)
+            .env("DATA_DIR", scratch.path().join("data"))
+            .env("DEV_OUTBOX", "1")
+            .env(
+                "RUST_LOG",
+                std::env::var_os("RUST_LOG").unwrap_or_else(|| "info".into()),
+            );
+        match backend {
+            Backend::Embedded => {
+                command.env("BACKEND", "embedded");
+            }
+            Backend::Aws => {
+                let resources = AwsResources::create();
+                command
+                    .envs(aws_defaults())
+                    .env("BACKEND", "aws")
+                    .env("TABLE_NAME", resources.table_name)
+                    .env("EVENTS_QUEUE_URL", resources.events_queue_url)
+                    .env("EVENTS_DLQ_URL", resources.events_dlq_url);
+            }
+        }
+        command
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(stdout_log))
+            .stderr(Stdio::from(stderr_log));
+        let child = command
+            .spawn()
+            .unwrap_or_else(|error| panic!("start {}: {error}", binary.display()));
+
+        let mut runner = Runner {
+            child,
+            base: format!("http://{addr}"),
+            log_path,
+            issued_codes: Arc::default(),
+            _scratch: scratch,
+        };
+        runner.wait_until_healthy().await;
+        runner
+    }
+
+    /// A client for this runner (desktop user agent, no bearer token).
+    pub fn api(&self) -> Api {
+        Api {
+            base: self.base.clone(),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("build an HTTP client"),
+            bearer: None,
+            user_agent: DESKTOP_UA.to_owned(),
+            issued_codes: Arc::clone(&self.issued_codes),
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    /// Everything the runner wrote to stdout and stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read(&self.log_path)
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// Every one-time code the harness has read from the dev outbox of this runner.
+    pub fn issued_codes(&self) -> Vec<String> {
+        lock(&self.issued_codes)
+            .iter()
+            .map(|(_, code)| code.clone())
+            .collect()
+    }
+
+    async fn wait_until_healthy(&mut self) {
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + HEALTH_TIMEOUT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("poll the runner process") {
+                panic!("local-runner exited ({status}) before answering GET /health");
+            }
+            let probe = client
+                .get(format!("{}/health", self.base))
+                .timeout(Duration::from_secs(2))
+                .send()
+                .await;
+            if matches!(&probe, Ok(response) if response.status() == StatusCode::OK) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "local-runner did not answer GET /health within {HEALTH_TIMEOUT:?}"
+            );
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
+    }
+}
+
+impl Drop for Runner {
+    fn drop(&mut self) {
+        // Either may fail only because the child already exited, which is what we want.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!(
+                "---- local-runner log (last 80 lines) ----\n{}",
+                tail(&self.log(), 80)
+            );
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Embedded,
+    Aws,
+}
+
+impl Backend {
+    fn from_env() -> Backend {
+        match std::env::var("E2E_BACKEND").as_deref() {
+            Err(_) | Ok("") | Ok("embedded") => Backend::Embedded,
+            Ok("aws") => Backend::Aws,
+            Ok(other) => panic!("E2E_BACKEND must be `embedded` or `aws`, not {other:?}"),
+        }
+    }
+}
+
+/// True when the suite runs against the AWS emulator (slower delivery through SQS).
+pub fn is_aws_backend() -> bool {
+    Backend::from_env() == Backend::Aws
+}
+
+/// The runner gets a clean environment so a developer's shell settings cannot leak in.
+fn inherited_env(backend: Backend) -> Vec<(OsString, OsString)> {
+    const PASSED: [&str; 6] = [
+        "PATH",
+        "HOME",
+        "TMPDIR",
+        "LANG",
+        "RUST_BACKTRACE",
+        "LOG_FORMAT",
+    ];
+    std::env::vars_os()
+        .filter(|(key, _)| {
+            key.to_str().is_some_and(|key| {
+                PASSED.contains(&key) || (backend == Backend::Aws && key.starts_with("AWS_"))
+            })
+        })
+        .collect()
+}
+
+/// Region and dummy credentials for the emulator when the caller did not set them.
+fn aws_defaults() -> Vec<(&'static str, String)> {
+    let region = std::env::var("AWS_REGION")
+        .or_else(|_| std::env::var("AWS_DEFAULT_REGION"))
+        .unwrap_or_else(|_| "us-east-1".to_owned());
+    let mut vars = vec![("AWS_REGION", region)];
+    for key in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"] {
+        if std::env::var_os(key).is_none() {
+            vars.push((key, "test".to_owned()));
+        }
+    }
+    vars
+}
+
+/// Uniquely named resources on the emulator for one runner.
+struct AwsResources {
+    table_name: String,
+    events_queue_url: String,
+    events_dlq_url: String,
+}
+
+/// Creates the table (pk/sk, TTL on `expires_at`) and the events queue with its DLQ.
+const CREATE_AWS_RESOURCES_PY: &str = r#"
+import json, sys, boto3
+suffix = sys.argv[1]
+dynamodb = boto3.client("dynamodb")
+table = "e2e-" + suffix
+dynamodb.create_table(
+    TableName=table,
+    AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                          {"AttributeName": "sk", "AttributeType": "S"}],
+    KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
+               {"AttributeName": "sk", "KeyType": "RANGE"}],
+    BillingMode="PAY_PER_REQUEST",
+)
+dynamodb.get_waiter("table_exists").wait(TableName=table)
+dynamodb.update_time_to_live(
+    TableName=table,
+    TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"},
+)
+sqs = boto3.client("sqs")
+dlq = sqs.create_queue(QueueName="e2e-" + suffix + "-events-dlq")["QueueUrl"]
+dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+queue = sqs.create_queue(
+    QueueName="e2e-" + suffix + "-events",
+    Attributes={"RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "5"})},
+)["QueueUrl"]
+print(json.dumps({"table_name": table, "events_queue_url": queue, "events_dlq_url": dlq}))
+"#;
+
+impl AwsResources {
+    fn create() -> AwsResources {
+        assert!(
+            std::env::var_os("AWS_ENDPOINT_URL").is_some(),
+            "E2E_BACKEND=aws needs AWS_ENDPOINT_URL (the emulator); refusing to touch real AWS"
+        );
+        let python = std::env::var_os("E2E_PYTHON").unwrap_or_else(|| "python3".into());
+        let output = Command::new(&python)
+            .arg("-c")
+            .arg(CREATE_AWS_RESOURCES_PY)
+            .arg(random_suffix())
+            .envs(aws_defaults())
+            .stderr(Stdio::inherit())
+            .output()
+            .unwrap_or_else(|error| panic!("run {python:?} to create emulator resources: {error}"));
+        assert!(
+            output.status.success(),
+            "creating emulator resources failed ({})",
+            output.status
+        );
+        let created: Value = serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|error| panic!("resource script printed no JSON: {error}"));
+        let field = |name: &str| {
+            created[name]
+                .as_str()
+                .unwrap_or_else(|| panic!("resource script did not report {name}"))
+                .to_owned()
+        };
+        AwsResources {
+            table_name: field("table_name"),
+            events_queue_url: field("events_queue_url"),
+            events_dlq_url: field("events_dlq_url"),
+        }
+    }
+}
+
+/// The runner binary, located (or built) once per test process.
+fn runner_binary() -> PathBuf {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(locate_or_build_runner).clone()
+}
+
+fn locate_or_build_runner() -> PathBuf {
+    if let Some(path) = std::env::var_os("LOCAL_RUNNER_BIN") {
+        let path = PathBuf::from(path);
+        assert!(
+            path.is_file(),
+            "LOCAL_RUNNER_BIN={} is not a file",
+            path.display()
+        );
+        return path;
+    }
+    let test_exe = std::env::current_exe().expect("locate the test executable");
+    // Test executables live in <target>/<profile>/deps/.
+    let profile_dir = test_exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("the test executable sits in <target>/<profile>/deps")
+        .to_path_buf();
+    let binary = profile_dir.join(format!("local-runner{}", std::env::consts::EXE_SUFFIX));
+    if binary.is_file() {
+        return binary;
+    }
+    // nextest runs each test in its own process, so an in-process guard is not enough.
+    let lock_file = File::create(profile_dir.join(".e2e-build-local-runner.lock"))
+        .expect("create the build lock file");
+    lock_file.lock().expect("take the build lock");
+    if !binary.is_file() {
+        build_runner(&profile_dir);
+    }
+    drop(lock_file);
+    assert!(
+        binary.is_file(),
+        "cargo build did not produce {}",
+        binary.display()
+    );
+    binary
+}
+
+fn build_runner(profile_dir: &Path) {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the e2e crate sits inside the workspace");
+    let target_dir = profile_dir
+        .parent()
+        .expect("a profile directory has a target parent");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut command = Command::new(cargo);
+    command
+        .current_dir(workspace)
+        .args(["build", "-p", "local-runner"])
+        .env("CARGO_TARGET_DIR", target_dir);
+    match profile_dir.file_name().and_then(|name| name.to_str()) {
+        Some("debug") | None => {}
+        Some("release") => {
+            command.arg("--release");
+        }
+        Some(profile) => {
+            command.args(["--profile", profile]);
+        }
+    }
+    eprintln!("e2e: local-runner binary missing, running {command:?}");
+    let status = command.status().expect("run cargo build -p local-runner");
+    assert!(
+        status.success(),
+        "cargo build -p local-runner failed ({status})"
+    );
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("find a free loopback port")
+        .port()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The HTTP client
+// ---------------------------------------------------------------------------------------------
+
+/// A client bound to one runner; cheap to clone with another bearer token or user agent.
+#[derive(Clone)]
+pub struct Api {
+    pub base: String,
+    pub client: reqwest::Client,
+    bearer: Option<String>,
+    user_agent: String,
+    issued_codes: Arc<Mutex<HashSet<(String, String)>>>,
+}
+
+/// One answer: status, headers and the body as JSON (`Null` when empty, a string when not JSON).
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+/// Which contact a registration uses.
+#[derive(Clone, Copy, Debug)]
+pub enum Contact<'a> {
+    Phone(&'a str),
+    Email(&'a str),
+}
+
+/// The SPEC's tokens object.
+#[derive(Clone, Debug)]
+pub struct Tokens {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub expires_in: i64,
+}
+
+impl Api {
+    /// The same client sending `Authorization: Bearer <access_token>`.
+    pub fn bearer(&self, access_token: &str) -> Api {
+        Api {
+            bearer: Some(access_token.to_owned()),
+            ..self.clone()
+        }
+    }
+
+    /// The same client sending another `User-Agent`.
+    pub fn user_agent(&self, user_agent: &str) -> Api {
+        Api {
+            user_agent: user_agent.to_owned(),
+            ..self.clone()
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send(Method::GET, path, None, &[]).await
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> Reply {
+        self.send(Method::POST, path, Some(body), &[]).await
+    }
+
+    /// A POST without a body (e.g. logout, TOTP enrolment).
+    pub async fn post_empty(&self, path: &str) -> Reply {
+        self.send(Method::POST, path, None, &[]).await
+    }
+
+    pub async fn put_json(&self, path: &str, body: &Value) -> Reply {
+        self.send(Method::PUT, path, Some(body), &[]).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Reply {
+        self.send(Method::DELETE, path, None, &[]).await
+    }
+
+    pub async fn delete_json(&self, path: &str, body: &Value) -> Reply {
+        self.send(Method::DELETE, path, Some(body), &[]).await
+    }
+
+    /// Any request, with extra headers (e.g. `x-request-id`).
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let mut request = self
+            .client
+            .request(method.clone(), format!("{}{path}", self.base))
+            .header(USER_AGENT, &self.user_agent);
+        if let Some(token) = &self.bearer {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request
+            .send()
+            .await
+            .unwrap_or_else(|error| panic!("{method} {path}: {error}"));
+        Reply::read(response).await
+    }
+
+    // --- dev outbox ---------------------------------------------------------------------------
+
+    /// `GET /dev/outbox?to=…` items, newest first.
+    pub async fn outbox(&self, to: &str) -> Vec<Value> {
+        let response = self
+            .client
+            .get(format!("{}/dev/outbox", self.base))
+            .query(&[("to", to)])
+            .send()
+            .await
+            .unwrap_or_else(|error| panic!("GET /dev/outbox: {error}"));
+        let reply = Reply::read(response).await;
+        reply.expect(200);
+        reply.body["items"]
+            .as_array()
+            .cloned()
+            .unwrap_or_else(|| panic!("GET /dev/outbox has no items array: {reply}"))
+    }
+
+    /// The code in the newest code-bearing message to `to`, waiting for one the harness has not
+    /// handed out yet (delivery goes through the queue consumer, so it may lag).
+    pub async fn outbox_code(&self, to: &str) -> String {
+        let deadline = Instant::now() + outbox_wait();
+        loop {
+            let items = self.outbox(to).await;
+            let newest_code = items
+                .iter()
+                .find_map(|message| message["body"].as_str().and_then(first_six_digit_number));
+            if let Some(code) = newest_code
+                && lock(&self.issued_codes).insert((to.to_owned(), code.clone()))
+            {
+                return code;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no new one-time code reached the dev outbox within {:?} ({} messages there)",
+                outbox_wait(),
+                items.len()
+            );
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
+    }
+
+    /// Waits until the outbox for `to` holds at least `count` messages; returns them.
+    pub async fn wait_for_outbox(&self, to: &str, count: usize) -> Vec<Value> {
+        let deadline = Instant::now() + outbox_wait();
+        loop {
+            let items = self.outbox(to).await;
+            if items.len() >= count {
+                return items;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "expected {count} dev outbox messages within {:?}, found {}",
+                outbox_wait(),
+                items.len()
+            );
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
+    }
+
+    /// The outbox once in-flight deliveries have landed (two equal reads 300 ms apart), so a
+    /// later count increase can be attributed to what the test does next.
+    pub async fn settled_outbox(&self, to: &str) -> Vec<Value> {
+        let deadline = Instant::now() + outbox_wait();
+        let mut previous = self.outbox(to).await;
+        loop {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let current = self.outbox(to).await;
+            if current.len() == previous.len() || Instant::now() >= deadline {
+                return current;
+            }
+            previous = current;
+        }
+    }
+
+    // --- journeys -----------------------------------------------------------------------------
+
+    /// `POST /v1/auth/register` with both consents given.
+    pub async fn register(&self, contact: Contact<'_>, password: &str) -> Reply {
+        self.post_json("/v1/auth/register", &registration_body(contact, password))
+            .await
+    }
+
+    /// Registers a phone, confirms it with the code from the outbox; returns the tokens.
+    pub async fn register_and_confirm(&self, phone: &str, password: &str) -> Tokens {
+        self.register_and_confirm_contact(Contact::Phone(phone), phone, password)
+            .await
+    }
+
+    /// Registers an email (already normalised), confirms it; returns the tokens.
+    pub async fn register_and_confirm_email(&self, email: &str, password: &str) -> Tokens {
+        self.register_and_confirm_contact(Contact::Email(email), email, password)
+            .await
+    }
+
+    async fn register_and_confirm_contact(
+        &self,
+        contact: Contact<'_>,
+        outbox_to: &str,
+        password: &str,
+    ) -> Tokens {
+        let started = self.register(contact, password).await;
+        started.expect(202);
+        let code = self.outbox_code(outbox_to).await;
+        let confirmed = self
+            .post_json(
+                "/v1/auth/register/confirm",
+                &json!({"flow_id": started.str_at("/flow_id"), "code": code}),
+            )
+            .await;
+        confirmed.expect(201);
+        Tokens::from_json(&confirmed.body["tokens"])
+    }
+
+    /// `POST /v1/auth/login`.
+    pub async fn login(&self, login: &str, password: &str) -> Reply {
+        self.post_json(
+            "/v1/auth/login",
+            &json!({"login": login, "password": password}),
+        )
+        .await
+    }
+
+    /// Logs a phone account in through its SMS second factor; returns the tokens.
+    pub async fn login_with_sms(&self, phone: &str, password: &str) -> Tokens {
+        let login = self.login(phone, password).await;
+        login.expect(200);
+        assert_eq!(
+            login.body["mfa_required"], true,
+            "phone accounts have SMS 2FA: {login}"
+        );
+        let code = self.outbox_code(phone).await;
+        let finished = self
+            .post_json(
+                "/v1/auth/login/mfa",
+                &json!({"flow_id": login.str_at("/flow_id"), "method": "sms", "code": code}),
+            )
+            .await;
+        finished.expect(200);
+        Tokens::from_json(&finished.body["tokens"])
+    }
+
+    /// `POST /v1/auth/token/refresh`.
+    pub async fn refresh(&self, refresh_token: &str) -> Reply {
+        self.post_json(
+            "/v1/auth/token/refresh",
+            &json!({"refresh_token": refresh_token}),
+        )
+        .await
+    }
+
+    /// `GET /v1/me` with the given access token, expecting 200.
+    pub async fn me(&self, access_token: &str) -> Value {
+        let me = self.bearer(access_token).get("/v1/me").await;
+        me.expect(200);
+        me.body
+    }
+}
+
+impl Reply {
+    async fn read(response: reqwest::Response) -> Reply {
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.unwrap_or_default();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        };
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// Panics with the whole reply unless the status matches.
+    pub fn expect(&self, status: u16) -> &Reply {
+        assert_eq!(self.status.as_u16(), status, "unexpected status: {self}");
+        self
+    }
+
+    /// A header as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|value| value.to_str().ok())
+    }
+
+    /// The problem `code`, if any.
+    pub fn code(&self) -> Option<&str> {
+        self.body["code"].as_str()
+    }
+
+    /// A string at a JSON pointer (`/tokens/access_token`), panicking with the reply if absent.
+    pub fn str_at(&self, pointer: &str) -> String {
+        self.body
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| panic!("no string at {pointer}: {self}"))
+            .to_owned()
+    }
+
+    /// `errors[].code` of a problem.
+    pub fn error_codes(&self) -> Vec<String> {
+        self.errors_field("code")
+    }
+
+    /// `errors[].field` of a problem.
+    pub fn error_fields(&self) -> Vec<String> {
+        self.errors_field("field")
+    }
+
+    fn errors_field(&self, key: &str) -> Vec<String> {
+        self.body["errors"]
+            .as_array()
+            .map(|errors| {
+                errors
+                    .iter()
+                    .filter_map(|error| error[key].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Asserts an RFC 9457 problem with the SPEC's fields, this status and this code.
+    pub fn assert_problem(&self, status: u16, code: &str) {
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "expected {status} `{code}`, got {self}"
+        );
+        assert_eq!(self.code(), Some(code), "expected code `{code}`: {self}");
+        self.assert_problem_shape();
+    }
+
+    /// Asserts the problem+json media type and the fields every problem carries.
+    pub fn assert_problem_shape(&self) {
+        let content_type = self.header("content-type").unwrap_or_default();
+        assert!(
+            content_type.starts_with("application/problem+json"),
+            "errors are application/problem+json, got {content_type:?}: {self}"
+        );
+        assert_eq!(
+            self.body["status"],
+            self.status.as_u16(),
+            "problem status field: {self}"
+        );
+        assert!(self.body["title"].is_string(), "problem title: {self}");
+        assert!(self.body["type"].is_string(), "problem type: {self}");
+        assert!(self.body["code"].is_string(), "problem code: {self}");
+    }
+}
+
+impl std::fmt::Display for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "HTTP {} {}", self.status, self.body)
+    }
+}
+
+impl std::fmt::Debug for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
+impl Contact<'_> {
+    fn field(&self) -> (&'static str, &str) {
+        match self {
+            Contact::Phone(phone) => ("phone", phone),
+            Contact::Email(email) => ("email", email),
+        }
+    }
+}
+
+impl Tokens {
+    /// Parses and checks the SPEC's tokens object.
+    pub fn from_json(tokens: &Value) -> Tokens {
+        let text = |key: &str| {
+            tokens[key]
+                .as_str()
+                .filter(|value| !value.is_empty())
+                .unwrap_or_else(|| panic!("tokens.{key} missing: {tokens}"))
+                .to_owned()
+        };
+        assert_eq!(
+            tokens["token_type"], "Bearer",
+            "tokens.token_type: {tokens}"
+        );
+        let expires_in = tokens["expires_in"]
+            .as_i64()
+            .filter(|seconds| *seconds > 0)
+            .unwrap_or_else(|| panic!("tokens.expires_in must be positive seconds: {tokens}"));
+        Tokens {
+            access_token: text("access_token"),
+            refresh_token: text("refresh_token"),
+            expires_in,
+        }
+    }
+
+    /// The access token's claims, not verified (use the JWKS for that).
+    pub fn claims(&self) -> Value {
+        unverified_claims(&self.access_token)
+    }
+
+    /// The `sid` claim.
+    pub fn session_id(&self) -> String {
+        self.claims()["sid"]
+            .as_str()
+            .unwrap_or_else(|| panic!("access token has no sid claim"))
+            .to_owned()
+    }
+}
+
+/// The payload of a JWT without checking its signature.
+pub fn unverified_claims(jwt: &str) -> Value {
+    let payload = jwt.split('.').nth(1).unwrap_or_else(|| panic!("not a JWT"));
+    let bytes = URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("JWT payload is base64url");
+    serde_json::from_slice(&bytes).expect("JWT payload is JSON")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Test data
+// ---------------------------------------------------------------------------------------------
+
+/// A random Russian mobile number, unique enough for parallel tests sharing nothing.
+#[derive(Clone, Debug)]
+pub struct TestPhone {
+    /// `+79XXXXXXXXX`
+    pub e164: String,
+}
+
+impl TestPhone {
+    pub fn random() -> TestPhone {
+        let mut rng = rand::thread_rng();
+        let rest: String = (0..9)
+            .map(|_| char::from(b'0' + rng.gen_range(0..10u8)))
+            .collect();
+        TestPhone {
+            e164: format!("+79{rest}"),
+        }
+    }
+
+    /// The ten national digits, `9XXXXXXXXX`.
+    pub fn national_digits(&self) -> &str {
+        &self.e164[2..]
+    }
+
+    /// `+7 (9XX) XXX-XX-XX`
+    pub fn pretty(&self) -> String {
+        let d = self.national_digits();
+        format!("+7 ({}) {}-{}-{}", &d[..3], &d[3..6], &d[6..8], &d[8..])
+    }
+
+    /// `8 9XX XXX-XX-XX`, the domestic trunk format.
+    pub fn trunk(&self) -> String {
+        let d = self.national_digits();
+        format!("8 {} {}-{}-{}", &d[..3], &d[3..6], &d[6..8], &d[8..])
+    }
+}
+
+/// A random, already normalised email address.
+pub fn random_email() -> String {
+    format!("e2e.{}@example.test", random_suffix())
+}
+
+/// A random password that satisfies SPEC §3.2: classes alternate (upper, lower, digit,
+/// special), so no four characters can form a keyboard or digit sequence.
+pub fn strong_password() -> String {
+    const UPPER: &[u8] = b"BCDFGHJKLMNPRSTVWXZ";
+    const LOWER: &[u8] = b"bcdfghjkmnprstvwxz";
+    const DIGIT: &[u8] = b"23456789";
+    const SPECIAL: &[u8] = b"!#%&*?@^";
+    let mut rng = rand::thread_rng();
+    (0..12)
+        .map(|i| {
+            let class = [UPPER, LOWER, DIGIT, SPECIAL][i % 4];
+            char::from(class[rng.gen_range(0..class.len())])
+        })
+        .collect()
+}
+
+/// The registration body with both consents given.
+pub fn registration_body(contact: Contact<'_>, password: &str) -> Value {
+    let (field, value) = contact.field();
+    json!({
+        field: value,
+        "password": password,
+        "consents": {"terms": true, "personal_data": true},
+    })
+}
+
+/// A six-digit code guaranteed to differ from `code`.
+pub fn different_code(code: &str) -> String {
+    let value: u32 = code.parse().expect("codes are six digits");
+    format!("{:06}", (value + 1) % 1_000_000)
+}
+
+/// Every run of exactly six ASCII digits in `text`.
+pub fn six_digit_numbers(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_ascii_digit())
+        .filter(|run| run.len() == 6)
+        .map(str::to_owned)
+        .collect()
+}
+
+fn first_six_digit_number(text: &str) -> Option<String> {
+    six_digit_numbers(text).into_iter().next()
+}
+
+/// Parses an RFC 3339 time and checks it is UTC, as SPEC §2 requires.
+pub fn parse_utc(value: &Value) -> DateTime<Utc> {
+    let text = value
+        .as_str()
+        .unwrap_or_else(|| panic!("expected an RFC 3339 string, got {value}"));
+    let parsed = DateTime::parse_from_rfc3339(text)
+        .unwrap_or_else(|error| panic!("{text:?} is not RFC 3339: {error}"));
+    assert_eq!(parsed.offset().local_minus_utc(), 0, "{text:?} is not UTC");
+    parsed.with_timezone(&Utc)
+}
+
+/// How long a message may take through the queue consumer.
+pub fn outbox_wait() -> Duration {
+    if is_aws_backend() {
+        Duration::from_secs(15)
+    } else {
+        Duration::from_secs(5)
+    }
+}
+
+fn random_suffix() -> String {
+    let mut rng = rand::thread_rng();
+    (0..12)
+        .map(|_| char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[rng.gen_range(0..36)]))
+        .collect()
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
