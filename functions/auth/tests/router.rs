@@ -1,0 +1,170 @@
+//! Function-level tests: the auth router in-process over the embedded adapters (a real redb
+//! file in a temp dir), driven through `tower::ServiceExt::oneshot`.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use shared::adapters::embedded::{RedbKv, open_database, queue::RedbQueue};
+use shared::events::{Event, EventPayload};
+use shared::keys::KeyRing;
+use shared::outbox::Relay;
+use shared::ports::{KeyValue, Queue};
+
+struct Harness {
+    app: axum::Router,
+    queue: Arc<dyn Queue>,
+    _dir: tempfile::TempDir,
+}
+
+impl Harness {
+    async fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open_database(&dir.path().join("state.redb")).unwrap();
+        let kv: Arc<dyn KeyValue> = Arc::new(RedbKv::new(db.clone()).unwrap());
+        let queue: Arc<dyn Queue> = Arc::new(RedbQueue::open(db, "events", 5).await.unwrap());
+        let keys = Arc::new(KeyRing::from_json(&KeyRing::generate_json().unwrap()).unwrap());
+        let state = Arc::new(auth::AuthState::new(kv.clone(), Relay::new(kv, queue.clone()), keys, auth::Settings::default()));
+        Self { app: shared::http::finish(auth::router(state)), queue, _dir: dir }
+    }
+
+    async fn call(&self, method: &str, path: &str, body: Option<Value>, bearer: Option<&str>) -> (StatusCode, Value) {
+        let mut req = Request::builder().method(method).uri(path).header("user-agent", "Mozilla/5.0 (Windows NT 10.0)");
+        if let Some(token) = bearer {
+            req = req.header("authorization", format!("Bearer {token}"));
+        }
+        let req = match body {
+            Some(b) => req.header("content-type", "application/json").body(Body::from(b.to_string())).unwrap(),
+            None => req.body(Body::empty()).unwrap(),
+        };
+        let response = self.app.clone().oneshot(req).await.unwrap();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    /// Drains the queue and returns the events published so far.
+    async fn events(&self) -> Vec<Event> {
+        let mut out = Vec::new();
+        loop {
+            let batch = self.queue.receive(10, std::time::Duration::from_secs(30), std::time::Duration::ZERO).await.unwrap();
+            if batch.is_empty() {
+                return out;
+            }
+            for m in batch {
+                out.push(serde_json::from_str(&m.body).unwrap());
+                self.queue.ack(&m.receipt).await.unwrap();
+            }
+        }
+    }
+
+    async fn last_code(&self) -> String {
+        let events = self.events().await;
+        events
+            .iter()
+            .rev()
+            .find_map(|e| match &e.payload {
+                EventPayload::OtpIssued { code, .. } => Some(code.clone()),
+                _ => None,
+            })
+            .expect("a code was issued")
+    }
+
+    /// Registers an email account (no SMS factor) and returns its tokens.
+    async fn registered(&self, email: &str) -> Value {
+        let (status, body) = self.call("POST", "/v1/auth/register", Some(json!({"email": email, "password": PASSWORD, "consents": {"terms": true, "personal_data": true}})), None).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        let code = self.last_code().await;
+        let (status, body) = self.call("POST", "/v1/auth/register/confirm", Some(json!({"flow_id": body["flow_id"], "code": code})), None).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["tokens"].clone()
+    }
+}
+
+const PASSWORD: &str = "Zt7#kQw!pL2m";
+
+#[tokio::test]
+async fn concurrent_refreshes_with_one_token_yield_exactly_one_new_pair() {
+    let h = Harness::new().await;
+    let tokens = h.registered("race@example.ru").await;
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let attempts = (0..12).map(|_| h.call("POST", "/v1/auth/token/refresh", Some(json!({"refresh_token": refresh})), None));
+    let results = futures_join_all(attempts).await;
+    let ok = results.iter().filter(|(s, _)| *s == StatusCode::OK).count();
+    assert_eq!(ok, 1, "{results:?}");
+    for (status, body) in results.iter().filter(|(s, _)| *s != StatusCode::OK) {
+        assert_eq!(*status, StatusCode::UNAUTHORIZED);
+        assert!(["token_reused", "session_expired", "concurrent_update"].contains(&body["code"].as_str().unwrap_or("")), "{body}");
+    }
+}
+
+#[tokio::test]
+async fn locked_account_rejects_correct_password_and_emits_one_lock_event() {
+    let h = Harness::new().await;
+    h.registered("lock@example.ru").await;
+    h.events().await;
+    let wrong = json!({"login": "lock@example.ru", "password": "Wrong#Pass9x"});
+    assert_eq!(h.call("POST", "/v1/auth/login", Some(wrong.clone()), None).await.1["code"], "invalid_credentials");
+    assert_eq!(h.call("POST", "/v1/auth/login", Some(wrong.clone()), None).await.1["code"], "invalid_credentials");
+    let (status, body) = h.call("POST", "/v1/auth/login", Some(wrong.clone()), None).await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::LOCKED, Some("account_locked")));
+    let (status, body) = h.call("POST", "/v1/auth/login", Some(json!({"login": "lock@example.ru", "password": PASSWORD})), None).await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::LOCKED, Some("account_locked")));
+    let locks = h.events().await.into_iter().filter(|e| matches!(e.payload, EventPayload::AccountLocked { .. })).count();
+    assert_eq!(locks, 1);
+}
+
+#[tokio::test]
+async fn registering_a_known_email_answers_alike_and_warns_instead_of_sending_a_code() {
+    let h = Harness::new().await;
+    h.registered("known@example.ru").await;
+    h.events().await;
+    let (status, body) = h.call("POST", "/v1/auth/register", Some(json!({"email": "Known@Example.ru ", "password": PASSWORD, "consents": {"terms": true, "personal_data": true}})), None).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(body.as_object().unwrap().keys().collect::<Vec<_>>(), vec!["channel", "expires_at", "flow_id"]);
+    let events = h.events().await;
+    assert!(events.iter().any(|e| matches!(e.payload, EventPayload::RegistrationAttempted { .. })));
+    assert!(!events.iter().any(|e| matches!(e.payload, EventPayload::OtpIssued { .. })));
+    // No code can finish a decoy flow.
+    let (status, body) = h.call("POST", "/v1/auth/register/confirm", Some(json!({"flow_id": body["flow_id"], "code": "000000"})), None).await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::BAD_REQUEST, Some("otp_invalid")));
+}
+
+#[tokio::test]
+async fn a_code_dies_after_five_wrong_entries_even_for_the_right_code() {
+    let h = Harness::new().await;
+    let (_, body) = h.call("POST", "/v1/auth/register", Some(json!({"email": "otp@example.ru", "password": PASSWORD, "consents": {"terms": true, "personal_data": true}})), None).await;
+    let code = h.last_code().await;
+    let wrong = if code == "111111" { "222222" } else { "111111" };
+    let mut codes = Vec::new();
+    for _ in 0..5 {
+        codes.push(h.call("POST", "/v1/auth/register/confirm", Some(json!({"flow_id": body["flow_id"], "code": wrong})), None).await.1["code"].clone());
+    }
+    assert_eq!(codes[..4], vec![json!("otp_invalid"); 4][..]);
+    assert_eq!(codes[4], "otp_attempts_exceeded");
+    let (status, b) = h.call("POST", "/v1/auth/register/confirm", Some(json!({"flow_id": body["flow_id"], "code": code})), None).await;
+    assert_eq!((status, b["code"].as_str()), (StatusCode::TOO_MANY_REQUESTS, Some("otp_attempts_exceeded")));
+}
+
+#[tokio::test]
+async fn password_change_revokes_other_sessions_but_keeps_the_current_one() {
+    let h = Harness::new().await;
+    let first = h.registered("change@example.ru").await;
+    let (_, second) = h.call("POST", "/v1/auth/login", Some(json!({"login": "change@example.ru", "password": PASSWORD})), None).await;
+    let second = &second["tokens"];
+    let (status, _) = h.call("POST", "/v1/me/password", Some(json!({"current_password": PASSWORD, "new_password": "Nq8$vRt!cW4e"})), second["access_token"].as_str()).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(h.call("GET", "/v1/me", None, second["access_token"].as_str()).await.0, StatusCode::OK);
+    let (status, body) = h.call("GET", "/v1/me", None, first["access_token"].as_str()).await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("session_expired")));
+    let (status, _) = h.call("POST", "/v1/auth/token/refresh", Some(json!({"refresh_token": first["refresh_token"]})), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+/// Polls the futures together so they really race on the store.
+async fn futures_join_all<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
+    futures::future::join_all(futures).await
+}
