@@ -1,0 +1,126 @@
+//! The citizen's identity record (the ESIA account), shared by the functions that read or
+//! change it: auth (login, factors, profile), applications (level checks, registry verdicts)
+//! and notifications (contacts and preferences). Stored at `USER#<user_id>` / `ACCOUNT`.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::events::Destination;
+use crate::ports::{KeyValue, KvError};
+
+pub const ACCOUNT_SK: &str = "ACCOUNT";
+
+pub fn user_pk(user_id: &str) -> String {
+    format!("USER#{user_id}")
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Level {
+    Simplified,
+    Standard,
+    Confirmed,
+}
+
+impl Level {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Simplified => "simplified",
+            Self::Standard => "standard",
+            Self::Confirmed => "confirmed",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Account {
+    pub user_id: String,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    pub phone_confirmed: bool,
+    pub email_confirmed: bool,
+    pub level: Level,
+    /// argon2id PHC string.
+    pub password_hash: String,
+    /// PHC strings of the previous passwords, newest first (at most 4; with the current one, 5).
+    #[serde(default)]
+    pub previous_password_hashes: Vec<String>,
+    pub failed_attempts: u32,
+    pub locked: bool,
+    pub mfa: MfaSettings,
+    #[serde(default)]
+    pub profile: Option<serde_json::Value>,
+    pub created_at: DateTime<Utc>,
+    /// Sessions whose `valid_from` is older than this are revoked (password change, recovery).
+    /// One write revokes any number of sessions, atomically with the change that causes it.
+    #[serde(default)]
+    pub sessions_valid_from: Option<DateTime<Utc>>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct MfaSettings {
+    pub sms: bool,
+    /// Base32 TOTP secret once enrolment is confirmed.
+    #[serde(default)]
+    pub totp_secret: Option<String>,
+    /// Secret offered by `POST /v1/me/mfa/totp`, waiting for its first code.
+    #[serde(default)]
+    pub totp_pending_secret: Option<String>,
+    /// The last TOTP time step accepted, so a code is single use.
+    #[serde(default)]
+    pub totp_last_step: Option<u64>,
+    /// SHA-256 hex of unused backup codes.
+    #[serde(default)]
+    pub backup_code_hashes: Vec<String>,
+}
+
+impl Account {
+    pub fn totp_enabled(&self) -> bool {
+        self.mfa.totp_secret.is_some()
+    }
+
+    /// Second-factor methods this account can use, in SPEC order.
+    pub fn mfa_methods(&self) -> Vec<&'static str> {
+        let mut methods = Vec::new();
+        if self.mfa.sms && self.phone_confirmed && self.phone.is_some() {
+            methods.push("sms");
+        }
+        if self.totp_enabled() {
+            methods.push("totp");
+            if !self.mfa.backup_code_hashes.is_empty() {
+                methods.push("backup_code");
+            }
+        }
+        methods
+    }
+
+    /// Where security messages go: every confirmed contact.
+    pub fn security_destinations(&self) -> Vec<Destination> {
+        let mut out = Vec::new();
+        if let (Some(p), true) = (&self.phone, self.phone_confirmed) {
+            out.push(Destination::Sms(p.clone()));
+        }
+        if let (Some(e), true) = (&self.email, self.email_confirmed) {
+            out.push(Destination::Email(e.clone()));
+        }
+        out
+    }
+
+    /// Where a recovery code goes: the confirmed phone, else the confirmed email.
+    pub fn recovery_destination(&self) -> Option<Destination> {
+        match (&self.phone, self.phone_confirmed, &self.email, self.email_confirmed) {
+            (Some(p), true, _, _) => Some(Destination::Sms(p.clone())),
+            (_, _, Some(e), true) => Some(Destination::Email(e.clone())),
+            _ => None,
+        }
+    }
+}
+
+
+/// Reads an account with its version (for a conditional write-back).
+pub async fn load(kv: &dyn KeyValue, user_id: &str) -> Result<Option<(Account, u64)>, KvError> {
+    match kv.get(&user_pk(user_id), ACCOUNT_SK).await? {
+        Some(item) => Ok(Some((item.parse()?, item.version))),
+        None => Ok(None),
+    }
+}

@@ -1,0 +1,63 @@
+//! Read contracts between functions: the minimum one function may read of another's records
+//! in the shared table. The owning function writes the full record; extra fields are ignored
+//! here, so owners may grow their records freely but must keep these fields and keys.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ports::{KeyValue, KvError};
+
+/// Documents (owned by functions/documents): `USER#<owner_user_id>` / `DOC#<document_id>`.
+pub fn document_key(owner_user_id: &str, document_id: &str) -> (String, String) {
+    (crate::identity::user_pk(owner_user_id), format!("DOC#{document_id}"))
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DocumentStatus {
+    PendingUpload,
+    Available,
+    Rejected,
+    Deleted,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DocumentRef {
+    pub document_id: String,
+    pub owner_user_id: String,
+    /// `passport`, `snils`, … `result` (SPEC §5).
+    #[serde(rename = "type")]
+    pub doc_type: String,
+    pub status: DocumentStatus,
+}
+
+/// The citizen's document, or `None` when absent or someone else's (keys are per owner).
+pub async fn load_document(kv: &dyn KeyValue, owner_user_id: &str, document_id: &str) -> Result<Option<DocumentRef>, KvError> {
+    if document_id.is_empty() || document_id.len() > 64 || !document_id.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Ok(None);
+    }
+    let (pk, sk) = document_key(owner_user_id, document_id);
+    kv.get(&pk, &sk).await?.map(|item| item.parse()).transpose()
+}
+
+/// Applications (owned by functions/applications): `APP#<application_id>` / `APP`.
+pub fn application_key(application_id: &str) -> (String, String) {
+    (format!("APP#{application_id}"), "APP".to_owned())
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ApplicationRef {
+    pub application_id: String,
+    pub user_id: String,
+    pub agency_id: String,
+    pub service_code: String,
+    pub status: String,
+    pub number: Option<String>,
+}
+
+pub async fn load_application(kv: &dyn KeyValue, application_id: &str) -> Result<Option<ApplicationRef>, KvError> {
+    if application_id.is_empty() || application_id.len() > 64 || !application_id.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Ok(None);
+    }
+    let (pk, sk) = application_key(application_id);
+    kv.get(&pk, &sk).await?.map(|item| item.parse()).transpose()
+}
