@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::adapters::embedded::outbox::{DevOutbox, Tee};
 use crate::keys::KeyRing;
-use crate::ports::{EmailSender, KeyValue, Queue, SmsSender};
+use crate::ports::{EmailSender, KeyValue, ObjectStore, Queue, SmsSender};
 use crate::runtime::BoxError;
 
 /// Deliveries before a message is dead-lettered (the template's redrive `maxReceiveCount`).
@@ -25,6 +25,11 @@ pub struct Config {
     pub table_name: Option<String>,
     pub events_queue_url: Option<String>,
     pub events_dlq_url: Option<String>,
+    pub bucket_name: Option<String>,
+    pub uploads_queue_url: Option<String>,
+    pub uploads_dlq_url: Option<String>,
+    /// Base of the URLs the local runner hands out (embedded presigned object URLs, share links).
+    pub public_base_url: String,
     pub email_from: Option<String>,
     pub sms_sender_id: Option<String>,
     /// Also record SMS and email in the dev outbox (never on Lambda).
@@ -49,6 +54,10 @@ impl Config {
             table_name: var("TABLE_NAME"),
             events_queue_url: var("EVENTS_QUEUE_URL"),
             events_dlq_url: var("EVENTS_DLQ_URL"),
+            bucket_name: var("BUCKET_NAME"),
+            uploads_queue_url: var("UPLOADS_QUEUE_URL"),
+            uploads_dlq_url: var("UPLOADS_DLQ_URL"),
+            public_base_url: var("PUBLIC_BASE_URL").unwrap_or_else(|| "http://127.0.0.1:3000".into()).trim_end_matches('/').to_owned(),
             email_from: var("EMAIL_FROM"),
             sms_sender_id: var("SMS_SENDER_ID"),
             dev_outbox,
@@ -66,9 +75,16 @@ impl Config {
 pub struct Adapters {
     pub kv: Arc<dyn KeyValue>,
     pub events_queue: Arc<dyn Queue>,
+    /// Object-created notifications for uploaded documents.
+    pub uploads_queue: Arc<dyn Queue>,
+    pub objects: Arc<dyn ObjectStore>,
+    /// The embedded object store, whose presigned URLs the local runner serves.
+    pub file_objects: Option<Arc<crate::adapters::embedded::objects::FileObjectStore>>,
     pub sms: Arc<dyn SmsSender>,
     pub email: Arc<dyn EmailSender>,
-    pub keys: Arc<KeyRing>,
+    /// Access-token keys; absent on Lambda unless `JWT_SIGNING_KEYS` is set (only auth signs,
+    /// and only HTTP functions verify).
+    pub keys: Option<Arc<KeyRing>>,
     /// Present when `Config::dev_outbox` is on; serves `GET /dev/outbox`.
     pub dev_outbox: Option<Arc<DevOutbox>>,
     /// The embedded database, for further embedded adapters (e.g. more queues).
@@ -78,23 +94,33 @@ pub struct Adapters {
 }
 
 impl Adapters {
+    /// The key ring, for functions that cannot run without it.
+    pub fn require_keys(&self) -> Result<Arc<KeyRing>, BoxError> {
+        self.keys.clone().ok_or_else(|| "JWT_SIGNING_KEYS must be set".into())
+    }
+
     pub async fn build(config: &Config) -> Result<Self, BoxError> {
         let keys = match &config.jwt_signing_keys {
-            Some(json) => KeyRing::from_json(json)?,
-            None if crate::runtime::on_lambda() => return Err("JWT_SIGNING_KEYS must be set on Lambda".into()),
-            None => KeyRing::load_or_create(&config.data_dir.join("jwt-keys.json"))?,
+            Some(json) => Some(Arc::new(KeyRing::from_json(json)?)),
+            None if crate::runtime::on_lambda() => None,
+            None => Some(Arc::new(KeyRing::load_or_create(&config.data_dir.join("jwt-keys.json"))?)),
         };
-        let keys = Arc::new(keys);
         match config.backend {
             Backend::Embedded => {
                 use crate::adapters::embedded::{kv::RedbKv, open_database, queue::RedbQueue};
                 let database = open_database(&config.data_dir.join("state.redb"))?;
                 let kv: Arc<dyn KeyValue> = Arc::new(RedbKv::new(database.clone())?);
                 let events_queue: Arc<dyn Queue> = Arc::new(RedbQueue::open(database.clone(), "events", MAX_RECEIVES).await?);
+                let uploads_queue: Arc<dyn Queue> = Arc::new(RedbQueue::open(database.clone(), "uploads", MAX_RECEIVES).await?);
+                let secret = load_or_create_secret(&config.data_dir.join("object-url-secret"))?;
+                let file_objects = Arc::new(crate::adapters::embedded::objects::FileObjectStore::new(&config.data_dir, &config.public_base_url, secret)?);
                 let outbox = Arc::new(DevOutbox::new(kv.clone()));
                 Ok(Self {
                     kv,
                     events_queue,
+                    uploads_queue,
+                    objects: file_objects.clone(),
+                    file_objects: Some(file_objects),
                     sms: outbox.clone(),
                     email: outbox.clone(),
                     keys,
@@ -104,7 +130,7 @@ impl Adapters {
                 })
             }
             Backend::Aws => {
-                use crate::adapters::aws::{dynamodb::DynamoKv, ses::SesEmail, sns::SnsSms, sqs::SqsQueue};
+                use crate::adapters::aws::{dynamodb::DynamoKv, s3::S3ObjectStore, ses::SesEmail, sns::SnsSms, sqs::SqsQueue};
                 let sdk = crate::adapters::aws::sdk_config().await;
                 let kv: Arc<dyn KeyValue> = Arc::new(DynamoKv::new(aws_sdk_dynamodb::Client::new(&sdk), Config::require(&config.table_name, "TABLE_NAME")?));
                 let events_queue: Arc<dyn Queue> = Arc::new(SqsQueue::new(
@@ -112,6 +138,12 @@ impl Adapters {
                     Config::require(&config.events_queue_url, "EVENTS_QUEUE_URL")?,
                     Config::require(&config.events_dlq_url, "EVENTS_DLQ_URL")?,
                 ));
+                let uploads_queue: Arc<dyn Queue> = Arc::new(SqsQueue::new(
+                    aws_sdk_sqs::Client::new(&sdk),
+                    Config::require(&config.uploads_queue_url, "UPLOADS_QUEUE_URL")?,
+                    Config::require(&config.uploads_dlq_url, "UPLOADS_DLQ_URL")?,
+                ));
+                let objects: Arc<dyn ObjectStore> = Arc::new(S3ObjectStore::new(crate::adapters::aws::s3::client_for(&sdk), Config::require(&config.bucket_name, "BUCKET_NAME")?));
                 let sms_real: Arc<dyn SmsSender> = Arc::new(SnsSms::new(aws_sdk_sns::Client::new(&sdk), config.sms_sender_id.clone()));
                 let email_real: Arc<dyn EmailSender> = Arc::new(SesEmail::new(
                     aws_sdk_sesv2::Client::new(&sdk),
@@ -123,8 +155,32 @@ impl Adapters {
                     Some(outbox) => (Arc::new(Tee::new(sms_real, outbox.clone())), Arc::new(Tee::new(email_real, outbox.clone()))),
                     None => (sms_real, email_real),
                 };
-                Ok(Self { kv, events_queue, sms, email, keys, dev_outbox, database: None, aws: Some(sdk) })
+                Ok(Self { kv, events_queue, uploads_queue, objects, file_objects: None, sms, email, keys, dev_outbox, database: None, aws: Some(sdk) })
             }
         }
     }
+}
+
+/// A random 32-byte secret kept in a private file of the data dir (created on first use).
+fn load_or_create_secret(path: &std::path::Path) -> Result<Vec<u8>, BoxError> {
+    use rand::RngCore;
+    if let Ok(bytes) = std::fs::read(path) {
+        if bytes.len() >= 32 {
+            return Ok(bytes);
+        }
+    }
+    let mut secret = vec![0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut secret);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    std::io::Write::write_all(&mut options.open(path)?, &secret)?;
+    Ok(secret)
 }

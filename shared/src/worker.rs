@@ -60,19 +60,12 @@ impl Default for ConsumerOptions {
             visibility_timeout: Duration::from_secs(60),
             wait: Duration::from_secs(20),
             concurrency: 10,
-            retry_base: Duration::from_secs(5),
+            // Doubling from 10 s, five receives span minutes: long enough for a crashed handler's lease to lapse.
+            retry_base: Duration::from_secs(10),
             retry_cap: Duration::from_secs(15 * 60),
             receive_error_pause: Duration::from_secs(5),
         }
     }
-}
-
-/// What happened to one message; used for logs and by callers that count outcomes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    Done,
-    Retry,
-    Reject,
 }
 
 /// Polls `queue` and hands every message to `handler` until `shutdown` completes.

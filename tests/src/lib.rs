@@ -4,7 +4,7 @@
 //! - `LOCAL_RUNNER_BIN` points at the binary; otherwise the one beside the test executable
 //!   (`<target>/<profile>/local-runner`) is used, built once with cargo when it is missing.
 //! - `E2E_BACKEND=aws` runs the same journeys against an AWS emulator (`AWS_ENDPOINT_URL`):
-//!   every runner gets its own DynamoDB table and events queue + DLQ, created with boto3
+//!   every runner gets its own table, queues, bucket and SES sender, created with boto3
 //!   (`E2E_PYTHON`, default `python3`).
 
 use std::collections::HashSet;
@@ -90,13 +90,10 @@ impl Runner {
                 command.env("BACKEND", "embedded");
             }
             Backend::Aws => {
-                let resources = AwsResources::create();
                 command
                     .envs(aws_defaults())
-                    .env("BACKEND", "aws")
-                    .env("TABLE_NAME", resources.table_name)
-                    .env("EVENTS_QUEUE_URL", resources.events_queue_url)
-                    .env("EVENTS_DLQ_URL", resources.events_dlq_url);
+                    .envs(AwsResources::create().env)
+                    .env("BACKEND", "aws");
             }
         }
         command
@@ -236,7 +233,11 @@ fn aws_defaults() -> Vec<(&'static str, String)> {
     let region = std::env::var("AWS_REGION")
         .or_else(|_| std::env::var("AWS_DEFAULT_REGION"))
         .unwrap_or_else(|_| "us-east-1".to_owned());
-    let mut vars = vec![("AWS_REGION", region)];
+    // boto3 reads only AWS_DEFAULT_REGION, the Rust SDK reads AWS_REGION.
+    let mut vars = vec![
+        ("AWS_REGION", region.clone()),
+        ("AWS_DEFAULT_REGION", region),
+    ];
     for key in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"] {
         if std::env::var_os(key).is_none() {
             vars.push((key, "test".to_owned()));
@@ -245,41 +246,56 @@ fn aws_defaults() -> Vec<(&'static str, String)> {
     vars
 }
 
-/// Uniquely named resources on the emulator for one runner.
-struct AwsResources {
-    table_name: String,
-    events_queue_url: String,
-    events_dlq_url: String,
-}
-
-/// Creates the table (pk/sk, TTL on `expires_at`) and the events queue with its DLQ.
+/// Creates the table (pk/sk, TTL on `expires_at`), the events and uploads queues with their
+/// DLQs, the documents bucket notifying the uploads queue, and a verified SES sender (SES
+/// refuses mail from unverified senders).
 const CREATE_AWS_RESOURCES_PY: &str = r#"
 import json, sys, boto3
-suffix = sys.argv[1]
+prefix = "e2e-" + sys.argv[1]
 dynamodb = boto3.client("dynamodb")
-table = "e2e-" + suffix
 dynamodb.create_table(
-    TableName=table,
+    TableName=prefix,
     AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
                           {"AttributeName": "sk", "AttributeType": "S"}],
     KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
                {"AttributeName": "sk", "KeyType": "RANGE"}],
     BillingMode="PAY_PER_REQUEST",
 )
-dynamodb.get_waiter("table_exists").wait(TableName=table)
+dynamodb.get_waiter("table_exists").wait(TableName=prefix)
 dynamodb.update_time_to_live(
-    TableName=table,
+    TableName=prefix,
     TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"},
 )
 sqs = boto3.client("sqs")
-dlq = sqs.create_queue(QueueName="e2e-" + suffix + "-events-dlq")["QueueUrl"]
-dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-queue = sqs.create_queue(
-    QueueName="e2e-" + suffix + "-events",
-    Attributes={"RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "5"})},
-)["QueueUrl"]
-print(json.dumps({"table_name": table, "events_queue_url": queue, "events_dlq_url": dlq}))
+def queue_with_dlq(name):
+    dlq = sqs.create_queue(QueueName=prefix + "-" + name + "-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "5"})
+    queue = sqs.create_queue(QueueName=prefix + "-" + name, Attributes={"RedrivePolicy": redrive})["QueueUrl"]
+    return queue, dlq
+events, events_dlq = queue_with_dlq("events")
+uploads, uploads_dlq = queue_with_dlq("uploads")
+uploads_arn = sqs.get_queue_attributes(QueueUrl=uploads, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+s3 = boto3.client("s3")
+s3.create_bucket(Bucket=prefix)
+s3.put_bucket_notification_configuration(
+    Bucket=prefix,
+    NotificationConfiguration={"QueueConfigurations": [
+        {"QueueArn": uploads_arn, "Events": ["s3:ObjectCreated:*"]}]},
+)
+sender = "no-reply-" + sys.argv[1] + "@example.test"
+boto3.client("sesv2").create_email_identity(EmailIdentity=sender)
+print(json.dumps({
+    "TABLE_NAME": prefix, "EVENTS_QUEUE_URL": events, "EVENTS_DLQ_URL": events_dlq,
+    "BUCKET_NAME": prefix, "UPLOADS_QUEUE_URL": uploads, "UPLOADS_DLQ_URL": uploads_dlq,
+    "EMAIL_FROM": sender,
+}))
 "#;
+
+/// Runner configuration naming uniquely created emulator resources.
+struct AwsResources {
+    env: Vec<(String, String)>,
+}
 
 impl AwsResources {
     fn create() -> AwsResources {
@@ -303,17 +319,18 @@ impl AwsResources {
         );
         let created: Value = serde_json::from_slice(&output.stdout)
             .unwrap_or_else(|error| panic!("resource script printed no JSON: {error}"));
-        let field = |name: &str| {
-            created[name]
-                .as_str()
-                .unwrap_or_else(|| panic!("resource script did not report {name}"))
-                .to_owned()
-        };
-        AwsResources {
-            table_name: field("table_name"),
-            events_queue_url: field("events_queue_url"),
-            events_dlq_url: field("events_dlq_url"),
-        }
+        let env = created
+            .as_object()
+            .unwrap_or_else(|| panic!("resource script printed no object: {created}"))
+            .iter()
+            .map(|(name, value)| {
+                let value = value
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{name} is not text"));
+                (name.clone(), value.to_owned())
+            })
+            .collect();
+        AwsResources { env }
     }
 }
 

@@ -37,7 +37,7 @@ async fn main() -> Result<(), BoxError> {
     let adapters = Adapters::build(&config).await?;
     let relay = Relay::new(adapters.kv.clone(), adapters.events_queue.clone());
 
-    let auth_state = Arc::new(auth::AuthState::new(adapters.kv.clone(), relay.clone(), adapters.keys.clone(), auth::Settings::from_env()));
+    let auth_state = Arc::new(auth::AuthState::new(adapters.kv.clone(), relay.clone(), adapters.require_keys()?, auth::Settings::from_env()));
     let notifier = Arc::new(notifications::Notifier::new(adapters.kv.clone(), adapters.sms.clone(), adapters.email.clone()));
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -8,7 +8,7 @@ use super::FieldError;
 
 /// A SNILS whose check number matches; `Display` is `XXX-XXX-XXX YY`, `Debug` is masked.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Snils([u8; 11]);
+pub struct Snils(String);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum SnilsError {
@@ -43,17 +43,17 @@ impl Snils {
         if number > LAST_UNCHECKED_NUMBER && check != check_number(&digits) {
             return Err(SnilsError::ChecksumMismatch);
         }
-        Ok(Self(digits))
+        Ok(Self(digits.iter().map(|d| char::from(b'0' + d)).collect()))
     }
 
-    /// The 11 digits without separators, e.g. for lookups by SNILS.
-    pub fn digits(&self) -> String {
-        self.0.iter().map(|d| char::from(b'0' + d)).collect()
+    /// The 11 digits without separators, the canonical key for lookups by SNILS.
+    pub fn digits(&self) -> &str {
+        &self.0
     }
 
     /// Safe for logs and screens: `***-***-*** 95`.
     pub fn masked(&self) -> String {
-        format!("***-***-*** {}{}", self.0[9], self.0[10])
+        format!("***-***-*** {}", &self.0[9..])
     }
 }
 
@@ -121,12 +121,8 @@ impl SnilsError {
 
 impl fmt::Display for Snils {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let d = self.0;
-        write!(
-            f,
-            "{}{}{}-{}{}{}-{}{}{} {}{}",
-            d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7], d[8], d[9], d[10]
-        )
+        let d = &self.0;
+        write!(f, "{}-{}-{} {}", &d[..3], &d[3..6], &d[6..9], &d[9..])
     }
 }
 
@@ -281,9 +277,10 @@ mod tests {
         fn any_valid_snils_parses_and_round_trips_through_display(number in 1_001_999u32..=999_999_999) {
             let raw = with_check(&format!("{number:09}"));
             let snils = Snils::parse(&raw).unwrap();
-            prop_assert_eq!(snils.digits(), raw.clone());
+            prop_assert_eq!(snils.digits(), raw.as_str());
             let displayed = snils.to_string();
-            prop_assert_eq!(&displayed[..3], &raw[..3]);
+            let expected = format!("{}-{}-{} {}", &raw[..3], &raw[3..6], &raw[6..9], &raw[9..]);
+            prop_assert_eq!(&displayed, &expected);
             prop_assert_eq!(Snils::parse(&displayed).unwrap(), snils);
         }
 

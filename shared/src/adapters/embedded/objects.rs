@@ -51,6 +51,7 @@ pub struct FileObjectStore {
 }
 
 /// Called after a presigned PUT stored an object, like S3's object-created notification.
+/// It runs inside the upload request, so it should hand the event off (channel, queue) quickly.
 pub type OnObjectCreated = Arc<dyn Fn(ObjectCreated) + Send + Sync>;
 
 impl FileObjectStore {

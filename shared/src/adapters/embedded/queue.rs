@@ -260,6 +260,10 @@ impl Inner {
     /// reports how long until the next hidden message becomes visible.
     fn take_due(&self, max: usize, visibility_ms: u64) -> Result<(Vec<ReceivedMessage>, Option<Duration>), StoreError> {
         let now = now_ms();
+        // Idle polls only read: the write lock is shared with the key-value store.
+        if let Some(wait) = self.nothing_due(now)? {
+            return Ok((Vec::new(), wait));
+        }
         // Redelivery is never earlier than the next millisecond, so this call cannot see a
         // message it has just delivered, even with a zero visibility timeout.
         let hidden_until = now.saturating_add(visibility_ms.max(1));
@@ -315,6 +319,19 @@ impl Inner {
             txn.commit()?;
         }
         Ok((delivered, next_visible_in))
+    }
+
+    /// `Some(time until the next message shows)` when no message is due at `now`.
+    fn nothing_due(&self, now: u64) -> Result<Option<Option<Duration>>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let ready = txn.open_table(self.ready())?;
+        Ok(match ready.first()? {
+            None => Some(None),
+            Some((key, _)) => {
+                let visible_at = key.value().0;
+                (visible_at > now).then(|| Some(Duration::from_millis(visible_at - now)))
+            }
+        })
     }
 }
 
