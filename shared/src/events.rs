@@ -63,6 +63,33 @@ pub enum EventPayload {
     NewLogin { destinations: Vec<Destination>, device_type: String, ip: String },
     #[serde(rename = "auth.mfa_changed")]
     MfaChanged { destinations: Vec<Destination>, method: String, enabled: bool },
+    /// An application moved to a new status; `status_title` is the Russian title (SPEC §4.2).
+    #[serde(rename = "application.status_changed")]
+    ApplicationStatusChanged {
+        application_id: String,
+        number: Option<String>,
+        service_code: String,
+        service_title: String,
+        status: String,
+        status_title: String,
+        comment: Option<String>,
+    },
+    #[serde(rename = "application.message")]
+    ApplicationMessage {
+        application_id: String,
+        number: Option<String>,
+        service_title: String,
+        from_agency: bool,
+        preview: String,
+    },
+    /// Addressed to the registry agency; the citizen gets an inbox note.
+    #[serde(rename = "identity.verification_requested")]
+    IdentityVerificationRequested { registry_agency_id: String },
+    #[serde(rename = "identity.level_changed")]
+    IdentityLevelChanged { level: String, previous_level: String, reason: String },
+    /// `status` is `available` or `rejected`.
+    #[serde(rename = "document.verdict")]
+    DocumentVerdict { document_id: String, file_name: String, status: String, rejection_reason: Option<String> },
 }
 
 impl EventPayload {
@@ -74,6 +101,11 @@ impl EventPayload {
             Self::PasswordChanged { .. } => "auth.password_changed",
             Self::NewLogin { .. } => "auth.new_login",
             Self::MfaChanged { .. } => "auth.mfa_changed",
+            Self::ApplicationStatusChanged { .. } => "application.status_changed",
+            Self::ApplicationMessage { .. } => "application.message",
+            Self::IdentityVerificationRequested { .. } => "identity.verification_requested",
+            Self::IdentityLevelChanged { .. } => "identity.level_changed",
+            Self::DocumentVerdict { .. } => "document.verdict",
         }
     }
 }

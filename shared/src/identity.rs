@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::domain::{Inn, Passport, Snils};
 use crate::events::Destination;
 use crate::ports::{KeyValue, KvError};
 
@@ -49,7 +50,7 @@ pub struct Account {
     pub locked: bool,
     pub mfa: MfaSettings,
     #[serde(default)]
-    pub profile: Option<serde_json::Value>,
+    pub profile: Option<Profile>,
     pub created_at: DateTime<Utc>,
     /// Sessions whose `valid_from` is older than this are revoked (password change, recovery).
     /// One write revokes any number of sessions, atomically with the change that causes it.
@@ -116,6 +117,55 @@ impl Account {
     }
 }
 
+
+/// The citizen's personal data (SPEC §3.8), verified by a registry agency for `standard`.
+/// Domain types re-validate on every read and mask themselves in `Debug`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Profile {
+    pub last_name: String,
+    pub first_name: String,
+    #[serde(default)]
+    pub middle_name: Option<String>,
+    pub birth_date: chrono::NaiveDate,
+    pub gender: Gender,
+    pub snils: Snils,
+    #[serde(default)]
+    pub inn: Option<Inn>,
+    pub passport: Passport,
+    pub verification: Verification,
+    /// Why the registry agency rejected the data, when it did.
+    #[serde(default)]
+    pub verification_reason: Option<String>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Gender {
+    Male,
+    Female,
+}
+
+/// Where the registry agency's check of the profile stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verification {
+    Pending,
+    Verified,
+    Rejected,
+}
+
+impl Profile {
+    /// Name, birth date, SNILS and passport: changing any of them voids a verified level.
+    pub fn same_core_data(&self, other: &Profile) -> bool {
+        self.last_name == other.last_name
+            && self.first_name == other.first_name
+            && self.middle_name == other.middle_name
+            && self.birth_date == other.birth_date
+            && self.snils == other.snils
+            && self.passport == other.passport
+    }
+}
 
 /// Reads an account with its version (for a conditional write-back).
 pub async fn load(kv: &dyn KeyValue, user_id: &str) -> Result<Option<(Account, u64)>, KvError> {

@@ -41,6 +41,8 @@ pub struct Settings {
     pub codes_per_destination_hourly: u64,
     pub login_per_ip: Limit,
     pub register_per_ip: Limit,
+    /// The agency asked to verify profiles (capability `identity_verification`).
+    pub registry_agency_id: String,
 }
 
 impl Default for Settings {
@@ -58,6 +60,7 @@ impl Default for Settings {
             codes_per_destination_hourly: 5,
             login_per_ip: Limit::per_minute(60),
             register_per_ip: Limit::per_minute(20),
+            registry_agency_id: "sfr".into(),
         }
     }
 }
@@ -77,6 +80,9 @@ impl Settings {
         s.session_absolute = secs("SESSION_ABSOLUTE_SECONDS").unwrap_or(s.session_absolute);
         s.otp_ttl = secs("OTP_TTL_SECONDS").unwrap_or(s.otp_ttl);
         s.otp_resend = secs("OTP_RESEND_SECONDS").unwrap_or(s.otp_resend);
+        if let Ok(v) = std::env::var("REGISTRY_AGENCY_ID") {
+            s.registry_agency_id = v;
+        }
         s
     }
 }
@@ -134,6 +140,7 @@ pub fn router(state: Arc<AuthState>) -> Router {
         .route("/v1/me/sessions/{id}", delete(sessions::revoke))
         .route("/v1/me/login-history", get(me::login_history))
         .route("/v1/me/password", post(me::change_password))
+        .route("/v1/me/profile", put(profile::put_profile))
         .route("/v1/me/mfa/totp", post(mfa::totp_enrol).delete(mfa::totp_disable))
         .route("/v1/me/mfa/totp/confirm", post(mfa::totp_confirm))
         .route("/v1/me/mfa/sms", put(mfa::sms_switch))
@@ -158,6 +165,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/v1/me/sessions/{id}"),
     ("GET", "/v1/me/login-history"),
     ("POST", "/v1/me/password"),
+    ("PUT", "/v1/me/profile"),
     ("POST", "/v1/me/mfa/totp"),
     ("DELETE", "/v1/me/mfa/totp"),
     ("POST", "/v1/me/mfa/totp/confirm"),

@@ -17,6 +17,8 @@ use shared::ports::{KeyValue, Queue};
 struct Harness {
     app: axum::Router,
     queue: Arc<dyn Queue>,
+    kv: Arc<dyn KeyValue>,
+    state: Arc<auth::AuthState>,
     _dir: tempfile::TempDir,
 }
 
@@ -27,8 +29,20 @@ impl Harness {
         let kv: Arc<dyn KeyValue> = Arc::new(RedbKv::new(db.clone()).unwrap());
         let queue: Arc<dyn Queue> = Arc::new(RedbQueue::open(db, "events", 5).await.unwrap());
         let keys = Arc::new(KeyRing::from_json(&KeyRing::generate_json().unwrap()).unwrap());
-        let state = Arc::new(auth::AuthState::new(kv.clone(), Relay::new(kv, queue.clone()), keys, auth::Settings::default()));
-        Self { app: shared::http::finish(auth::router(state)), queue, _dir: dir }
+        let state = Arc::new(auth::AuthState::new(kv.clone(), Relay::new(kv.clone(), queue.clone()), keys, auth::Settings::default()));
+        Self { app: shared::http::finish(auth::router(state.clone())), queue, kv, state, _dir: dir }
+    }
+
+    /// Sets the account level directly, as a registry agency's verdict would.
+    async fn promote(&self, user_id: &str, level: shared::identity::Level) {
+        let (mut account, version) = shared::identity::load(self.kv.as_ref(), user_id).await.unwrap().unwrap();
+        account.level = level;
+        let item = shared::ports::Item::json(shared::identity::user_pk(user_id), shared::identity::ACCOUNT_SK, &account).unwrap();
+        self.kv.put(item, shared::ports::Condition::VersionIs(version)).await.unwrap();
+    }
+
+    fn verifier(&self) -> Arc<shared::http::TokenVerifier> {
+        self.state.verifier.clone()
     }
 
     async fn call(&self, method: &str, path: &str, body: Option<Value>, bearer: Option<&str>) -> (StatusCode, Value) {
@@ -167,4 +181,79 @@ async fn password_change_revokes_other_sessions_but_keeps_the_current_one() {
 /// Polls the futures together so they really race on the store.
 async fn futures_join_all<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
     futures::future::join_all(futures).await
+}
+
+fn profile_body(snils: &str) -> Value {
+    json!({
+        "last_name": "Иванова", "first_name": "Мария", "middle_name": "Петровна",
+        "birth_date": "1990-04-12", "gender": "female", "snils": snils, "inn": "500100732259",
+        "passport": {"series": "4510", "number": "123456", "issued_at": "2010-05-20", "issued_by": "ОВД района Арбат г. Москвы", "division_code": "770-001"}
+    })
+}
+
+#[tokio::test]
+async fn profile_is_validated_field_by_field_and_changes_nothing_when_invalid() {
+    let h = Harness::new().await;
+    let tokens = h.registered("profile-bad@example.ru").await;
+    let token = tokens["access_token"].as_str();
+    let mut body = profile_body("112-233-445 96");
+    body["passport"]["division_code"] = json!("77-001");
+    body["birth_date"] = json!("2999-01-01");
+    let (status, problem) = h.call("PUT", "/v1/me/profile", Some(body), token).await;
+    assert_eq!((status, problem["code"].as_str()), (StatusCode::BAD_REQUEST, Some("validation_failed")));
+    let fields: Vec<&str> = problem["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+    for expected in ["snils", "passport.division_code", "birth_date"] {
+        assert!(fields.contains(&expected), "{fields:?}");
+    }
+    assert_eq!(h.call("GET", "/v1/me", None, token).await.1["profile"], Value::Null);
+}
+
+#[tokio::test]
+async fn storing_a_profile_requests_verification_and_makes_snils_a_login() {
+    let h = Harness::new().await;
+    let tokens = h.registered("profile@example.ru").await;
+    h.events().await;
+    let (status, profile) = h.call("PUT", "/v1/me/profile", Some(profile_body("11223344595")), tokens["access_token"].as_str()).await;
+    assert_eq!(status, StatusCode::OK, "{profile}");
+    assert_eq!(profile["snils"], "112-233-445 95");
+    assert_eq!(profile["verification"], "pending");
+    let events = h.events().await;
+    assert!(events.iter().any(|e| matches!(e.payload, EventPayload::IdentityVerificationRequested { .. })));
+    let (status, body) = h.call("POST", "/v1/auth/login", Some(json!({"login": "112-233-445 95", "password": PASSWORD})), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["mfa_required"], false);
+}
+
+#[tokio::test]
+async fn changing_core_data_drops_a_verified_level_to_simplified() {
+    let h = Harness::new().await;
+    let tokens = h.registered("level@example.ru").await;
+    let token = tokens["access_token"].as_str();
+    assert_eq!(h.call("PUT", "/v1/me/profile", Some(profile_body("11223344595")), token).await.0, StatusCode::OK);
+    let user_id = h.call("GET", "/v1/me", None, token).await.1["user_id"].as_str().unwrap().to_owned();
+    h.promote(&user_id, shared::identity::Level::Standard).await;
+    // Same core data: the level stays.
+    let mut same = profile_body("11223344595");
+    same["inn"] = Value::Null;
+    assert_eq!(h.call("PUT", "/v1/me/profile", Some(same), token).await.0, StatusCode::OK);
+    assert_eq!(h.call("GET", "/v1/me", None, token).await.1["level"], "standard");
+    h.events().await;
+    let mut renamed = profile_body("11223344595");
+    renamed["last_name"] = json!("Петрова");
+    assert_eq!(h.call("PUT", "/v1/me/profile", Some(renamed), token).await.0, StatusCode::OK);
+    let me = h.call("GET", "/v1/me", None, token).await.1;
+    assert_eq!((me["level"].as_str(), me["profile"]["verification"].as_str()), (Some("simplified"), Some("pending")));
+    let events = h.events().await;
+    assert!(events.iter().any(|e| matches!(&e.payload, EventPayload::IdentityLevelChanged { level, .. } if level == "simplified")));
+}
+
+#[tokio::test]
+async fn newly_issued_tokens_carry_the_current_level() {
+    let h = Harness::new().await;
+    let tokens = h.registered("lvl@example.ru").await;
+    let user_id = h.call("GET", "/v1/me", None, tokens["access_token"].as_str()).await.1["user_id"].as_str().unwrap().to_owned();
+    h.promote(&user_id, shared::identity::Level::Confirmed).await;
+    let (_, refreshed) = h.call("POST", "/v1/auth/token/refresh", Some(json!({"refresh_token": tokens["refresh_token"]})), None).await;
+    let claims = h.verifier().verify(refreshed["tokens"]["access_token"].as_str().unwrap()).unwrap();
+    assert_eq!(claims.lvl, "confirmed");
 }

@@ -165,6 +165,12 @@ fn destinations(payload: &EventPayload) -> Vec<&Destination> {
         | EventPayload::PasswordChanged { destinations }
         | EventPayload::NewLogin { destinations, .. }
         | EventPayload::MfaChanged { destinations, .. } => destinations.iter().collect(),
+        // Citizen events name no destination: contacts come from the account (delivery follows).
+        EventPayload::ApplicationStatusChanged { .. }
+        | EventPayload::ApplicationMessage { .. }
+        | EventPayload::IdentityVerificationRequested { .. }
+        | EventPayload::IdentityLevelChanged { .. }
+        | EventPayload::DocumentVerdict { .. } => Vec::new(),
     };
     let mut unique: Vec<&Destination> = Vec::with_capacity(listed.len());
     for destination in listed {

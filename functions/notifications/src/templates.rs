@@ -45,6 +45,7 @@ pub fn sms_text(event: &Event) -> String {
         EventPayload::MfaChanged { method, enabled, .. } => {
             format!("Госуслуги: {}. Если это были не вы, срочно восстановите доступ.", mfa_change(method, *enabled))
         }
+        _ => "Госуслуги: новое уведомление в личном кабинете.".to_owned(),
     }
 }
 
@@ -117,6 +118,7 @@ pub fn email(event: &Event) -> EmailMessage {
                 mfa_change(method, *enabled),
             ),
         ),
+        _ => ("Новое уведомление".to_owned(), "В личном кабинете на Госуслугах новое уведомление.".to_owned()),
     };
     EmailMessage { subject, body: format!("Здравствуйте!\n\n{text}\n\n{FOOTER}") }
 }

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 pub struct FieldError {
     /// Path of the field in the request body, e.g. `phone` or `passport.series`.
     pub field: String,
-    /// Stable snake_case code, e.g. `invalid_format` or `missing_upper`.
+    /// Stable `snake_case` code, e.g. `invalid_format` or `missing_upper`.
     pub code: String,
     /// Citizen-facing explanation in Russian.
     pub message: String,
@@ -44,5 +44,24 @@ impl FieldError {
             code: code.into(),
             message: message.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_error_serializes_to_the_problem_json_shape() {
+        let error = Phone::parse("").unwrap_err().field_error("phone");
+        let json = serde_json::to_value(&error).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "field": "phone",
+                "code": "required",
+                "message": "Укажите номер телефона",
+            })
+        );
     }
 }

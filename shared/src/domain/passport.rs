@@ -145,12 +145,11 @@ fn parse_series(raw: &str) -> Result<String, PassportError> {
     if trimmed.is_empty() {
         return Err(PassportError::SeriesMissing);
     }
-    let bytes = trimmed.as_bytes();
-    let digits: String = match bytes {
-        [a, b, b' ', c, d] => [*a, *b, *c, *d].iter().map(|&x| char::from(x)).collect(),
+    let digits = match trimmed.split_once(' ') {
+        Some((first, second)) if first.len() == 2 && second.len() == 2 => first.to_owned() + second,
         _ => trimmed.to_owned(),
     };
-    if digits.len() != 4 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+    if !is_digits(&digits, 4) {
         return Err(PassportError::SeriesInvalid);
     }
     Ok(digits)
@@ -161,7 +160,7 @@ fn parse_number(raw: &str) -> Result<String, PassportError> {
     if trimmed.is_empty() {
         return Err(PassportError::NumberMissing);
     }
-    if trimmed.len() != 6 || !trimmed.bytes().all(|b| b.is_ascii_digit()) {
+    if !is_digits(trimmed, 6) {
         return Err(PassportError::NumberInvalid);
     }
     Ok(trimmed.to_owned())
@@ -204,14 +203,19 @@ fn parse_division_code(raw: &str) -> Result<String, PassportError> {
     if trimmed.is_empty() {
         return Err(PassportError::DivisionCodeMissing);
     }
-    let digits: String = match trimmed.as_bytes() {
-        [a, b, c, b'-', d, e, f] => [a, b, c, d, e, f].iter().map(|&&x| char::from(x)).collect(),
-        _ => trimmed.to_owned(),
+    let digits = match trimmed.split_once('-') {
+        Some((first, second)) if first.len() == 3 && second.len() == 3 => first.to_owned() + second,
+        Some(_) => return Err(PassportError::DivisionCodeInvalid),
+        None => trimmed.to_owned(),
     };
-    if digits.len() != 6 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+    if !is_digits(&digits, 6) {
         return Err(PassportError::DivisionCodeInvalid);
     }
     Ok(format!("{}-{}", &digits[..3], &digits[3..]))
+}
+
+fn is_digits(s: &str, count: usize) -> bool {
+    s.len() == count && s.bytes().all(|b| b.is_ascii_digit())
 }
 
 impl PassportError {

@@ -182,14 +182,13 @@ pub fn personal_data(account: Option<&Account>, phone: Option<&str>, email: Opti
     let phone = phone.map(str::to_owned).or_else(|| account.and_then(|a| a.phone.clone()));
     let email = email.map(str::to_owned).or_else(|| account.and_then(|a| a.email.clone()));
     let profile = account.and_then(|a| a.profile.as_ref());
-    let text = |k: &str| profile.and_then(|p| p.get(k)).and_then(|v| v.as_str()).map(str::to_owned);
     shared::domain::PersonalData {
         phone_digits: phone.map(|p| p.chars().filter(char::is_ascii_digit).collect()),
         email_local_part: email.and_then(|e| e.split('@').next().map(str::to_owned)),
-        first_name: text("first_name"),
-        last_name: text("last_name"),
-        middle_name: text("middle_name"),
-        birth_date: text("birth_date").and_then(|d| chrono::NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok()),
+        first_name: profile.map(|p| p.first_name.clone()),
+        last_name: profile.map(|p| p.last_name.clone()),
+        middle_name: profile.and_then(|p| p.middle_name.clone()),
+        birth_date: profile.map(|p| p.birth_date),
     }
 }
 

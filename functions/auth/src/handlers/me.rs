@@ -25,7 +25,7 @@ pub struct MeView {
     email: Option<String>,
     phone_confirmed: bool,
     email_confirmed: bool,
-    profile: Option<serde_json::Value>,
+    profile: Option<shared::identity::Profile>,
     mfa: MfaView,
     created_at: DateTime<Utc>,
 }

@@ -3,6 +3,7 @@
 pub mod login;
 pub mod me;
 pub mod mfa;
+pub mod profile;
 pub mod recovery;
 pub mod registration;
 pub mod sessions;

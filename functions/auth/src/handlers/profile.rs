@@ -1,0 +1,166 @@
+//! `PUT /v1/me/profile` (SPEC §3.8): the citizen's personal data. Storing it asks the registry
+//! agency to verify it; changing core data (name, birth date, SNILS, passport) drops a
+//! verified level back to `simplified` until it is verified again.
+
+use axum::extract::State;
+use axum::response::IntoResponse;
+use chrono::{NaiveDate, Utc};
+use serde::Deserialize;
+
+use shared::domain::{FieldError, Inn, Passport, PassportInput, Snils};
+use shared::events::{Event, EventPayload};
+use shared::http::{ApiError, ApiJson, Authenticated};
+use shared::identity::{Gender, Level, Profile, Verification};
+use shared::ports::{Condition, KvError, TxOp};
+
+use super::common::{self, MAX_RETRIES};
+use crate::store::{self, LoginIndex};
+use crate::AppState;
+
+#[derive(Deserialize)]
+pub struct ProfileRequest {
+    #[serde(default)]
+    last_name: String,
+    #[serde(default)]
+    first_name: String,
+    middle_name: Option<String>,
+    #[serde(default)]
+    birth_date: String,
+    #[serde(default)]
+    gender: String,
+    #[serde(default)]
+    snils: String,
+    inn: Option<String>,
+    #[serde(default)]
+    passport: PassportInput,
+}
+
+pub async fn put_profile(State(state): State<AppState>, auth: Authenticated, ApiJson(req): ApiJson<ProfileRequest>) -> Result<impl IntoResponse, ApiError> {
+    let parsed = parse(&req)?;
+    let registry_agency_id = state.settings.registry_agency_id.clone();
+    for _ in 0..MAX_RETRIES {
+        let (mut account, _) = common::current(&state, &auth).await?;
+        let now = Utc::now();
+        let previous = account.value.profile.clone();
+        let core_changed = previous.as_ref().is_none_or(|p| !p.same_core_data(&parsed));
+        let mut profile = parsed.clone();
+        profile.updated_at = now;
+        (profile.verification, profile.verification_reason) = match (&previous, core_changed) {
+            (Some(p), false) => (p.verification, p.verification_reason.clone()),
+            _ => (Verification::Pending, None),
+        };
+        let mut events = Vec::new();
+        let mut ops = Vec::new();
+        if core_changed {
+            events.push(Event::new(Some(auth.user_id().to_owned()), EventPayload::IdentityVerificationRequested { registry_agency_id: registry_agency_id.clone() }));
+            if account.value.level != Level::Simplified {
+                events.push(Event::new(
+                    Some(auth.user_id().to_owned()),
+                    EventPayload::IdentityLevelChanged { level: Level::Simplified.as_str().into(), previous_level: account.value.level.as_str().into(), reason: "profile_changed".into() },
+                ));
+                account.value.level = Level::Simplified;
+            }
+        }
+        // SNILS is also a login (SPEC §3.1): one account per SNILS.
+        let new_snils = snils_login(&profile.snils);
+        let old_snils = previous.as_ref().map(|p| snils_login(&p.snils));
+        if old_snils.as_deref() != Some(new_snils.as_str()) {
+            ops.push(store::put_op(store::login_pk(&new_snils), "LOGIN", &LoginIndex { user_id: auth.user_id().to_owned() }, Condition::NotExists, None)?);
+            if let Some(old) = &old_snils {
+                ops.push(TxOp::Delete { pk: store::login_pk(old), sk: "LOGIN".into(), condition: Condition::Exists });
+            }
+        }
+        account.value.profile = Some(profile.clone());
+        ops.insert(0, common::account_op(&account)?);
+        match common::commit(&state, ops, events).await {
+            Ok(()) => {
+                tracing::info!(user_id = %auth.user_id(), core_changed, "profile stored");
+                return Ok(ApiJson(profile));
+            }
+            Err(KvError::TransactionConflict { index: Some(1) }) => {
+                return Err(ApiError::validation(vec![FieldError::new("snils", "already_registered", "Этот СНИЛС уже указан в другой учётной записи")]));
+            }
+            Err(KvError::TransactionConflict { .. }) | Err(KvError::ConditionFailed) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(common::busy())
+}
+
+fn snils_login(snils: &Snils) -> String {
+    format!("snils:{}", snils.digits())
+}
+
+/// Checks every field and reports all broken ones at once.
+fn parse(req: &ProfileRequest) -> Result<Profile, ApiError> {
+    let mut errors = Vec::new();
+    let name = |field: &str, value: &str, required: bool, errors: &mut Vec<FieldError>| -> Option<String> {
+        let value = value.trim();
+        if value.is_empty() {
+            if required {
+                errors.push(FieldError::new(field, "required", "Поле обязательно для заполнения"));
+            }
+            return None;
+        }
+        let valid = value.chars().count() <= 100 && value.chars().all(|c| c.is_alphabetic() || c == '-' || c == ' ' || c == '\'');
+        if !valid {
+            errors.push(FieldError::new(field, "invalid_format", "Допустимы только буквы, дефис, пробел и апостроф (до 100 символов)"));
+            return None;
+        }
+        Some(value.to_owned())
+    };
+    let last_name = name("last_name", &req.last_name, true, &mut errors);
+    let first_name = name("first_name", &req.first_name, true, &mut errors);
+    let middle_name = name("middle_name", req.middle_name.as_deref().unwrap_or(""), false, &mut errors);
+    let today = Utc::now().date_naive();
+    let birth_date = match NaiveDate::parse_from_str(req.birth_date.trim(), "%Y-%m-%d") {
+        Ok(d) if d > today => {
+            errors.push(FieldError::new("birth_date", "in_future", "Дата рождения не может быть в будущем"));
+            None
+        }
+        Ok(d) if d < NaiveDate::from_ymd_opt(1900, 1, 1).unwrap_or(d) => {
+            errors.push(FieldError::new("birth_date", "invalid", "Проверьте дату рождения"));
+            None
+        }
+        Ok(d) => Some(d),
+        Err(_) => {
+            errors.push(FieldError::new("birth_date", "invalid_format", "Укажите дату в формате ГГГГ-ММ-ДД"));
+            None
+        }
+    };
+    let gender = match req.gender.as_str() {
+        "male" => Some(Gender::Male),
+        "female" => Some(Gender::Female),
+        _ => {
+            errors.push(FieldError::new("gender", "invalid", "Укажите пол: male или female"));
+            None
+        }
+    };
+    let snils = Snils::parse(&req.snils).map_err(|e| errors.push(e.field_error("snils"))).ok();
+    let inn = match req.inn.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        Some(raw) => Inn::parse(raw).map_err(|e| errors.push(e.field_error("inn"))).ok(),
+        None => None,
+    };
+    let passport = Passport::parse_as_of(&req.passport, today).map_err(|e| errors.extend(shared::domain::PassportError::field_errors(&e))).ok();
+    if let (Some(birth), Some(p)) = (birth_date, &passport) {
+        if p.issued_at() < birth {
+            errors.push(FieldError::new("passport.issued_at", "before_birth", "Паспорт не может быть выдан раньше даты рождения"));
+        }
+    }
+    match (last_name, first_name, birth_date, gender, snils, passport) {
+        (Some(last_name), Some(first_name), Some(birth_date), Some(gender), Some(snils), Some(passport)) if errors.is_empty() => Ok(Profile {
+            last_name,
+            first_name,
+            middle_name,
+            birth_date,
+            gender,
+            snils,
+            inn,
+            passport,
+            verification: Verification::Pending,
+            verification_reason: None,
+            updated_at: Utc::now(),
+        }),
+        _ => Err(ApiError::validation(errors)),
+    }
+}
