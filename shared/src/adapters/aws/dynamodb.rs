@@ -19,8 +19,8 @@ use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkErro
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, KeySchemaElement, KeyType, ReturnValue,
-    ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem, Update,
+    AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, KeySchemaElement,
+    KeyType, ReturnValue, ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem, Update,
 };
 
 use crate::adapters::embedded::kv::rules::{self, is_live, unix_now};
@@ -46,14 +46,27 @@ pub struct DynamoKv {
 
 impl DynamoKv {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into() }
+        Self {
+            client,
+            table: table.into(),
+        }
     }
 
     /// Creates an on-demand table with this adapter's key schema and TTL on `expires_at`.
     /// For tests and emulators; deployed tables come from the SAM template.
     pub async fn create_table_for_tests(client: Client, name: &str) -> Result<Self, KvError> {
-        let key = |name: &str, key_type| KeySchemaElement::builder().attribute_name(name).key_type(key_type).build();
-        let string = |name: &str| AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build();
+        let key = |name: &str, key_type| {
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(key_type)
+                .build()
+        };
+        let string = |name: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+        };
         client
             .create_table()
             .table_name(name)
@@ -70,8 +83,17 @@ impl DynamoKv {
             .table_name(name)
             .wait(Duration::from_secs(120))
             .await
-            .map_err(|e| KvError::Backend(format!("DynamoDB table did not become active: {}", DisplayErrorContext(&e))))?;
-        let ttl = TimeToLiveSpecification::builder().enabled(true).attribute_name(EXPIRES_AT).build().map_err(build_error)?;
+            .map_err(|e| {
+                KvError::Backend(format!(
+                    "DynamoDB table did not become active: {}",
+                    DisplayErrorContext(&e)
+                ))
+            })?;
+        let ttl = TimeToLiveSpecification::builder()
+            .enabled(true)
+            .attribute_name(EXPIRES_AT)
+            .build()
+            .map_err(build_error)?;
         client
             .update_time_to_live()
             .table_name(name)
@@ -107,21 +129,25 @@ impl KeyValue for DynamoKv {
         rules::check_item(&item)?;
         let mut placeholders = Placeholders::default();
         let condition = condition_expression(condition, &mut placeholders);
-        let update = put_expression(&item, &mut placeholders);
+        let key = key(&item.pk, &item.sk);
+        let update = put_expression(item.data, item.expires_at, &mut placeholders);
+        let (names, values) = placeholders.into_parts();
         let output = self
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key(&item.pk, &item.sk)))
+            .set_key(Some(key))
             .update_expression(update)
             .set_condition_expression(condition)
-            .set_expression_attribute_names(placeholders.names())
-            .set_expression_attribute_values(placeholders.values())
+            .set_expression_attribute_names(names)
+            .set_expression_attribute_values(values)
             .return_values(ReturnValue::UpdatedNew)
             .send()
             .await
             .map_err(|e| match e.as_service_error() {
-                Some(service) if service.is_conditional_check_failed_exception() => KvError::ConditionFailed,
+                Some(service) if service.is_conditional_check_failed_exception() => {
+                    KvError::ConditionFailed
+                }
                 _ => sdk_error("UpdateItem", e),
             })?;
         output
@@ -135,17 +161,20 @@ impl KeyValue for DynamoKv {
         rules::check_key(pk, sk)?;
         let mut placeholders = Placeholders::default();
         let condition = condition_expression(condition, &mut placeholders);
+        let (names, values) = placeholders.into_parts();
         self.client
             .delete_item()
             .table_name(&self.table)
             .set_key(Some(key(pk, sk)))
             .set_condition_expression(condition)
-            .set_expression_attribute_names(placeholders.names())
-            .set_expression_attribute_values(placeholders.values())
+            .set_expression_attribute_names(names)
+            .set_expression_attribute_values(values)
             .send()
             .await
             .map_err(|e| match e.as_service_error() {
-                Some(service) if service.is_conditional_check_failed_exception() => KvError::ConditionFailed,
+                Some(service) if service.is_conditional_check_failed_exception() => {
+                    KvError::ConditionFailed
+                }
                 _ => sdk_error("DeleteItem", e),
             })?;
         Ok(())
@@ -198,7 +227,9 @@ impl KeyValue for DynamoKv {
         // later requests ask for more to cross runs of expired items in fewer round trips.
         let mut request_limit = limit;
         loop {
-            let output = self.query_once(&query, request_limit, exclusive_start.take()).await?;
+            let output = self
+                .query_once(&query, request_limit, exclusive_start.take())
+                .await?;
             for attributes in output.items.unwrap_or_default() {
                 if page.items.len() == limit {
                     page.last_key = page.items.last().map(|item| item.sk.clone());
@@ -214,7 +245,8 @@ impl KeyValue for DynamoKv {
                 }
                 Some(last_evaluated) => {
                     exclusive_start = Some(last_evaluated);
-                    request_limit = (request_limit * 2).clamp(limit - page.items.len(), rules::MAX_QUERY_LIMIT);
+                    request_limit =
+                        (request_limit * 2).clamp(limit - page.items.len(), rules::MAX_QUERY_LIMIT);
                 }
             }
         }
@@ -227,26 +259,29 @@ impl DynamoKv {
         let item = match op {
             TxOp::Put { item, condition } => {
                 let condition = condition_expression(condition, &mut placeholders);
-                let update = put_expression(&item, &mut placeholders);
+                let key = key(&item.pk, &item.sk);
+                let update = put_expression(item.data, item.expires_at, &mut placeholders);
+                let (names, values) = placeholders.into_parts();
                 let update = Update::builder()
                     .table_name(&self.table)
-                    .set_key(Some(key(&item.pk, &item.sk)))
+                    .set_key(Some(key))
                     .update_expression(update)
                     .set_condition_expression(condition)
-                    .set_expression_attribute_names(placeholders.names())
-                    .set_expression_attribute_values(placeholders.values())
+                    .set_expression_attribute_names(names)
+                    .set_expression_attribute_values(values)
                     .build()
                     .map_err(build_error)?;
                 TransactWriteItem::builder().update(update).build()
             }
             TxOp::Delete { pk, sk, condition } => {
                 let condition = condition_expression(condition, &mut placeholders);
+                let (names, values) = placeholders.into_parts();
                 let delete = Delete::builder()
                     .table_name(&self.table)
                     .set_key(Some(key(&pk, &sk)))
                     .set_condition_expression(condition)
-                    .set_expression_attribute_names(placeholders.names())
-                    .set_expression_attribute_values(placeholders.values())
+                    .set_expression_attribute_names(names)
+                    .set_expression_attribute_values(values)
                     .build()
                     .map_err(build_error)?;
                 TransactWriteItem::builder().delete(delete).build()
@@ -255,12 +290,13 @@ impl DynamoKv {
                 let Some(condition) = condition_expression(condition, &mut placeholders) else {
                     return Ok(None);
                 };
+                let (names, values) = placeholders.into_parts();
                 let check = ConditionCheck::builder()
                     .table_name(&self.table)
                     .set_key(Some(key(&pk, &sk)))
                     .condition_expression(condition)
-                    .set_expression_attribute_names(placeholders.names())
-                    .set_expression_attribute_values(placeholders.values())
+                    .set_expression_attribute_names(names)
+                    .set_expression_attribute_values(values)
                     .build()
                     .map_err(build_error)?;
                 TransactWriteItem::builder().condition_check(check).build()
@@ -288,13 +324,14 @@ impl DynamoKv {
         };
         placeholders.name("#e", EXPIRES_AT);
         placeholders.value(":now", AttributeValue::N(unix_now().to_string()));
+        let (names, values) = placeholders.into_parts();
         self.client
             .query()
             .table_name(&self.table)
             .key_condition_expression(key_condition)
             .filter_expression("attribute_not_exists(#e) OR #e >= :now")
-            .set_expression_attribute_names(placeholders.names())
-            .set_expression_attribute_values(placeholders.values())
+            .set_expression_attribute_names(names)
+            .set_expression_attribute_values(values)
             .scan_index_forward(!query.descending)
             .consistent_read(true)
             .limit(i32::try_from(limit).unwrap_or(i32::MAX))
@@ -324,32 +361,39 @@ fn resume_point(query: &Query) -> ResumePoint<'_> {
         return ResumePoint::After(cursor);
     }
     let cursor_before_range = cursor < prefix;
-    if cursor_before_range != query.descending { ResumePoint::Beginning } else { ResumePoint::PastTheEnd }
+    if cursor_before_range == query.descending {
+        ResumePoint::PastTheEnd
+    } else {
+        ResumePoint::Beginning
+    }
 }
 
 /// Expression attribute names and values, holding exactly those an expression uses:
 /// DynamoDB rejects unused or empty placeholder maps.
 #[derive(Default)]
 struct Placeholders {
-    names: HashMap<String, String>,
-    values: HashMap<String, AttributeValue>,
+    names: AttributeNames,
+    values: AttributeValues,
 }
+
+type AttributeNames = HashMap<String, String>;
+type AttributeValues = HashMap<String, AttributeValue>;
 
 impl Placeholders {
     fn name(&mut self, placeholder: &str, attribute: &str) {
-        self.names.insert(placeholder.to_owned(), attribute.to_owned());
+        self.names
+            .insert(placeholder.to_owned(), attribute.to_owned());
     }
 
     fn value(&mut self, placeholder: &str, value: AttributeValue) {
         self.values.insert(placeholder.to_owned(), value);
     }
 
-    fn names(&self) -> Option<HashMap<String, String>> {
-        (!self.names.is_empty()).then(|| self.names.clone())
-    }
-
-    fn values(&self) -> Option<HashMap<String, AttributeValue>> {
-        (!self.values.is_empty()).then(|| self.values.clone())
+    /// The maps as the SDK builders take them: absent rather than empty.
+    fn into_parts(self) -> (Option<AttributeNames>, Option<AttributeValues>) {
+        let names = (!self.names.is_empty()).then_some(self.names);
+        let values = (!self.values.is_empty()).then_some(self.values);
+        (names, values)
     }
 }
 
@@ -371,15 +415,19 @@ fn condition_expression(condition: Condition, placeholders: &mut Placeholders) -
 }
 
 /// The update that writes an item's data and expiry and bumps its version in place.
-fn put_expression(item: &Item, placeholders: &mut Placeholders) -> String {
+fn put_expression(
+    data: Vec<u8>,
+    expires_at: Option<i64>,
+    placeholders: &mut Placeholders,
+) -> String {
     placeholders.name("#v", VERSION);
     placeholders.name("#d", DATA);
     placeholders.name("#e", EXPIRES_AT);
     placeholders.value(":zero", AttributeValue::N("0".into()));
     placeholders.value(":one", AttributeValue::N("1".into()));
-    placeholders.value(":d", AttributeValue::B(Blob::new(item.data.clone())));
+    placeholders.value(":d", AttributeValue::B(Blob::new(data)));
     let set = "SET #v = if_not_exists(#v, :zero) + :one, #d = :d";
-    match item.expires_at {
+    match expires_at {
         Some(at) => {
             placeholders.value(":e", AttributeValue::N(at.to_string()));
             format!("{set}, #e = :e")
@@ -388,23 +436,45 @@ fn put_expression(item: &Item, placeholders: &mut Placeholders) -> String {
     }
 }
 
-fn cancellation_error(reasons: &[aws_sdk_dynamodb::types::CancellationReason], sent: &[usize]) -> KvError {
-    let code_at = |code: &str| reasons.iter().position(|reason| reason.code() == Some(code));
+fn cancellation_error(
+    reasons: &[aws_sdk_dynamodb::types::CancellationReason],
+    sent: &[usize],
+) -> KvError {
+    let code_at = |code: &str| {
+        reasons
+            .iter()
+            .position(|reason| reason.code() == Some(code))
+    };
     if let Some(position) = code_at("ConditionalCheckFailed") {
-        return KvError::TransactionConflict { index: sent.get(position).copied() };
+        return KvError::TransactionConflict {
+            index: sent.get(position).copied(),
+        };
     }
     if code_at("TransactionConflict").is_some() {
         return KvError::TransactionConflict { index: None };
     }
-    let codes: Vec<&str> = reasons.iter().filter_map(|reason| reason.code()).filter(|code| *code != "None").collect();
+    let codes: Vec<&str> = reasons
+        .iter()
+        .filter_map(|reason| reason.code())
+        .filter(|code| *code != "None")
+        .collect();
     if codes.contains(&"ValidationError") {
-        return KvError::Invalid(format!("DynamoDB rejected a transaction op ({})", codes.join(", ")));
+        return KvError::Invalid(format!(
+            "DynamoDB rejected a transaction op ({})",
+            codes.join(", ")
+        ));
     }
-    KvError::Backend(format!("DynamoDB cancelled the transaction ({})", codes.join(", ")))
+    KvError::Backend(format!(
+        "DynamoDB cancelled the transaction ({})",
+        codes.join(", ")
+    ))
 }
 
 fn key(pk: &str, sk: &str) -> HashMap<String, AttributeValue> {
-    HashMap::from([(PK.to_owned(), AttributeValue::S(pk.to_owned())), (SK.to_owned(), AttributeValue::S(sk.to_owned()))])
+    HashMap::from([
+        (PK.to_owned(), AttributeValue::S(pk.to_owned())),
+        (SK.to_owned(), AttributeValue::S(sk.to_owned())),
+    ])
 }
 
 fn parse_item(mut attributes: HashMap<String, AttributeValue>) -> Result<Item, KvError> {
@@ -413,21 +483,39 @@ fn parse_item(mut attributes: HashMap<String, AttributeValue>) -> Result<Item, K
         _ => Err(corrupt(name)),
     };
     let (pk, sk) = (string(PK)?, string(SK)?);
-    let version = attributes.get(VERSION).ok_or_else(|| corrupt(VERSION)).and_then(|v| number(v, VERSION))?;
-    let expires_at = attributes.get(EXPIRES_AT).map(|at| number(at, EXPIRES_AT)).transpose()?;
+    let version = attributes
+        .get(VERSION)
+        .ok_or_else(|| corrupt(VERSION))
+        .and_then(|v| number(v, VERSION))?;
+    let expires_at = attributes
+        .get(EXPIRES_AT)
+        .map(|at| number(at, EXPIRES_AT))
+        .transpose()?;
     let data = match attributes.remove(DATA) {
         Some(AttributeValue::B(blob)) => blob.into_inner(),
         _ => return Err(corrupt(DATA)),
     };
-    Ok(Item { pk, sk, version, data, expires_at })
+    Ok(Item {
+        pk,
+        sk,
+        version,
+        data,
+        expires_at,
+    })
 }
 
 fn number<T: std::str::FromStr>(value: &AttributeValue, name: &str) -> Result<T, KvError> {
-    value.as_n().ok().and_then(|n| n.parse().ok()).ok_or_else(|| corrupt(name))
+    value
+        .as_n()
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| corrupt(name))
 }
 
 fn corrupt(attribute: &str) -> KvError {
-    KvError::Backend(format!("DynamoDB item has a missing or malformed `{attribute}` attribute"))
+    KvError::Backend(format!(
+        "DynamoDB item has a missing or malformed `{attribute}` attribute"
+    ))
 }
 
 fn build_error(error: aws_sdk_dynamodb::error::BuildError) -> KvError {
@@ -441,7 +529,13 @@ where
     R: std::fmt::Debug,
 {
     if error.code() == Some("ValidationException") {
-        return KvError::Invalid(format!("DynamoDB {operation}: {}", error.message().unwrap_or("validation failed")));
+        return KvError::Invalid(format!(
+            "DynamoDB {operation}: {}",
+            error.message().unwrap_or("validation failed")
+        ));
     }
-    KvError::Backend(format!("DynamoDB {operation}: {}", DisplayErrorContext(&error)))
+    KvError::Backend(format!(
+        "DynamoDB {operation}: {}",
+        DisplayErrorContext(&error)
+    ))
 }
