@@ -132,9 +132,13 @@ async fn access_tokens_verify_against_the_published_jwks_and_carry_every_spec_cl
     discovery.expect(200);
     let issuer = discovery.str_at("/issuer");
     let jwks_uri = discovery.str_at("/jwks_uri");
-    assert!(jwks_uri.ends_with("/.well-known/jwks.json"), "{discovery}");
+    // PUBLIC_BASE_URL defaults to the runner's own address, so the URI must lead back here.
+    let jwks_path = jwks_uri
+        .strip_prefix(&api.base)
+        .unwrap_or_else(|| panic!("jwks_uri points away from this runner: {discovery}"));
+    assert_eq!(jwks_path, "/.well-known/jwks.json", "{discovery}");
 
-    let jwks_reply = api.get("/.well-known/jwks.json").await;
+    let jwks_reply = api.get(jwks_path).await;
     jwks_reply.expect(200);
     let keys = jwks_reply.body["keys"]
         .as_array()
@@ -499,16 +503,12 @@ async fn registration_with_anything_but_a_russian_mobile_number_names_the_phone_
 async fn weak_passwords_are_refused_naming_each_broken_rule() {
     let runner = Runner::start().await;
     let api = runner.api();
-    let register = |password: String| {
-        let api = api.clone();
-        async move {
-            let phone = TestPhone::random();
-            let reply = api.register(Contact::Phone(&phone.e164), &password).await;
-            (phone, reply)
-        }
+    let register = async |password: &str| {
+        api.register(Contact::Phone(&TestPhone::random().e164), password)
+            .await
     };
 
-    let (_, short) = register("abc".to_owned()).await;
+    let short = register("abc").await;
     short.assert_problem(400, "weak_password");
     for rule in [
         "too_short",
@@ -522,7 +522,7 @@ async fn weak_passwords_are_refused_naming_each_broken_rule() {
         );
     }
 
-    let (_, keyboard) = register("Qwerty12!".to_owned()).await;
+    let keyboard = register("Qwerty12!").await;
     keyboard.assert_problem(400, "weak_password");
     let codes = keyboard.error_codes();
     assert!(
@@ -540,7 +540,7 @@ async fn weak_passwords_are_refused_naming_each_broken_rule() {
     );
 
     // Cyrillic letters count for the upper/lower-case rules (§3.2).
-    let (_, cyrillic) = register("Жук#Влг7Тмн".to_owned()).await;
+    let cyrillic = register("Жук#Влг7Тмн").await;
     cyrillic.expect(202);
 }
 
@@ -555,30 +555,23 @@ async fn wrong_codes_are_otp_invalid_and_five_of_them_kill_the_code() {
     started.expect(202);
     let flow_id = started.str_at("/flow_id");
     let code = api.outbox_code(&phone.e164).await;
-    let confirm = |code: String| {
-        let api = api.clone();
-        let flow_id = flow_id.clone();
-        async move {
-            api.post_json(
-                "/v1/auth/register/confirm",
-                &json!({"flow_id": flow_id, "code": code}),
-            )
-            .await
-        }
+    let confirm = async |code: &str| {
+        let body = json!({"flow_id": flow_id, "code": code});
+        api.post_json("/v1/auth/register/confirm", &body).await
     };
 
     for _ in 0..4 {
-        confirm(different_code(&code))
+        confirm(&different_code(&code))
             .await
             .assert_problem(400, "otp_invalid");
     }
     // The fifth wrong entry may still say otp_invalid or already report the dead code.
-    let fifth = confirm(different_code(&code)).await;
+    let fifth = confirm(&different_code(&code)).await;
     match fifth.status.as_u16() {
         400 => fifth.assert_problem(400, "otp_invalid"),
         _ => fifth.assert_problem(429, "otp_attempts_exceeded"),
     }
-    confirm(code)
+    confirm(&code)
         .await
         .assert_problem(429, "otp_attempts_exceeded");
 }
@@ -1111,7 +1104,7 @@ async fn runner_logs_never_contain_phone_numbers_codes_or_passwords() {
         !log.trim().is_empty(),
         "the runner logs something (e.g. its listening line)"
     );
-    let mut secrets = vec![
+    let secrets = [
         ("phone digits", phone.national_digits().to_owned()),
         ("formatted phone", phone.pretty()),
         ("password", password),
@@ -1119,29 +1112,11 @@ async fn runner_logs_never_contain_phone_numbers_codes_or_passwords() {
         ("new password", new_password),
         ("refresh token", tokens.refresh_token.clone()),
     ];
-    secrets.extend(
-        runner
-            .issued_codes()
-            .into_iter()
-            .map(|code| ("one-time code", code)),
-    );
     for (what, secret) in &secrets {
-        let leaked = log
-            .lines()
-            .filter(|line| {
-                if what == &"one-time code" {
-                    logs_code(line, secret)
-                } else {
-                    line.contains(secret.as_str())
-                }
-            })
-            .map(|line| line.replace(secret.as_str(), "<REDACTED>"))
-            .collect::<Vec<_>>();
-        assert!(
-            leaked.is_empty(),
-            "the {what} appears in the runner log:\n{}",
-            leaked.join("\n")
-        );
+        assert_not_logged(&log, what, secret, |line| line.contains(secret.as_str()));
+    }
+    for code in runner.issued_codes() {
+        assert_not_logged(&log, "one-time code", &code, |line| logs_code(line, &code));
     }
 }
 
@@ -1249,6 +1224,20 @@ fn without_parameter_names(path: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join("/")
+}
+
+/// Fails with the offending lines (the secret masked) when `leaks` matches any log line.
+fn assert_not_logged(log: &str, what: &str, secret: &str, leaks: impl Fn(&str) -> bool) {
+    let leaked: Vec<String> = log
+        .lines()
+        .filter(|line| leaks(line))
+        .map(|line| line.replace(secret, "<REDACTED>"))
+        .collect();
+    assert!(
+        leaked.is_empty(),
+        "the {what} appears in the runner log:\n{}",
+        leaked.join("\n")
+    );
 }
 
 /// A standalone six-digit run, ignoring fractional seconds of timestamps (`.123456`),

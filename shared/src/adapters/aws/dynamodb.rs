@@ -105,6 +105,34 @@ impl DynamoKv {
     }
 }
 
+impl DynamoKv {
+    async fn put_whole(&self, item: Item, condition: Condition, version: u64) -> Result<u64, KvError> {
+        let mut placeholders = Placeholders::default();
+        let condition = condition_expression(condition, &mut placeholders);
+        let (names, values) = placeholders.into_parts();
+        let mut attributes = key(&item.pk, &item.sk);
+        attributes.insert(VERSION.to_owned(), AttributeValue::N(version.to_string()));
+        attributes.insert(DATA.to_owned(), AttributeValue::B(Blob::new(item.data)));
+        if let Some(at) = item.expires_at {
+            attributes.insert(EXPIRES_AT.to_owned(), AttributeValue::N(at.to_string()));
+        }
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(attributes))
+            .set_condition_expression(condition)
+            .set_expression_attribute_names(names)
+            .set_expression_attribute_values(values)
+            .send()
+            .await
+            .map_err(|e| match e.as_service_error() {
+                Some(service) if service.is_conditional_check_failed_exception() => KvError::ConditionFailed,
+                _ => sdk_error("PutItem", e),
+            })?;
+        Ok(version)
+    }
+}
+
 #[async_trait]
 impl KeyValue for DynamoKv {
     async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>, KvError> {
@@ -127,6 +155,16 @@ impl KeyValue for DynamoKv {
 
     async fn put(&self, item: Item, condition: Condition) -> Result<u64, KvError> {
         rules::check_item(&item)?;
+        // When the condition fixes the new version, a whole-item PutItem writes it in one step
+        // (also on emulators that apply UpdateItem piecemeal); otherwise UpdateItem counts.
+        let known_version = match condition {
+            Condition::NotExists => Some(1),
+            Condition::VersionIs(n) => Some(n + 1),
+            Condition::None | Condition::Exists => None,
+        };
+        if let Some(version) = known_version {
+            return self.put_whole(item, condition, version).await;
+        }
         let mut placeholders = Placeholders::default();
         let condition = condition_expression(condition, &mut placeholders);
         let key = key(&item.pk, &item.sk);
