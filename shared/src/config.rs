@@ -164,10 +164,10 @@ impl Adapters {
 /// A random 32-byte secret kept in a private file of the data dir (created on first use).
 fn load_or_create_secret(path: &std::path::Path) -> Result<Vec<u8>, BoxError> {
     use rand::RngCore;
-    if let Ok(bytes) = std::fs::read(path) {
-        if bytes.len() >= 32 {
-            return Ok(bytes);
-        }
+    if let Ok(bytes) = std::fs::read(path)
+        && bytes.len() >= 32
+    {
+        return Ok(bytes);
     }
     let mut secret = vec![0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut secret);

@@ -21,10 +21,10 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
         if let Some(ip) = parts.extensions.get::<ClientIp>() {
             return Ok(*ip);
         }
-        if trust_forwarded_for() {
-            if let Some(ip) = forwarded_for(parts) {
-                return Ok(Self(ip));
-            }
+        if trust_forwarded_for()
+            && let Some(ip) = forwarded_for(parts)
+        {
+            return Ok(Self(ip));
         }
         if let Some(ConnectInfo(addr)) = parts.extensions.get::<ConnectInfo<SocketAddr>>() {
             return Ok(Self(addr.ip()));

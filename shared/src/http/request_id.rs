@@ -39,10 +39,8 @@ async fn drop_unsafe_request_id(mut req: axum::extract::Request, next: axum::mid
         .get(REQUEST_ID)
         .map(|v| v.len() > 128 || !v.as_bytes().iter().all(|b| b.is_ascii_graphic()))
         .unwrap_or(false);
-    if unsafe_id {
-        if let Ok(v) = HeaderValue::from_str(&ulid::Ulid::new().to_string()) {
-            req.headers_mut().insert(REQUEST_ID, v);
-        }
+    if unsafe_id && let Ok(v) = HeaderValue::from_str(&ulid::Ulid::new().to_string()) {
+        req.headers_mut().insert(REQUEST_ID, v);
     }
     next.run(req).await
 }

@@ -142,10 +142,10 @@ fn parse(req: &ProfileRequest) -> Result<Profile, ApiError> {
         None => None,
     };
     let passport = Passport::parse_as_of(&req.passport, today).map_err(|e| errors.extend(shared::domain::PassportError::field_errors(&e))).ok();
-    if let (Some(birth), Some(p)) = (birth_date, &passport) {
-        if p.issued_at() < birth {
-            errors.push(FieldError::new("passport.issued_at", "before_birth", "Паспорт не может быть выдан раньше даты рождения"));
-        }
+    if let (Some(birth), Some(p)) = (birth_date, &passport)
+        && p.issued_at() < birth
+    {
+        errors.push(FieldError::new("passport.issued_at", "before_birth", "Паспорт не может быть выдан раньше даты рождения"));
     }
     match (last_name, first_name, birth_date, gender, snils, passport) {
         (Some(last_name), Some(first_name), Some(birth_date), Some(gender), Some(snils), Some(passport)) if errors.is_empty() => Ok(Profile {

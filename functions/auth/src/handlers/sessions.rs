@@ -123,7 +123,7 @@ pub async fn list(State(state): State<AppState>, auth: Authenticated, Query(_pag
             user_agent: s.value.user_agent,
         })
         .collect();
-    items.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    items.sort_by_key(|s| std::cmp::Reverse(s.created_at));
     Ok(ApiJson(SessionList { items, next_cursor: None }))
 }
 
