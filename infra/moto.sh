@@ -54,6 +54,11 @@ start() {
 
 launch() {
   local py="$1" port="$2" pid
+  # Otherwise another server on that port would pass the readiness check below.
+  if answers "$port"; then
+    echo "port $port is already in use" >&2
+    return 1
+  fi
   # nohup execs python in place, so $! is moto's own pid.
   nohup "$py" -m moto.server -H "$HOST" -p "$port" >"$LOG_FILE" 2>&1 &
   pid=$!

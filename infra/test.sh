@@ -1,6 +1,4 @@
 #!/usr/bin/env bash
-# Step functions are called by name from run_step, which shellcheck cannot follow.
-# shellcheck disable=SC2317
 # The one test command: `bash infra/test.sh` (CI runs it through .ci/run).
 #
 # Steps, in order (name them to run only some: `bash infra/test.sh tools lint`):
@@ -15,6 +13,9 @@
 # Every step runs even when an earlier one failed (except those that need a failed step),
 # the summary lists each step, and the exit status is non-zero if any step failed.
 # The last line is the Rust test count, "tests: N passed, N failed[, N skipped]".
+
+# Step functions are called by name from run_step, which shellcheck cannot follow.
+# shellcheck disable=SC2317
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -170,7 +171,7 @@ parse_steps() {
         ;;
       lint) wanted+=(sam-validate cfn-lint) ;;
       -h | --help)
-        awk 'NR > 3 && /^#/ { sub(/^# ?/, ""); print; next } NR > 3 { exit }' "${BASH_SOURCE[0]}"
+        awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"
         exit 0
         ;;
       *)

@@ -133,17 +133,20 @@ impl Adapters {
                 use crate::adapters::aws::{dynamodb::DynamoKv, s3::S3ObjectStore, ses::SesEmail, sns::SnsSms, sqs::SqsQueue};
                 let sdk = crate::adapters::aws::sdk_config().await;
                 let kv: Arc<dyn KeyValue> = Arc::new(DynamoKv::new(aws_sdk_dynamodb::Client::new(&sdk), Config::require(&config.table_name, "TABLE_NAME")?));
-                let events_queue: Arc<dyn Queue> = Arc::new(SqsQueue::new(
-                    aws_sdk_sqs::Client::new(&sdk),
-                    Config::require(&config.events_queue_url, "EVENTS_QUEUE_URL")?,
-                    Config::require(&config.events_dlq_url, "EVENTS_DLQ_URL")?,
-                ));
-                let uploads_queue: Arc<dyn Queue> = Arc::new(SqsQueue::new(
-                    aws_sdk_sqs::Client::new(&sdk),
-                    Config::require(&config.uploads_queue_url, "UPLOADS_QUEUE_URL")?,
-                    Config::require(&config.uploads_dlq_url, "UPLOADS_DLQ_URL")?,
-                ));
-                let objects: Arc<dyn ObjectStore> = Arc::new(S3ObjectStore::new(crate::adapters::aws::s3::client_for(&sdk), Config::require(&config.bucket_name, "BUCKET_NAME")?));
+                use crate::adapters::unconfigured::Unconfigured;
+                let sqs = aws_sdk_sqs::Client::new(&sdk);
+                let queue = |url: &Option<String>, dlq: &Option<String>, name: &'static str| -> Arc<dyn Queue> {
+                    match (url, dlq) {
+                        (Some(url), Some(dlq)) => Arc::new(SqsQueue::new(sqs.clone(), url.clone(), dlq.clone())),
+                        _ => Arc::new(Unconfigured(name)),
+                    }
+                };
+                let events_queue = queue(&config.events_queue_url, &config.events_dlq_url, "EVENTS_QUEUE_URL/EVENTS_DLQ_URL");
+                let uploads_queue = queue(&config.uploads_queue_url, &config.uploads_dlq_url, "UPLOADS_QUEUE_URL/UPLOADS_DLQ_URL");
+                let objects: Arc<dyn ObjectStore> = match &config.bucket_name {
+                    Some(bucket) => Arc::new(S3ObjectStore::new(crate::adapters::aws::s3::client_for(&sdk), bucket.clone())),
+                    None => Arc::new(Unconfigured("BUCKET_NAME")),
+                };
                 let sms_real: Arc<dyn SmsSender> = Arc::new(SnsSms::new(aws_sdk_sns::Client::new(&sdk), config.sms_sender_id.clone()));
                 let email_real: Arc<dyn EmailSender> = Arc::new(SesEmail::new(
                     aws_sdk_sesv2::Client::new(&sdk),

@@ -2,6 +2,7 @@
 //! embedded and AWS adapters, the HTTP kit and the runtime switch (Lambda or plain HTTP).
 
 pub mod adapters;
+pub mod agencies;
 pub mod config;
 pub mod domain;
 pub mod events;

@@ -278,6 +278,11 @@ uploads, uploads_dlq = queue_with_dlq("uploads")
 uploads_arn = sqs.get_queue_attributes(QueueUrl=uploads, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
 s3 = boto3.client("s3")
 s3.create_bucket(Bucket=prefix)
+# As the template configures the documents bucket: private, encrypted at rest.
+s3.put_public_access_block(Bucket=prefix, PublicAccessBlockConfiguration={
+    "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True})
+s3.put_bucket_encryption(Bucket=prefix, ServerSideEncryptionConfiguration={
+    "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]})
 s3.put_bucket_notification_configuration(
     Bucket=prefix,
     NotificationConfiguration={"QueueConfigurations": [

@@ -33,12 +33,20 @@ async fn main() -> Result<(), BoxError> {
         // SAFETY: as above.
         unsafe { std::env::set_var("JWT_ISSUER", &public_base) };
     }
+    if std::env::var_os("PUBLIC_BASE_URL").is_none() {
+        // SAFETY: as above. Presigned object URLs and share links must name the port actually bound.
+        unsafe { std::env::set_var("PUBLIC_BASE_URL", &public_base) };
+    }
     let config = Config::from_env()?;
     let adapters = Adapters::build(&config).await?;
     let relay = Relay::new(adapters.kv.clone(), adapters.events_queue.clone());
 
     let auth_state = Arc::new(auth::AuthState::new(adapters.kv.clone(), relay.clone(), adapters.require_keys()?, auth::Settings::from_env()));
-    let notifier = Arc::new(notifications::Notifier::new(adapters.kv.clone(), adapters.sms.clone(), adapters.email.clone()));
+    let notifier = Arc::new(notifications::Notifier::new(adapters.kv.clone(), adapters.sms.clone(), adapters.email.clone()).with_portal_url(notifications::portal_url_from_env()));
+    let notifications_state = Arc::new(notifications::NotificationsState::new(adapters.kv.clone(), auth_state.verifier.clone()));
+
+    let documents_state = Arc::new(documents::DocumentsState::new(adapters.kv.clone(), adapters.objects.clone(), relay.clone(), documents::Settings::from_env()));
+    let documents_api = documents::Api::new(documents_state.clone(), adapters.require_keys()?.as_ref(), Arc::new(shared::agencies::Registry::load()?));
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -46,10 +54,16 @@ async fn main() -> Result<(), BoxError> {
     };
     let consumer = tokio::spawn(run_consumer(adapters.events_queue.clone(), notifier, ConsumerOptions::default(), stopped(stop_rx.clone())));
     let sweeper = tokio::spawn(sweep_outbox(relay, stopped(stop_rx.clone())));
+    let uploads_handler = Arc::new(documents::UploadHandler::new(documents_state.clone()));
+    let uploads_consumer = tokio::spawn(run_consumer(adapters.uploads_queue.clone(), uploads_handler, ConsumerOptions::default(), stopped(stop_rx.clone())));
+    let purger = tokio::spawn(purge_documents(documents_state, stopped(stop_rx.clone())));
 
     let app = shared::http::finish(
         Router::new()
             .merge(auth::router(auth_state))
+            .merge(notifications::router(notifications_state))
+            .merge(documents::router(documents_api))
+            .merge(local_object_routes(&adapters))
             .merge(local_routes(adapters.dev_outbox.clone())),
     );
     let listener = tokio::net::TcpListener::bind(bind).await?;
@@ -62,6 +76,8 @@ async fn main() -> Result<(), BoxError> {
     let _ = tokio::time::timeout(Duration::from_secs(10), async {
         let _ = consumer.await;
         let _ = sweeper.await;
+        let _ = uploads_consumer.await;
+        let _ = purger.await;
     })
     .await;
     Ok(())
@@ -87,6 +103,46 @@ async fn dev_outbox(State(outbox): State<Arc<DevOutbox>>, Query(q): Query<Outbox
     let to = q.to.as_deref().map(|t| t.trim().replace(' ', "+"));
     let items = outbox.list(to.as_deref(), q.limit.unwrap_or(50).clamp(1, 500)).await?;
     Ok(Json(serde_json::json!({ "items": items, "next_cursor": null })))
+}
+
+/// The embedded object store's presigned-URL routes (`/local-objects/...`). Every completed
+/// upload raises the same S3 event notification JSON that S3 sends to SQS, into the uploads
+/// queue, so the documents consumer runs exactly as it does on AWS. Absent on `BACKEND=aws`,
+/// where S3 itself serves the URLs and notifies the queue.
+fn local_object_routes(adapters: &Adapters) -> Router {
+    let Some(store) = adapters.file_objects.clone() else { return Router::new() };
+    let uploads = adapters.uploads_queue.clone();
+    let on_created: shared::adapters::embedded::objects::OnObjectCreated = Arc::new(move |created| {
+        let body = documents::notification::s3_object_created(LOCAL_BUCKET, &created);
+        let uploads = uploads.clone();
+        tokio::spawn(async move {
+            if let Err(error) = uploads.send(&body).await {
+                // The purge verifies uploads whose notification was lost, a day later.
+                tracing::error!(%error, "object-created notification not queued");
+            }
+        });
+    });
+    shared::adapters::embedded::objects::routes(store, on_created)
+}
+
+/// The bucket name local notifications carry.
+const LOCAL_BUCKET: &str = "local-documents";
+
+/// The documents purge, hourly (on AWS an EventBridge schedule invokes it).
+async fn purge_documents(state: Arc<documents::DocumentsState>, shutdown: impl std::future::Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    let purger = documents::Purger::new(state.clone());
+    let mut tick = tokio::time::interval(Duration::from_secs(60 * 60));
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => return,
+            _ = tick.tick() => {
+                if let Err(e) = purger.run(state.now()).await {
+                    tracing::warn!(error = %e, "documents purge failed");
+                }
+            }
+        }
+    }
 }
 
 /// Relays outbox events a crashed or slow request left behind.

@@ -1,5 +1,6 @@
 //! Test doubles and builders shared by the notifications tests: a recording sender with
-//! scripted failures, the real embedded key-value store in a temporary directory, and events.
+//! scripted failures, the real embedded key-value store in a temporary directory, accounts
+//! and events.
 
 #![allow(dead_code)]
 
@@ -10,7 +11,8 @@ use async_trait::async_trait;
 use chrono::{Duration, Utc};
 use shared::adapters::embedded::{kv::RedbKv, open_database};
 use shared::events::{Destination, Event, EventPayload, OtpPurpose};
-use shared::ports::kv::KeyValue;
+use shared::identity::{ACCOUNT_SK, Account, Level, MfaSettings, user_pk};
+use shared::ports::kv::{Condition, Item, KeyValue};
 use shared::ports::senders::{EmailSender, SendError, SmsSender};
 
 /// One message handed to a sender.
@@ -115,4 +117,57 @@ pub fn locked_event(destinations: Vec<Destination>) -> Event {
 
 pub fn body(event: &Event) -> String {
     serde_json::to_string(event).expect("events serialise")
+}
+
+/// The citizen most tests deliver to.
+pub const USER: &str = "01JUSER000000000000000000";
+
+/// Stores an account for `user_id` with these contacts, each confirmed when given.
+pub async fn put_account(kv: &dyn KeyValue, user_id: &str, phone: Option<&str>, email: Option<&str>) {
+    put_account_with(kv, user_id, phone, email, true).await;
+}
+
+/// Stores an account whose contacts are confirmed or not, as `confirmed` says.
+pub async fn put_account_with(kv: &dyn KeyValue, user_id: &str, phone: Option<&str>, email: Option<&str>, confirmed: bool) {
+    let account = Account {
+        user_id: user_id.to_owned(),
+        phone: phone.map(str::to_owned),
+        email: email.map(str::to_owned),
+        phone_confirmed: confirmed && phone.is_some(),
+        email_confirmed: confirmed && email.is_some(),
+        level: Level::Simplified,
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA".to_owned(),
+        previous_password_hashes: Vec::new(),
+        failed_attempts: 0,
+        locked: false,
+        mfa: MfaSettings::default(),
+        profile: None,
+        created_at: Utc::now(),
+        sessions_valid_from: None,
+    };
+    let item = Item::json(user_pk(user_id), ACCOUNT_SK, &account).expect("account serialises");
+    kv.put(item, Condition::NotExists).await.expect("store the account");
+}
+
+/// An event about `user_id` (contacts come from the account).
+pub fn citizen_event(user_id: &str, payload: EventPayload) -> Event {
+    Event::new(Some(user_id.to_owned()), payload)
+}
+
+/// An application moved to `status` (SPEC §4.2 title included).
+pub fn status_changed(status: &str) -> EventPayload {
+    EventPayload::ApplicationStatusChanged {
+        application_id: "01JAPP000000000000000000AA".to_owned(),
+        number: Some("0042-2025".to_owned()),
+        service_code: "income_certificate".to_owned(),
+        service_title: "Справка о доходах 2-НДФЛ".to_owned(),
+        status: status.to_owned(),
+        status_title: notifications::templates::status_title(status).unwrap_or("Неизвестно").to_owned(),
+        comment: None,
+    }
+}
+
+/// Every inbox entry of `user_id`, newest first.
+pub async fn inbox_of(kv: &dyn KeyValue, user_id: &str) -> Vec<notifications::inbox::Notification> {
+    notifications::inbox::list(kv, user_id, false, None, 100).await.expect("list the inbox").items
 }

@@ -1,0 +1,243 @@
+//! The citizen's applications (SPEC §4.3): drafts, submission, withdrawal, supplements, lists.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::Value;
+
+use shared::domain::FieldError;
+use shared::http::{ApiError, ApiJson, Authenticated};
+use shared::identity::Level;
+
+use super::common::{self, Effects, IfMatch, MAX_COMMENT_CHARS, Paging};
+use crate::catalogue::{Service, document_type_title};
+use crate::errors;
+use crate::status::{ActorKind, ApplicationStatus, can_transition};
+use crate::store::{self, Actor, Application};
+use crate::{AppState, ApplicationsState};
+
+#[derive(Deserialize)]
+pub struct CreateRequest {
+    service_code: String,
+    #[serde(default)]
+    form: Option<Value>,
+    #[serde(default)]
+    document_ids: Option<Vec<String>>,
+}
+
+/// `POST /v1/applications` → 201 draft. The form is checked against the schema on submit only,
+/// so a draft can be saved half-filled.
+pub async fn create(State(state): State<AppState>, auth: Authenticated, ApiJson(req): ApiJson<CreateRequest>) -> Result<Response, ApiError> {
+    let service = state
+        .catalogue
+        .get(req.service_code.trim())
+        .ok_or_else(|| errors::unprocessable_field("/service_code", "unknown_service", "Услуга не найдена в каталоге"))?;
+    let form = common::check_form_shape(req.form.unwrap_or_else(|| Value::Object(Default::default())))?;
+    let document_ids = common::check_document_ids("/document_ids", req.document_ids.unwrap_or_default())?;
+    let mut app = Application::new_draft(auth.user_id(), service, form, document_ids, common::now());
+    let ops = store::save_ops(&mut app)?;
+    common::commit(&state, ops, Vec::new()).await?;
+    tracing::info!(application_id = %app.application_id, service = %app.service_code, "draft created");
+    let mut response = common::application_response(StatusCode::CREATED, &app);
+    if let Ok(location) = HeaderValue::from_str(&format!("/v1/applications/{}", app.application_id)) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ListQuery {
+    status: Option<String>,
+    service_code: Option<String>,
+    #[serde(flatten)]
+    paging: Paging,
+}
+
+/// `GET /v1/applications?status=&service_code=` — newest first.
+pub async fn list(State(state): State<AppState>, auth: Authenticated, Query(query): Query<ListQuery>) -> Result<Response, ApiError> {
+    let (cursor, limit) = query.paging.parse()?;
+    let status = match query.status.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some(raw) => Some(ApplicationStatus::parse(raw).ok_or_else(|| ApiError::field("status", "invalid", "Неизвестный статус заявления"))?),
+    };
+    let service_code = query.service_code.as_deref().filter(|s| !s.is_empty());
+    let filter = |app: &Application| status.is_none_or(|s| app.status == s) && service_code.is_none_or(|c| app.service_code == c);
+    let (apps, next) = store::list_for_user(state.kv.as_ref(), auth.user_id(), filter, cursor, limit).await?;
+    let items: Vec<Value> = apps.iter().map(Application::to_json).collect();
+    Ok(axum::Json(common::list_body(&items, next)).into_response())
+}
+
+pub async fn get(State(state): State<AppState>, auth: Authenticated, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let app = common::load_own(&state, auth.user_id(), &id).await?;
+    Ok(common::application_response(StatusCode::OK, &app))
+}
+
+#[derive(Deserialize)]
+pub struct PatchRequest {
+    #[serde(default)]
+    form: Option<Value>,
+    #[serde(default)]
+    document_ids: Option<Vec<String>>,
+}
+
+/// `PATCH /v1/applications/{id}` — drafts only (409 otherwise).
+pub async fn patch(State(state): State<AppState>, auth: Authenticated, Path(id): Path<String>, headers: HeaderMap, ApiJson(req): ApiJson<PatchRequest>) -> Result<Response, ApiError> {
+    let form = req.form.filter(|f| !f.is_null()).map(common::check_form_shape).transpose()?;
+    let document_ids = req.document_ids.map(|ids| common::check_document_ids("/document_ids", ids)).transpose()?;
+    let expected = IfMatch::from_headers(&headers);
+    let app = common::write_own(&state, auth.user_id(), &id, &expected, |mut app| {
+        let (form, document_ids) = (form.clone(), document_ids.clone());
+        async move {
+            if app.status != ApplicationStatus::Draft {
+                return Err(errors::not_a_draft(app.status));
+            }
+            if let Some(form) = form {
+                app.form = form;
+            }
+            if let Some(ids) = document_ids {
+                app.document_ids = ids;
+            }
+            app.updated_at = common::now();
+            Ok((app, Effects::default()))
+        }
+    })
+    .await?;
+    Ok(common::application_response(StatusCode::OK, &app))
+}
+
+/// `POST /v1/applications/{id}/submit` → `submitted` with a number, after checking the account
+/// level (as it is now, not as the token says), the form and the documents.
+pub async fn submit(State(state): State<AppState>, auth: Authenticated, Path(id): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let expected = IfMatch::from_headers(&headers);
+    let state_ref: &ApplicationsState = &state;
+    let app = common::write_own(state_ref, auth.user_id(), &id, &expected, |app| submit_change(state_ref, app)).await?;
+    tracing::info!(application_id = %app.application_id, number = ?app.number, "application submitted");
+    Ok(common::application_response(StatusCode::OK, &app))
+}
+
+async fn submit_change(state: &ApplicationsState, mut app: Application) -> Result<(Application, Effects), ApiError> {
+    if !can_transition(app.status, ApplicationStatus::Submitted, ActorKind::Citizen) {
+        return Err(errors::invalid_transition(app.status, ApplicationStatus::Submitted));
+    }
+    let service = state
+        .catalogue
+        .get(&app.service_code)
+        .ok_or_else(|| errors::unprocessable_field("/service_code", "service_unavailable", "Услуга больше не оказывается"))?;
+    let (account, _) = shared::identity::load(state.kv.as_ref(), &app.user_id).await?.ok_or_else(ApiError::unauthorized)?;
+    if rank(account.level) < rank(service.required_level) {
+        return Err(errors::level_insufficient(service.required_level));
+    }
+    let mut problems = state.catalogue.check_form(service, &app.form);
+    problems.extend(document_problems(state, &app, service).await?);
+    if !problems.is_empty() {
+        return Err(errors::unprocessable(problems));
+    }
+    let now = common::now();
+    let number = store::next_number(state.kv.as_ref(), now).await?;
+    app.number = Some(number.clone());
+    app.submitted_at = Some(now);
+    app.updated_at = now;
+    app.expected_completion_date = Some(expected_completion(now, service));
+    app.record_transition(ApplicationStatus::Submitted, Actor::citizen(), None, now);
+    let effects = Effects { ops: vec![store::number_index_op(&number, &app.application_id)?], events: vec![common::status_event(&app, &service.title, None)] };
+    Ok((app, effects))
+}
+
+/// Unusable attached documents, then each required type no usable document covers.
+async fn document_problems(state: &ApplicationsState, app: &Application, service: &Service) -> Result<Vec<FieldError>, ApiError> {
+    let (mut problems, types) = common::check_documents(state, &app.user_id, "/document_ids", &app.document_ids).await?;
+    for required in &service.required_documents {
+        if !types.contains(required) {
+            problems.push(FieldError::new("/document_ids", "missing_document", format!("Приложите документ: {}", document_type_title(required))));
+        }
+    }
+    Ok(problems)
+}
+
+fn expected_completion(submitted_at: DateTime<Utc>, service: &Service) -> chrono::NaiveDate {
+    submitted_at.date_naive() + chrono::Days::new(u64::from(service.processing_days))
+}
+
+fn rank(level: Level) -> u8 {
+    match level {
+        Level::Simplified => 0,
+        Level::Standard => 1,
+        Level::Confirmed => 2,
+    }
+}
+
+#[derive(Default, Deserialize)]
+pub struct WithdrawRequest {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// `POST /v1/applications/{id}/withdraw {"reason"?}` (the body may be empty).
+pub async fn withdraw(State(state): State<AppState>, auth: Authenticated, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+    let req: WithdrawRequest = common::optional_json(&body)?;
+    let reason = common::check_text("/reason", req.reason, MAX_COMMENT_CHARS)?;
+    let expected = IfMatch::from_headers(&headers);
+    let state_ref: &ApplicationsState = &state;
+    let app = common::write_own(state_ref, auth.user_id(), &id, &expected, |mut app| {
+        let reason = reason.clone();
+        async move {
+            if !can_transition(app.status, ApplicationStatus::Withdrawn, ActorKind::Citizen) {
+                return Err(errors::invalid_transition(app.status, ApplicationStatus::Withdrawn));
+            }
+            let now = common::now();
+            app.updated_at = now;
+            app.record_transition(ApplicationStatus::Withdrawn, Actor::citizen(), reason.clone(), now);
+            let event = common::status_event(&app, &common::service_title(state_ref, &app), reason);
+            Ok((app, Effects { ops: Vec::new(), events: vec![event] }))
+        }
+    })
+    .await?;
+    Ok(common::application_response(StatusCode::OK, &app))
+}
+
+#[derive(Deserialize)]
+pub struct SupplementRequest {
+    document_ids: Vec<String>,
+    #[serde(default)]
+    comment: Option<String>,
+}
+
+/// `POST /v1/applications/{id}/supplement {"document_ids", "comment"?}`: answers an information
+/// request; the documents join the application and it goes back `in_progress`.
+pub async fn supplement(State(state): State<AppState>, auth: Authenticated, Path(id): Path<String>, headers: HeaderMap, ApiJson(req): ApiJson<SupplementRequest>) -> Result<Response, ApiError> {
+    let document_ids = common::check_document_ids("/document_ids", req.document_ids)?;
+    let comment = common::check_text("/comment", req.comment, MAX_COMMENT_CHARS)?;
+    if document_ids.is_empty() && comment.is_none() {
+        return Err(errors::unprocessable_field("/document_ids", "required", "Приложите документы или напишите комментарий"));
+    }
+    let expected = IfMatch::from_headers(&headers);
+    let state_ref: &ApplicationsState = &state;
+    let app = common::write_own(state_ref, auth.user_id(), &id, &expected, |app| supplement_change(state_ref, app, document_ids.clone(), comment.clone())).await?;
+    Ok(common::application_response(StatusCode::OK, &app))
+}
+
+async fn supplement_change(state: &ApplicationsState, mut app: Application, document_ids: Vec<String>, comment: Option<String>) -> Result<(Application, Effects), ApiError> {
+    if !can_transition(app.status, ApplicationStatus::InProgress, ActorKind::Citizen) {
+        return Err(errors::invalid_transition(app.status, ApplicationStatus::InProgress));
+    }
+    let (problems, _) = common::check_documents(state, &app.user_id, "/document_ids", &document_ids).await?;
+    if !problems.is_empty() {
+        return Err(errors::unprocessable(problems));
+    }
+    for id in document_ids {
+        if !app.document_ids.contains(&id) {
+            app.document_ids.push(id);
+        }
+    }
+    if app.document_ids.len() > common::MAX_DOCUMENTS {
+        return Err(errors::unprocessable_field("/document_ids", "too_many", "К заявлению приложено слишком много документов"));
+    }
+    let now = common::now();
+    app.updated_at = now;
+    app.record_transition(ApplicationStatus::InProgress, Actor::citizen(), comment.clone(), now);
+    let event = common::status_event(&app, &common::service_title(state, &app), comment);
+    Ok((app, Effects { ops: Vec::new(), events: vec![event] }))
+}

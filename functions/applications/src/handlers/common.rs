@@ -1,0 +1,302 @@
+//! Steps the handlers share: committing with events, optimistic writes of one application,
+//! `If-Match`, paging, input limits and document checks.
+
+use std::future::Future;
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use shared::domain::FieldError;
+use shared::events::{Event, EventPayload};
+use shared::http::ApiError;
+use shared::outbox;
+use shared::ports::{KvError, TxOp};
+use shared::records::DocumentStatus;
+
+use crate::errors;
+use crate::store::{self, Application};
+use crate::ApplicationsState;
+
+/// Read-modify-write attempts before answering `concurrent_update`.
+pub const MAX_RETRIES: usize = 8;
+pub const MAX_DOCUMENTS: usize = 50;
+pub const MAX_FORM_BYTES: usize = 64 * 1024;
+pub const MAX_COMMENT_CHARS: usize = 2000;
+pub const MAX_MESSAGE_CHARS: usize = 4000;
+
+/// Commits `ops` together with the outbox items of `events`, then relays the events.
+pub async fn commit(state: &ApplicationsState, mut ops: Vec<TxOp>, events: Vec<Event>) -> Result<(), KvError> {
+    for event in &events {
+        ops.push(outbox::stage(event)?);
+    }
+    state.kv.transact(ops).await?;
+    state.relay.publish(&events).await;
+    Ok(())
+}
+
+/// The caller's application, or 404 when it does not exist or is someone else's.
+pub async fn load_own(state: &ApplicationsState, user_id: &str, application_id: &str) -> Result<Application, ApiError> {
+    match store::load(state.kv.as_ref(), application_id).await? {
+        Some(app) if app.user_id == user_id => Ok(app),
+        _ => Err(ApiError::not_found()),
+    }
+}
+
+/// What a change to an application adds to its write: more ops and the events it causes.
+#[derive(Default)]
+pub struct Effects {
+    pub ops: Vec<TxOp>,
+    pub events: Vec<Event>,
+}
+
+/// Applies `change` to the caller's application as one conditional write on the version read.
+/// On a lost race it re-reads and re-decides, unless the caller pinned a version with
+/// `If-Match`, which then answers 412.
+pub async fn write_own<F, Fut>(state: &ApplicationsState, user_id: &str, application_id: &str, expected: &IfMatch, mut change: F) -> Result<Application, ApiError>
+where
+    F: FnMut(Application) -> Fut,
+    Fut: Future<Output = Result<(Application, Effects), ApiError>>,
+{
+    for _ in 0..MAX_RETRIES {
+        let app = load_own(state, user_id, application_id).await?;
+        expected.check(app.version)?;
+        let (mut app, effects) = change(app).await?;
+        let mut ops = store::save_ops(&mut app)?;
+        ops.extend(effects.ops);
+        match commit(state, ops, effects.events).await {
+            Ok(()) => return Ok(app),
+            Err(KvError::TransactionConflict { .. } | KvError::ConditionFailed) if expected.is_pinned() => return Err(errors::precondition_failed()),
+            Err(KvError::TransactionConflict { .. } | KvError::ConditionFailed) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(errors::busy())
+}
+
+/// `If-Match` as sent: absent, `*`, or a list of entity tags (`"3"`, `W/"3"` or bare `3`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IfMatch {
+    Absent,
+    Any,
+    Versions(Vec<u64>),
+}
+
+impl IfMatch {
+    pub fn from_headers(headers: &HeaderMap) -> Self {
+        let values: Vec<&str> = headers.get_all(header::IF_MATCH).iter().filter_map(|v| v.to_str().ok()).collect();
+        if values.is_empty() {
+            return Self::Absent;
+        }
+        let tags: Vec<&str> = values.iter().flat_map(|v| v.split(',')).map(str::trim).filter(|t| !t.is_empty()).collect();
+        if tags.contains(&"*") {
+            return Self::Any;
+        }
+        // A tag that is not a version can match nothing, so it is dropped (and 412 follows).
+        Self::Versions(tags.iter().filter_map(|t| t.trim_start_matches("W/").trim_matches('"').parse().ok()).collect())
+    }
+
+    pub fn is_pinned(&self) -> bool {
+        matches!(self, Self::Versions(_))
+    }
+
+    pub fn check(&self, version: u64) -> Result<(), ApiError> {
+        match self {
+            Self::Versions(versions) if !versions.contains(&version) => Err(errors::precondition_failed()),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// An application answer with its `ETag`, so clients can send it back as `If-Match`.
+pub fn application_response(status: StatusCode, app: &Application) -> Response {
+    let mut response = (status, axum::Json(app.to_json())).into_response();
+    if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", app.version)) {
+        response.headers_mut().insert(header::ETAG, etag);
+    }
+    response
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct Paging {
+    pub cursor: Option<String>,
+    pub limit: Option<String>,
+}
+
+impl Paging {
+    /// The page size (default 20, at most 100) and a cursor that can only be an id.
+    pub fn parse(&self) -> Result<(Option<&str>, usize), ApiError> {
+        let limit = match self.limit.as_deref() {
+            None | Some("") => 20,
+            Some(raw) => match raw.parse::<usize>() {
+                Ok(n) if (1..=100).contains(&n) => n,
+                _ => return Err(ApiError::field("limit", "out_of_range", "limit — целое число от 1 до 100")),
+            },
+        };
+        let cursor = self.cursor.as_deref().filter(|c| !c.is_empty());
+        if cursor.is_some_and(|c| !store::is_id(c)) {
+            return Err(ApiError::field("cursor", "invalid", "Неверный курсор"));
+        }
+        Ok((cursor, limit))
+    }
+}
+
+pub fn list_body<T: serde::Serialize>(items: &[T], next_cursor: Option<String>) -> Value {
+    serde_json::json!({ "items": items, "next_cursor": next_cursor })
+}
+
+/// A JSON body that may be absent (e.g. `POST /withdraw` with no reason).
+pub fn optional_json<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        let message = if e.is_data() { e.to_string() } else { "Тело запроса не является корректным JSON".to_owned() };
+        ApiError::field("body", if e.is_data() { "invalid" } else { "malformed_json" }, &message)
+    })
+}
+
+/// The form as given: a JSON object of bounded size (checked against the schema on submit).
+pub fn check_form_shape(form: Value) -> Result<Value, ApiError> {
+    if !form.is_object() {
+        return Err(ApiError::field("/form", "invalid", "form должна быть JSON-объектом"));
+    }
+    if form.to_string().len() > MAX_FORM_BYTES {
+        return Err(ApiError::field("/form", "too_large", "Форма слишком велика"));
+    }
+    Ok(form)
+}
+
+/// Document ids as given, deduplicated in order; their existence is checked on submit.
+pub fn check_document_ids(field: &str, ids: Vec<String>) -> Result<Vec<String>, ApiError> {
+    if ids.len() > MAX_DOCUMENTS {
+        return Err(ApiError::field(field, "too_many", &format!("Можно приложить не больше {MAX_DOCUMENTS} документов")));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(ids.len());
+    for (index, id) in ids.into_iter().enumerate() {
+        let id = id.trim().to_owned();
+        if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(ApiError::field(&format!("{field}/{index}"), "invalid", "Неверный идентификатор документа"));
+        }
+        if !out.contains(&id) {
+            out.push(id);
+        }
+    }
+    Ok(out)
+}
+
+/// A free-text comment or reason: trimmed, empty means none, bounded.
+pub fn check_text(field: &str, text: Option<String>, max_chars: usize) -> Result<Option<String>, ApiError> {
+    let Some(text) = text.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    if text.chars().count() > max_chars {
+        return Err(ApiError::field(field, "too_long", &format!("Не длиннее {max_chars} символов")));
+    }
+    Ok(Some(text))
+}
+
+/// Each document that is missing, someone else's or not `available`, as a 422 field error
+/// at `{pointer}/{index}`; also returns the types of the usable ones.
+pub async fn check_documents(state: &ApplicationsState, user_id: &str, pointer: &str, ids: &[String]) -> Result<(Vec<FieldError>, Vec<String>), ApiError> {
+    let loads = ids.iter().map(|id| shared::records::load_document(state.kv.as_ref(), user_id, id));
+    let documents = futures::future::try_join_all(loads).await?;
+    let mut errors = Vec::new();
+    let mut types = Vec::new();
+    for (index, document) in documents.into_iter().enumerate() {
+        let field = format!("{pointer}/{index}");
+        match document {
+            None => errors.push(FieldError::new(field, "document_not_found", "Документ не найден")),
+            Some(d) if d.status != DocumentStatus::Available => errors.push(FieldError::new(field, "document_not_available", "Документ ещё не проверен или недоступен")),
+            Some(d) => types.push(d.doc_type),
+        }
+    }
+    Ok((errors, types))
+}
+
+pub fn status_event(app: &Application, service_title: &str, comment: Option<String>) -> Event {
+    Event::new(
+        Some(app.user_id.clone()),
+        EventPayload::ApplicationStatusChanged {
+            application_id: app.application_id.clone(),
+            number: app.number.clone(),
+            service_code: app.service_code.clone(),
+            service_title: service_title.to_owned(),
+            status: app.status.as_str().to_owned(),
+            status_title: app.status.title().to_owned(),
+            comment,
+        },
+    )
+}
+
+pub fn message_event(app: &Application, service_title: &str, from_agency: bool, text: &str) -> Event {
+    const PREVIEW_CHARS: usize = 100;
+    let mut preview: String = text.chars().take(PREVIEW_CHARS).collect();
+    if text.chars().count() > PREVIEW_CHARS {
+        preview.push('…');
+    }
+    Event::new(
+        Some(app.user_id.clone()),
+        EventPayload::ApplicationMessage {
+            application_id: app.application_id.clone(),
+            number: app.number.clone(),
+            service_title: service_title.to_owned(),
+            from_agency,
+            preview,
+        },
+    )
+}
+
+/// The service title for events; an application outlives catalogue edits, so fall back to the code.
+pub fn service_title(state: &ApplicationsState, app: &Application) -> String {
+    state.catalogue.get(&app.service_code).map_or_else(|| app.service_code.clone(), |s| s.title.clone())
+}
+
+pub fn now() -> DateTime<Utc> {
+    Utc::now()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(values: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(header::IF_MATCH, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn if_match_accepts_strong_weak_and_bare_tags() {
+        assert_eq!(IfMatch::from_headers(&headers(&[])), IfMatch::Absent);
+        assert_eq!(IfMatch::from_headers(&headers(&["*"])), IfMatch::Any);
+        assert_eq!(IfMatch::from_headers(&headers(&["\"3\""])), IfMatch::Versions(vec![3]));
+        assert_eq!(IfMatch::from_headers(&headers(&["W/\"4\", 5"])), IfMatch::Versions(vec![4, 5]));
+        let garbage = IfMatch::from_headers(&headers(&["\"abc\""]));
+        assert!(garbage.is_pinned());
+        assert_eq!(garbage.check(1).unwrap_err().code, "precondition_failed");
+        assert!(IfMatch::Versions(vec![2]).check(2).is_ok());
+        assert!(IfMatch::Any.check(9).is_ok());
+    }
+
+    #[test]
+    fn paging_defaults_and_bounds() {
+        assert_eq!(Paging::default().parse().unwrap(), (None, 20));
+        let p = Paging { cursor: None, limit: Some("101".into()) };
+        assert!(p.parse().is_err());
+        let p = Paging { cursor: Some("../x".into()), limit: Some("5".into()) };
+        assert!(p.parse().is_err());
+    }
+
+    #[test]
+    fn document_ids_are_deduplicated_and_checked() {
+        assert_eq!(check_document_ids("/document_ids", vec!["A1".into(), "A1".into(), "B2".into()]).unwrap(), vec!["A1", "B2"]);
+        assert_eq!(check_document_ids("/document_ids", vec!["ok".into(), "../x".into()]).unwrap_err().errors[0].field, "/document_ids/1");
+        assert!(check_document_ids("/document_ids", vec!["a".into(); 51]).is_err());
+    }
+}

@@ -1,0 +1,328 @@
+//! `POST /v1/webhooks/agencies/{agency_id}` (SPEC §4.4): signed deliveries from agencies.
+//!
+//! Order of checks: signature (401), then the `webhook-id` dedupe record (a redelivery gets the
+//! first answer), then the body. Each delivery's state change, its events and its answer commit
+//! in one transaction (`shared::agencies::apply_once`), conditional on the versions read.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use chrono::NaiveDate;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use shared::agencies::{self, Agency, Capability, Decision, StoredAnswer};
+use shared::domain::FieldError;
+use shared::events::{Event, EventPayload};
+use shared::http::ApiError;
+use shared::identity::{ACCOUNT_SK, Level, Verification, user_pk};
+use shared::ports::{Condition, Item, TxOp};
+use shared::records::DocumentStatus;
+
+use super::common::{self, MAX_COMMENT_CHARS};
+use super::messages::message_text;
+use crate::errors;
+use crate::status::{ActorKind, ApplicationStatus, can_transition};
+use crate::store::{self, Actor, Application, Message, Rejection};
+use crate::{AppState, ApplicationsState};
+
+pub async fn receive(State(state): State<AppState>, Path(agency_id): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+    let agency = match state.agencies.verify(&agency_id, &headers, &body) {
+        Ok(agency) => agency,
+        Err(error) => {
+            tracing::warn!(agency_id = %agency_id.chars().take(64).collect::<String>(), code = error.code, "webhook refused");
+            return error.into_response();
+        }
+    };
+    let webhook_id = match agencies::webhook_id(&headers) {
+        Ok(id) => id,
+        Err(error) => return error.into_response(),
+    };
+    let state_ref: &ApplicationsState = &state;
+    let response = agencies::apply_once(state.kv.as_ref(), &state.relay, &agency.id, webhook_id, || decide(state_ref, agency, &body)).await;
+    tracing::info!(agency_id = %agency.id, webhook_id, status = response.status().as_u16(), "webhook answered");
+    response
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    data: Value,
+}
+
+async fn decide(state: &ApplicationsState, agency: &Agency, body: &[u8]) -> Result<Decision, ApiError> {
+    let envelope: Envelope = serde_json::from_slice(body).map_err(|_| errors::unprocessable_field("/", "malformed", "Тело должно быть JSON-объектом {\"type\", \"data\"}"))?;
+    match envelope.kind.as_str() {
+        "application.status_changed" => status_changed(state, agency, data(envelope.data)?).await,
+        "application.message" => agency_message(state, agency, data(envelope.data)?).await,
+        "identity.verification_completed" => {
+            require(agency, Capability::IdentityVerification)?;
+            verification_completed(state, data(envelope.data)?).await
+        }
+        "identity.confirmed" => {
+            require(agency, Capability::IdentityConfirmation)?;
+            identity_confirmed(state, data(envelope.data)?).await
+        }
+        _ => Err(errors::unprocessable_field("/type", "unknown_type", "Неизвестный тип события")),
+    }
+}
+
+fn data<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
+    serde_json::from_value(value).map_err(|e| errors::unprocessable_field("/data", "invalid", &e.to_string()))
+}
+
+fn require(agency: &Agency, capability: Capability) -> Result<(), ApiError> {
+    if agency.can(capability) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden("Это ведомство не может передавать сведения об идентификации граждан"))
+    }
+}
+
+fn applied() -> StoredAnswer {
+    StoredAnswer::json(StatusCode::OK, &json!({"result": "applied"}))
+}
+
+// ---------------------------------------------------------------------------------------------
+// application.*
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+struct Employee {
+    name: String,
+    #[serde(default)]
+    position: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RejectionData {
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
+    recommendations: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct StatusChanged {
+    #[serde(default)]
+    application_id: Option<String>,
+    #[serde(default)]
+    number: Option<String>,
+    status: String,
+    #[serde(default)]
+    comment: Option<String>,
+    #[serde(default)]
+    employee: Option<Employee>,
+    #[serde(default)]
+    expected_completion_date: Option<String>,
+    #[serde(default)]
+    rejection: Option<RejectionData>,
+    #[serde(default)]
+    result_document_ids: Option<Vec<String>>,
+}
+
+async fn status_changed(state: &ApplicationsState, agency: &Agency, data: StatusChanged) -> Result<Decision, ApiError> {
+    let mut app = resolve(state, agency, data.application_id.as_deref(), data.number.as_deref()).await?;
+    let to = ApplicationStatus::parse(&data.status).ok_or_else(|| errors::unprocessable_field("/data/status", "unknown_status", "Неизвестный статус заявления"))?;
+    if !can_transition(app.status, to, ActorKind::Agency) {
+        return Err(errors::invalid_transition(app.status, to));
+    }
+    let comment = common::check_text("/data/comment", data.comment, MAX_COMMENT_CHARS).map_err(as_unprocessable)?;
+    let rejection = rejection(to, data.rejection)?;
+    let completion = data
+        .expected_completion_date
+        .map(|raw| NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d"))
+        .transpose()
+        .map_err(|_| errors::unprocessable_field("/data/expected_completion_date", "invalid_date", "Укажите дату в формате ГГГГ-ММ-ДД"))?;
+    let results = result_documents(state, &app, data.result_document_ids.unwrap_or_default()).await?;
+    let actor = agency_actor(agency, data.employee)?;
+
+    let now = common::now();
+    app.record_transition(to, actor, comment.clone(), now);
+    app.updated_at = now;
+    if rejection.is_some() {
+        app.rejection = rejection;
+    }
+    if completion.is_some() {
+        app.expected_completion_date = completion;
+    }
+    for id in results {
+        if !app.result_document_ids.contains(&id) {
+            app.result_document_ids.push(id);
+        }
+    }
+    let event = common::status_event(&app, &common::service_title(state, &app), comment);
+    let ops = store::save_ops(&mut app)?;
+    Ok(Decision::Apply { ops, events: vec![event], answer: applied() })
+}
+
+#[derive(Deserialize)]
+struct AgencyMessage {
+    #[serde(default)]
+    application_id: Option<String>,
+    #[serde(default)]
+    number: Option<String>,
+    text: String,
+    #[serde(default)]
+    employee: Option<Employee>,
+}
+
+async fn agency_message(state: &ApplicationsState, agency: &Agency, data: AgencyMessage) -> Result<Decision, ApiError> {
+    let app = resolve(state, agency, data.application_id.as_deref(), data.number.as_deref()).await?;
+    let text = message_text("/data/text", &data.text).map_err(as_unprocessable)?;
+    let message = Message { message_id: ulid::Ulid::new().to_string(), author: agency_actor(agency, data.employee)?, text, at: common::now() };
+    let event = common::message_event(&app, &common::service_title(state, &app), true, &message.text);
+    Ok(Decision::Apply { ops: vec![store::message_op(&app.application_id, &message)?], events: vec![event], answer: applied() })
+}
+
+/// The application a delivery names, if it belongs to one of this agency's services and has
+/// reached the agency; anything else is 404 (agencies learn nothing of others' applications).
+async fn resolve(state: &ApplicationsState, agency: &Agency, application_id: Option<&str>, number: Option<&str>) -> Result<Application, ApiError> {
+    let found = match (application_id, number) {
+        (Some(id), _) => store::load(state.kv.as_ref(), id).await?,
+        (None, Some(number)) => store::find_by_number(state.kv.as_ref(), number).await?,
+        (None, None) => return Err(errors::unprocessable_field("/data/application_id", "required", "Укажите application_id или number")),
+    };
+    let own_service = |app: &Application| state.catalogue.get(&app.service_code).is_none_or(|s| s.agency_id == agency.id);
+    found
+        .filter(|app| app.agency_id == agency.id && own_service(app) && app.status.visible_to_agency())
+        .filter(|app| number.is_none_or(|n| app.number.as_deref() == Some(n)))
+        .ok_or_else(ApiError::not_found)
+}
+
+fn agency_actor(agency: &Agency, employee: Option<Employee>) -> Result<Actor, ApiError> {
+    let Some(employee) = employee else {
+        return Ok(Actor { kind: ActorKind::Agency, name: Some(agency.name.clone()), position: None });
+    };
+    let name = common::check_text("/data/employee/name", Some(employee.name), 200).map_err(as_unprocessable)?;
+    let position = common::check_text("/data/employee/position", employee.position, 200).map_err(as_unprocessable)?;
+    Ok(Actor { kind: ActorKind::Agency, name: name.or_else(|| Some(agency.name.clone())), position })
+}
+
+/// `rejected` needs a reason (SPEC §4.2); a rejection on any other status is a mistake.
+fn rejection(to: ApplicationStatus, data: Option<RejectionData>) -> Result<Option<Rejection>, ApiError> {
+    match (to, data) {
+        (ApplicationStatus::Rejected, data) => {
+            let data = data.unwrap_or(RejectionData { reason: None, recommendations: None });
+            let reason = common::check_text("/data/rejection/reason", data.reason, MAX_COMMENT_CHARS)
+                .map_err(as_unprocessable)?
+                .ok_or_else(|| errors::unprocessable_field("/data/rejection/reason", "required", "Укажите причину отказа"))?;
+            let recommendations = common::check_text("/data/rejection/recommendations", data.recommendations, MAX_COMMENT_CHARS).map_err(as_unprocessable)?;
+            Ok(Some(Rejection { reason, recommendations }))
+        }
+        (_, Some(_)) => Err(errors::unprocessable_field("/data/rejection", "unexpected", "Причина отказа указывается только для статуса rejected")),
+        (_, None) => Ok(None),
+    }
+}
+
+/// Result documents must be agency-issued (`result`) documents of the application's citizen
+/// that were not rejected or deleted.
+async fn result_documents(state: &ApplicationsState, app: &Application, ids: Vec<String>) -> Result<Vec<String>, ApiError> {
+    let ids = common::check_document_ids("/data/result_document_ids", ids).map_err(as_unprocessable)?;
+    let loads = ids.iter().map(|id| shared::records::load_document(state.kv.as_ref(), &app.user_id, id));
+    let documents = futures::future::try_join_all(loads).await?;
+    let mut problems = Vec::new();
+    for (index, document) in documents.iter().enumerate() {
+        let field = format!("/data/result_document_ids/{index}");
+        match document {
+            None => problems.push(FieldError::new(field, "document_not_found", "Документ не найден у заявителя")),
+            Some(d) if d.doc_type != "result" => problems.push(FieldError::new(field, "not_a_result", "Документ не является результатом услуги")),
+            Some(d) if matches!(d.status, DocumentStatus::Rejected | DocumentStatus::Deleted) => {
+                problems.push(FieldError::new(field, "document_not_available", "Документ отклонён проверкой или удалён"))
+            }
+            Some(_) => {}
+        }
+    }
+    if problems.is_empty() { Ok(ids) } else { Err(errors::unprocessable(problems)) }
+}
+
+/// Agencies get 422 for bad data, as SPEC §4.4 lists; the shared checks answer 400.
+fn as_unprocessable(error: ApiError) -> ApiError {
+    if error.status == StatusCode::BAD_REQUEST { errors::unprocessable(error.errors) } else { error }
+}
+
+// ---------------------------------------------------------------------------------------------
+// identity.*
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+struct VerificationCompleted {
+    user_id: String,
+    result: String,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// The registry agency's verdict on the citizen's profile: `verified` raises `simplified` to
+/// `standard`; `rejected` records why and leaves the level alone.
+async fn verification_completed(state: &ApplicationsState, data: VerificationCompleted) -> Result<Decision, ApiError> {
+    let verified = match data.result.as_str() {
+        "verified" => true,
+        "rejected" => false,
+        _ => return Err(errors::unprocessable_field("/data/result", "invalid", "result: verified или rejected")),
+    };
+    let reason = common::check_text("/data/reason", data.reason, 500).map_err(as_unprocessable)?;
+    let (mut account, version) = load_account(state, &data.user_id).await?;
+    if account.level != Level::Simplified {
+        return Err(level_conflict(account.level, Level::Standard));
+    }
+    let Some(profile) = account.profile.as_mut() else {
+        return Err(errors::unprocessable_field("/data/user_id", "no_profile", "Гражданин не заполнил СНИЛС и паспортные данные"));
+    };
+    let mut events = Vec::new();
+    if verified {
+        profile.verification = Verification::Verified;
+        profile.verification_reason = None;
+        account.level = Level::Standard;
+        events.push(level_event(&account.user_id, Level::Standard, Level::Simplified, "registry_verified"));
+    } else {
+        profile.verification = Verification::Rejected;
+        profile.verification_reason = reason;
+    }
+    let ops = vec![account_op(&account, version)?];
+    Ok(Decision::Apply { ops, events, answer: applied() })
+}
+
+#[derive(Deserialize)]
+struct IdentityConfirmed {
+    user_id: String,
+    method: String,
+}
+
+/// Identity confirmed in person or by a trusted channel: `standard` → `confirmed`.
+async fn identity_confirmed(state: &ApplicationsState, data: IdentityConfirmed) -> Result<Decision, ApiError> {
+    if !matches!(data.method.as_str(), "mfc" | "bank" | "post" | "signature") {
+        return Err(errors::unprocessable_field("/data/method", "invalid", "method: mfc, bank, post или signature"));
+    }
+    let (mut account, version) = load_account(state, &data.user_id).await?;
+    if account.level != Level::Standard {
+        return Err(level_conflict(account.level, Level::Confirmed));
+    }
+    account.level = Level::Confirmed;
+    let event = level_event(&account.user_id, Level::Confirmed, Level::Standard, &format!("confirmed_{}", data.method));
+    Ok(Decision::Apply { ops: vec![account_op(&account, version)?], events: vec![event], answer: applied() })
+}
+
+async fn load_account(state: &ApplicationsState, user_id: &str) -> Result<(shared::identity::Account, u64), ApiError> {
+    if user_id.is_empty() || user_id.len() > 64 || !user_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(ApiError::not_found());
+    }
+    shared::identity::load(state.kv.as_ref(), user_id).await?.ok_or_else(ApiError::not_found)
+}
+
+fn account_op(account: &shared::identity::Account, version: u64) -> Result<TxOp, ApiError> {
+    let item = Item::json(user_pk(&account.user_id), ACCOUNT_SK, account)?;
+    Ok(TxOp::Put { item, condition: Condition::VersionIs(version) })
+}
+
+fn level_event(user_id: &str, level: Level, previous: Level, reason: &str) -> Event {
+    Event::new(Some(user_id.to_owned()), EventPayload::IdentityLevelChanged { level: level.as_str().into(), previous_level: previous.as_str().into(), reason: reason.into() })
+}
+
+fn level_conflict(current: Level, wanted: Level) -> ApiError {
+    ApiError::new(StatusCode::CONFLICT, "invalid_transition", format!("Уровень учётной записи {} нельзя сменить на {}", current.as_str(), wanted.as_str()))
+}

@@ -1,0 +1,73 @@
+//! Result documents uploaded by agencies (SPEC §4.4): `POST /v1/agency/{agency_id}/documents`
+//! signed like the webhooks (Standard Webhooks v1). The document belongs to the application's
+//! citizen, with type `result` and purpose `application`; only the agency the application was
+//! sent to may upload for it (anything else is 404, as for a citizen). A redelivery with the
+//! same `webhook-id` gets the first answer again and creates nothing.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use shared::agencies::{self, Decision, StoredAnswer};
+use shared::http::ApiError;
+use shared::records;
+
+use super::documents::{NewDocument, check_file, prepare_slot, slot_view};
+use crate::Api;
+use crate::policy::{Purpose, RESULT_TYPE};
+use crate::store::Source;
+
+#[derive(Deserialize)]
+struct ResultUpload {
+    application_id: Option<String>,
+    file_name: Option<String>,
+    content_type: Option<String>,
+    size_bytes: Option<i64>,
+}
+
+/// `POST /v1/agency/{agency_id}/documents` → 201 `{"document_id", "status", "upload"}`.
+pub async fn create(State(api): State<Api>, Path(agency_id): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+    let agency = match api.agencies.verify(&agency_id, &headers, &body) {
+        Ok(agency) => agency,
+        Err(error) => return error.into_response(),
+    };
+    let webhook_id = match agencies::webhook_id(&headers) {
+        Ok(id) => id,
+        Err(error) => return error.into_response(),
+    };
+    let agency_id = agency.id.as_str();
+    agencies::apply_once(api.kv.as_ref(), &api.relay, agency_id, webhook_id, || decide(&api, agency_id, &body)).await
+}
+
+async fn decide(api: &Api, agency_id: &str, body: &[u8]) -> Result<Decision, ApiError> {
+    let request: ResultUpload = serde_json::from_slice(body).map_err(|_| ApiError::field("body", "malformed_json", "Тело запроса не является корректным JSON-объектом"))?;
+    let mut problems = Vec::new();
+    let application_id = request.application_id.unwrap_or_default();
+    if application_id.is_empty() {
+        problems.push(shared::domain::FieldError::new("application_id", "required", "Укажите заявление"));
+    }
+    let file = check_file(request.file_name.as_deref(), request.content_type.as_deref(), request.size_bytes, &mut problems);
+    let (Some(file), true) = (file, problems.is_empty()) else {
+        return Err(ApiError::validation(problems));
+    };
+    let application = records::load_application(api.kv.as_ref(), &application_id).await?;
+    // Drafts were never sent to the agency, so for it they do not exist.
+    let Some(application) = application.filter(|a| a.agency_id == agency_id && a.status != "draft") else {
+        return Err(ApiError::not_found());
+    };
+    let new = NewDocument {
+        owner_user_id: application.user_id.clone(),
+        doc_type: RESULT_TYPE.to_owned(),
+        purpose: Purpose::Application,
+        file: file.check(Purpose::Application)?,
+        source: Source::Agency { agency_id: agency_id.to_owned(), application_id: application.application_id.clone() },
+        enforce_quota: false,
+    };
+    let (doc, ops) = prepare_slot(api, &new).await?;
+    let slot = slot_view(api, &doc).await?;
+    let answer = serde_json::to_value(&slot).map_err(ApiError::internal)?;
+    tracing::info!(agency_id, application_id = %application.application_id, document_id = %doc.document_id, "agency result document slot");
+    Ok(Decision::Apply { ops, events: Vec::new(), answer: StoredAnswer::json(StatusCode::CREATED, &answer) })
+}

@@ -1,0 +1,392 @@
+//! The citizen's documents: upload slots, reading, listing, versions, deletion and restore.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+use shared::domain::FieldError;
+use shared::http::rate_limit::Limit;
+use shared::http::{ApiError, ApiJson, Authenticated};
+use shared::identity::user_pk;
+use shared::ports::{Condition, Query as KvQuery, TxOp};
+
+use super::{DocumentView, MAX_RETRIES, UploadView, is_conflict, object_error};
+use crate::policy::{self, FileFormat, Purpose, SlotRefusal};
+use crate::store::{self, DocOwner, Document, DocumentStatus, Series, Source};
+use crate::{Api, DocumentsState, errors};
+
+const DEFAULT_PAGE: usize = 20;
+const MAX_PAGE: usize = 100;
+const MAX_FILE_NAME_CHARS: usize = 255;
+
+#[derive(Deserialize)]
+pub struct CreateBody {
+    #[serde(rename = "type")]
+    doc_type: Option<String>,
+    file_name: Option<String>,
+    content_type: Option<String>,
+    size_bytes: Option<i64>,
+    purpose: Option<String>,
+}
+
+/// `POST /v1/documents` → 201 upload slot.
+pub async fn create(State(api): State<Api>, auth: Authenticated, ApiJson(body): ApiJson<CreateBody>) -> Result<Response, ApiError> {
+    let mut problems = Vec::new();
+    let doc_type = body.doc_type.unwrap_or_default();
+    if !policy::citizen_may_upload(&doc_type) {
+        problems.push(FieldError::new("type", "invalid", "Неизвестный тип документа"));
+    }
+    let purpose = Purpose::parse(body.purpose.as_deref().unwrap_or_default());
+    if purpose.is_none() {
+        problems.push(FieldError::new("purpose", "invalid", "Назначение: vault, identity или application"));
+    }
+    let file = check_file(body.file_name.as_deref(), body.content_type.as_deref(), body.size_bytes, &mut problems);
+    let (Some(purpose), Some(file), true) = (purpose, file, problems.is_empty()) else {
+        return Err(ApiError::validation(problems));
+    };
+    let declared = file.check(purpose)?;
+    api.limiter.hit("document-slots", auth.user_id(), Limit::per_minute(60)).await?;
+
+    let new = NewDocument { owner_user_id: auth.user_id().to_owned(), doc_type, purpose, file: declared, source: Source::Citizen, enforce_quota: true };
+    let slot = create_slot(&api, new).await?;
+    Ok((StatusCode::CREATED, ApiJson(slot)).into_response())
+}
+
+/// A file as declared by the client, with well-formed fields (not yet checked against a purpose).
+pub(crate) struct DeclaredFile {
+    pub file_name: String,
+    pub content_type: String,
+    pub size_bytes: u64,
+}
+
+/// A declared file accepted for a purpose.
+pub(crate) struct AcceptedFile {
+    pub file_name: String,
+    /// Canonical media type of the declared format.
+    pub content_type: String,
+    pub size_bytes: u64,
+}
+
+impl DeclaredFile {
+    /// Format (415) before size (413), as a client would fix them.
+    pub fn check(self, purpose: Purpose) -> Result<AcceptedFile, ApiError> {
+        match policy::check_declared(purpose, &self.content_type, self.size_bytes) {
+            Ok(format) => Ok(AcceptedFile {
+                content_type: FileFormat::canonical_content_type(format, &self.content_type).to_owned(),
+                file_name: self.file_name,
+                size_bytes: self.size_bytes,
+            }),
+            Err(SlotRefusal::UnsupportedMediaType) => Err(errors::unsupported_media_type()),
+            Err(SlotRefusal::TooLarge { limit }) => Err(errors::payload_too_large(limit)),
+        }
+    }
+}
+
+/// Checks the file fields every upload carries; problems are appended to `problems`.
+pub(crate) fn check_file(file_name: Option<&str>, content_type: Option<&str>, size_bytes: Option<i64>, problems: &mut Vec<FieldError>) -> Option<DeclaredFile> {
+    let file_name = file_name.map(str::trim).unwrap_or_default();
+    let name_ok = !file_name.is_empty()
+        && file_name.chars().count() <= MAX_FILE_NAME_CHARS
+        && !file_name.chars().any(|c| c.is_control() || c == '/' || c == '\\')
+        && file_name != "."
+        && file_name != "..";
+    if !name_ok {
+        problems.push(FieldError::new("file_name", "invalid", "Имя файла: от 1 до 255 символов, без «/» и «\\»"));
+    }
+    let content_type = content_type.map(str::trim).unwrap_or_default();
+    if content_type.is_empty() || content_type.len() > 255 || !content_type.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        problems.push(FieldError::new("content_type", "invalid", "Укажите тип содержимого, например application/pdf"));
+    }
+    let size_bytes = size_bytes.and_then(|size| u64::try_from(size).ok());
+    if size_bytes.is_none() {
+        problems.push(FieldError::new("size_bytes", "invalid", "Размер файла в байтах: целое неотрицательное число"));
+    }
+    match (name_ok, content_type.is_empty(), size_bytes) {
+        (true, false, Some(size_bytes)) => Some(DeclaredFile { file_name: file_name.to_owned(), content_type: content_type.to_owned(), size_bytes }),
+        _ => None,
+    }
+}
+
+/// A document about to get an upload slot.
+pub(crate) struct NewDocument {
+    pub owner_user_id: String,
+    pub doc_type: String,
+    pub purpose: Purpose,
+    pub file: AcceptedFile,
+    pub source: Source,
+    /// Citizens' own uploads are refused past the quota; agency results are always accepted
+    /// (and still counted).
+    pub enforce_quota: bool,
+}
+
+#[derive(Serialize)]
+pub(crate) struct SlotView {
+    document_id: String,
+    status: &'static str,
+    upload: UploadView,
+}
+
+/// Records a pending document and presigns its upload, retrying on conflicts.
+pub(crate) async fn create_slot(state: &DocumentsState, new: NewDocument) -> Result<SlotView, ApiError> {
+    for _ in 0..MAX_RETRIES {
+        let (doc, ops) = prepare_slot(state, &new).await?;
+        match state.commit(ops, Vec::new()).await {
+            Ok(()) => {}
+            Err(e) if is_conflict(&e) => continue,
+            Err(e) => return Err(e.into()),
+        }
+        // Presigned only once the record exists, so every object that lands has a document.
+        return slot_view(state, &doc).await;
+    }
+    Err(errors::busy())
+}
+
+/// The pending document for `new` and the ops that record it: the document with its indexes,
+/// its size charged to the owner's quota and, in the vault, the next version number taken.
+pub(crate) async fn prepare_slot(state: &DocumentsState, new: &NewDocument) -> Result<(Document, Vec<TxOp>), ApiError> {
+    let kv = state.kv.as_ref();
+    let owner_pk = user_pk(&new.owner_user_id);
+    let now = state.now();
+    let usage = store::load_usage(kv, &new.owner_user_id).await?;
+    let used = usage.as_ref().map_or(0, |u| u.value.bytes);
+    if new.enforce_quota && used.saturating_add(new.file.size_bytes) > state.settings.quota_bytes {
+        return Err(errors::quota_exceeded(state.settings.quota_bytes));
+    }
+
+    let document_id = ulid::Ulid::new().to_string();
+    let mut ops = Vec::new();
+    let version = if new.purpose == Purpose::Vault {
+        let series = store::get::<Series>(kv, &owner_pk, &store::series_sk(&new.doc_type)).await?;
+        let version = series.as_ref().map_or(0, |s| s.value.last_version) + 1;
+        let condition = series.as_ref().map_or(Condition::NotExists, |s| Condition::VersionIs(s.version));
+        ops.push(store::put_op(owner_pk.clone(), store::series_sk(&new.doc_type), &Series { last_version: version }, condition, None)?);
+        version
+    } else {
+        1
+    };
+    let doc = Document {
+        document_id: document_id.clone(),
+        owner_user_id: new.owner_user_id.clone(),
+        doc_type: new.doc_type.clone(),
+        status: DocumentStatus::PendingUpload,
+        purpose: new.purpose,
+        file_name: new.file.file_name.clone(),
+        content_type: new.file.content_type.clone(),
+        size_bytes: new.file.size_bytes,
+        sha256: None,
+        version,
+        object_key: store::object_key(&document_id),
+        source: new.source.clone(),
+        created_at: now,
+        updated_at: now,
+        verified_at: None,
+        rejection_reason: None,
+        deleted_at: None,
+        status_before_delete: None,
+        purge_due: Some(now + state.settings.pending_upload_timeout),
+        charged_bytes: new.file.size_bytes,
+    };
+    ops.extend(store::transition_ops(None, &doc, usage.as_ref())?);
+    let (owner_index_pk, owner_index_sk) = store::owner_key(&document_id);
+    ops.push(store::put_op(owner_index_pk, owner_index_sk, &DocOwner { owner_user_id: new.owner_user_id.clone() }, Condition::NotExists, None)?);
+    Ok((doc, ops))
+}
+
+/// The slot answer for a recorded pending document, with a fresh presigned PUT.
+pub(crate) async fn slot_view(state: &DocumentsState, doc: &Document) -> Result<SlotView, ApiError> {
+    let upload = state.objects.presign_put(&doc.object_key, &doc.content_type, doc.size_bytes, state.settings.upload_url_ttl).await.map_err(object_error)?;
+    tracing::info!(document_id = %doc.document_id, purpose = doc.purpose.as_str(), size_bytes = doc.size_bytes, "upload slot created");
+    Ok(SlotView { document_id: doc.document_id.clone(), status: store::status_str(DocumentStatus::PendingUpload), upload: upload.into() })
+}
+
+/// `GET /v1/documents/{id}`
+pub async fn show(State(api): State<Api>, auth: Authenticated, Path(id): Path<String>) -> Result<ApiJson<DocumentView>, ApiError> {
+    let doc = own_document(&api, &auth, &id).await?;
+    Ok(ApiJson(DocumentView::build(&api, &doc.value).await?))
+}
+
+pub(crate) async fn own_document(state: &DocumentsState, auth: &Authenticated, id: &str) -> Result<store::Versioned<Document>, ApiError> {
+    store::load_document(state.kv.as_ref(), auth.user_id(), id).await?.ok_or_else(ApiError::not_found)
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    #[serde(rename = "type")]
+    doc_type: Option<String>,
+    status: Option<String>,
+    cursor: Option<String>,
+    limit: Option<String>,
+    /// `true` also lists vault versions replaced by a newer available one.
+    all_versions: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct ListView {
+    items: Vec<DocumentView>,
+    next_cursor: Option<String>,
+}
+
+/// `GET /v1/documents?type=&status=&cursor=&limit=&all_versions=`, newest first. Without
+/// `status`, deleted documents are left out; without `all_versions=true`, so are vault
+/// documents that a newer available version of the same type replaced.
+pub async fn list(State(api): State<Api>, auth: Authenticated, Query(q): Query<ListQuery>) -> Result<ApiJson<ListView>, ApiError> {
+    let mut problems = Vec::new();
+    let status = match q.status.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some(raw) => {
+            let parsed = store::parse_status(raw);
+            if parsed.is_none() {
+                problems.push(FieldError::new("status", "invalid", "Статус: pending_upload, available, rejected или deleted"));
+            }
+            parsed
+        }
+    };
+    let doc_type = q.doc_type.filter(|t| !t.is_empty());
+    if doc_type.as_deref().is_some_and(|t| !policy::is_document_type(t)) {
+        problems.push(FieldError::new("type", "invalid", "Неизвестный тип документа"));
+    }
+    let limit = match q.limit.as_deref().filter(|l| !l.is_empty()) {
+        None => DEFAULT_PAGE,
+        Some(raw) => raw.parse::<usize>().ok().filter(|l| (1..=MAX_PAGE).contains(l)).unwrap_or_else(|| {
+            problems.push(FieldError::new("limit", "invalid", "limit: от 1 до 100"));
+            DEFAULT_PAGE
+        }),
+    };
+    let cursor = q.cursor.filter(|c| !c.is_empty());
+    if cursor.as_deref().is_some_and(|c| !store::is_document_id(c)) {
+        problems.push(FieldError::new("cursor", "invalid", "Неверный курсор"));
+    }
+    let all_versions = matches!(q.all_versions.as_deref(), Some("true" | "1"));
+    if !problems.is_empty() {
+        return Err(ApiError::validation(problems));
+    }
+
+    let owner = auth.user_id();
+    let mut latest_available: HashMap<String, u32> = HashMap::new();
+    let mut found: Vec<Document> = Vec::new();
+    let mut start_after = cursor.map(|c| store::document_sk(&c));
+    let mut next_cursor = None;
+    'pages: loop {
+        let page = api.kv.query(KvQuery::partition(user_pk(owner)).prefix("DOC#").descending().limit(MAX_PAGE).after(start_after.clone())).await?;
+        let count = page.items.len();
+        for (index, item) in page.items.iter().enumerate() {
+            let doc: Document = item.parse()?;
+            let wanted = match status {
+                Some(status) => doc.status == status,
+                None => doc.status != DocumentStatus::Deleted,
+            } && doc_type.as_deref().is_none_or(|t| doc.doc_type == t);
+            if !wanted || (!all_versions && superseded(&api, &doc, &mut latest_available).await?) {
+                continue;
+            }
+            found.push(doc);
+            if found.len() == limit {
+                if index + 1 < count || page.last_key.is_some() {
+                    next_cursor = found.last().map(|d| d.document_id.clone());
+                }
+                break 'pages;
+            }
+        }
+        match page.last_key {
+            Some(key) => start_after = Some(key),
+            None => break,
+        }
+    }
+    let mut items = Vec::with_capacity(found.len());
+    for doc in &found {
+        items.push(DocumentView::build(&api, doc).await?);
+    }
+    Ok(ApiJson(ListView { items, next_cursor }))
+}
+
+/// An available vault document is superseded once a newer version of its type is available.
+async fn superseded(state: &DocumentsState, doc: &Document, latest_available: &mut HashMap<String, u32>) -> Result<bool, ApiError> {
+    let (Some(series), DocumentStatus::Available) = (doc.series(), doc.status) else { return Ok(false) };
+    if !latest_available.contains_key(series) {
+        let versions = store::versions(state.kv.as_ref(), &doc.owner_user_id, series).await?;
+        let latest = versions.iter().filter(|v| v.status == DocumentStatus::Available).map(|v| v.version).max().unwrap_or(0);
+        latest_available.insert(series.to_owned(), latest);
+    }
+    Ok(latest_available.get(series).is_some_and(|latest| *latest > doc.version))
+}
+
+/// `GET /v1/documents/{id}/versions`: every version of the document's vault series, newest
+/// first (a document outside the vault is its own only version).
+pub async fn versions(State(api): State<Api>, auth: Authenticated, Path(id): Path<String>) -> Result<ApiJson<ListView>, ApiError> {
+    let doc = own_document(&api, &auth, &id).await?.value;
+    let docs = match doc.series() {
+        None => vec![doc],
+        Some(series) => {
+            let mut docs = Vec::new();
+            for entry in store::versions(api.kv.as_ref(), auth.user_id(), series).await? {
+                if let Some(version) = store::load_document(api.kv.as_ref(), auth.user_id(), &entry.document_id).await? {
+                    docs.push(version.value);
+                }
+            }
+            docs
+        }
+    };
+    let mut items = Vec::with_capacity(docs.len());
+    for doc in &docs {
+        items.push(DocumentView::build(&api, doc).await?);
+    }
+    Ok(ApiJson(ListView { items, next_cursor: None }))
+}
+
+/// `DELETE /v1/documents/{id}` → 204; the document stays restorable for the restore window.
+pub async fn delete(State(api): State<Api>, auth: Authenticated, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    for _ in 0..MAX_RETRIES {
+        let doc = own_document(&api, &auth, &id).await?;
+        if doc.value.status == DocumentStatus::Deleted {
+            return Ok(StatusCode::NO_CONTENT);
+        }
+        let now = api.now();
+        let mut after = doc.value.clone();
+        after.status_before_delete = Some(after.status);
+        after.status = DocumentStatus::Deleted;
+        after.deleted_at = Some(now);
+        after.updated_at = now;
+        after.purge_due = Some(now + api.settings.restore_window);
+        match api.commit(store::transition_ops(Some(&doc), &after, None)?, Vec::new()).await {
+            Ok(()) => {
+                tracing::info!(document_id = %after.document_id, "document deleted");
+                return Ok(StatusCode::NO_CONTENT);
+            }
+            Err(e) if is_conflict(&e) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(errors::busy())
+}
+
+/// `POST /v1/documents/{id}/restore` → 200 with the document as it was before deletion.
+pub async fn restore(State(api): State<Api>, auth: Authenticated, Path(id): Path<String>) -> Result<ApiJson<DocumentView>, ApiError> {
+    for _ in 0..MAX_RETRIES {
+        let doc = own_document(&api, &auth, &id).await?;
+        let Some(deleted_at) = doc.value.deleted_at.filter(|_| doc.value.status == DocumentStatus::Deleted) else {
+            return Err(errors::not_deleted());
+        };
+        let now = api.now();
+        if now > deleted_at + api.settings.restore_window {
+            // Past the window it is as good as purged, whether or not the purge ran yet.
+            return Err(ApiError::not_found());
+        }
+        let mut after = doc.value.clone();
+        after.status = after.effective_status();
+        after.status_before_delete = None;
+        after.deleted_at = None;
+        after.updated_at = now;
+        after.purge_due = (after.status == DocumentStatus::PendingUpload).then(|| after.created_at + api.settings.pending_upload_timeout);
+        match api.commit(store::transition_ops(Some(&doc), &after, None)?, Vec::new()).await {
+            Ok(()) => {
+                tracing::info!(document_id = %after.document_id, "document restored");
+                return Ok(ApiJson(DocumentView::build(&api, &after).await?));
+            }
+            Err(e) if is_conflict(&e) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(errors::busy())
+}

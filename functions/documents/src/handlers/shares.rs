@@ -1,0 +1,159 @@
+//! Share links: a citizen hands out `{PUBLIC_BASE_URL}/v1/shares/{token}`, which anyone may
+//! follow without logging in until it expires or is revoked. The token (256 random bits) is
+//! stored only as its SHA-256. Following the link answers a redirect to a fresh presigned GET
+//! that lives `share_redirect_ttl`, so a revocation takes effect within that time even for
+//! someone who already followed the link. Expired, revoked and unknown links answer 404 alike.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+
+use shared::domain::FieldError;
+use shared::http::rate_limit::Limit;
+use shared::http::{ApiError, ApiJson, Authenticated, ClientIp};
+use shared::identity::user_pk;
+use shared::ports::{Condition, Query as KvQuery, TxOp};
+
+use super::documents::own_document;
+use super::{is_conflict, object_error};
+use crate::store::{self, DocumentStatus, Share, SharePointer};
+use crate::{Api, errors};
+
+/// Random bytes in a share token.
+const TOKEN_BYTES: usize = 32;
+
+#[derive(Deserialize)]
+pub struct CreateBody {
+    expires_in_seconds: Option<i64>,
+}
+
+#[derive(Serialize)]
+pub struct ShareCreated {
+    share_id: String,
+    url: String,
+    expires_at: DateTime<Utc>,
+}
+
+/// `POST /v1/documents/{id}/shares {"expires_in_seconds"}` → 201 (available documents only).
+pub async fn create(State(api): State<Api>, auth: Authenticated, Path(id): Path<String>, ApiJson(body): ApiJson<CreateBody>) -> Result<Response, ApiError> {
+    let max = i64::try_from(api.settings.max_share_ttl.as_secs()).unwrap_or(i64::MAX);
+    let Some(seconds) = body.expires_in_seconds.filter(|s| (1..=max).contains(s)) else {
+        return Err(ApiError::validation(vec![FieldError::new("expires_in_seconds", "out_of_range", format!("Срок действия ссылки: от 1 до {max} секунд (7 дней)"))]));
+    };
+    let doc = own_document(&api, &auth, &id).await?;
+    if doc.value.status != DocumentStatus::Available {
+        return Err(errors::not_available());
+    }
+    api.limiter.hit("document-shares", auth.user_id(), Limit::per_minute(30)).await?;
+
+    let mut raw = [0u8; TOKEN_BYTES];
+    rand::rngs::OsRng.fill_bytes(&mut raw);
+    let token = URL_SAFE_NO_PAD.encode(raw);
+    let token_hash = store::sha256_hex(token.as_bytes());
+    let now = api.now();
+    let expires_at = now + chrono::Duration::seconds(seconds);
+    let share = Share { share_id: ulid::Ulid::new().to_string(), document_id: doc.value.document_id.clone(), owner_user_id: auth.user_id().to_owned(), created_at: now, expires_at };
+    let pointer = SharePointer { share_id: share.share_id.clone(), token_hash: token_hash.clone(), created_at: now, expires_at };
+    let (share_pk, share_sk) = store::share_key(&token_hash);
+    let owner_pk = user_pk(auth.user_id());
+    let ops = vec![
+        // Still available at commit time: a concurrent delete wins over the new link.
+        TxOp::Check { pk: owner_pk.clone(), sk: store::document_sk(&doc.value.document_id), condition: Condition::VersionIs(doc.version) },
+        store::put_op(share_pk, share_sk, &share, Condition::NotExists, Some(expires_at.timestamp()))?,
+        store::put_op(owner_pk, store::share_pointer_sk(&share.document_id, &share.share_id), &pointer, Condition::NotExists, Some(expires_at.timestamp()))?,
+    ];
+    match api.commit(ops, Vec::new()).await {
+        Ok(()) => {}
+        Err(e) if is_conflict(&e) => return Err(errors::busy()),
+        Err(e) => return Err(e.into()),
+    }
+    tracing::info!(document_id = %share.document_id, share_id = %share.share_id, "share link created");
+    let url = format!("{}/v1/shares/{token}", api.settings.public_base_url);
+    Ok((StatusCode::CREATED, ApiJson(ShareCreated { share_id: share.share_id, url, expires_at })).into_response())
+}
+
+#[derive(Serialize)]
+pub struct ShareView {
+    share_id: String,
+    created_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+}
+
+#[derive(Serialize)]
+pub struct ShareList {
+    items: Vec<ShareView>,
+    next_cursor: Option<String>,
+}
+
+/// `GET /v1/documents/{id}/shares`: the links still in force (their URLs are not kept).
+pub async fn list(State(api): State<Api>, auth: Authenticated, Path(id): Path<String>) -> Result<ApiJson<ShareList>, ApiError> {
+    let doc = own_document(&api, &auth, &id).await?;
+    let now = api.now();
+    let mut items = Vec::new();
+    let mut cursor = None;
+    loop {
+        let query = KvQuery::partition(user_pk(auth.user_id())).prefix(store::share_pointer_prefix(&doc.value.document_id)).limit(100).after(cursor);
+        let page = api.kv.query(query).await?;
+        for item in &page.items {
+            let pointer: SharePointer = item.parse()?;
+            if pointer.expires_at > now {
+                items.push(ShareView { share_id: pointer.share_id, created_at: pointer.created_at, expires_at: pointer.expires_at });
+            }
+        }
+        match page.last_key {
+            Some(key) => cursor = Some(key),
+            None => break,
+        }
+    }
+    Ok(ApiJson(ShareList { items, next_cursor: None }))
+}
+
+/// `DELETE /v1/documents/{id}/shares/{share_id}` → 204.
+pub async fn revoke(State(api): State<Api>, auth: Authenticated, Path((id, share_id)): Path<(String, String)>) -> Result<StatusCode, ApiError> {
+    let doc = own_document(&api, &auth, &id).await?;
+    if !store::is_document_id(&share_id) {
+        return Err(ApiError::not_found());
+    }
+    let owner_pk = user_pk(auth.user_id());
+    let pointer_sk = store::share_pointer_sk(&doc.value.document_id, &share_id);
+    let pointer = store::get::<SharePointer>(api.kv.as_ref(), &owner_pk, &pointer_sk).await?.ok_or_else(ApiError::not_found)?;
+    let (share_pk, share_sk) = store::share_key(&pointer.value.token_hash);
+    let ops = vec![
+        TxOp::Delete { pk: owner_pk, sk: pointer_sk, condition: Condition::None },
+        TxOp::Delete { pk: share_pk, sk: share_sk, condition: Condition::None },
+    ];
+    api.commit(ops, Vec::new()).await?;
+    tracing::info!(document_id = %doc.value.document_id, share_id, "share link revoked");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /v1/shares/{token}` (no login) → 302 to a short-lived download URL.
+pub async fn follow(State(api): State<Api>, ip: ClientIp, Path(token): Path<String>) -> Result<Response, ApiError> {
+    api.limiter.hit("share-follow", &ip.0.to_string(), Limit::per_minute(120)).await?;
+    if token.len() != 43 || URL_SAFE_NO_PAD.decode(&token).map_or(true, |raw| raw.len() != TOKEN_BYTES) {
+        return Err(ApiError::not_found());
+    }
+    let (pk, sk) = store::share_key(&store::sha256_hex(token.as_bytes()));
+    let share = store::get::<Share>(api.kv.as_ref(), &pk, &sk).await?.ok_or_else(ApiError::not_found)?.value;
+    if share.expires_at <= api.now() {
+        return Err(ApiError::not_found());
+    }
+    let doc = store::load_document(api.kv.as_ref(), &share.owner_user_id, &share.document_id).await?.ok_or_else(ApiError::not_found)?.value;
+    if doc.status != DocumentStatus::Available {
+        return Err(ApiError::not_found());
+    }
+    let download = api.objects.presign_get(&doc.object_key, api.settings.share_redirect_ttl, Some(&doc.file_name)).await.map_err(object_error)?;
+    tracing::info!(document_id = %doc.document_id, share_id = %share.share_id, "share link followed");
+    let location = HeaderValue::from_str(&download.url).map_err(ApiError::internal)?;
+    let mut response = StatusCode::FOUND.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::LOCATION, location);
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    Ok(response)
+}

@@ -1,0 +1,195 @@
+//! Documents (SPEC §5): upload slots with presigned PUT URLs, asynchronous verification of
+//! what landed in object storage, downloads by short-lived presigned GET URLs, the versioned
+//! personal vault, deletion with a 30-day restore window, public share links, and result
+//! documents uploaded by agencies (SPEC §4.4).
+//!
+//! Three entry points share [`DocumentsState`]:
+//! - [`router`]: the HTTP API (citizen routes, the public share route, the signed agency upload);
+//! - [`UploadHandler`]: a `shared::worker::MessageHandler` for S3 object-created notifications
+//!   from the uploads queue (the local runner raises the same JSON, see [`notification`]);
+//! - [`Purger`]: the scheduled purge of deleted documents and abandoned uploads.
+//!
+//! The bytes never pass through this function: clients upload and download with presigned
+//! URLs, and verification reads only ranges (the head to sniff the format, then 1 MiB chunks
+//! for the SHA-256).
+
+pub mod errors;
+mod handlers;
+pub mod notification;
+pub mod policy;
+pub mod purge;
+pub mod sniff;
+pub mod store;
+pub mod uploads;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::FromRef;
+use axum::routing::{get, post};
+use chrono::{DateTime, Utc};
+
+use shared::http::{RateLimiter, TokenVerifier};
+use shared::keys::KeyRing;
+use shared::outbox::Relay;
+use shared::agencies::Registry;
+use shared::events::Event;
+use shared::ports::{KeyValue, KvError, ObjectStore, TxOp};
+
+pub use purge::{PurgeReport, Purger};
+pub use uploads::UploadHandler;
+
+/// Tunables; defaults follow SPEC §5.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub issuer: String,
+    pub audience: String,
+    /// Base of the share links this API hands out (e.g. `https://api.example.ru`).
+    pub public_base_url: String,
+    pub upload_url_ttl: Duration,
+    pub download_url_ttl: Duration,
+    /// Lifetime of the presigned URL a share link redirects to: the most a revoked share can
+    /// still be used by someone who already followed it.
+    pub share_redirect_ttl: Duration,
+    pub max_share_ttl: Duration,
+    pub quota_bytes: u64,
+    pub restore_window: chrono::Duration,
+    /// Uploads that never arrived are purged after this long.
+    pub pending_upload_timeout: chrono::Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            issuer: "http://127.0.0.1:3000".into(),
+            audience: "gosuslugi-api".into(),
+            public_base_url: "http://127.0.0.1:3000".into(),
+            upload_url_ttl: Duration::from_secs(15 * 60),
+            download_url_ttl: Duration::from_secs(5 * 60),
+            share_redirect_ttl: Duration::from_secs(60),
+            max_share_ttl: Duration::from_secs(7 * 24 * 60 * 60),
+            quota_bytes: 500 * 1024 * 1024,
+            restore_window: chrono::Duration::days(30),
+            pending_upload_timeout: chrono::Duration::days(1),
+        }
+    }
+}
+
+impl Settings {
+    /// Reads overrides from the environment: `JWT_ISSUER`, `JWT_AUDIENCE`, `PUBLIC_BASE_URL`,
+    /// `UPLOAD_URL_TTL_SECONDS`, `DOWNLOAD_URL_TTL_SECONDS`, `SHARE_REDIRECT_TTL_SECONDS`,
+    /// `DOCUMENT_QUOTA_BYTES`.
+    pub fn from_env() -> Self {
+        let mut s = Self::default();
+        let var = |name: &str| std::env::var(name).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let secs = |name: &str| var(name).and_then(|v| v.parse::<u64>().ok()).filter(|v| *v > 0).map(Duration::from_secs);
+        s.issuer = var("JWT_ISSUER").unwrap_or(s.issuer);
+        s.audience = var("JWT_AUDIENCE").unwrap_or(s.audience);
+        s.public_base_url = var("PUBLIC_BASE_URL").map(|v| v.trim_end_matches('/').to_owned()).unwrap_or(s.public_base_url);
+        s.upload_url_ttl = secs("UPLOAD_URL_TTL_SECONDS").unwrap_or(s.upload_url_ttl);
+        s.download_url_ttl = secs("DOWNLOAD_URL_TTL_SECONDS").unwrap_or(s.download_url_ttl);
+        s.share_redirect_ttl = secs("SHARE_REDIRECT_TTL_SECONDS").unwrap_or(s.share_redirect_ttl);
+        s.quota_bytes = var("DOCUMENT_QUOTA_BYTES").and_then(|v| v.parse().ok()).unwrap_or(s.quota_bytes);
+        s
+    }
+}
+
+/// The current time; tests inject a fixed or shifted one.
+pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+/// Everything the three entry points share.
+pub struct DocumentsState {
+    pub kv: Arc<dyn KeyValue>,
+    pub objects: Arc<dyn ObjectStore>,
+    pub relay: Relay,
+    pub limiter: RateLimiter,
+    pub settings: Settings,
+    clock: Clock,
+}
+
+impl DocumentsState {
+    pub fn new(kv: Arc<dyn KeyValue>, objects: Arc<dyn ObjectStore>, relay: Relay, settings: Settings) -> Self {
+        Self { limiter: RateLimiter::new(kv.clone()), kv, objects, relay, settings, clock: Arc::new(Utc::now) }
+    }
+
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        (self.clock)()
+    }
+
+    /// Commits `ops` together with the outbox items of `events`, then relays the events.
+    pub async fn commit(&self, mut ops: Vec<TxOp>, events: Vec<Event>) -> Result<(), KvError> {
+        for event in &events {
+            ops.push(shared::outbox::stage(event)?);
+        }
+        self.kv.transact(ops).await?;
+        self.relay.publish(&events).await;
+        Ok(())
+    }
+}
+
+/// The HTTP API's state: the shared state plus what only HTTP needs.
+#[derive(Clone)]
+pub struct Api {
+    pub docs: Arc<DocumentsState>,
+    pub verifier: Arc<TokenVerifier>,
+    /// Who may upload result documents, and their signing secrets.
+    pub agencies: Arc<Registry>,
+}
+
+impl Api {
+    /// Verifies citizens' access tokens with `keys` (issuer and audience from the settings)
+    /// and agencies' signatures with `agencies`.
+    pub fn new(docs: Arc<DocumentsState>, keys: &KeyRing, agencies: Arc<Registry>) -> Self {
+        let verifier = Arc::new(TokenVerifier::new(docs.settings.issuer.clone(), docs.settings.audience.clone(), keys));
+        Self { docs, verifier, agencies }
+    }
+}
+
+impl std::ops::Deref for Api {
+    type Target = DocumentsState;
+    fn deref(&self) -> &DocumentsState {
+        &self.docs
+    }
+}
+
+impl FromRef<Api> for Arc<TokenVerifier> {
+    fn from_ref(api: &Api) -> Self {
+        api.verifier.clone()
+    }
+}
+
+/// Every route of the documents function (without the shared layers; see `shared::http::finish`).
+pub fn router(api: Api) -> Router {
+    use handlers::{agency, documents, shares};
+    Router::new()
+        .route("/v1/documents", post(documents::create).get(documents::list))
+        .route("/v1/documents/{id}", get(documents::show).delete(documents::delete))
+        .route("/v1/documents/{id}/versions", get(documents::versions))
+        .route("/v1/documents/{id}/restore", post(documents::restore))
+        .route("/v1/documents/{id}/shares", post(shares::create).get(shares::list))
+        .route("/v1/documents/{id}/shares/{share_id}", axum::routing::delete(shares::revoke))
+        .route("/v1/shares/{token}", get(shares::follow))
+        .route("/v1/agency/{agency_id}/documents", post(agency::create))
+        .with_state(api)
+}
+
+/// The routes this function serves, for the OpenAPI document and the SAM template check.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("POST", "/v1/documents"),
+    ("GET", "/v1/documents"),
+    ("GET", "/v1/documents/{id}"),
+    ("DELETE", "/v1/documents/{id}"),
+    ("GET", "/v1/documents/{id}/versions"),
+    ("POST", "/v1/documents/{id}/restore"),
+    ("POST", "/v1/documents/{id}/shares"),
+    ("GET", "/v1/documents/{id}/shares"),
+    ("DELETE", "/v1/documents/{id}/shares/{share_id}"),
+    ("GET", "/v1/shares/{token}"),
+    ("POST", "/v1/agency/{agency_id}/documents"),
+];

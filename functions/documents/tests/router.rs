@@ -1,0 +1,783 @@
+//! Function-level tests: the documents router, the upload handler and the purge in-process
+//! over the real embedded adapters (redb in a temp dir, the file object store). Uploads and
+//! downloads go through the embedded store's presigned-URL routes, in-process as well; the
+//! object-created callback collects notifications that the tests hand to the upload handler,
+//! as the local runner does through the uploads queue.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use chrono::Utc;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tower::ServiceExt;
+
+use documents::notification::s3_object_created;
+use documents::{Api, DocumentsState, Purger, Settings, UploadHandler};
+use shared::adapters::embedded::objects::{FileObjectStore, routes};
+use shared::adapters::embedded::{RedbKv, open_database, queue::RedbQueue};
+use shared::events::{Event, EventPayload};
+use shared::http::AccessClaims;
+use shared::keys::KeyRing;
+use shared::outbox::Relay;
+use shared::ports::objects::ObjectCreated;
+use shared::ports::{KeyValue, ObjectStore, Queue};
+use shared::worker::MessageHandler;
+
+const OBJECTS_BASE: &str = "http://objects.test";
+const MIB: u64 = 1024 * 1024;
+const DAY: i64 = 24 * 60 * 60;
+
+struct Harness {
+    app: axum::Router,
+    objects_app: axum::Router,
+    objects: Arc<FileObjectStore>,
+    state: Arc<DocumentsState>,
+    handler: UploadHandler,
+    created: Arc<Mutex<Vec<ObjectCreated>>>,
+    events: Arc<dyn Queue>,
+    keys: Arc<KeyRing>,
+    /// Seconds added to the documents function's clock.
+    shift: Arc<AtomicI64>,
+    _dir: tempfile::TempDir,
+}
+
+impl Harness {
+    async fn new() -> Self {
+        Self::with_settings(Settings { public_base_url: "https://api.test".into(), ..Settings::default() }).await
+    }
+
+    async fn with_settings(settings: Settings) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open_database(&dir.path().join("state.redb")).unwrap();
+        let kv: Arc<dyn KeyValue> = Arc::new(RedbKv::new(db.clone()).unwrap());
+        let events: Arc<dyn Queue> = Arc::new(RedbQueue::open(db, "events", 5).await.unwrap());
+        let objects = Arc::new(FileObjectStore::new(dir.path(), OBJECTS_BASE, vec![7u8; 32]).unwrap());
+        let shift = Arc::new(AtomicI64::new(0));
+        let clock_shift = shift.clone();
+        let state = Arc::new(
+            DocumentsState::new(kv.clone(), objects.clone(), Relay::new(kv, events.clone()), settings)
+                .with_clock(Arc::new(move || Utc::now() + chrono::Duration::seconds(clock_shift.load(Ordering::SeqCst)))),
+        );
+        let keys = Arc::new(KeyRing::from_json(&KeyRing::generate_json().unwrap()).unwrap());
+        let agencies = Arc::new(shared::agencies::Registry::dev_seed().unwrap());
+        let app = shared::http::finish(documents::router(Api::new(state.clone(), &keys, agencies)));
+        let created = Arc::new(Mutex::new(Vec::new()));
+        let sink = created.clone();
+        let objects_app = routes(objects.clone(), Arc::new(move |event| sink.lock().unwrap().push(event)));
+        Self { app, objects_app, objects, handler: UploadHandler::new(state.clone()), state, created, events, keys, shift, _dir: dir }
+    }
+
+    fn token(&self, user_id: &str) -> String {
+        let now = Utc::now().timestamp();
+        let claims = AccessClaims {
+            iss: "http://127.0.0.1:3000".into(),
+            sub: user_id.into(),
+            aud: "gosuslugi-api".into(),
+            exp: now + 900,
+            iat: now,
+            jti: ulid::Ulid::new().to_string(),
+            sid: ulid::Ulid::new().to_string(),
+            lvl: "simplified".into(),
+            amr: vec!["pwd".into()],
+        };
+        let key = self.keys.current();
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+        header.kid = Some(key.kid.clone());
+        jsonwebtoken::encode(&header, &claims, &key.encoding).unwrap()
+    }
+
+    async fn call(&self, method: &str, path: &str, body: Option<Value>, user: Option<&str>) -> (StatusCode, Value) {
+        let response = self.raw(method, path, body, user).await;
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    async fn raw(&self, method: &str, path: &str, body: Option<Value>, user: Option<&str>) -> axum::response::Response {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(user) = user {
+            req = req.header("authorization", format!("Bearer {}", self.token(user)));
+        }
+        let req = match body {
+            Some(b) => req.header("content-type", "application/json").body(Body::from(b.to_string())).unwrap(),
+            None => req.body(Body::empty()).unwrap(),
+        };
+        self.app.clone().oneshot(req).await.unwrap()
+    }
+
+    /// Sends a request to a presigned URL of the embedded store.
+    async fn object_request(&self, method: &str, url: &str, headers: &Value, body: Vec<u8>) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
+        let path = url.strip_prefix(OBJECTS_BASE).unwrap_or_else(|| panic!("{url} is not an object URL"));
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(headers) = headers.as_object() {
+            for (name, value) in headers {
+                req = req.header(name.as_str(), value.as_str().unwrap());
+            }
+        }
+        let response = self.objects_app.clone().oneshot(req.body(Body::from(body)).unwrap()).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = axum::body::to_bytes(response.into_body(), 64 << 20).await.unwrap().to_vec();
+        (status, headers, bytes)
+    }
+
+    async fn create(&self, user: &str, body: Value) -> Value {
+        let (status, slot) = self.call("POST", "/v1/documents", Some(body), Some(user)).await;
+        assert_eq!(status, StatusCode::CREATED, "{slot}");
+        slot
+    }
+
+    /// PUTs `bytes` to the slot's upload URL with its headers; returns the store's status.
+    async fn upload(&self, slot: &Value, bytes: &[u8]) -> StatusCode {
+        let upload = &slot["upload"];
+        assert_eq!(upload["method"], "PUT");
+        self.object_request("PUT", upload["url"].as_str().unwrap(), &upload["headers"], bytes.to_vec()).await.0
+    }
+
+    /// Hands every collected object-created notification to the upload handler (as JSON, the
+    /// way the uploads queue carries it).
+    async fn deliver_notifications(&self) {
+        let pending: Vec<ObjectCreated> = self.created.lock().unwrap().drain(..).collect();
+        for created in pending {
+            self.handler.handle(&s3_object_created("local-documents", &created)).await.unwrap();
+        }
+    }
+
+    /// Creates a slot, uploads, verifies; returns the document as GET shows it.
+    async fn stored(&self, user: &str, body: Value, bytes: &[u8]) -> Value {
+        let slot = self.create(user, body).await;
+        assert_eq!(self.upload(&slot, bytes).await, StatusCode::OK);
+        self.deliver_notifications().await;
+        self.get_doc(user, slot["document_id"].as_str().unwrap()).await
+    }
+
+    async fn get_doc(&self, user: &str, id: &str) -> Value {
+        let (status, doc) = self.call("GET", &format!("/v1/documents/{id}"), None, Some(user)).await;
+        assert_eq!(status, StatusCode::OK, "{doc}");
+        doc
+    }
+
+    async fn published(&self) -> Vec<Event> {
+        let mut out = Vec::new();
+        loop {
+            let batch = self.events.receive(10, Duration::from_secs(30), Duration::ZERO).await.unwrap();
+            if batch.is_empty() {
+                return out;
+            }
+            for m in batch {
+                out.push(serde_json::from_str(&m.body).unwrap());
+                self.events.ack(&m.receipt).await.unwrap();
+            }
+        }
+    }
+
+    fn travel(&self, seconds: i64) {
+        self.shift.fetch_add(seconds, Ordering::SeqCst);
+    }
+}
+
+fn user() -> String {
+    ulid::Ulid::new().to_string()
+}
+
+/// A small but well-formed PDF.
+fn pdf(text: &str) -> Vec<u8> {
+    format!("%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\n% {text}\ntrailer<</Root 1 0 R>>\n%%EOF\n").into_bytes()
+}
+
+fn elf() -> Vec<u8> {
+    let mut bytes = b"\x7FELF\x02\x01\x01\0".to_vec();
+    bytes.resize(4096, 0x90);
+    bytes
+}
+
+fn slot_body(doc_type: &str, purpose: &str, file_name: &str, content_type: &str, size: usize) -> Value {
+    json!({"type": doc_type, "purpose": purpose, "file_name": file_name, "content_type": content_type, "size_bytes": size})
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn citizen_uploads_a_pdf_and_downloads_the_same_bytes_after_verification() {
+    let h = Harness::new().await;
+    let alice = user();
+    let bytes = pdf("passport scan");
+    let slot = h.create(&alice, slot_body("passport", "identity", "Паспорт.pdf", "application/pdf", bytes.len())).await;
+    assert_eq!(slot["status"], "pending_upload");
+    assert_eq!(slot["upload"]["headers"]["content-type"], "application/pdf");
+    assert_eq!(slot["upload"]["headers"]["content-length"], bytes.len().to_string());
+    let expires_at = chrono::DateTime::parse_from_rfc3339(slot["upload"]["expires_at"].as_str().unwrap()).unwrap();
+    let lifetime = expires_at.signed_duration_since(Utc::now()).num_seconds();
+    assert!((880..=901).contains(&lifetime), "upload URL lives 15 minutes, got {lifetime}s");
+    let id = slot["document_id"].as_str().unwrap();
+    assert!(!slot["upload"]["url"].as_str().unwrap().contains("Паспорт"), "object keys carry no names");
+
+    let pending = h.get_doc(&alice, id).await;
+    assert_eq!((pending["status"].as_str(), &pending["download"]), (Some("pending_upload"), &Value::Null));
+
+    assert_eq!(h.upload(&slot, &bytes).await, StatusCode::OK);
+    h.deliver_notifications().await;
+
+    let doc = h.get_doc(&alice, id).await;
+    assert_eq!(doc["status"], "available", "{doc}");
+    assert_eq!(doc["sha256"], sha256_hex(&bytes));
+    assert_eq!(doc["size_bytes"], bytes.len());
+    assert_eq!(doc["type"], "passport");
+    assert_eq!(doc["version"], 1);
+    let (status, headers, downloaded) = h.object_request("GET", doc["download"]["url"].as_str().unwrap(), &Value::Null, Vec::new()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(downloaded, bytes);
+    assert_eq!(headers[header::CONTENT_TYPE], "application/pdf");
+    assert!(headers[header::CONTENT_DISPOSITION].to_str().unwrap().contains("filename*=UTF-8''%D0%9F%D0%B0%D1%81%D0%BF%D0%BE%D1%80%D1%82.pdf"));
+    let download_expiry = chrono::DateTime::parse_from_rfc3339(doc["download"]["expires_at"].as_str().unwrap()).unwrap();
+    assert!(download_expiry.signed_duration_since(Utc::now()).num_seconds() <= 301, "downloads are short-lived");
+
+    let verdicts: Vec<Event> = h.published().await.into_iter().filter(|e| matches!(e.payload, EventPayload::DocumentVerdict { .. })).collect();
+    assert_eq!(verdicts.len(), 1);
+    assert_eq!(verdicts[0].user_id.as_deref(), Some(alice.as_str()));
+    assert!(matches!(&verdicts[0].payload, EventPayload::DocumentVerdict { status, rejection_reason: None, file_name, .. } if status == "available" && file_name == "Паспорт.pdf"));
+}
+
+#[tokio::test]
+async fn executable_renamed_pdf_is_rejected_as_content_mismatch_and_deleted() {
+    let h = Harness::new().await;
+    let alice = user();
+    let exe = elf();
+    let doc = h.stored(&alice, slot_body("other", "application", "invoice.pdf", "application/pdf", exe.len()), &exe).await;
+    assert_eq!(doc["status"], "rejected", "{doc}");
+    assert_eq!(doc["rejection_reason"], "content_mismatch");
+    assert_eq!(doc["download"], Value::Null);
+    assert_eq!(doc["sha256"], Value::Null);
+    let key = format!("documents/{}", doc["document_id"].as_str().unwrap());
+    assert_eq!(h.objects.head(&key).await.unwrap(), None, "rejected content is not kept");
+    let verdict = h.published().await.into_iter().find_map(|e| match e.payload {
+        EventPayload::DocumentVerdict { status, rejection_reason, .. } => Some((status, rejection_reason)),
+        _ => None,
+    });
+    assert_eq!(verdict, Some(("rejected".into(), Some("content_mismatch".into()))));
+}
+
+#[tokio::test]
+async fn declared_png_that_is_a_pdf_and_docx_outside_the_vault_are_content_mismatches() {
+    let h = Harness::new().await;
+    let alice = user();
+    let bytes = pdf("not a picture");
+    let doc = h.stored(&alice, slot_body("photo", "identity", "photo.png", "image/png", bytes.len()), &bytes).await;
+    assert_eq!((doc["status"].as_str(), doc["rejection_reason"].as_str()), (Some("rejected"), Some("content_mismatch")));
+}
+
+#[tokio::test]
+async fn docx_and_xml_are_accepted_in_the_vault() {
+    let h = Harness::new().await;
+    let alice = user();
+    let docx = docx_bytes();
+    let doc = h.stored(&alice, slot_body("power_of_attorney", "vault", "доверенность.docx", documents::policy::DOCX_CONTENT_TYPE, docx.len()), &docx).await;
+    assert_eq!(doc["status"], "available", "{doc}");
+    let xml = "\u{feff}<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Выписка><ИНН>7707083893</ИНН></Выписка>\n".as_bytes().to_vec();
+    let doc = h.stored(&alice, slot_body("inn", "vault", "inn.xml", "application/xml", xml.len()), &xml).await;
+    assert_eq!(doc["status"], "available", "{doc}");
+    assert_eq!(doc["content_type"], "application/xml");
+
+    // A plain ZIP declared as DOCX is not one.
+    let zip = zip_bytes(&[("notes.txt", b"hello")]);
+    let doc = h.stored(&alice, slot_body("other", "vault", "fake.docx", documents::policy::DOCX_CONTENT_TYPE, zip.len()), &zip).await;
+    assert_eq!((doc["status"].as_str(), doc["rejection_reason"].as_str()), (Some("rejected"), Some("content_mismatch")));
+}
+
+#[tokio::test]
+async fn empty_upload_is_rejected_as_empty() {
+    let h = Harness::new().await;
+    let alice = user();
+    let doc = h.stored(&alice, slot_body("other", "vault", "empty.pdf", "application/pdf", 0), b"").await;
+    assert_eq!((doc["status"].as_str(), doc["rejection_reason"].as_str()), (Some("rejected"), Some("empty")));
+}
+
+#[tokio::test]
+async fn slot_limits_answer_413_and_415_with_the_spec_codes() {
+    let h = Harness::new().await;
+    let alice = user();
+    let (status, body) = h.call("POST", "/v1/documents", Some(slot_body("passport", "identity", "scan.pdf", "application/pdf", 6_000_000)), Some(&alice)).await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::PAYLOAD_TOO_LARGE, Some("payload_too_large")));
+    let (status, body) = h.call("POST", "/v1/documents", Some(slot_body("other", "application", "a.pdf", "application/pdf", (10 * MIB + 1) as usize)), Some(&alice)).await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::PAYLOAD_TOO_LARGE, Some("payload_too_large")));
+    let (status, _) = h.call("POST", "/v1/documents", Some(slot_body("other", "vault", "a.pdf", "application/pdf", (20 * MIB) as usize)), Some(&alice)).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, body) = h.call("POST", "/v1/documents", Some(slot_body("other", "application", "a.docx", documents::policy::DOCX_CONTENT_TYPE, 10)), Some(&alice)).await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::UNSUPPORTED_MEDIA_TYPE, Some("unsupported_media_type")));
+    let (status, body) = h.call("POST", "/v1/documents", Some(slot_body("other", "vault", "a.exe", "application/x-msdownload", 10)), Some(&alice)).await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::UNSUPPORTED_MEDIA_TYPE, Some("unsupported_media_type")));
+}
+
+#[tokio::test]
+async fn quota_counts_pending_and_deleted_documents_and_answers_quota_exceeded() {
+    let h = Harness::with_settings(Settings { quota_bytes: 1000, ..Settings::default() }).await;
+    let alice = user();
+    let bytes = pdf("x");
+    let doc = h.stored(&alice, slot_body("other", "vault", "a.pdf", "application/pdf", bytes.len()), &bytes).await;
+    let (status, _) = h.call("DELETE", &format!("/v1/documents/{}", doc["document_id"].as_str().unwrap()), None, Some(&alice)).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let rest = 1000 - bytes.len();
+    let (status, body) = h.call("POST", "/v1/documents", Some(slot_body("other", "vault", "b.pdf", "application/pdf", rest + 1)), Some(&alice)).await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::PAYLOAD_TOO_LARGE, Some("quota_exceeded")), "deleted documents still count");
+    let pending = h.create(&alice, slot_body("other", "vault", "b.pdf", "application/pdf", rest)).await;
+    let (status, body) = h.call("POST", "/v1/documents", Some(slot_body("other", "vault", "c.pdf", "application/pdf", 1)), Some(&alice)).await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::PAYLOAD_TOO_LARGE, Some("quota_exceeded")), "pending uploads count");
+
+    // A rejected upload gives its bytes back.
+    let mut junk = elf();
+    junk.truncate(rest);
+    assert_eq!(h.upload(&pending, &junk).await, StatusCode::OK);
+    h.deliver_notifications().await;
+    let (status, _) = h.call("POST", "/v1/documents", Some(slot_body("other", "vault", "c.pdf", "application/pdf", rest)), Some(&alice)).await;
+    assert_eq!(status, StatusCode::CREATED);
+    // Someone else's quota is their own.
+    let (status, _) = h.call("POST", "/v1/documents", Some(slot_body("other", "vault", "c.pdf", "application/pdf", 900)), Some(&user())).await;
+    assert_eq!(status, StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn malformed_slot_requests_name_every_bad_field() {
+    let h = Harness::new().await;
+    let alice = user();
+    let (status, body) = h
+        .call("POST", "/v1/documents", Some(json!({"type": "result", "purpose": "drawer", "file_name": "../x/y.pdf", "content_type": "application/pdf", "size_bytes": -1})), Some(&alice))
+        .await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::BAD_REQUEST, Some("validation_failed")), "{body}");
+    let mut fields: Vec<&str> = body["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+    fields.sort();
+    assert_eq!(fields, vec!["file_name", "purpose", "size_bytes", "type"]);
+    let (status, _) = h.call("POST", "/v1/documents", Some(slot_body("passport", "identity", "a.pdf", "application/pdf", 1)), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn another_citizen_gets_404_for_everything_about_a_document() {
+    let h = Harness::new().await;
+    let (alice, mallory) = (user(), user());
+    let bytes = pdf("mine");
+    let doc = h.stored(&alice, slot_body("snils", "vault", "snils.pdf", "application/pdf", bytes.len()), &bytes).await;
+    let id = doc["document_id"].as_str().unwrap();
+    let (status, share) = h.call("POST", &format!("/v1/documents/{id}/shares"), Some(json!({"expires_in_seconds": 600})), Some(&alice)).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let share_id = share["share_id"].as_str().unwrap();
+
+    for (method, path, body) in [
+        ("GET", format!("/v1/documents/{id}"), None),
+        ("GET", format!("/v1/documents/{id}/versions"), None),
+        ("DELETE", format!("/v1/documents/{id}"), None),
+        ("POST", format!("/v1/documents/{id}/restore"), None),
+        ("POST", format!("/v1/documents/{id}/shares"), Some(json!({"expires_in_seconds": 60}))),
+        ("GET", format!("/v1/documents/{id}/shares"), None),
+        ("DELETE", format!("/v1/documents/{id}/shares/{share_id}"), None),
+    ] {
+        let (status, body) = h.call(method, &path, body, Some(&mallory)).await;
+        assert_eq!((status, body["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")), "{method} {path}");
+    }
+    let (_, list) = h.call("GET", "/v1/documents", None, Some(&mallory)).await;
+    assert_eq!(list["items"], json!([]));
+    assert_eq!(h.get_doc(&alice, id).await["status"], "available", "nothing changed");
+}
+
+#[tokio::test]
+async fn redelivered_notification_changes_nothing_and_emits_one_verdict() {
+    let h = Harness::new().await;
+    let alice = user();
+    let bytes = pdf("twice");
+    let slot = h.create(&alice, slot_body("inn", "identity", "inn.pdf", "application/pdf", bytes.len())).await;
+    h.upload(&slot, &bytes).await;
+    let created = h.created.lock().unwrap().clone();
+    let message = s3_object_created("local-documents", &created[0]);
+    h.deliver_notifications().await;
+    let before = h.get_doc(&alice, slot["document_id"].as_str().unwrap()).await;
+    for _ in 0..3 {
+        h.handler.handle(&message).await.unwrap();
+    }
+    let after = h.get_doc(&alice, slot["document_id"].as_str().unwrap()).await;
+    assert_eq!(before["updated_at"], after["updated_at"]);
+    let verdicts = h.published().await.into_iter().filter(|e| matches!(e.payload, EventPayload::DocumentVerdict { .. })).count();
+    assert_eq!(verdicts, 1);
+}
+
+#[tokio::test]
+async fn concurrent_deliveries_of_one_notification_apply_one_verdict() {
+    let h = Harness::new().await;
+    let alice = user();
+    let bytes = pdf("race");
+    let slot = h.create(&alice, slot_body("inn", "identity", "inn.pdf", "application/pdf", bytes.len())).await;
+    h.upload(&slot, &bytes).await;
+    let created = h.created.lock().unwrap().drain(..).next().unwrap();
+    let message = s3_object_created("b", &created);
+    let results = futures::future::join_all((0..8).map(|_| h.handler.handle(&message))).await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let verdicts = h.published().await.into_iter().filter(|e| matches!(e.payload, EventPayload::DocumentVerdict { .. })).count();
+    assert_eq!(verdicts, 1);
+}
+
+#[tokio::test]
+async fn replacing_a_verified_file_through_the_same_upload_url_is_verified_again() {
+    let h = Harness::new().await;
+    let alice = user();
+    let good = pdf("good");
+    let slot = h.create(&alice, slot_body("passport", "identity", "p.pdf", "application/pdf", good.len())).await;
+    h.upload(&slot, &good).await;
+    h.deliver_notifications().await;
+    let id = slot["document_id"].as_str().unwrap();
+    assert_eq!(h.get_doc(&alice, id).await["status"], "available");
+
+    let mut bad = elf();
+    bad.resize(good.len(), 0);
+    assert_eq!(h.upload(&slot, &bad).await, StatusCode::OK, "the URL is still valid");
+    h.deliver_notifications().await;
+    let doc = h.get_doc(&alice, id).await;
+    assert_eq!((doc["status"].as_str(), doc["rejection_reason"].as_str()), (Some("rejected"), Some("content_mismatch")));
+}
+
+#[tokio::test]
+async fn s3_test_events_and_foreign_keys_are_acknowledged_and_ignored() {
+    let h = Harness::new().await;
+    h.handler.handle(r#"{"Service":"Amazon S3","Event":"s3:TestEvent","Time":"2025-03-14T09:12:03.118Z","Bucket":"b"}"#).await.unwrap();
+    h.handler.handle(&s3_object_created("b", &ObjectCreated { key: "other/thing".into(), size: 3 })).await.unwrap();
+    h.handler.handle(&s3_object_created("b", &ObjectCreated { key: "documents/01JQ3B5N7X9K2M4P6R8T0V1W3Y".into(), size: 3 })).await.unwrap();
+    assert!(matches!(h.handler.handle("{not json").await, Err(shared::worker::HandlerError::Reject(_))));
+    let fixture = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../events/s3-object-created.json")).unwrap();
+    h.handler.handle(&fixture).await.unwrap();
+}
+
+#[tokio::test]
+async fn vault_reupload_creates_a_new_version_and_the_list_shows_the_latest() {
+    let h = Harness::new().await;
+    let alice = user();
+    let first = pdf("v1");
+    let second = pdf("v2 with more text");
+    let v1 = h.stored(&alice, slot_body("passport", "vault", "passport-2019.pdf", "application/pdf", first.len()), &first).await;
+    let v2 = h.stored(&alice, slot_body("passport", "vault", "passport-2024.pdf", "application/pdf", second.len()), &second).await;
+    assert_eq!((v1["version"].as_u64(), v2["version"].as_u64()), (Some(1), Some(2)));
+    // Outside the vault there are no versions.
+    let identity = h.stored(&alice, slot_body("passport", "identity", "scan.pdf", "application/pdf", first.len()), &first).await;
+    assert_eq!(identity["version"], 1);
+
+    let (status, versions) = h.call("GET", &format!("/v1/documents/{}/versions", v1["document_id"].as_str().unwrap()), None, Some(&alice)).await;
+    assert_eq!(status, StatusCode::OK);
+    let listed: Vec<&str> = versions["items"].as_array().unwrap().iter().map(|d| d["file_name"].as_str().unwrap()).collect();
+    assert_eq!(listed, vec!["passport-2024.pdf", "passport-2019.pdf"]);
+
+    let (_, list) = h.call("GET", "/v1/documents?type=passport", None, Some(&alice)).await;
+    let names: Vec<&str> = list["items"].as_array().unwrap().iter().map(|d| d["file_name"].as_str().unwrap()).collect();
+    assert_eq!(names, vec!["scan.pdf", "passport-2024.pdf"], "the old vault version is listed under versions only");
+    let (_, all) = h.call("GET", "/v1/documents?type=passport&all_versions=true", None, Some(&alice)).await;
+    assert_eq!(all["items"].as_array().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn list_filters_by_status_and_type_and_pages_with_a_cursor() {
+    let h = Harness::new().await;
+    let alice = user();
+    let bytes = pdf("page");
+    for i in 0..5 {
+        h.stored(&alice, slot_body("other", "application", &format!("{i}.pdf"), "application/pdf", bytes.len()), &bytes).await;
+    }
+    h.create(&alice, slot_body("snils", "identity", "pending.pdf", "application/pdf", 10)).await;
+
+    let mut seen = Vec::new();
+    let mut path = "/v1/documents?status=available&limit=2".to_owned();
+    loop {
+        let (status, page) = h.call("GET", &path, None, Some(&alice)).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        assert!(page["items"].as_array().unwrap().len() <= 2);
+        seen.extend(page["items"].as_array().unwrap().iter().map(|d| d["file_name"].as_str().unwrap().to_owned()));
+        match page["next_cursor"].as_str() {
+            Some(cursor) => path = format!("/v1/documents?status=available&limit=2&cursor={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, vec!["4.pdf", "3.pdf", "2.pdf", "1.pdf", "0.pdf"], "newest first, each once");
+    let (_, pending) = h.call("GET", "/v1/documents?status=pending_upload", None, Some(&alice)).await;
+    assert_eq!(pending["items"].as_array().unwrap().len(), 1);
+    let (_, snils) = h.call("GET", "/v1/documents?type=snils", None, Some(&alice)).await;
+    assert_eq!(snils["items"][0]["file_name"], "pending.pdf");
+    for bad in ["/v1/documents?status=lost", "/v1/documents?type=diploma", "/v1/documents?limit=101", "/v1/documents?cursor=../x"] {
+        let (status, body) = h.call("GET", bad, None, Some(&alice)).await;
+        assert_eq!((status, body["code"].as_str()), (StatusCode::BAD_REQUEST, Some("validation_failed")), "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn deleted_document_is_restorable_for_30_days_then_purged_with_its_object() {
+    let h = Harness::with_settings(Settings { quota_bytes: 4096, ..Settings::default() }).await;
+    let alice = user();
+    let bytes = pdf("to delete");
+    let doc = h.stored(&alice, slot_body("other", "vault", "old.pdf", "application/pdf", bytes.len()), &bytes).await;
+    let id = doc["document_id"].as_str().unwrap().to_owned();
+    let key = format!("documents/{id}");
+
+    let (status, _) = h.call("DELETE", &format!("/v1/documents/{id}"), None, Some(&alice)).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let deleted = h.get_doc(&alice, &id).await;
+    assert_eq!((deleted["status"].as_str(), &deleted["download"]), (Some("deleted"), &Value::Null));
+    assert!(deleted["restorable_until"].is_string());
+    let (_, list) = h.call("GET", "/v1/documents", None, Some(&alice)).await;
+    assert_eq!(list["items"], json!([]), "deleted documents leave the default list");
+    let (_, list) = h.call("GET", "/v1/documents?status=deleted", None, Some(&alice)).await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+
+    let (status, restored) = h.call("POST", &format!("/v1/documents/{id}/restore"), None, Some(&alice)).await;
+    assert_eq!((status, restored["status"].as_str()), (StatusCode::OK, Some("available")));
+    assert!(restored["download"]["url"].is_string());
+    let (status, body) = h.call("POST", &format!("/v1/documents/{id}/restore"), None, Some(&alice)).await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::CONFLICT, Some("document_not_deleted")));
+
+    assert_eq!(h.call("DELETE", &format!("/v1/documents/{id}"), None, Some(&alice)).await.0, StatusCode::NO_CONTENT);
+    // Nothing is purged before the window ends.
+    let early = Purger::new(h.state.clone()).run(Utc::now() + chrono::Duration::days(29)).await.unwrap();
+    assert_eq!(early.purged_deleted, 0);
+    assert!(h.objects.head(&key).await.unwrap().is_some());
+
+    h.travel(31 * DAY);
+    let (status, _) = h.call("POST", &format!("/v1/documents/{id}/restore"), None, Some(&alice)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "past the window a document cannot be restored");
+    let report = Purger::new(h.state.clone()).run(h.state.now()).await.unwrap();
+    assert_eq!(report.purged_deleted, 1, "{report:?}");
+    assert_eq!(h.objects.head(&key).await.unwrap(), None);
+    let (status, _) = h.call("GET", &format!("/v1/documents/{id}"), None, Some(&alice)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(shared::records::load_document(h.state.kv.as_ref(), &alice, &id).await.unwrap().is_none());
+    // The quota is free again.
+    let (status, _) = h.call("POST", "/v1/documents", Some(slot_body("other", "vault", "new.pdf", "application/pdf", 4096)), Some(&alice)).await;
+    assert_eq!(status, StatusCode::CREATED);
+    // A second run finds nothing left to do.
+    let again = Purger::new(h.state.clone()).run(h.state.now()).await.unwrap();
+    assert_eq!((again.purged_deleted, again.failed), (0, 0));
+}
+
+#[tokio::test]
+async fn abandoned_uploads_are_purged_after_a_day_but_late_arrivals_are_verified() {
+    let h = Harness::new().await;
+    let alice = user();
+    let abandoned = h.create(&alice, slot_body("other", "application", "never.pdf", "application/pdf", 100)).await;
+    let bytes = pdf("arrived without notice");
+    let late = h.create(&alice, slot_body("other", "application", "late.pdf", "application/pdf", bytes.len())).await;
+    h.upload(&late, &bytes).await;
+    h.created.lock().unwrap().clear(); // the notification is lost
+
+    let report = Purger::new(h.state.clone()).run(Utc::now() + chrono::Duration::hours(25)).await.unwrap();
+    assert_eq!((report.purged_abandoned, report.verified_late, report.failed), (1, 1, 0), "{report:?}");
+    let (status, _) = h.call("GET", &format!("/v1/documents/{}", abandoned["document_id"].as_str().unwrap()), None, Some(&alice)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let doc = h.get_doc(&alice, late["document_id"].as_str().unwrap()).await;
+    assert_eq!((doc["status"].as_str(), doc["sha256"].as_str()), (Some("available"), Some(sha256_hex(&bytes).as_str())));
+}
+
+#[tokio::test]
+async fn share_link_downloads_without_login_until_revoked_or_expired() {
+    let h = Harness::new().await;
+    let alice = user();
+    let bytes = pdf("shared");
+    let doc = h.stored(&alice, slot_body("birth_certificate", "vault", "birth.pdf", "application/pdf", bytes.len()), &bytes).await;
+    let id = doc["document_id"].as_str().unwrap();
+
+    let (status, share) = h.call("POST", &format!("/v1/documents/{id}/shares"), Some(json!({"expires_in_seconds": 3600})), Some(&alice)).await;
+    assert_eq!(status, StatusCode::CREATED, "{share}");
+    let url = share["url"].as_str().unwrap();
+    let token = url.strip_prefix("https://api.test/v1/shares/").expect("a route of this API");
+    assert!(token.len() >= 22, "at least 128 random bits");
+
+    let followed = h.raw("GET", &format!("/v1/shares/{token}"), None, None).await;
+    assert_eq!(followed.status(), StatusCode::FOUND);
+    assert_eq!(followed.headers()[header::CACHE_CONTROL], "no-store");
+    let location = followed.headers()[header::LOCATION].to_str().unwrap().to_owned();
+    let (status, _, downloaded) = h.object_request("GET", &location, &Value::Null, Vec::new()).await;
+    assert_eq!((status, downloaded), (StatusCode::OK, bytes.clone()));
+
+    let (_, listed) = h.call("GET", &format!("/v1/documents/{id}/shares"), None, Some(&alice)).await;
+    assert_eq!(listed["items"][0]["share_id"], share["share_id"]);
+    let (status, _) = h.call("DELETE", &format!("/v1/documents/{id}/shares/{}", share["share_id"].as_str().unwrap()), None, Some(&alice)).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(h.raw("GET", &format!("/v1/shares/{token}"), None, None).await.status(), StatusCode::NOT_FOUND);
+
+    let (_, short) = h.call("POST", &format!("/v1/documents/{id}/shares"), Some(json!({"expires_in_seconds": 60})), Some(&alice)).await;
+    let short_token = short["url"].as_str().unwrap().rsplit('/').next().unwrap().to_owned();
+    assert_eq!(h.raw("GET", &format!("/v1/shares/{short_token}"), None, None).await.status(), StatusCode::FOUND);
+    h.travel(61);
+    assert_eq!(h.raw("GET", &format!("/v1/shares/{short_token}"), None, None).await.status(), StatusCode::NOT_FOUND);
+    h.travel(-61);
+
+    // Deleting the document stops its links too.
+    let (_, third) = h.call("POST", &format!("/v1/documents/{id}/shares"), Some(json!({"expires_in_seconds": 60})), Some(&alice)).await;
+    let third_token = third["url"].as_str().unwrap().rsplit('/').next().unwrap().to_owned();
+    h.call("DELETE", &format!("/v1/documents/{id}"), None, Some(&alice)).await;
+    assert_eq!(h.raw("GET", &format!("/v1/shares/{third_token}"), None, None).await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(h.raw("GET", "/v1/shares/not-a-token", None, None).await.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn shares_last_at_most_seven_days_and_only_for_available_documents() {
+    let h = Harness::new().await;
+    let alice = user();
+    let bytes = pdf("limits");
+    let doc = h.stored(&alice, slot_body("other", "vault", "a.pdf", "application/pdf", bytes.len()), &bytes).await;
+    let id = doc["document_id"].as_str().unwrap();
+    for bad in [json!({"expires_in_seconds": 7 * DAY + 1}), json!({"expires_in_seconds": 0}), json!({})] {
+        let (status, body) = h.call("POST", &format!("/v1/documents/{id}/shares"), Some(bad.clone()), Some(&alice)).await;
+        assert_eq!((status, body["code"].as_str()), (StatusCode::BAD_REQUEST, Some("validation_failed")), "{bad}");
+    }
+    let (status, share) = h.call("POST", &format!("/v1/documents/{id}/shares"), Some(json!({"expires_in_seconds": 7 * DAY})), Some(&alice)).await;
+    assert_eq!(status, StatusCode::CREATED, "{share}");
+    let pending = h.create(&alice, slot_body("other", "vault", "b.pdf", "application/pdf", 10)).await;
+    let (status, body) = h.call("POST", &format!("/v1/documents/{}/shares", pending["document_id"].as_str().unwrap()), Some(json!({"expires_in_seconds": 60})), Some(&alice)).await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::CONFLICT, Some("document_not_available")));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Agency result documents (SPEC §4.4)
+// ---------------------------------------------------------------------------------------------
+
+/// The dev seed's current secret of `mvd` (infra/local/seed/agencies.json).
+const MVD_SECRET: &str = "whsec_4yfK5COdeB1U32Y6EdMEAq+W57coihQLYRR/mOzBorQ=";
+const FNS_SECRET: &str = "whsec_2NHSev+Uspje00NmbiQo6G2SZe3gSRYwuRDl8NuHX6k=";
+
+impl Harness {
+    /// Stores an application the way the applications function does (its read contract).
+    async fn application(&self, citizen: &str, agency_id: &str, status: &str) -> String {
+        let id = ulid::Ulid::new().to_string();
+        let record = json!({"application_id": id, "user_id": citizen, "agency_id": agency_id, "service_code": "passport_replacement", "status": status, "number": null});
+        let (pk, sk) = shared::records::application_key(&id);
+        self.state.kv.put(shared::ports::Item::json(pk, sk, &record).unwrap(), shared::ports::Condition::NotExists).await.unwrap();
+        id
+    }
+
+    /// `POST /v1/agency/{agency}/documents` signed per Standard Webhooks v1 with `secret`.
+    async fn agency_upload(&self, agency: &str, secret: &str, webhook_id: &str, body: &Value) -> (StatusCode, Value) {
+        use base64::Engine;
+        use hmac::Mac;
+        let raw = body.to_string();
+        let timestamp = Utc::now().timestamp().to_string();
+        let key = base64::engine::general_purpose::STANDARD.decode(secret.strip_prefix("whsec_").unwrap()).unwrap();
+        let mut mac = hmac::Hmac::<Sha256>::new_from_slice(&key).unwrap();
+        mac.update(format!("{webhook_id}.{timestamp}.{raw}").as_bytes());
+        let signature = format!("v1,{}", base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes()));
+        let req = Request::builder()
+            .method("POST")
+            .uri(format!("/v1/agency/{agency}/documents"))
+            .header("content-type", "application/json")
+            .header("webhook-id", webhook_id)
+            .header("webhook-timestamp", timestamp)
+            .header("webhook-signature", signature)
+            .body(Body::from(raw))
+            .unwrap();
+        let response = self.app.clone().oneshot(req).await.unwrap();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+}
+
+#[tokio::test]
+async fn agency_uploads_a_result_that_becomes_the_citizens_document() {
+    let h = Harness::new().await;
+    let alice = user();
+    let application_id = h.application(&alice, "mvd", "in_progress").await;
+    let bytes = pdf("Решение о выдаче паспорта");
+    let body = json!({"application_id": application_id, "file_name": "Решение.pdf", "content_type": "application/pdf", "size_bytes": bytes.len()});
+
+    let (status, slot) = h.agency_upload("mvd", MVD_SECRET, "msg_result_1", &body).await;
+    assert_eq!(status, StatusCode::CREATED, "{slot}");
+    assert_eq!(slot["status"], "pending_upload");
+    assert_eq!(h.upload(&slot, &bytes).await, StatusCode::OK);
+    h.deliver_notifications().await;
+
+    let id = slot["document_id"].as_str().unwrap();
+    let doc = h.get_doc(&alice, id).await;
+    assert_eq!((doc["type"].as_str(), doc["purpose"].as_str(), doc["status"].as_str()), (Some("result"), Some("application"), Some("available")));
+    let read = shared::records::load_document(h.state.kv.as_ref(), &alice, id).await.unwrap().expect("the citizen owns it");
+    assert_eq!(read.doc_type, "result");
+
+    // The same webhook-id again: the first answer, nothing new.
+    let (status, again) = h.agency_upload("mvd", MVD_SECRET, "msg_result_1", &body).await;
+    assert_eq!((status, &again["document_id"]), (StatusCode::CREATED, &slot["document_id"]));
+    let (_, list) = h.call("GET", "/v1/documents?type=result&status=available", None, Some(&alice)).await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+    let (_, pending) = h.call("GET", "/v1/documents?status=pending_upload", None, Some(&alice)).await;
+    assert_eq!(pending["items"], json!([]));
+}
+
+#[tokio::test]
+async fn only_the_applications_agency_may_upload_results_and_signatures_are_checked() {
+    let h = Harness::new().await;
+    let alice = user();
+    let application_id = h.application(&alice, "mvd", "accepted").await;
+    let body = json!({"application_id": application_id, "file_name": "r.pdf", "content_type": "application/pdf", "size_bytes": 100});
+
+    let (status, problem) = h.agency_upload("fns", FNS_SECRET, "msg_other_agency", &body).await;
+    assert_eq!((status, problem["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")), "another agency");
+    let (status, problem) = h.agency_upload("mvd", FNS_SECRET, "msg_bad_signature", &body).await;
+    assert_eq!((status, problem["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("signature_invalid")));
+    let (status, problem) = h.agency_upload("nobody", MVD_SECRET, "msg_unknown", &body).await;
+    assert_eq!((status, problem["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("signature_invalid")));
+
+    let draft = h.application(&alice, "mvd", "draft").await;
+    let (status, _) = h.agency_upload("mvd", MVD_SECRET, "msg_draft", &json!({"application_id": draft, "file_name": "r.pdf", "content_type": "application/pdf", "size_bytes": 100})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "drafts were never sent to the agency");
+    let (status, problem) = h.agency_upload("mvd", MVD_SECRET, "msg_big", &json!({"application_id": application_id, "file_name": "r.pdf", "content_type": "application/pdf", "size_bytes": 11 * MIB})).await;
+    assert_eq!((status, problem["code"].as_str()), (StatusCode::PAYLOAD_TOO_LARGE, Some("payload_too_large")));
+    let (status, problem) = h.agency_upload("mvd", MVD_SECRET, "msg_xml", &json!({"application_id": application_id, "file_name": "r.xml", "content_type": "application/xml", "size_bytes": 100})).await;
+    assert_eq!((status, problem["code"].as_str()), (StatusCode::UNSUPPORTED_MEDIA_TYPE, Some("unsupported_media_type")));
+    let (status, problem) = h.agency_upload("mvd", MVD_SECRET, "msg_bad_body", &json!({"file_name": ""})).await;
+    assert_eq!((status, problem["code"].as_str()), (StatusCode::BAD_REQUEST, Some("validation_failed")));
+    let (_, list) = h.call("GET", "/v1/documents?all_versions=true", None, Some(&alice)).await;
+    assert_eq!(list["items"], json!([]), "nothing was created");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Test files
+// ---------------------------------------------------------------------------------------------
+
+fn docx_bytes() -> Vec<u8> {
+    zip_bytes(&[
+        ("[Content_Types].xml", b"<?xml version=\"1.0\"?><Types xmlns=\"http://schemas.openxmlformats.org/package/2006/content-types\"/>"),
+        ("_rels/.rels", b"<?xml version=\"1.0\"?><Relationships/>"),
+        ("word/document.xml", b"<?xml version=\"1.0\"?><w:document/>"),
+    ])
+}
+
+/// A ZIP archive with stored (uncompressed) entries.
+fn zip_bytes(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut directory = Vec::new();
+    for (name, data) in entries {
+        let offset = out.len() as u32;
+        let size = (data.len() as u32).to_le_bytes();
+        let name_len = (name.len() as u16).to_le_bytes();
+        out.extend_from_slice(b"PK\x03\x04\x14\0\0\0\0\0\0\0\0\0\0\0\0\0");
+        out.extend_from_slice(&size);
+        out.extend_from_slice(&size);
+        out.extend_from_slice(&name_len);
+        out.extend_from_slice(&[0, 0]);
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(data);
+        directory.extend_from_slice(b"PK\x01\x02\x14\0\x14\0\0\0\0\0\0\0\0\0\0\0\0\0");
+        directory.extend_from_slice(&size);
+        directory.extend_from_slice(&size);
+        directory.extend_from_slice(&name_len);
+        directory.extend_from_slice(&[0; 12]);
+        directory.extend_from_slice(&offset.to_le_bytes());
+        directory.extend_from_slice(name.as_bytes());
+    }
+    let directory_offset = out.len() as u32;
+    let count = (entries.len() as u16).to_le_bytes();
+    out.extend_from_slice(&directory);
+    out.extend_from_slice(b"PK\x05\x06\0\0\0\0");
+    out.extend_from_slice(&count);
+    out.extend_from_slice(&count);
+    out.extend_from_slice(&(directory.len() as u32).to_le_bytes());
+    out.extend_from_slice(&directory_offset.to_le_bytes());
+    out.extend_from_slice(&[0, 0]);
+    out
+}

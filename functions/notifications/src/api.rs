@@ -1,0 +1,94 @@
+//! HTTP handlers: the citizen's notification settings and inbox (SPEC §6).
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::Value;
+use shared::http::{ApiError, ApiJson, Authenticated};
+use shared::ports::kv::KvError;
+
+use crate::ApiState;
+use crate::inbox::{self, Page};
+use crate::preferences::{self, Preferences, UpdateError};
+
+/// Optimistic-concurrency attempts for a settings update.
+const MAX_ATTEMPTS: usize = 5;
+const DEFAULT_PAGE: usize = 20;
+const MAX_PAGE: usize = 100;
+
+/// `GET /v1/me/notification-settings`: every category with every channel.
+pub async fn settings(State(state): State<ApiState>, auth: Authenticated) -> Result<ApiJson<Preferences>, ApiError> {
+    Ok(ApiJson(preferences::load(state.kv.as_ref(), auth.user_id()).await?))
+}
+
+/// `PUT /v1/me/notification-settings`: the GET shape, whole or in part (unnamed settings keep
+/// their values); 200 with the resulting settings. Unknown names → 400; switching a security
+/// channel off → 422 and nothing changes.
+pub async fn update_settings(State(state): State<ApiState>, auth: Authenticated, ApiJson(body): ApiJson<Value>) -> Result<ApiJson<Preferences>, ApiError> {
+    let kv = state.kv.as_ref();
+    for _ in 0..MAX_ATTEMPTS {
+        let (current, version) = preferences::load_versioned(kv, auth.user_id()).await?;
+        let next = current.updated(&body).map_err(refusal)?;
+        match preferences::store(kv, auth.user_id(), &next, version).await {
+            Ok(()) => return Ok(ApiJson(next)),
+            Err(KvError::ConditionFailed) => continue,
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Err(ApiError::new(StatusCode::CONFLICT, "concurrent_update", "Запрос конфликтует с другим изменением, повторите попытку"))
+}
+
+/// `DELETE /v1/me/notification-settings`: back to the defaults; 200 with them, so a client
+/// needs no second request to show what now applies.
+pub async fn reset_settings(State(state): State<ApiState>, auth: Authenticated) -> Result<ApiJson<Preferences>, ApiError> {
+    Ok(ApiJson(preferences::reset(state.kv.as_ref(), auth.user_id()).await?))
+}
+
+/// Raw query parameters, parsed by hand so bad values get problem+json like everything else.
+#[derive(Deserialize)]
+pub struct ListParams {
+    unread: Option<String>,
+    cursor: Option<String>,
+    limit: Option<String>,
+}
+
+/// `GET /v1/me/notifications?unread=&cursor=&limit=`: newest first.
+pub async fn list(State(state): State<ApiState>, auth: Authenticated, params: Result<Query<ListParams>, QueryRejection>) -> Result<ApiJson<Page>, ApiError> {
+    let Query(params) = params.map_err(|_| ApiError::field("query", "invalid", "Некорректные параметры запроса"))?;
+    let unread = match params.unread.as_deref() {
+        None | Some("false") | Some("0") => false,
+        Some("true") | Some("1") => true,
+        Some(_) => return Err(ApiError::field("unread", "invalid", "Ожидается true или false")),
+    };
+    let limit = match params.limit.as_deref() {
+        None => DEFAULT_PAGE,
+        Some(raw) => match raw.parse::<usize>() {
+            Ok(limit) if (1..=MAX_PAGE).contains(&limit) => limit,
+            _ => return Err(ApiError::field("limit", "invalid", "Ожидается число от 1 до 100")),
+        },
+    };
+    let cursor = match params.cursor.as_deref() {
+        None | Some("") => None,
+        Some(cursor) if inbox::is_valid_id(cursor) => Some(cursor),
+        Some(_) => return Err(ApiError::field("cursor", "invalid", "Некорректный курсор")),
+    };
+    Ok(ApiJson(inbox::list(state.kv.as_ref(), auth.user_id(), unread, cursor, limit).await?))
+}
+
+/// `POST /v1/me/notifications/{id}/read` → 204; an id the citizen does not have → 404.
+pub async fn mark_read(State(state): State<ApiState>, auth: Authenticated, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    if inbox::mark_read(state.kv.as_ref(), auth.user_id(), &id).await? { Ok(StatusCode::NO_CONTENT) } else { Err(ApiError::not_found()) }
+}
+
+fn refusal(error: UpdateError) -> ApiError {
+    match error {
+        UpdateError::Malformed(errors) => ApiError::validation(errors),
+        UpdateError::MandatoryChannelOff(errors) => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            "Уведомления о безопасности по SMS, электронной почте и в личном кабинете отключить нельзя",
+        )
+        .with_errors(errors),
+    }
+}

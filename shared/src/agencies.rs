@@ -1,0 +1,492 @@
+//! Agencies (МВД, ФНС, СФР, ГИБДД, МФЦ…) as this system knows them: who they are, what they may
+//! do, and how their signed requests are checked and applied exactly once.
+//!
+//! - [`Registry`]: the agency list, loaded from `AGENCIES_JSON` (the document itself), else the
+//!   file named by `AGENCIES_FILE`, else (never on Lambda) the dev seed
+//!   `infra/local/seed/agencies.json`. Shape (SPEC §7), with optional extra accepted secrets for
+//!   rotation: `{"agencies": [{"id", "name", "webhook_secret", "webhook_secrets"?: [..],
+//!   "capabilities": ["applications" | "identity_verification" | "identity_confirmation"]}]}`.
+//! - [`Registry::verify`]: Standard Webhooks v1 (`webhook-id`, `webhook-timestamp`,
+//!   `webhook-signature`, 5-minute tolerance) against every secret of the agency.
+//! - [`apply_once`]: `webhook-id` deduplication. The first answer (status and body) is stored at
+//!   `WEBHOOK#<agency>#<webhook-id>` for 7 days in the same transaction as the state change it
+//!   reports, so a redelivery gets the same answer and nothing is applied twice.
+//!
+//! An axum handler for a signed agency endpoint reads the raw body as `Bytes`, then:
+//! ```ignore
+//! let agency = state.agencies.verify(&agency_id, &headers, &body)?;
+//! let webhook_id = agencies::webhook_id(&headers)?;
+//! Ok(agencies::apply_once(kv, &relay, &agency.id, webhook_id, || decide(&state, agency, &body)).await)
+//! ```
+//! where `decide` reads what it needs and returns a [`Decision`] (ops + events + answer) or a
+//! problem, which is stored as the answer too when it is final (4xx).
+
+use std::collections::HashSet;
+use std::future::Future;
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use standardwebhooks::{Webhook, WebhookError};
+
+use crate::events::Event;
+use crate::http::ApiError;
+use crate::outbox::{self, Relay};
+use crate::ports::{Condition, Item, KeyValue, KvError, TxOp};
+
+/// The dev seed, compiled in so the local runner works from any directory.
+const DEV_SEED: &str = include_str!("../../infra/local/seed/agencies.json");
+
+/// How long a `webhook-id` is remembered (SPEC §4.4: "within 7 days").
+pub const DEDUPE_SECONDS: i64 = 7 * 24 * 3600;
+
+/// Attempts of a read-decide-commit cycle before answering `concurrent_update`.
+const MAX_ATTEMPTS: usize = 8;
+
+/// Stored answers are small JSON documents; anything larger is a bug, not a webhook answer.
+const MAX_ANSWER_BYTES: usize = 256 * 1024;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Capability {
+    /// Receives applications for its services and pushes their status changes.
+    Applications,
+    /// A registry agency that verifies profiles (`identity.verification_completed`).
+    IdentityVerification,
+    /// Confirms identities in person or by a trusted channel (`identity.confirmed`).
+    IdentityConfirmation,
+}
+
+pub struct Agency {
+    pub id: String,
+    pub name: String,
+    pub capabilities: Vec<Capability>,
+    /// Every accepted secret: the current one first, then the ones being rotated out.
+    secrets: Vec<Webhook>,
+}
+
+impl std::fmt::Debug for Agency {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agency")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("capabilities", &self.capabilities)
+            .field("secrets", &self.secrets.len())
+            .finish()
+    }
+}
+
+impl Agency {
+    pub fn can(&self, capability: Capability) -> bool {
+        self.capabilities.contains(&capability)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("malformed agency registry: {0}")]
+    Malformed(String),
+    #[error("agency registry file {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("no agency registry configured: set AGENCIES_JSON or AGENCIES_FILE")]
+    NotConfigured,
+}
+
+#[derive(Debug)]
+pub struct Registry {
+    agencies: Vec<Agency>,
+}
+
+#[derive(Deserialize)]
+struct RegistryDocument {
+    agencies: Vec<AgencyDocument>,
+}
+
+#[derive(Deserialize)]
+struct AgencyDocument {
+    id: String,
+    name: String,
+    #[serde(default)]
+    webhook_secret: Option<String>,
+    #[serde(default)]
+    webhook_secrets: Vec<String>,
+    #[serde(default)]
+    capabilities: Vec<Capability>,
+}
+
+impl Registry {
+    /// From the environment: `AGENCIES_JSON`, else `AGENCIES_FILE`, else the dev seed, which is
+    /// refused on Lambda because its secrets are public.
+    pub fn load() -> Result<Self, RegistryError> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        if let Some(json) = var("AGENCIES_JSON") {
+            return Self::from_json(&json);
+        }
+        if let Some(path) = var("AGENCIES_FILE") {
+            let json = std::fs::read_to_string(&path).map_err(|source| RegistryError::Io { path, source })?;
+            return Self::from_json(&json);
+        }
+        if crate::runtime::on_lambda() {
+            return Err(RegistryError::NotConfigured);
+        }
+        Self::dev_seed()
+    }
+
+    /// The seed agencies with their dev-only secrets (local runner and tests).
+    pub fn dev_seed() -> Result<Self, RegistryError> {
+        Self::from_json(DEV_SEED)
+    }
+
+    pub fn from_json(json: &str) -> Result<Self, RegistryError> {
+        let document: RegistryDocument = serde_json::from_str(json).map_err(|e| RegistryError::Malformed(e.to_string()))?;
+        let mut seen = HashSet::new();
+        let mut agencies = Vec::with_capacity(document.agencies.len());
+        for entry in document.agencies {
+            let valid_id = !entry.id.is_empty() && entry.id.len() <= 64 && entry.id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+            if !valid_id {
+                return Err(RegistryError::Malformed(format!("agency id {:?} must be 1-64 of [a-z0-9_-]", entry.id)));
+            }
+            if !seen.insert(entry.id.clone()) {
+                return Err(RegistryError::Malformed(format!("agency {} is listed twice", entry.id)));
+            }
+            if entry.name.trim().is_empty() {
+                return Err(RegistryError::Malformed(format!("agency {} has no name", entry.id)));
+            }
+            let secrets = entry
+                .webhook_secret
+                .iter()
+                .chain(entry.webhook_secrets.iter())
+                .map(|secret| parse_secret(&entry.id, secret))
+                .collect::<Result<Vec<_>, _>>()?;
+            if secrets.is_empty() {
+                return Err(RegistryError::Malformed(format!("agency {} has no webhook secret", entry.id)));
+            }
+            agencies.push(Agency { id: entry.id, name: entry.name, capabilities: entry.capabilities, secrets });
+        }
+        Ok(Self { agencies })
+    }
+
+    pub fn get(&self, agency_id: &str) -> Option<&Agency> {
+        self.agencies.iter().find(|a| a.id == agency_id)
+    }
+
+    pub fn agencies(&self) -> &[Agency] {
+        &self.agencies
+    }
+
+    /// The first agency with `capability` (e.g. the registry agency that verifies profiles).
+    pub fn first_with(&self, capability: Capability) -> Option<&Agency> {
+        self.agencies.iter().find(|a| a.can(capability))
+    }
+
+    /// Checks a Standard Webhooks v1 signature of `body` by `agency_id` against each of its
+    /// secrets. 401 `signature_invalid` for an unknown agency or a missing/bad signature,
+    /// 401 `timestamp_out_of_tolerance` when `webhook-timestamp` is more than 5 minutes off.
+    pub fn verify(&self, agency_id: &str, headers: &HeaderMap, body: &[u8]) -> Result<&Agency, ApiError> {
+        let agency = self.get(agency_id).ok_or_else(signature_invalid)?;
+        for secret in &agency.secrets {
+            match secret.verify(body, headers) {
+                Ok(()) => return Ok(agency),
+                // The timestamp is checked before the signature and is the same for every secret.
+                Err(WebhookError::TimestampTooOldError | WebhookError::FutureTimestampError) => return Err(timestamp_out_of_tolerance()),
+                Err(_) => continue,
+            }
+        }
+        Err(signature_invalid())
+    }
+}
+
+fn parse_secret(agency_id: &str, secret: &str) -> Result<Webhook, RegistryError> {
+    let malformed = || RegistryError::Malformed(format!("agency {agency_id}: webhook secrets must look like whsec_<base64 of at least 24 bytes>"));
+    let encoded = secret.trim().strip_prefix("whsec_").ok_or_else(malformed)?;
+    use base64::Engine as _;
+    let key = base64::engine::general_purpose::STANDARD.decode(encoded).map_err(|_| malformed())?;
+    if key.len() < 24 {
+        return Err(malformed());
+    }
+    Webhook::from_bytes(key).map_err(|_| malformed())
+}
+
+pub fn signature_invalid() -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, "signature_invalid", "Подпись запроса отсутствует или неверна")
+}
+
+pub fn timestamp_out_of_tolerance() -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, "timestamp_out_of_tolerance", "Метка времени запроса отличается от текущего времени более чем на 5 минут")
+}
+
+/// The `webhook-id` of a verified request, usable as a key: 1-128 printable ASCII characters.
+pub fn webhook_id(headers: &HeaderMap) -> Result<&str, ApiError> {
+    headers
+        .get("webhook-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|id| !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic()))
+        .ok_or_else(|| ApiError::field("webhook-id", "invalid", "Заголовок webhook-id должен содержать от 1 до 128 печатных символов ASCII"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Exactly-once application of deliveries
+// ---------------------------------------------------------------------------------------------
+
+/// The answer given to a delivery, replayed verbatim to redeliveries of the same `webhook-id`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredAnswer {
+    pub status: u16,
+    pub content_type: String,
+    pub body: String,
+}
+
+impl StoredAnswer {
+    pub fn json(status: StatusCode, value: &serde_json::Value) -> Self {
+        Self { status: status.as_u16(), content_type: "application/json".into(), body: value.to_string() }
+    }
+
+    /// Captures a response (e.g. a problem) so it can be stored and replayed.
+    pub async fn capture(response: Response) -> Result<Self, ApiError> {
+        let status = response.status().as_u16();
+        let content_type = response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json").to_owned();
+        let bytes = axum::body::to_bytes(response.into_body(), MAX_ANSWER_BYTES).await.map_err(ApiError::internal)?;
+        let body = String::from_utf8(bytes.to_vec()).map_err(ApiError::internal)?;
+        Ok(Self { status, content_type, body })
+    }
+}
+
+impl IntoResponse for StoredAnswer {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut response = (status, self.body).into_response();
+        if let Ok(content_type) = HeaderValue::from_str(&self.content_type) {
+            response.headers_mut().insert(header::CONTENT_TYPE, content_type);
+        }
+        response
+    }
+}
+
+/// `WEBHOOK#<agency>#<webhook-id>` / `WEBHOOK`.
+pub fn dedupe_key(agency_id: &str, webhook_id: &str) -> (String, String) {
+    (format!("WEBHOOK#{agency_id}#{webhook_id}"), "WEBHOOK".to_owned())
+}
+
+/// The answer stored for this delivery, if it was seen in the last 7 days.
+pub async fn stored_answer(kv: &dyn KeyValue, agency_id: &str, webhook_id: &str) -> Result<Option<StoredAnswer>, KvError> {
+    let (pk, sk) = dedupe_key(agency_id, webhook_id);
+    kv.get(&pk, &sk).await?.map(|item| item.parse()).transpose()
+}
+
+/// The op that records `answer` for this delivery; fails if another attempt recorded first.
+pub fn record_answer_op(agency_id: &str, webhook_id: &str, answer: &StoredAnswer) -> Result<TxOp, KvError> {
+    let (pk, sk) = dedupe_key(agency_id, webhook_id);
+    let item = Item::json(pk, sk, answer)?.expiring_at(chrono::Utc::now().timestamp() + DEDUPE_SECONDS);
+    Ok(TxOp::Put { item, condition: Condition::NotExists })
+}
+
+/// What one attempt at a delivery decided.
+pub enum Decision {
+    /// Commit `ops` with `events` staged in the outbox and `answer` recorded, all at once.
+    /// Ops should carry version conditions on what they read: a conflict re-runs the decision.
+    Apply { ops: Vec<TxOp>, events: Vec<Event>, answer: StoredAnswer },
+}
+
+/// Applies a verified delivery exactly once: replays the stored answer of a seen `webhook-id`;
+/// otherwise runs `decide` and commits its ops, events and the answer in one transaction,
+/// re-deciding on conflicts. A final refusal (a 4xx problem from `decide`) is stored too, so
+/// redeliveries get it again; transient failures (5xx, `concurrent_update`) are not.
+pub async fn apply_once<F, Fut>(kv: &dyn KeyValue, relay: &Relay, agency_id: &str, webhook_id: &str, mut decide: F) -> Response
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Decision, ApiError>>,
+{
+    match apply_once_inner(kv, relay, agency_id, webhook_id, &mut decide).await {
+        Ok(answer) => answer.into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn apply_once_inner<F, Fut>(kv: &dyn KeyValue, relay: &Relay, agency_id: &str, webhook_id: &str, decide: &mut F) -> Result<StoredAnswer, ApiError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Decision, ApiError>>,
+{
+    for _ in 0..MAX_ATTEMPTS {
+        if let Some(answer) = stored_answer(kv, agency_id, webhook_id).await? {
+            tracing::info!(agency_id, webhook_id, status = answer.status, "webhook redelivery answered from the dedupe record");
+            return Ok(answer);
+        }
+        let Decision::Apply { mut ops, events, answer } = match decide().await {
+            Ok(decision) => decision,
+            Err(refusal) if is_final(&refusal) => return record_refusal(kv, agency_id, webhook_id, refusal).await,
+            Err(transient) => return Err(transient),
+        };
+        for event in &events {
+            ops.push(outbox::stage(event)?);
+        }
+        ops.push(record_answer_op(agency_id, webhook_id, &answer)?);
+        match kv.transact(ops).await {
+            Ok(()) => {
+                relay.publish(&events).await;
+                return Ok(answer);
+            }
+            // Someone else's write (or the same delivery, concurrently) won: look again.
+            Err(KvError::TransactionConflict { .. } | KvError::ConditionFailed) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::new(StatusCode::CONFLICT, "concurrent_update", "Запрос конфликтует с другим изменением, повторите попытку"))
+}
+
+/// Refusals that a redelivery would get again; 5xx and contention are worth a retry.
+fn is_final(error: &ApiError) -> bool {
+    error.status.is_client_error() && !matches!(error.code, "concurrent_update" | "rate_limited")
+}
+
+async fn record_refusal(kv: &dyn KeyValue, agency_id: &str, webhook_id: &str, refusal: ApiError) -> Result<StoredAnswer, ApiError> {
+    let answer = StoredAnswer::capture(refusal.into_response()).await?;
+    let TxOp::Put { item, condition } = record_answer_op(agency_id, webhook_id, &answer)? else {
+        return Err(ApiError::internal("record_answer_op built no put"));
+    };
+    match kv.put(item, condition).await {
+        Ok(_) => Ok(answer),
+        // A concurrent copy of this delivery answered first; its answer is the one to repeat.
+        Err(KvError::ConditionFailed) => Ok(stored_answer(kv, agency_id, webhook_id).await?.unwrap_or(answer)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine as _;
+
+    const SECRET_A: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    const SECRET_B: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+
+    fn registry(secrets: &[&str]) -> Registry {
+        let doc = serde_json::json!({"agencies": [
+            {"id": "mvd", "name": "МВД России", "webhook_secret": secrets[0], "webhook_secrets": &secrets[1..], "capabilities": ["applications"]},
+        ]});
+        Registry::from_json(&doc.to_string()).expect("valid registry")
+    }
+
+    fn signed(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> String {
+        Webhook::new(secret).expect("secret").sign(id, timestamp, body).expect("sign")
+    }
+
+    fn headers(id: &str, timestamp: i64, signature: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert("webhook-id", HeaderValue::from_str(id).unwrap());
+        h.insert("webhook-timestamp", HeaderValue::from_str(&timestamp.to_string()).unwrap());
+        h.insert("webhook-signature", HeaderValue::from_str(signature).unwrap());
+        h
+    }
+
+    fn now() -> i64 {
+        chrono::Utc::now().timestamp()
+    }
+
+    #[test]
+    fn correctly_signed_body_is_accepted() {
+        let body = br#"{"type":"application.message","data":{}}"#;
+        let sig = signed(SECRET_A, "msg_1", now(), body);
+        let reg = registry(&[SECRET_A]);
+        let agency = reg.verify("mvd", &headers("msg_1", now(), &sig), body).expect("valid");
+        assert_eq!(agency.id, "mvd");
+    }
+
+    #[test]
+    fn rotation_accepts_signatures_by_either_secret() {
+        let reg = registry(&[SECRET_A, SECRET_B]);
+        let body = br#"{"x":1}"#;
+        for secret in [SECRET_A, SECRET_B] {
+            let sig = signed(secret, "msg_2", now(), body);
+            assert!(reg.verify("mvd", &headers("msg_2", now(), &sig), body).is_ok(), "{secret}");
+        }
+        // A sender mid-rotation signs with both keys; one unknown signature among them is fine.
+        let both = format!("v1,AAAA {} {}", signed(SECRET_B, "msg_3", now(), body), signed("whsec_dW5rbm93bi1rZXktdW5rbm93bi1rZXk=", "msg_3", now(), body));
+        assert!(registry(&[SECRET_B]).verify("mvd", &headers("msg_3", now(), &both), body).is_ok());
+    }
+
+    #[test]
+    fn a_retired_secret_is_refused() {
+        let body = br#"{"x":1}"#;
+        let sig = signed(SECRET_B, "msg_4", now(), body);
+        let err = registry(&[SECRET_A]).verify("mvd", &headers("msg_4", now(), &sig), body).unwrap_err();
+        assert_eq!((err.status, err.code), (StatusCode::UNAUTHORIZED, "signature_invalid"));
+    }
+
+    #[test]
+    fn tampered_body_or_id_is_refused() {
+        let reg = registry(&[SECRET_A]);
+        let sig = signed(SECRET_A, "msg_5", now(), br#"{"status":"approved"}"#);
+        let err = reg.verify("mvd", &headers("msg_5", now(), &sig), br#"{"status":"rejected"}"#).unwrap_err();
+        assert_eq!(err.code, "signature_invalid");
+        let err = reg.verify("mvd", &headers("msg_6", now(), &sig), br#"{"status":"approved"}"#).unwrap_err();
+        assert_eq!(err.code, "signature_invalid");
+    }
+
+    #[test]
+    fn stale_or_future_timestamp_is_out_of_tolerance() {
+        let reg = registry(&[SECRET_A]);
+        let body = b"{}";
+        for at in [now() - 301, now() + 301] {
+            let sig = signed(SECRET_A, "msg_7", at, body);
+            let err = reg.verify("mvd", &headers("msg_7", at, &sig), body).unwrap_err();
+            assert_eq!((err.status, err.code), (StatusCode::UNAUTHORIZED, "timestamp_out_of_tolerance"), "at {at}");
+        }
+        let at = now() - 290;
+        let sig = signed(SECRET_A, "msg_8", at, body);
+        assert!(reg.verify("mvd", &headers("msg_8", at, &sig), body).is_ok());
+    }
+
+    #[test]
+    fn unknown_agency_and_missing_headers_are_signature_invalid() {
+        let reg = registry(&[SECRET_A]);
+        let body = b"{}";
+        let sig = signed(SECRET_A, "msg_9", now(), body);
+        assert_eq!(reg.verify("fns", &headers("msg_9", now(), &sig), body).unwrap_err().code, "signature_invalid");
+        for missing in ["webhook-id", "webhook-timestamp", "webhook-signature"] {
+            let mut h = headers("msg_9", now(), &sig);
+            h.remove(missing);
+            assert_eq!(reg.verify("mvd", &h, body).unwrap_err().code, "signature_invalid", "without {missing}");
+        }
+        let mut h = headers("msg_9", now(), &sig);
+        h.insert("webhook-timestamp", HeaderValue::from_static("yesterday"));
+        assert_eq!(reg.verify("mvd", &h, body).unwrap_err().code, "signature_invalid");
+    }
+
+    #[test]
+    fn malformed_registries_are_refused() {
+        let short = format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode([7u8; 8]));
+        for doc in [
+            serde_json::json!({"agencies": [{"id": "mvd", "name": "МВД", "capabilities": []}]}),
+            serde_json::json!({"agencies": [{"id": "mvd", "name": "МВД", "webhook_secret": "plain-text"}]}),
+            serde_json::json!({"agencies": [{"id": "mvd", "name": "МВД", "webhook_secret": short}]}),
+            serde_json::json!({"agencies": [{"id": "MVD!", "name": "МВД", "webhook_secret": SECRET_A}]}),
+            serde_json::json!({"agencies": [{"id": "mvd", "name": "МВД", "webhook_secret": SECRET_A}, {"id": "mvd", "name": "x", "webhook_secret": SECRET_B}]}),
+            serde_json::json!({"agencies": [{"id": "mvd", "name": "МВД", "webhook_secret": SECRET_A, "capabilities": ["teleportation"]}]}),
+        ] {
+            assert!(Registry::from_json(&doc.to_string()).is_err(), "{doc}");
+        }
+    }
+
+    #[test]
+    fn dev_seed_has_an_agency_for_every_capability() {
+        let seed = Registry::dev_seed().expect("the dev seed parses");
+        assert!(seed.agencies().len() >= 5);
+        for capability in [Capability::Applications, Capability::IdentityVerification, Capability::IdentityConfirmation] {
+            assert!(seed.first_with(capability).is_some(), "{capability:?}");
+        }
+        assert!(format!("{:?}", seed.get("mvd")).contains("secrets: 2"), "Debug shows the count, never a secret");
+    }
+
+    #[test]
+    fn webhook_ids_must_be_short_printable_ascii() {
+        let mut h = HeaderMap::new();
+        assert!(webhook_id(&h).is_err());
+        h.insert("webhook-id", HeaderValue::from_static("msg_2KWPBgLlAfxdpx2AI54pPJ85f4W"));
+        assert_eq!(webhook_id(&h).unwrap(), "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W");
+        h.insert("webhook-id", HeaderValue::from_str(&"a".repeat(129)).unwrap());
+        assert!(webhook_id(&h).is_err());
+        h.insert("webhook-id", HeaderValue::from_static("with space"));
+        assert!(webhook_id(&h).is_err());
+    }
+}
