@@ -7,8 +7,16 @@
 #   rust-tests   cargo nextest (or cargo test) over the whole workspace, against moto
 #   sam-validate sam validate --lint
 #   cfn-lint     cfn-lint template.yaml
-# `lint` is shorthand for sam-validate + cfn-lint. Arguments after `--` replace
+#   routes       every function's ROUTES reach it through the template's HTTP API routes
+#   sam-build    release build of every function in one cargo invocation, then sam build;
+#                prints each function's zipped size (infra/lambda/build.py)
+#   deploy-local the template deployed onto the moto server (infra/deploy-local.py)
+#   e2e-stack    the e2e journeys (cargo nextest -p e2e) against the deployed stack's resources
+#   lambda       every function's release bootstrap under a Lambda Runtime API emulator,
+#                fed events/*.json and cross-function chains; prints cold starts (infra/lambda/check.py)
+# `lint` is shorthand for sam-validate + cfn-lint + routes. Arguments after `--` replace
 # `--workspace` for cargo nextest (or cargo test): `bash infra/test.sh rust-tests -- -p shared`.
+# Naming a step brings the steps it needs along (e.g. `lambda` runs tools, moto, sam-build, deploy-local).
 #
 # Every step runs even when an earlier one failed (except those that need a failed step),
 # the summary lists each step, and the exit status is non-zero if any step failed.
@@ -21,7 +29,7 @@ set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT" || exit 1
 
-ALL_STEPS=(tools moto rust-tests sam-validate cfn-lint)
+ALL_STEPS=(tools moto rust-tests sam-validate cfn-lint routes sam-build deploy-local e2e-stack lambda)
 RUST_TEST_ARGS=()
 LOG_DIR="${TEST_LOG_DIR:-$ROOT/.run/test-logs}"
 REQUIREMENTS="$ROOT/infra/requirements.txt"
@@ -112,6 +120,43 @@ step_cfn_lint() {
   cfn-lint -- template.yaml && echo "cfn-lint: no findings"
 }
 
+step_routes() {
+  require_step tools || return 1
+  "$VENV/bin/python" infra/lambda/check_routes.py
+}
+
+step_sam_build() {
+  require_step tools || return 1
+  "$VENV/bin/python" infra/lambda/build.py 2>&1 | tee "$LOG_DIR/sam-build.log"
+  return "${PIPESTATUS[0]}"
+}
+
+step_deploy_local() {
+  require_step moto || return 1
+  require_step sam-build || return 1
+  "$VENV/bin/python" infra/deploy-local.py --stack-name gosuslugi-test --out "$STACK_DIR" || return 1
+  cp "$STACK_DIR/outputs.json" "$STACK_DIR/emulator-adaptations.json" "$LOG_DIR/" 2>/dev/null || true
+}
+
+step_e2e_stack() {
+  require_step deploy-local || return 1
+  local log="$LOG_DIR/e2e-stack.log" status
+  # The runners share the stack's table, queues and bucket, as the functions do on Lambda.
+  E2E_STACK_OUTPUTS="$STACK_DIR/outputs.json" cargo nextest run --no-fail-fast -p e2e "${E2E_STACK_FILTER[@]}" 2>&1 | tee "$log"
+  status=${PIPESTATUS[0]}
+  EXTRA_COUNTS+=("e2e on the deployed stack: $(nextest_counts "$log")")
+  return "$status"
+}
+
+step_lambda() {
+  require_step deploy-local || return 1
+  local log="$LOG_DIR/lambda.log" status
+  "$VENV/bin/python" infra/lambda/check.py --outputs "$STACK_DIR/outputs.json" --report "$LOG_DIR/lambda-report.json" 2>&1 | tee "$log"
+  status=${PIPESTATUS[0]}
+  EXTRA_COUNTS+=("lambda-mode checks: $(grep -oE '[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)")
+  return "$status"
+}
+
 # ---------------------------------------------------------------- plumbing
 
 setup_environment() {
@@ -131,6 +176,8 @@ setup_environment() {
   # A private moto per run, so parallel runs in one tree never stop each other's server.
   MOTO_RUN_DIR="$(mktemp -d "${TMPDIR:-/tmp}/gosuslugi-moto.XXXXXX")"
   export MOTO_RUN_DIR
+  # The stack deployed onto that moto (outputs, runner env, generated dev secrets).
+  STACK_DIR="$MOTO_RUN_DIR/stack"
   MOTO_STARTED=0
   trap cleanup EXIT
   trap 'exit 130' INT
@@ -169,7 +216,7 @@ parse_steps() {
         RUST_TEST_ARGS=("$@")
         break
         ;;
-      lint) wanted+=(sam-validate cfn-lint) ;;
+      lint) wanted+=(sam-validate cfn-lint routes) ;;
       -h | --help)
         awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"
         exit 0
@@ -184,8 +231,10 @@ parse_steps() {
     esac
   done
   # Steps always run in pipeline order; the ones a chosen step needs come along.
+  [[ " ${wanted[*]} " =~ \ (e2e-stack|lambda)\  ]] && wanted+=(deploy-local)
+  [[ " ${wanted[*]} " == *" deploy-local "* ]] && wanted+=(moto sam-build)
   [[ " ${wanted[*]} " == *" rust-tests "* ]] && wanted+=(moto)
-  [[ " ${wanted[*]} " =~ \ (moto|sam-validate|cfn-lint)\  ]] && wanted+=(tools)
+  [[ " ${wanted[*]} " =~ \ (moto|sam-validate|cfn-lint|routes|sam-build)\  ]] && wanted+=(tools)
   local step
   for step in "${ALL_STEPS[@]}"; do
     [[ " ${wanted[*]} " == *" $step "* ]] && out+=("$step")
@@ -197,6 +246,9 @@ declare -A STEP_STATUS=()
 declare -A STEP_SECONDS=()
 STEP_ORDER=()
 TEST_COUNTS=""
+EXTRA_COUNTS=()
+# nextest filter for the e2e-stack step: nothing is excluded unless said here, with the reason.
+E2E_STACK_FILTER=()
 
 run_step() {
   local name="$1" fn="step_${1//-/_}" started status
@@ -234,6 +286,10 @@ print_summary() {
     printf '  %-14s %-8s %7ss\n' "$step" "${STEP_STATUS[$step]}" "${STEP_SECONDS[$step]}"
     [[ "${STEP_STATUS[$step]}" == ok ]] || failed=1
   done
+  local extra
+  for extra in "${EXTRA_COUNTS[@]}"; do
+    echo "$extra"
+  done
   if ((failed)); then
     echo "RESULT: FAILED"
   else
@@ -245,13 +301,20 @@ print_summary() {
 
 # nextest closes with e.g. "Summary [ 3.2s] 12 tests run: 11 passed, 1 failed, 2 skipped".
 count_nextest_results() {
+  local counts
+  counts="$(nextest_counts "$1")"
+  [[ -n "$counts" ]] && TEST_COUNTS="$counts"
+  return 0
+}
+
+nextest_counts() {
   local line
   line="$(sed 's/\x1b\[[0-9;]*m//g' "$1" | grep -E '^[[:space:]]*Summary \[' | tail -n 1)"
   [[ -n "$line" ]] || return 0
-  TEST_COUNTS="$(format_counts \
+  format_counts \
     "$(number_before passed "$line")" \
     "$(($(number_before failed "$line") + $(number_before 'timed out' "$line")))" \
-    "$(number_before skipped "$line")")"
+    "$(number_before skipped "$line")"
 }
 
 # cargo test prints "test result: ok. 3 passed; 0 failed; 1 ignored; ..." per test binary.

@@ -478,6 +478,102 @@ mod tests {
         assert!(format!("{:?}", seed.get("mvd")).contains("secrets: 2"), "Debug shows the count, never a secret");
     }
 
+    mod exactly_once {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+
+        use super::super::*;
+        use crate::adapters::embedded::{RedbKv, open_database, queue::RedbQueue};
+        use crate::ports::Queue;
+
+        struct Fixture {
+            kv: Arc<dyn KeyValue>,
+            relay: Relay,
+            queue: Arc<dyn Queue>,
+            _dir: tempfile::TempDir,
+        }
+
+        async fn fixture() -> Fixture {
+            let dir = tempfile::tempdir().unwrap();
+            let db = open_database(&dir.path().join("kv.redb")).unwrap();
+            let kv: Arc<dyn KeyValue> = Arc::new(RedbKv::new(db.clone()).unwrap());
+            let queue: Arc<dyn Queue> = Arc::new(RedbQueue::open(db, "events", 5).await.unwrap());
+            Fixture { relay: Relay::new(kv.clone(), queue.clone()), kv, queue, _dir: dir }
+        }
+
+        /// A decision that bumps a counter item and emits one event.
+        async fn bump(kv: &dyn KeyValue, calls: &AtomicUsize) -> Result<Decision, ApiError> {
+            calls.fetch_add(1, Ordering::SeqCst);
+            let current = kv.get("COUNTER", "C").await?;
+            let condition = current.as_ref().map_or(Condition::NotExists, |i| Condition::VersionIs(i.version));
+            let event = Event::new(None, crate::events::EventPayload::IdentityVerificationRequested { registry_agency_id: "sfr".into() });
+            Ok(Decision::Apply {
+                ops: vec![TxOp::Put { item: Item::new("COUNTER", "C", Vec::new()), condition }],
+                events: vec![event],
+                answer: StoredAnswer::json(StatusCode::OK, &serde_json::json!({"result": "applied"})),
+            })
+        }
+
+        async fn body(response: Response) -> (u16, String) {
+            let status = response.status().as_u16();
+            let bytes = axum::body::to_bytes(response.into_body(), 1 << 16).await.unwrap();
+            (status, String::from_utf8(bytes.to_vec()).unwrap())
+        }
+
+        async fn counter(kv: &dyn KeyValue) -> u64 {
+            kv.get("COUNTER", "C").await.unwrap().map_or(0, |i| i.version)
+        }
+
+        #[tokio::test]
+        async fn a_redelivery_replays_the_stored_answer_without_deciding_again() {
+            let f = fixture().await;
+            let calls = AtomicUsize::new(0);
+            let first = body(apply_once(f.kv.as_ref(), &f.relay, "mvd", "msg_1", || bump(f.kv.as_ref(), &calls)).await).await;
+            let again = body(apply_once(f.kv.as_ref(), &f.relay, "mvd", "msg_1", || bump(f.kv.as_ref(), &calls)).await).await;
+            assert_eq!(first, (200, r#"{"result":"applied"}"#.to_owned()));
+            assert_eq!(again, first);
+            assert_eq!((calls.load(Ordering::SeqCst), counter(f.kv.as_ref()).await), (1, 1));
+            assert_eq!(f.queue.receive(10, std::time::Duration::from_secs(30), std::time::Duration::ZERO).await.unwrap().len(), 1);
+            let stored = stored_answer(f.kv.as_ref(), "mvd", "msg_1").await.unwrap().expect("stored");
+            let item = f.kv.get(&dedupe_key("mvd", "msg_1").0, "WEBHOOK").await.unwrap().unwrap();
+            assert!(item.expires_at.is_some_and(|at| at > chrono::Utc::now().timestamp() + DEDUPE_SECONDS - 60));
+            assert_eq!(stored.status, 200);
+            // Another agency's delivery with the same id is a different delivery.
+            body(apply_once(f.kv.as_ref(), &f.relay, "fns", "msg_1", || bump(f.kv.as_ref(), &calls)).await).await;
+            assert_eq!(counter(f.kv.as_ref()).await, 2);
+        }
+
+        #[tokio::test]
+        async fn a_final_refusal_is_replayed_but_a_transient_failure_is_not_remembered() {
+            let f = fixture().await;
+            let refused = body(apply_once(f.kv.as_ref(), &f.relay, "mvd", "msg_2", || async { Err::<Decision, _>(ApiError::not_found()) }).await).await;
+            let calls = AtomicUsize::new(0);
+            let replay = body(apply_once(f.kv.as_ref(), &f.relay, "mvd", "msg_2", || bump(f.kv.as_ref(), &calls)).await).await;
+            assert_eq!(replay, refused);
+            assert_eq!(replay.0, 404);
+            assert_eq!(calls.load(Ordering::SeqCst), 0);
+
+            let failed = body(apply_once(f.kv.as_ref(), &f.relay, "mvd", "msg_3", || async { Err::<Decision, _>(ApiError::unavailable("test")) }).await).await;
+            assert_eq!(failed.0, 503);
+            let retried = body(apply_once(f.kv.as_ref(), &f.relay, "mvd", "msg_3", || bump(f.kv.as_ref(), &calls)).await).await;
+            assert_eq!(retried.0, 200);
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn concurrent_copies_of_a_delivery_apply_once_and_get_the_same_answer() {
+            let f = Arc::new(fixture().await);
+            let calls = Arc::new(AtomicUsize::new(0));
+            let copies = (0..16).map(|_| {
+                let (f, calls) = (f.clone(), calls.clone());
+                tokio::spawn(async move { body(apply_once(f.kv.as_ref(), &f.relay, "mvd", "msg_4", || bump(f.kv.as_ref(), &calls)).await).await })
+            });
+            for answer in futures::future::join_all(copies).await {
+                assert_eq!(answer.unwrap().0, 200);
+            }
+            assert_eq!(counter(f.kv.as_ref()).await, 1, "applied once");
+        }
+    }
+
     #[test]
     fn webhook_ids_must_be_short_printable_ascii() {
         let mut h = HeaderMap::new();

@@ -6,6 +6,9 @@
 //! - `E2E_BACKEND=aws` runs the same journeys against an AWS emulator (`AWS_ENDPOINT_URL`):
 //!   every runner gets its own table, queues, bucket and SES sender, created with boto3
 //!   (`E2E_PYTHON`, default `python3`).
+//! - `E2E_STACK_OUTPUTS=/path/outputs.json` (written by `infra/deploy-local.sh`) implies the AWS
+//!   mode and runs every runner against the deployed stack's table, queues, bucket and sender
+//!   instead: all runners then share them, as the functions on Lambda do.
 
 use std::collections::HashSet;
 use std::ffi::OsString;
@@ -196,6 +199,13 @@ enum Backend {
 
 impl Backend {
     fn from_env() -> Backend {
+        if stack_outputs_path().is_some() {
+            assert!(
+                std::env::var("E2E_BACKEND").as_deref() != Ok("embedded"),
+                "E2E_STACK_OUTPUTS names a deployed stack, which E2E_BACKEND=embedded contradicts"
+            );
+            return Backend::Aws;
+        }
         match std::env::var("E2E_BACKEND").as_deref() {
             Err(_) | Ok("") | Ok("embedded") => Backend::Embedded,
             Ok("aws") => Backend::Aws,
@@ -208,6 +218,30 @@ impl Backend {
 pub fn is_aws_backend() -> bool {
     Backend::from_env() == Backend::Aws
 }
+
+/// True when every runner shares one deployed stack (`E2E_STACK_OUTPUTS`): any runner's
+/// consumer may handle any queue message, and once-per-resource events (S3's test
+/// notification when the bucket is configured) happened at deploy time, not per runner.
+pub fn is_shared_stack() -> bool {
+    stack_outputs_path().is_some()
+}
+
+fn stack_outputs_path() -> Option<PathBuf> {
+    std::env::var_os("E2E_STACK_OUTPUTS")
+        .filter(|path| !path.is_empty())
+        .map(PathBuf::from)
+}
+
+/// Runner variables and the stack outputs (`infra/deploy-local.py`) that hold them.
+const STACK_OUTPUT_ENV: [(&str, &str); 7] = [
+    ("TABLE_NAME", "TableName"),
+    ("EVENTS_QUEUE_URL", "EventsQueueUrl"),
+    ("EVENTS_DLQ_URL", "EventsDlqUrl"),
+    ("BUCKET_NAME", "BucketName"),
+    ("UPLOADS_QUEUE_URL", "UploadsQueueUrl"),
+    ("UPLOADS_DLQ_URL", "UploadsDlqUrl"),
+    ("EMAIL_FROM", "EmailFrom"),
+];
 
 /// The runner gets a clean environment so a developer's shell settings cannot leak in.
 fn inherited_env(backend: Backend) -> Vec<(OsString, OsString)> {
@@ -308,6 +342,9 @@ impl AwsResources {
             std::env::var_os("AWS_ENDPOINT_URL").is_some(),
             "E2E_BACKEND=aws needs AWS_ENDPOINT_URL (the emulator); refusing to touch real AWS"
         );
+        if let Some(path) = stack_outputs_path() {
+            return AwsResources::from_stack_outputs(&path);
+        }
         let python = std::env::var_os("E2E_PYTHON").unwrap_or_else(|| "python3".into());
         let output = Command::new(&python)
             .arg("-c")
@@ -333,6 +370,26 @@ impl AwsResources {
                     .as_str()
                     .unwrap_or_else(|| panic!("{name} is not text"));
                 (name.clone(), value.to_owned())
+            })
+            .collect();
+        AwsResources { env }
+    }
+}
+
+impl AwsResources {
+    /// The deployed stack's resources, from its outputs file (a flat JSON object).
+    fn from_stack_outputs(path: &Path) -> AwsResources {
+        let text = std::fs::read_to_string(path)
+            .unwrap_or_else(|error| panic!("read E2E_STACK_OUTPUTS={}: {error}", path.display()));
+        let outputs: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|error| panic!("{} is not JSON: {error}", path.display()));
+        let env = STACK_OUTPUT_ENV
+            .iter()
+            .map(|(variable, output)| {
+                let value = outputs[*output].as_str().unwrap_or_else(|| {
+                    panic!("{} has no text output {output}", path.display())
+                });
+                ((*variable).to_owned(), value.to_owned())
             })
             .collect();
         AwsResources { env }
@@ -522,6 +579,28 @@ impl Api {
             .send()
             .await
             .unwrap_or_else(|error| panic!("{method} {path}: {error}"));
+        Reply::read(response).await
+    }
+
+    /// A POST of `body` byte for byte (signed webhooks: the signature covers the exact bytes),
+    /// as `application/json`, with extra headers.
+    pub async fn post_raw(&self, path: &str, body: &str, headers: &[(&str, &str)]) -> Reply {
+        let mut request = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header(USER_AGENT, &self.user_agent)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.to_owned());
+        if let Some(token) = &self.bearer {
+            request = request.bearer_auth(token);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request
+            .send()
+            .await
+            .unwrap_or_else(|error| panic!("POST {path}: {error}"));
         Reply::read(response).await
     }
 

@@ -53,9 +53,10 @@ async fn pinned_transitions_let_exactly_one_apply(h: Arc<Harness>) {
         })
     });
     let replies: Vec<_> = futures::future::join_all(attempts).await.into_iter().map(|r| r.expect("task")).collect();
+    let outcomes: Vec<String> = replies.iter().map(|r| format!("{} {}", r.status.as_u16(), r.code())).collect();
     let won = replies.iter().filter(|r| r.status == 200).count();
-    assert_eq!(won, 1, "{replies:?}");
-    assert!(replies.iter().filter(|r| r.status != 200).all(|r| r.status == 412 && r.code() == "precondition_failed"), "{replies:?}");
+    assert_eq!(won, 1, "{outcomes:?}");
+    assert!(replies.iter().filter(|r| r.status != 200).all(|r| r.status == 412 && r.code() == "precondition_failed"), "{outcomes:?}");
 
     let after = h.application(&anna, &id).await;
     assert_eq!(after["version"].as_u64(), app["version"].as_u64().map(|v| v + 1));
@@ -83,7 +84,8 @@ async fn unpinned_conflicting_transitions_apply_one_per_version(h: Arc<Harness>)
     });
     let replies: Vec<_> = futures::future::join_all(attempts).await.into_iter().map(|r| r.expect("task")).collect();
     let applied = replies.iter().filter(|r| r.status == 200).count();
-    assert!(applied >= 1, "{replies:?}");
+    let outcomes: Vec<String> = replies.iter().map(|r| format!("{} {}", r.status.as_u16(), r.code())).collect();
+    assert!(applied >= 1, "{outcomes:?}");
     for refused in replies.iter().filter(|r| r.status != 200) {
         assert!(refused.status == 409 && matches!(refused.code(), "invalid_transition" | "concurrent_update"), "{refused:?}");
     }

@@ -577,6 +577,16 @@ async fn identity_verdicts_need_a_profile_a_known_user_and_a_known_result() {
     let profile = account.profile.expect("profile");
     assert_eq!((profile.verification, profile.verification_reason.as_deref()), (shared::identity::Verification::Rejected, Some("Паспорт недействителен")));
     assert_eq!(account.level, Level::Simplified);
+    let notices: Vec<(String, String)> = h
+        .events()
+        .await
+        .into_iter()
+        .filter_map(|e| match e.payload {
+            EventPayload::IdentityLevelChanged { level, reason, .. } => Some((level, reason)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(notices, [("simplified".to_owned(), "registry_rejected".to_owned())], "the citizen hears of the rejection");
     let confirm = json!({"type": "identity.confirmed", "data": {"user_id": anna.user_id, "method": "mfc"}});
     h.webhook("mfc", "c-1", &confirm).await.problem(409, "invalid_transition");
     assert_eq!(h.level_of(&bare.user_id).await, "simplified");

@@ -21,6 +21,9 @@ use shared::worker::{ConsumerOptions, DEFAULT_BATCH_CONCURRENCY, run_consumer, s
 async fn main() -> Result<(), BoxError> {
     init_tracing();
     let mode = std::env::var("DOCUMENTS_MODE").unwrap_or_else(|_| "http".into());
+    if !matches!(mode.as_str(), "http" | "uploads" | "purge") {
+        return Err(format!("DOCUMENTS_MODE must be http, uploads or purge, not `{mode}`").into());
+    }
     let adapters = Adapters::build(&Config::from_env()?).await?;
     let relay = Relay::new(adapters.kv.clone(), adapters.events_queue.clone());
     let state = Arc::new(DocumentsState::new(adapters.kv.clone(), adapters.objects.clone(), relay, Settings::from_env()));
@@ -56,6 +59,6 @@ async fn main() -> Result<(), BoxError> {
                 Ok(())
             }
         }
-        other => Err(format!("DOCUMENTS_MODE must be http, uploads or purge, not `{other}`").into()),
+        _ => unreachable!("checked above"),
     }
 }

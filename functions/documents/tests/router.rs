@@ -39,6 +39,8 @@ struct Harness {
     handler: UploadHandler,
     created: Arc<Mutex<Vec<ObjectCreated>>>,
     events: Arc<dyn Queue>,
+    /// Bytes the documents function read from the object store.
+    read_bytes: Arc<std::sync::atomic::AtomicU64>,
     keys: Arc<KeyRing>,
     /// Seconds added to the documents function's clock.
     shift: Arc<AtomicI64>,
@@ -58,8 +60,10 @@ impl Harness {
         let objects = Arc::new(FileObjectStore::new(dir.path(), OBJECTS_BASE, vec![7u8; 32]).unwrap());
         let shift = Arc::new(AtomicI64::new(0));
         let clock_shift = shift.clone();
+        let read_bytes = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counted: Arc<dyn ObjectStore> = Arc::new(CountingStore { inner: objects.clone(), read_bytes: read_bytes.clone() });
         let state = Arc::new(
-            DocumentsState::new(kv.clone(), objects.clone(), Relay::new(kv, events.clone()), settings)
+            DocumentsState::new(kv.clone(), counted, Relay::new(kv, events.clone()), settings)
                 .with_clock(Arc::new(move || Utc::now() + chrono::Duration::seconds(clock_shift.load(Ordering::SeqCst)))),
         );
         let keys = Arc::new(KeyRing::from_json(&KeyRing::generate_json().unwrap()).unwrap());
@@ -68,7 +72,7 @@ impl Harness {
         let created = Arc::new(Mutex::new(Vec::new()));
         let sink = created.clone();
         let objects_app = routes(objects.clone(), Arc::new(move |event| sink.lock().unwrap().push(event)));
-        Self { app, objects_app, objects, handler: UploadHandler::new(state.clone()), state, created, events, keys, shift, _dir: dir }
+        Self { app, objects_app, objects, handler: UploadHandler::new(state.clone()), state, created, events, read_bytes, keys, shift, _dir: dir }
     }
 
     fn token(&self, user_id: &str) -> String {
@@ -180,6 +184,36 @@ impl Harness {
     }
 }
 
+/// The function's view of the object store, counting the bytes it reads.
+struct CountingStore {
+    inner: Arc<FileObjectStore>,
+    read_bytes: Arc<std::sync::atomic::AtomicU64>,
+}
+
+#[async_trait::async_trait]
+impl ObjectStore for CountingStore {
+    async fn presign_put(&self, key: &str, content_type: &str, length: u64, expires_in: Duration) -> Result<shared::ports::PresignedRequest, shared::ports::ObjectStoreError> {
+        self.inner.presign_put(key, content_type, length, expires_in).await
+    }
+    async fn presign_get(&self, key: &str, expires_in: Duration, name: Option<&str>) -> Result<shared::ports::PresignedRequest, shared::ports::ObjectStoreError> {
+        self.inner.presign_get(key, expires_in, name).await
+    }
+    async fn head(&self, key: &str) -> Result<Option<shared::ports::ObjectMeta>, shared::ports::ObjectStoreError> {
+        self.inner.head(key).await
+    }
+    async fn read_range(&self, key: &str, offset: u64, len: u64) -> Result<bytes::Bytes, shared::ports::ObjectStoreError> {
+        let bytes = self.inner.read_range(key, offset, len).await?;
+        self.read_bytes.fetch_add(bytes.len() as u64, Ordering::SeqCst);
+        Ok(bytes)
+    }
+    async fn put(&self, key: &str, content_type: &str, body: bytes::Bytes) -> Result<(), shared::ports::ObjectStoreError> {
+        self.inner.put(key, content_type, body).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), shared::ports::ObjectStoreError> {
+        self.inner.delete(key).await
+    }
+}
+
 fn user() -> String {
     ulid::Ulid::new().to_string()
 }
@@ -244,6 +278,34 @@ async fn citizen_uploads_a_pdf_and_downloads_the_same_bytes_after_verification()
     assert_eq!(verdicts.len(), 1);
     assert_eq!(verdicts[0].user_id.as_deref(), Some(alice.as_str()));
     assert!(matches!(&verdicts[0].payload, EventPayload::DocumentVerdict { status, rejection_reason: None, file_name, .. } if status == "available" && file_name == "Паспорт.pdf"));
+}
+
+#[tokio::test]
+async fn downloads_and_share_links_pass_no_bytes_through_the_function() {
+    let h = Harness::new().await;
+    let alice = user();
+    // Big enough for several hash chunks.
+    let mut bytes = pdf("large");
+    bytes.resize(3 * MIB as usize + 12345, b' ');
+    let doc = h.stored(&alice, slot_body("other", "vault", "big.pdf", "application/pdf", bytes.len()), &bytes).await;
+    assert_eq!(doc["status"], "available", "{doc}");
+    let verification = h.read_bytes.swap(0, Ordering::SeqCst);
+    assert_eq!(verification, bytes.len() as u64 + 64 * 1024, "the head for sniffing, then every byte once for the hash");
+    eprintln!("verification read {verification} bytes for a {}-byte upload", bytes.len());
+
+    let id = doc["document_id"].as_str().unwrap();
+    let doc = h.get_doc(&alice, id).await;
+    let (_, share) = h.call("POST", &format!("/v1/documents/{id}/shares"), Some(json!({"expires_in_seconds": 60})), Some(&alice)).await;
+    let token = share["url"].as_str().unwrap().rsplit('/').next().unwrap().to_owned();
+    let followed = h.raw("GET", &format!("/v1/shares/{token}"), None, None).await;
+    let location = followed.headers()[header::LOCATION].to_str().unwrap().to_owned();
+    for url in [doc["download"]["url"].as_str().unwrap(), location.as_str()] {
+        let (status, _, downloaded) = h.object_request("GET", url, &Value::Null, Vec::new()).await;
+        assert_eq!((status, downloaded.len()), (StatusCode::OK, bytes.len()));
+    }
+    h.call("GET", "/v1/documents", None, Some(&alice)).await;
+    h.call("GET", &format!("/v1/documents/{id}/versions"), None, Some(&alice)).await;
+    assert_eq!(h.read_bytes.load(Ordering::SeqCst), 0, "downloads go from the object store to the client directly");
 }
 
 #[tokio::test]
@@ -452,6 +514,25 @@ async fn s3_test_events_and_foreign_keys_are_acknowledged_and_ignored() {
 }
 
 #[tokio::test]
+async fn lambda_sqs_batch_of_s3_notifications_verifies_uploads_and_acks_the_test_event() {
+    let h = Harness::new().await;
+    let alice = user();
+    let bytes = pdf("through lambda");
+    let slot = h.create(&alice, slot_body("inn", "identity", "inn.pdf", "application/pdf", bytes.len())).await;
+    h.upload(&slot, &bytes).await;
+    h.created.lock().unwrap().clear();
+    let id = slot["document_id"].as_str().unwrap();
+    // The fixture as SQS hands it to Lambda, pointed at the object just uploaded.
+    let fixture = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../events/sqs-s3-notification.json")).unwrap();
+    let fixture = fixture.replace("01JQ3B5N7X9K2M4P6R8T0V1W3Y", id).replace("48213", &bytes.len().to_string());
+    let event: aws_lambda_events::event::sqs::SqsEvent = serde_json::from_str(&fixture).unwrap();
+
+    let response = shared::worker::sqs_batch_handler(&h.handler, event, 10).await;
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    assert_eq!(h.get_doc(&alice, id).await["status"], "available");
+}
+
+#[tokio::test]
 async fn vault_reupload_creates_a_new_version_and_the_list_shows_the_latest() {
     let h = Harness::new().await;
     let alice = user();
@@ -573,6 +654,24 @@ async fn abandoned_uploads_are_purged_after_a_day_but_late_arrivals_are_verified
     assert_eq!(status, StatusCode::NOT_FOUND);
     let doc = h.get_doc(&alice, late["document_id"].as_str().unwrap()).await;
     assert_eq!((doc["status"].as_str(), doc["sha256"].as_str()), (Some("available"), Some(sha256_hex(&bytes).as_str())));
+}
+
+#[tokio::test]
+async fn upload_finishing_after_deletion_is_verified_silently_and_restored_with_its_verdict() {
+    let h = Harness::new().await;
+    let alice = user();
+    let bytes = pdf("deleted while uploading");
+    let slot = h.create(&alice, slot_body("other", "vault", "a.pdf", "application/pdf", bytes.len())).await;
+    let id = slot["document_id"].as_str().unwrap();
+    assert_eq!(h.call("DELETE", &format!("/v1/documents/{id}"), None, Some(&alice)).await.0, StatusCode::NO_CONTENT);
+    h.upload(&slot, &bytes).await;
+    h.deliver_notifications().await;
+    assert_eq!(h.get_doc(&alice, id).await["status"], "deleted");
+    assert!(h.published().await.iter().all(|e| !matches!(e.payload, EventPayload::DocumentVerdict { .. })), "no verdict for a deleted document");
+
+    let (status, restored) = h.call("POST", &format!("/v1/documents/{id}/restore"), None, Some(&alice)).await;
+    assert_eq!((status, restored["status"].as_str()), (StatusCode::OK, Some("available")));
+    assert_eq!(restored["sha256"], sha256_hex(&bytes));
 }
 
 #[tokio::test]

@@ -22,6 +22,11 @@ use shared::worker::{ConsumerOptions, run_consumer};
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
+    // Ops helper: a fresh key ring for JWT_SIGNING_KEYS (the template's JwtSigningKeys), on stdout.
+    if std::env::args().nth(1).as_deref() == Some("--generate-jwt-keys") {
+        println!("{}", shared::keys::KeyRing::generate_json()?);
+        return Ok(());
+    }
     shared::runtime::init_tracing();
     if std::env::var_os("DEV_OUTBOX").is_none() {
         // SAFETY: single-threaded at this point; set before any task reads the environment.
@@ -47,6 +52,7 @@ async fn main() -> Result<(), BoxError> {
 
     let documents_state = Arc::new(documents::DocumentsState::new(adapters.kv.clone(), adapters.objects.clone(), relay.clone(), documents::Settings::from_env()));
     let documents_api = documents::Api::new(documents_state.clone(), adapters.require_keys()?.as_ref(), Arc::new(shared::agencies::Registry::load()?));
+    let applications_state = Arc::new(applications::ApplicationsState::from_env(adapters.kv.clone(), relay.clone(), adapters.require_keys()?.as_ref())?);
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -63,6 +69,7 @@ async fn main() -> Result<(), BoxError> {
             .merge(auth::router(auth_state))
             .merge(notifications::router(notifications_state))
             .merge(documents::router(documents_api))
+            .merge(applications::router(applications_state))
             .merge(local_object_routes(&adapters))
             .merge(local_routes(adapters.dev_outbox.clone())),
     );

@@ -9,7 +9,7 @@ const LOCAL_ROUTES: &[(&str, &str)] = &[("GET", "/health"), ("GET", "/openapi.js
 
 pub fn document() -> serde_json::Value {
     let mut paths = Paths::new();
-    let tables: [(&str, &[(&str, &str)]); 4] = [("auth", auth::ROUTES), ("notifications", notifications::ROUTES), ("documents", documents::ROUTES), ("local", LOCAL_ROUTES)];
+    let tables: [(&str, &[(&str, &str)]); 5] = [("auth", auth::ROUTES), ("notifications", notifications::ROUTES), ("documents", documents::ROUTES), ("applications", applications::ROUTES), ("local", LOCAL_ROUTES)];
     for (tag, routes) in tables {
         for (method_name, path) in routes {
             let Some(method) = http_method(method_name) else { continue };
@@ -62,6 +62,14 @@ mod tests {
     fn document_lists_every_documents_route() {
         let doc = super::document();
         for (method, path) in documents::ROUTES {
+            assert!(doc["paths"][path][method.to_lowercase()].is_object(), "{method} {path} missing");
+        }
+    }
+
+    #[test]
+    fn document_lists_every_applications_route() {
+        let doc = super::document();
+        for (method, path) in applications::ROUTES {
             assert!(doc["paths"][path][method.to_lowercase()].is_object(), "{method} {path} missing");
         }
     }

@@ -258,7 +258,8 @@ struct VerificationCompleted {
 }
 
 /// The registry agency's verdict on the citizen's profile: `verified` raises `simplified` to
-/// `standard`; `rejected` records why and leaves the level alone.
+/// `standard`; `rejected` records why and leaves the level alone. Either way the citizen hears
+/// of it through `identity.level_changed` (reason `registry_verified` / `registry_rejected`).
 async fn verification_completed(state: &ApplicationsState, data: VerificationCompleted) -> Result<Decision, ApiError> {
     let verified = match data.result.as_str() {
         "verified" => true,
@@ -282,6 +283,8 @@ async fn verification_completed(state: &ApplicationsState, data: VerificationCom
     } else {
         profile.verification = Verification::Rejected;
         profile.verification_reason = reason;
+        // The level stays, but the citizen must learn the data was not confirmed.
+        events.push(level_event(&account.user_id, Level::Simplified, Level::Simplified, "registry_rejected"));
     }
     let ops = vec![account_op(&account, version)?];
     Ok(Decision::Apply { ops, events, answer: applied() })
@@ -303,7 +306,8 @@ async fn identity_confirmed(state: &ApplicationsState, data: IdentityConfirmed) 
         return Err(level_conflict(account.level, Level::Confirmed));
     }
     account.level = Level::Confirmed;
-    let event = level_event(&account.user_id, Level::Confirmed, Level::Standard, &format!("confirmed_{}", data.method));
+    tracing::info!(user_id = %account.user_id, method = %data.method, "identity confirmed");
+    let event = level_event(&account.user_id, Level::Confirmed, Level::Standard, "identity_confirmed");
     Ok(Decision::Apply { ops: vec![account_op(&account, version)?], events: vec![event], answer: applied() })
 }
 
