@@ -32,7 +32,8 @@ pub async fn receive(State(state): State<AppState>, Path(agency_id): Path<String
     let agency = match state.agencies.verify(&agency_id, &headers, &body) {
         Ok(agency) => agency,
         Err(error) => {
-            tracing::warn!(agency_id = %agency_id.chars().take(64).collect::<String>(), code = error.code, "webhook refused");
+            let known = state.agencies.get(&agency_id).map_or("unknown", |a| a.id.as_str());
+            tracing::warn!(agency_id = known, code = error.code, "webhook refused");
             return error.into_response();
         }
     };
@@ -155,7 +156,9 @@ async fn status_changed(state: &ApplicationsState, agency: &Agency, data: Status
             app.result_document_ids.push(id);
         }
     }
-    let event = common::status_event(&app, &common::service_title(state, &app), comment);
+    // A rejection's reason is what the citizen most needs to read in the notification.
+    let note = comment.or_else(|| app.rejection.as_ref().filter(|_| to == ApplicationStatus::Rejected).map(|r| r.reason.clone()));
+    let event = common::status_event(&app, &common::service_title(state, &app), note);
     let ops = store::save_ops(&mut app)?;
     Ok(Decision::Apply { ops, events: vec![event], answer: applied() })
 }
