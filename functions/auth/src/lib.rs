@@ -80,8 +80,15 @@ impl Settings {
         s.session_absolute = secs("SESSION_ABSOLUTE_SECONDS").unwrap_or(s.session_absolute);
         s.otp_ttl = secs("OTP_TTL_SECONDS").unwrap_or(s.otp_ttl);
         s.otp_resend = secs("OTP_RESEND_SECONDS").unwrap_or(s.otp_resend);
-        if let Ok(v) = std::env::var("REGISTRY_AGENCY_ID") {
-            s.registry_agency_id = v;
+        match std::env::var("REGISTRY_AGENCY_ID") {
+            Ok(v) => s.registry_agency_id = v,
+            // Without an explicit id, ask the agency registry (the dev seed locally).
+            Err(_) => {
+                let registry = shared::agencies::Registry::load().ok();
+                if let Some(agency) = registry.as_ref().and_then(|r| r.first_with(shared::agencies::Capability::IdentityVerification)) {
+                    s.registry_agency_id = agency.id.clone();
+                }
+            }
         }
         s
     }
