@@ -141,9 +141,12 @@ step_deploy_local() {
 step_e2e_stack() {
   require_step deploy-local || return 1
   local log="$LOG_DIR/e2e-stack.log" status
-  # The runners share the stack's table, queues and bucket, as the functions do on Lambda.
-  E2E_STACK_OUTPUTS="$STACK_DIR/outputs.json" cargo nextest run --no-fail-fast -p e2e "${E2E_STACK_FILTER[@]}" 2>&1 | tee "$log"
+  # The runners share the stack's table, queues and bucket, as the functions do on Lambda;
+  # they outlive their tests (see E2E_RUNNER_PIDS_FILE in tests/src/lib.rs) until this step ends.
+  E2E_STACK_OUTPUTS="$STACK_DIR/outputs.json" E2E_RUNNER_PIDS_FILE="$RUNNER_PIDS" \
+    cargo nextest run --no-fail-fast -p e2e "${E2E_STACK_FILTER[@]}" 2>&1 | tee "$log"
   status=${PIPESTATUS[0]}
+  stop_e2e_runners
   EXTRA_COUNTS+=("e2e on the deployed stack: $(nextest_counts "$log")")
   return "$status"
 }
@@ -178,6 +181,8 @@ setup_environment() {
   export MOTO_RUN_DIR
   # The stack deployed onto that moto (outputs, runner env, generated dev secrets).
   STACK_DIR="$MOTO_RUN_DIR/stack"
+  # Process ids of the e2e runners handed over to this script by the e2e-stack step.
+  RUNNER_PIDS="$MOTO_RUN_DIR/e2e-runner.pids"
   MOTO_STARTED=0
   trap cleanup EXIT
   trap 'exit 130' INT
@@ -193,10 +198,33 @@ setup_environment() {
 }
 
 cleanup() {
+  stop_e2e_runners
   if [[ "$MOTO_STARTED" == 1 ]]; then
     bash "$ROOT/infra/moto.sh" stop >/dev/null 2>&1 || true
   fi
   rm -rf "$MOTO_RUN_DIR"
+}
+
+# Stops the local-runner processes the e2e harness listed (only those: by their ids).
+stop_e2e_runners() {
+  [[ -s "$RUNNER_PIDS" ]] || return 0
+  local pid pids=()
+  while read -r pid; do
+    [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null && pids+=("$pid")
+  done <"$RUNNER_PIDS"
+  : >"$RUNNER_PIDS"
+  ((${#pids[@]})) || return 0
+  kill "${pids[@]}" 2>/dev/null || true
+  local alive
+  for _ in $(seq 1 50); do
+    alive=()
+    for pid in "${pids[@]}"; do
+      kill -0 "$pid" 2>/dev/null && alive+=("$pid")
+    done
+    ((${#alive[@]})) || return 0
+    sleep 0.1
+  done
+  kill -9 "${alive[@]}" 2>/dev/null || true
 }
 
 parse_steps() {
@@ -248,7 +276,11 @@ STEP_ORDER=()
 TEST_COUNTS=""
 EXTRA_COUNTS=()
 # nextest filter for the e2e-stack step: nothing is excluded unless said here, with the reason.
-E2E_STACK_FILTER=()
+# - citizen_uploads_a_pdf_and_downloads_identical_bytes asserts that ITS runner acknowledged S3's
+#   test notification, which S3 sends once, when the bucket's notification is configured: on the
+#   shared stack that was at deploy time, and any runner may have taken it. (The upload and
+#   download it checks are covered by the other documents journeys on the stack.)
+E2E_STACK_FILTER=(-E 'not test(=citizen_uploads_a_pdf_and_downloads_identical_bytes)')
 
 run_step() {
   local name="$1" fn="step_${1//-/_}" started status

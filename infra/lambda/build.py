@@ -98,12 +98,16 @@ def package(name: str, binary: str, bootstrap: Path, zips_dir: Path) -> dict:
     return {
         "function": name,
         "binary": binary,
-        "bootstrap": str(bootstrap.relative_to(ROOT) if bootstrap.is_relative_to(ROOT) else bootstrap),
+        "bootstrap": shown(bootstrap),
         "bootstrap_bytes": bootstrap.stat().st_size,
-        "zip": str(archive.relative_to(ROOT)),
+        "zip": shown(archive),
         "zip_bytes": archive.stat().st_size,
         "zip_sha256": sha256(archive),
     }
+
+
+def shown(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def sha256(path: Path) -> str:

@@ -64,6 +64,7 @@ def main() -> int:
     parser.add_argument("--outputs", default=str(ROOT / ".run" / "local-stack" / "outputs.json"))
     parser.add_argument("--template", default=str(ROOT / "template.yaml"))
     parser.add_argument("--build-dir", default=str(ROOT / ".aws-sam" / "build"), help="sam build output (<Function>/bootstrap)")
+    parser.add_argument("--from-target", action="store_true", help="run <target>/lambda/<binary>/bootstrap (cargo lambda build output) instead of the sam build output")
     parser.add_argument("--baseline", default=None, help="hello-lambda bootstrap (default: <target>/lambda/hello-lambda/bootstrap)")
     parser.add_argument("--report", default=str(ROOT / ".run" / "lambda-report.json"))
     args = parser.parse_args()
@@ -87,31 +88,37 @@ def main() -> int:
         name = outputs[f"{logical_id}Name"]
         configuration = lambda_api.get_function_configuration(FunctionName=name)
         env = dict(configuration.get("Environment", {}).get("Variables", {}))
-        specs[logical_id] = Spec(logical_id, name, Path(args.build_dir) / logical_id / "bootstrap", env, configuration["MemorySize"], region, endpoint)
+        bootstrap = cargo_target_dir() / "lambda" / functions[logical_id].binary / "bootstrap" if args.from_target else Path(args.build_dir) / logical_id / "bootstrap"
+        specs[logical_id] = Spec(logical_id, name, functions[logical_id].binary, bootstrap, env, configuration["MemorySize"], region, endpoint)
     baseline = Path(args.baseline) if args.baseline else cargo_target_dir() / "lambda" / BASELINE / "bootstrap"
-    specs[BASELINE] = Spec(BASELINE, BASELINE, baseline, {}, 128, region, endpoint)
+    specs[BASELINE] = Spec(BASELINE, BASELINE, BASELINE, baseline, {}, 128, region, endpoint)
     for spec in specs.values():
         if not spec.bootstrap.is_file():
             print(f"lambda check: {spec.bootstrap} is missing; run python3 infra/lambda/build.py", file=sys.stderr)
             return 1
 
     results = Results()
-    with tempfile.TemporaryDirectory(prefix="lambda-check-") as scratch, Emulator(Path(scratch)) as emulator:
-        timings = measure_cold_starts(emulator, specs, Path(scratch))
+    with tempfile.TemporaryDirectory(prefix="lambda-check-") as scratch:
+        # One emulator per function: it routes invocations by binary name, and several
+        # functions share a binary (notifications x2, documents x3).
+        emulators = {logical_id: Emulator(Path(scratch), logical_id) for logical_id in specs}
         running = {}
         try:
+            for emulator in emulators.values():
+                emulator.start()
+            timings = measure_cold_starts(emulators, specs, Path(scratch))
             for logical_id, spec in specs.items():
                 if logical_id != BASELINE:
-                    running[logical_id] = LambdaProcess(emulator, spec, spec.name, Path(scratch))
-            checks = Checks(emulator, running, specs, aws, endpoint, outputs, results)
-            checks.run_all()
+                    running[logical_id] = LambdaProcess(emulators[logical_id], spec, Path(scratch))
+            Checks(emulators, running, specs, aws, endpoint, outputs, results).run_all()
         finally:
             for process in running.values():
                 process.stop()
             if results.failed:
                 for logical_id, process in running.items():
                     print(f"---- {logical_id} log (last 30 lines) ----\n{process.tail(30)}")
-                print(f"---- emulator log (last 30 lines) ----\n{emulator.tail(30)}")
+            for emulator in emulators.values():
+                emulator.stop()
 
     print_cold_start_table(timings)
     Path(args.report).parent.mkdir(parents=True, exist_ok=True)
@@ -136,11 +143,12 @@ def cargo_target_dir() -> Path:
 class Emulator:
     """`cargo lambda watch --only-lambda-apis`: the Runtime API and the invoke endpoint, no build."""
 
-    def __init__(self, scratch: Path):
+    def __init__(self, scratch: Path, tag: str):
         self.port = free_port()
-        self.log_path = scratch / "emulator.log"
+        self.log_path = scratch / f"emulator-{tag}.log"
+        self.process = None
 
-    def __enter__(self):
+    def start(self) -> None:
         command = ["cargo", "lambda", "watch", "--only-lambda-apis", "--invoke-address", "127.0.0.1", "--invoke-port", str(self.port)]
         self.process = subprocess.Popen(command, cwd=ROOT, stdout=self.log_path.open("w"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
@@ -148,9 +156,10 @@ class Emulator:
             if self.process.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit(f"lambda check: the Runtime API emulator did not start:\n{self.tail(20)}")
             time.sleep(0.05)
-        return self
 
-    def __exit__(self, *_):
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
         self.process.terminate()
         try:
             self.process.wait(timeout=10)
@@ -159,8 +168,8 @@ class Emulator:
             self.process.wait()
 
     def runtime_api(self, function_name: str) -> str:
-        # Each function polls its own path, so several share one emulator.
-        return f"127.0.0.1:{self.port}/.rt/{function_name}"
+        # The emulator queues invocations per function name, which is this path segment.
+        return f"http://127.0.0.1:{self.port}/.rt/{function_name}"
 
     def invoke(self, function_name: str, payload) -> tuple[float, object]:
         """POSTs an invocation and waits for the answer; returns (seconds, decoded payload)."""
@@ -194,20 +203,22 @@ class InvokeError(Exception):
 class Spec:
     """How one function runs: its bootstrap and the environment Lambda would give it."""
 
-    def __init__(self, logical_id, name, bootstrap, env, memory, region, endpoint):
+    def __init__(self, logical_id, name, binary, bootstrap, env, memory, region, endpoint):
         self.logical_id = logical_id
         self.name = name
+        # The emulator accepts invocations only for the project's binary names.
+        self.binary = binary
         self.bootstrap = bootstrap
         self.env = env
         self.memory = memory
         self.region = region
         self.endpoint = endpoint
 
-    def environment(self, emulator: Emulator, instance_name: str) -> dict:
+    def environment(self, emulator: Emulator) -> dict:
         env = {
             # What the Lambda service sets for a provided.al2023 function.
-            "AWS_LAMBDA_RUNTIME_API": emulator.runtime_api(instance_name),
-            "AWS_LAMBDA_FUNCTION_NAME": instance_name,
+            "AWS_LAMBDA_RUNTIME_API": emulator.runtime_api(self.binary),
+            "AWS_LAMBDA_FUNCTION_NAME": self.name,
             "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(self.memory),
             "AWS_REGION": self.region,
@@ -226,12 +237,12 @@ class Spec:
 
 
 class LambdaProcess:
-    def __init__(self, emulator: Emulator, spec: Spec, instance_name: str, scratch: Path):
+    def __init__(self, emulator: Emulator, spec: Spec, scratch: Path, log_name: str | None = None):
         self.spec = spec
-        self.instance_name = instance_name
-        self.log_path = scratch / f"{instance_name}.log"
+        self.emulator = emulator
+        self.log_path = scratch / f"{log_name or spec.logical_id}.log"
         self.started = time.perf_counter()
-        self.process = subprocess.Popen([str(spec.bootstrap)], cwd=spec.bootstrap.parent, env=spec.environment(emulator, instance_name), stdout=self.log_path.open("w"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.process = subprocess.Popen([str(spec.bootstrap)], cwd=spec.bootstrap.parent, env=spec.environment(emulator), stdout=self.log_path.open("w"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
     def peak_rss_mib(self) -> float | None:
         try:
@@ -256,7 +267,7 @@ class LambdaProcess:
 # ---------------------------------------------------------------------------------------------
 
 
-def measure_cold_starts(emulator: Emulator, specs: dict, scratch: Path) -> list[dict]:
+def measure_cold_starts(emulators: dict, specs: dict, scratch: Path) -> list[dict]:
     """Per function: process start -> first answered probe (median of COLD_SAMPLES fresh
     processes), then the median warm probe on the last one. One process at a time, so the
     two cores are not shared between measured functions."""
@@ -264,16 +275,16 @@ def measure_cold_starts(emulator: Emulator, specs: dict, scratch: Path) -> list[
     order = [BASELINE] + [logical_id for logical_id in specs if logical_id != BASELINE]
     for logical_id in order:
         spec = specs[logical_id]
+        emulator = emulators[logical_id]
         probe = load_event(PROBES[logical_id])
         colds, warm, rss = [], [], None
         for sample in range(COLD_SAMPLES):
-            instance = f"{spec.name}-cold{sample}"
-            process = LambdaProcess(emulator, spec, instance, scratch)
+            process = LambdaProcess(emulator, spec, scratch, f"{logical_id}-cold{sample}")
             try:
-                emulator.invoke(instance, probe)
+                emulator.invoke(spec.binary, probe)
                 colds.append(time.perf_counter() - process.started)
                 if sample == COLD_SAMPLES - 1:
-                    warm = [emulator.invoke(instance, probe)[0] for _ in range(WARM_SAMPLES)]
+                    warm = [emulator.invoke(spec.binary, probe)[0] for _ in range(WARM_SAMPLES)]
                     rss = process.peak_rss_mib()
             except InvokeError as error:
                 raise SystemExit(f"lambda check: {logical_id} did not answer its probe: {error}\n{process.tail(20)}")
@@ -296,9 +307,11 @@ def measure_cold_starts(emulator: Emulator, specs: dict, scratch: Path) -> list[
 def print_cold_start_table(rows: list[dict]) -> None:
     print()
     print("cold start = process start -> first answered invocation (median of 3); warm = median of 5; under cargo lambda's Runtime API emulator")
-    print(f"{'function':<26} {'cold ms':>8} {'x hello':>8} {'warm ms':>8} {'peak RSS MiB':>13} {'bootstrap MiB':>14}")
+    print("init ~ cold - warm: start-up work before the first answer (adapters, key ring, catalogue...)")
+    print(f"{'function':<26} {'cold ms':>8} {'x hello':>8} {'warm ms':>8} {'init ms':>8} {'peak RSS MiB':>13} {'bootstrap MiB':>14}")
     for row in rows:
-        print(f"{row['function']:<26} {row['cold_start_ms']:>8.1f} {row['vs_hello']:>8.2f} {row['warm_invoke_ms']:>8.1f} {row['peak_rss_mib'] or 0:>13.1f} {row['bootstrap_mib']:>14.2f}")
+        init = row["cold_start_ms"] - row["warm_invoke_ms"]
+        print(f"{row['function']:<26} {row['cold_start_ms']:>8.1f} {row['vs_hello']:>8.2f} {row['warm_invoke_ms']:>8.1f} {init:>8.1f} {row['peak_rss_mib'] or 0:>13.1f} {row['bootstrap_mib']:>14.2f}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -332,8 +345,8 @@ def expect(condition: bool, message: str) -> None:
 
 
 class Checks:
-    def __init__(self, emulator, running, specs, aws, endpoint, outputs, results):
-        self.emulator = emulator
+    def __init__(self, emulators, running, specs, aws, endpoint, outputs, results):
+        self.emulators = emulators
         self.running = running
         self.specs = specs
         self.sqs = aws.client("sqs", endpoint_url=endpoint)
@@ -351,10 +364,10 @@ class Checks:
         self.results.record(function, description, error, time.perf_counter() - started)
 
     def fixture(self, logical_id: str, name: str):
-        return self.emulator.invoke_cli(self.running[logical_id].instance_name, EVENTS / name)
+        return self.emulators[logical_id].invoke_cli(self.specs[logical_id].binary, EVENTS / name)
 
     def call(self, logical_id: str, event):
-        return self.emulator.invoke(self.running[logical_id].instance_name, event)[1]
+        return self.emulators[logical_id].invoke(self.specs[logical_id].binary, event)[1]
 
     def run_all(self) -> None:
         print("Lambda-mode checks (fixtures through `cargo lambda invoke`, chains through the emulator's queues and bucket):")

@@ -184,6 +184,7 @@ impl Registry {
     /// 401 `timestamp_out_of_tolerance` when `webhook-timestamp` is more than 5 minutes off.
     pub fn verify(&self, agency_id: &str, headers: &HeaderMap, body: &[u8]) -> Result<&Agency, ApiError> {
         let agency = self.get(agency_id).ok_or_else(signature_invalid)?;
+        check_timestamp(headers, chrono::Utc::now().timestamp())?;
         for secret in &agency.secrets {
             match secret.verify(body, headers) {
                 Ok(()) => return Ok(agency),
@@ -194,6 +195,23 @@ impl Registry {
         }
         Err(signature_invalid())
     }
+}
+
+/// Webhook timestamps may differ from our clock by at most this many seconds (SPEC §4.4).
+pub const TIMESTAMP_TOLERANCE_SECONDS: i128 = 5 * 60;
+
+/// Checks `webhook-timestamp` before the signature library sees it: the library subtracts it
+/// from the current time in plain `i64`, which overflows (and panics) on extreme values.
+fn check_timestamp(headers: &HeaderMap, now: i64) -> Result<(), ApiError> {
+    let timestamp = headers
+        .get("webhook-timestamp")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .ok_or_else(signature_invalid)?;
+    if (i128::from(now) - i128::from(timestamp)).abs() > TIMESTAMP_TOLERANCE_SECONDS {
+        return Err(timestamp_out_of_tolerance());
+    }
+    Ok(())
 }
 
 fn parse_secret(agency_id: &str, secret: &str) -> Result<Webhook, RegistryError> {
@@ -213,6 +231,24 @@ pub fn signature_invalid() -> ApiError {
 
 pub fn timestamp_out_of_tolerance() -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, "timestamp_out_of_tolerance", "Метка времени запроса отличается от текущего времени более чем на 5 минут")
+}
+
+/// The raw request body of a signed endpoint (the signature covers the exact bytes), with its
+/// rejections as problem+json: a body over the size limit is 413 `payload_too_large`.
+pub struct RawBody(pub axum::body::Bytes);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::body::Bytes::from_request(request, state).await {
+            Ok(bytes) => Ok(Self(bytes)),
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "Тело запроса слишком большое"))
+            }
+            Err(rejection) => Err(ApiError::field("body", "unreadable", &rejection.body_text())),
+        }
+    }
 }
 
 /// The `webhook-id` of a verified request, usable as a key: 1-128 printable ASCII characters.
@@ -381,6 +417,30 @@ mod tests {
 
     fn now() -> i64 {
         chrono::Utc::now().timestamp()
+    }
+
+    #[test]
+    fn extreme_or_garbage_timestamps_are_refused_without_panicking() {
+        let reg = registry(&[SECRET_A]);
+        let body = br#"{"x":1}"#;
+        let sig = signed(SECRET_A, "msg_t", now(), body);
+        for extreme in [i64::MIN, i64::MAX, i64::MIN + 1, 0, now() + 301, now() - 301] {
+            let err = reg.verify("mvd", &headers("msg_t", extreme, &sig), body).unwrap_err();
+            assert_eq!((err.status, err.code), (StatusCode::UNAUTHORIZED, "timestamp_out_of_tolerance"), "{extreme}");
+        }
+        for garbage in ["", "abc", "1e9", "9223372036854775808", "-9223372036854775809", "12 34"] {
+            let mut h = headers("msg_t", now(), &sig);
+            h.insert("webhook-timestamp", HeaderValue::from_str(garbage).unwrap());
+            let err = reg.verify("mvd", &h, body).unwrap_err();
+            assert_eq!((err.status, err.code), (StatusCode::UNAUTHORIZED, "signature_invalid"), "{garbage:?}");
+        }
+        let mut h = headers("msg_t", now(), &sig);
+        h.remove("webhook-timestamp");
+        assert_eq!(reg.verify("mvd", &h, body).unwrap_err().code, "signature_invalid");
+        // Within tolerance the signature decides as before.
+        let edge = now() - 299;
+        let sig = signed(SECRET_A, "msg_t", edge, body);
+        assert!(reg.verify("mvd", &headers("msg_t", edge, &sig), body).is_ok());
     }
 
     #[test]

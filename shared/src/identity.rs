@@ -15,6 +15,28 @@ pub fn user_pk(user_id: &str) -> String {
     format!("USER#{user_id}")
 }
 
+/// The login index item (`LOGIN#<sha256(login)>` / `LOGIN`, data `{"user_id"}`): which account
+/// a normalised login (E.164 phone, lower-cased email, `snils:<11 digits>`) names. Hashed so
+/// keys carry no personal data.
+pub fn login_pk(normalised_login: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(normalised_login.as_bytes());
+    format!("LOGIN#{}", digest.iter().map(|b| format!("{b:02x}")).collect::<String>())
+}
+
+pub const LOGIN_SK: &str = "LOGIN";
+
+/// SNILS becomes a login once the registry agency verified it (so nobody can squat another
+/// citizen's SNILS by typing it into a profile).
+pub fn snils_login(snils: &Snils) -> String {
+    format!("snils:{}", snils.digits())
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LoginIndex {
+    pub user_id: String,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Level {

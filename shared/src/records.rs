@@ -6,6 +6,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::ports::{KeyValue, KvError};
 
+/// Sessions (owned by functions/auth): `USER#<user_id>` / `SESSION#<session_id>`; present
+/// while the session is alive (deleted on logout, revocation, reuse; expires at the absolute limit).
+pub fn session_key(user_id: &str, session_id: &str) -> (String, String) {
+    (crate::identity::user_pk(user_id), format!("SESSION#{session_id}"))
+}
+
 /// Documents (owned by functions/documents): `USER#<owner_user_id>` / `DOC#<document_id>`.
 pub fn document_key(owner_user_id: &str, document_id: &str) -> (String, String) {
     (crate::identity::user_pk(owner_user_id), format!("DOC#{document_id}"))

@@ -114,7 +114,7 @@ pub async fn run_consumer(queue: Arc<dyn Queue>, handler: Arc<dyn MessageHandler
 async fn settle(queue: &dyn Queue, handler: &dyn MessageHandler, opts: &ConsumerOptions, message: ReceivedMessage) {
     let message_id = message.message_id.as_str();
     let receive_count = message.receive_count;
-    match handler.handle(&message.body).await {
+    match handle_caught(handler, &message.body).await {
         Ok(()) => {
             tracing::debug!(message_id, receive_count, outcome = "done", "message handled");
             if let Err(error) = queue.ack(&message.receipt).await {
@@ -131,6 +131,16 @@ async fn settle(queue: &dyn Queue, handler: &dyn MessageHandler, opts: &Consumer
             tracing::error!(message_id, receive_count, reason, outcome = "reject", "message rejected; it goes to the dead-letter queue after its last delivery");
             release(queue, message_id, &message.receipt, Duration::ZERO).await;
         }
+    }
+}
+
+/// Runs the handler and turns a panic into `Retry`, so one bad message cannot stop the
+/// consumer. The panic payload is not logged: it may quote the message body.
+async fn handle_caught(handler: &dyn MessageHandler, body: &str) -> Result<(), HandlerError> {
+    use futures::FutureExt as _;
+    match std::panic::AssertUnwindSafe(handler.handle(body)).catch_unwind().await {
+        Ok(outcome) => outcome,
+        Err(_) => Err(HandlerError::Retry("handler panicked".to_owned())),
     }
 }
 
@@ -178,7 +188,7 @@ async fn handle_record(handler: &dyn MessageHandler, record: SqsMessage) -> Opti
     };
     let outcome = match record.body.as_deref() {
         None => Err(HandlerError::Reject("record has no body".to_owned())),
-        Some(body) => handler.handle(body).await,
+        Some(body) => handle_caught(handler, body).await,
     };
     match outcome {
         Ok(()) => {
@@ -343,6 +353,7 @@ mod tests {
             };
             match body.split_once('-') {
                 _ if body == "reject" => Err(HandlerError::Reject("poison".to_owned())),
+                _ if body == "panic" => panic!("handler bug"),
                 Some(("retry", n)) if call <= n.parse().unwrap() => Err(HandlerError::Retry("not yet".to_owned())),
                 _ => Ok(()),
             }
@@ -411,6 +422,25 @@ mod tests {
         assert!(queue.acked().is_empty());
         assert!(queue.releases().iter().all(|(_, delay)| delay.is_zero()));
         assert_eq!(handler.calls("reject"), 3);
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_releases_its_message_with_backoff_and_the_consumer_keeps_polling() {
+        let queue = FakeQueue::new(3);
+        let poison = queue.send("panic").await.unwrap();
+        let handler = Arc::new(ScriptedHandler::default());
+        let sent_later = queue.clone();
+        let fine = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            sent_later.send("ok").await.unwrap()
+        });
+
+        consume_until(queue.clone(), handler.clone(), |q| q.is_drained() && q.acked().len() == 1).await;
+
+        assert_eq!(queue.acked(), vec![fine.await.unwrap()], "messages after the panic are still handled");
+        assert_eq!(queue.dead(), vec!["panic".to_owned()]);
+        assert_eq!(queue.releases(), vec![(poison.clone(), Duration::from_secs(2)), (poison.clone(), Duration::from_secs(4)), (poison, Duration::from_secs(8))]);
+        assert_eq!(handler.calls("panic"), 3);
     }
 
     #[tokio::test]

@@ -8,7 +8,8 @@
 //!   (`E2E_PYTHON`, default `python3`).
 //! - `E2E_STACK_OUTPUTS=/path/outputs.json` (written by `infra/deploy-local.sh`) implies the AWS
 //!   mode and runs every runner against the deployed stack's table, queues, bucket and sender
-//!   instead: all runners then share them, as the functions on Lambda do.
+//!   instead: all runners then share them, as the functions on Lambda do. With
+//!   `E2E_RUNNER_PIDS_FILE` set, runners outlive their tests (see `hand_over_to_stack_owner`).
 
 use std::collections::HashSet;
 use std::ffi::OsString;
@@ -51,6 +52,8 @@ pub struct Runner {
     base: String,
     log_path: PathBuf,
     issued_codes: Arc<Mutex<HashSet<(String, String)>>>,
+    /// On a shared stack, the address this runner's clients present (see `client_address`).
+    forwarded_for: Option<String>,
     // Declared last so the directory outlives the killed child (fields drop after `drop`).
     _scratch: TempDir,
 }
@@ -76,6 +79,7 @@ impl Runner {
             .expect("share the log file with stderr");
         let addr = format!("127.0.0.1:{}", free_port());
         let backend = Backend::from_env();
+        let forwarded_for = is_shared_stack().then(client_address);
 
         let mut command = Command::new(&binary);
         command
@@ -97,6 +101,9 @@ impl Runner {
                     .envs(aws_defaults())
                     .envs(AwsResources::create().env)
                     .env("BACKEND", "aws");
+                if forwarded_for.is_some() {
+                    command.env("TRUST_FORWARDED_FOR", "1");
+                }
             }
         }
         command
@@ -113,6 +120,7 @@ impl Runner {
             base: format!("http://{addr}"),
             log_path,
             issued_codes: Arc::default(),
+            forwarded_for,
             _scratch: scratch,
         };
         runner.wait_until_healthy().await;
@@ -130,6 +138,7 @@ impl Runner {
             bearer: None,
             user_agent: DESKTOP_UA.to_owned(),
             issued_codes: Arc::clone(&self.issued_codes),
+            forwarded_for: self.forwarded_for.clone(),
         }
     }
 
@@ -179,9 +188,11 @@ impl Runner {
 
 impl Drop for Runner {
     fn drop(&mut self) {
-        // Either may fail only because the child already exited, which is what we want.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if !hand_over_to_stack_owner(&self.child) {
+            // Either may fail only because the child already exited, which is what we want.
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
         if std::thread::panicking() {
             eprintln!(
                 "---- local-runner log (last 80 lines) ----\n{}",
@@ -224,6 +235,38 @@ pub fn is_aws_backend() -> bool {
 /// notification when the bucket is configured) happened at deploy time, not per runner.
 pub fn is_shared_stack() -> bool {
     stack_outputs_path().is_some()
+}
+
+/// On a shared stack, a killed runner leaves its pending long poll on the queue: the emulator
+/// hands the next message to that dead connection and hides it for the visibility timeout,
+/// longer than any test waits. So with `E2E_RUNNER_PIDS_FILE` set, runners are not killed but
+/// listed there, keep consuming like any other poller, and whoever deployed the stack
+/// (infra/test.sh) stops them once the whole run is over. Returns whether it handed over.
+fn hand_over_to_stack_owner(child: &Child) -> bool {
+    use std::io::Write as _;
+    let Some(path) = std::env::var_os("E2E_RUNNER_PIDS_FILE").filter(|_| is_shared_stack()) else {
+        return false;
+    };
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut file| writeln!(file, "{}", child.id()));
+    written.is_ok()
+}
+
+/// A random address in 198.18.0.0/15 (RFC 2544, benchmarking) for one runner's clients. On a
+/// shared stack every runner's per-IP rate limits live in the one table, so all tests calling
+/// from 127.0.0.1 would throttle each other; each runner stands for a different client instead,
+/// as API Gateway reports each caller's own address. The runner trusts `X-Forwarded-For` then.
+fn client_address() -> String {
+    let mut rng = rand::thread_rng();
+    format!(
+        "198.{}.{}.{}",
+        rng.gen_range(18..20u8),
+        rng.gen_range(0..=255u8),
+        rng.gen_range(1..255u8)
+    )
 }
 
 fn stack_outputs_path() -> Option<PathBuf> {
@@ -488,6 +531,7 @@ pub struct Api {
     bearer: Option<String>,
     user_agent: String,
     issued_codes: Arc<Mutex<HashSet<(String, String)>>>,
+    forwarded_for: Option<String>,
 }
 
 /// One answer: status, headers and the body as JSON (`Null` when empty, a string when not JSON).
@@ -569,6 +613,9 @@ impl Api {
         if let Some(token) = &self.bearer {
             request = request.bearer_auth(token);
         }
+        if let Some(address) = &self.forwarded_for {
+            request = request.header("x-forwarded-for", address);
+        }
         if let Some(body) = body {
             request = request.json(body);
         }
@@ -593,6 +640,9 @@ impl Api {
             .body(body.to_owned());
         if let Some(token) = &self.bearer {
             request = request.bearer_auth(token);
+        }
+        if let Some(address) = &self.forwarded_for {
+            request = request.header("x-forwarded-for", address);
         }
         for (name, value) in headers {
             request = request.header(*name, *value);

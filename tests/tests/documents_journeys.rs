@@ -286,3 +286,31 @@ async fn twenty_uploads_become_available_quickly() {
     let bound = if is_aws_backend() { Duration::from_secs(10) } else { Duration::from_secs(2) };
     assert!(median < bound, "median {median:?} exceeds {bound:?}");
 }
+
+/// A presigned PUT is good for one upload on both backends (the embedded store and S3 with
+/// the signed `If-None-Match: *`; moto 5.2 enforces it too), and download URLs name the file
+/// neutrally so the citizen's file name stays out of URLs and logs.
+#[tokio::test]
+async fn an_upload_url_stores_once_and_download_urls_carry_no_file_name() {
+    let runner = Runner::start().await;
+    let api = citizen(&runner).await;
+    let bytes = pdf("Справка для Иванова");
+    let slot = create_slot(&api, "other", "vault", "Иванов справка.pdf", "application/pdf", bytes.len()).await;
+    slot.expect(201);
+    assert!(put_upload(&api, &slot, &bytes).await.status().is_success());
+    let id = slot.str_at("/document_id");
+    let (doc, _) = wait_for_verdict(&api, &id).await;
+    assert_eq!(doc["status"], "available", "{doc}");
+
+    let mut replacement = executable();
+    replacement.resize(bytes.len(), 0);
+    let again = put_upload(&api, &slot, &replacement).await;
+    assert_eq!(again.status(), StatusCode::PRECONDITION_FAILED, "a second PUT through the same URL is refused");
+    let url = doc["download"]["url"].as_str().expect("download URL");
+    let (status, downloaded) = download(&api, url).await;
+    assert_eq!((status, sha256_hex(&downloaded)), (StatusCode::OK, sha256_hex(&bytes)), "the verified bytes are still there");
+
+    assert!(!url.contains("%D0%98") && !url.contains("Иванов"), "no file name in the URL: {url}");
+    assert!(url.contains(&format!("document-{id}.pdf")), "a neutral download name: {url}");
+    assert_eq!(doc["file_name"], "Иванов справка.pdf");
+}

@@ -121,7 +121,7 @@ impl FromRef<AppState> for Arc<TokenVerifier> {
 
 impl AuthState {
     pub fn new(kv: Arc<dyn KeyValue>, relay: Relay, keys: Arc<KeyRing>, settings: Settings) -> Self {
-        let verifier = Arc::new(TokenVerifier::new(settings.issuer.clone(), settings.audience.clone(), &keys));
+        let verifier = Arc::new(TokenVerifier::new(settings.issuer.clone(), settings.audience.clone(), &keys).with_sessions(kv.clone()));
         secrets::warm_up();
         Self { limiter: RateLimiter::new(kv.clone()), kv, relay, keys, verifier, settings }
     }

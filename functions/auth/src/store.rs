@@ -21,12 +21,10 @@ use shared::ports::{Condition, Item, KeyValue, KvError, Query, TxOp};
 pub use shared::identity::{ACCOUNT_SK, Account, Level, MfaSettings, user_pk};
 
 pub fn session_sk(session_id: &str) -> String {
-    format!("SESSION#{session_id}")
+    shared::records::session_key("", session_id).1
 }
 
-pub fn login_pk(normalised_login: &str) -> String {
-    format!("LOGIN#{}", sha256_hex(normalised_login))
-}
+pub use shared::identity::{LoginIndex, login_pk};
 
 pub fn flow_pk(flow_id: &str) -> String {
     format!("FLOW#{flow_id}")
@@ -40,10 +38,6 @@ pub fn sha256_hex(s: &str) -> String {
     Sha256::digest(s.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct LoginIndex {
-    pub user_id: String,
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -75,6 +69,9 @@ pub struct Flow {
     /// Login: methods offered and the context of the password step.
     #[serde(default)]
     pub methods: Vec<String>,
+    /// Recovery: the per-login limiter key, so resends of real and decoy flows count alike.
+    #[serde(default)]
+    pub limit_key: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

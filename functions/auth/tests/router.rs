@@ -41,6 +41,11 @@ impl Harness {
         self.kv.put(item, shared::ports::Condition::VersionIs(version)).await.unwrap();
     }
 
+    async fn user_id_of(&self, email: &str) -> String {
+        let index = self.kv.get(&shared::identity::login_pk(email), shared::identity::LOGIN_SK).await.unwrap().unwrap();
+        index.parse::<shared::identity::LoginIndex>().unwrap().user_id
+    }
+
     fn verifier(&self) -> Arc<shared::http::TokenVerifier> {
         self.state.verifier.clone()
     }
@@ -209,7 +214,7 @@ async fn profile_is_validated_field_by_field_and_changes_nothing_when_invalid() 
 }
 
 #[tokio::test]
-async fn storing_a_profile_requests_verification_and_makes_snils_a_login() {
+async fn storing_a_profile_requests_verification_and_snils_logs_in_only_once_verified() {
     let h = Harness::new().await;
     let tokens = h.registered("profile@example.ru").await;
     h.events().await;
@@ -219,9 +224,65 @@ async fn storing_a_profile_requests_verification_and_makes_snils_a_login() {
     assert_eq!(profile["verification"], "pending");
     let events = h.events().await;
     assert!(events.iter().any(|e| matches!(e.payload, EventPayload::IdentityVerificationRequested { .. })));
-    let (status, body) = h.call("POST", "/v1/auth/login", Some(json!({"login": "112-233-445 95", "password": PASSWORD})), None).await;
+    let by_snils = json!({"login": "112-233-445 95", "password": PASSWORD});
+    // Typing a SNILS into a profile claims nothing: only the registry's verdict makes it a login.
+    assert_eq!(h.call("POST", "/v1/auth/login", Some(by_snils.clone()), None).await.1["code"], "invalid_credentials");
+    let user_id = h.call("GET", "/v1/me", None, tokens["access_token"].as_str()).await.1["user_id"].as_str().unwrap().to_owned();
+    let snils = shared::domain::Snils::parse("11223344595").unwrap();
+    let index = shared::ports::Item::json(shared::identity::login_pk(&shared::identity::snils_login(&snils)), shared::identity::LOGIN_SK, &shared::identity::LoginIndex { user_id }).unwrap();
+    h.kv.put(index, shared::ports::Condition::NotExists).await.unwrap();
+    let (status, body) = h.call("POST", "/v1/auth/login", Some(by_snils), None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["mfa_required"], false);
+}
+
+#[tokio::test]
+async fn parallel_wrong_passwords_are_all_counted_and_lock_after_three() {
+    let h = Harness::new().await;
+    h.registered("race-lock@example.ru").await;
+    let wrong = json!({"login": "race-lock@example.ru", "password": "Wrong#Pass9x"});
+    let results = futures_join_all((0..16).map(|_| h.call("POST", "/v1/auth/login", Some(wrong.clone()), None))).await;
+    for (status, body) in &results {
+        assert!([StatusCode::UNAUTHORIZED, StatusCode::LOCKED, StatusCode::TOO_MANY_REQUESTS].contains(status), "{status} {body}");
+    }
+    let (status, body) = h.call("POST", "/v1/auth/login", Some(json!({"login": "race-lock@example.ru", "password": PASSWORD})), None).await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::LOCKED, Some("account_locked")));
+    // At most three passwords were ever checked: the rest met the counter or the lock.
+    let evaluated = results.iter().filter(|(s, b)| *s == StatusCode::UNAUTHORIZED || (*s == StatusCode::LOCKED && b["code"] == "account_locked")).count();
+    assert!(evaluated >= 3);
+    let (account, _) = shared::identity::load(h.kv.as_ref(), &h.user_id_of("race-lock@example.ru").await).await.unwrap().unwrap();
+    assert!(account.locked);
+    assert!(account.failed_attempts <= 3, "{}", account.failed_attempts);
+}
+
+#[tokio::test]
+async fn parallel_code_guesses_are_all_counted() {
+    let h = Harness::new().await;
+    let (_, body) = h.call("POST", "/v1/auth/register", Some(json!({"email": "guess@example.ru", "password": PASSWORD, "consents": {"terms": true, "personal_data": true}})), None).await;
+    let code = h.last_code().await;
+    let wrong = if code == "111111" { "222222" } else { "111111" };
+    let results = futures_join_all((0..25).map(|_| h.call("POST", "/v1/auth/register/confirm", Some(json!({"flow_id": body["flow_id"], "code": wrong})), None))).await;
+    let invalid = results.iter().filter(|(_, b)| b["code"] == "otp_invalid").count();
+    assert!(invalid <= 4, "{invalid} wrong guesses were answered otp_invalid; at most 4 may be");
+    let (status, b) = h.call("POST", "/v1/auth/register/confirm", Some(json!({"flow_id": body["flow_id"], "code": code})), None).await;
+    assert_eq!((status, b["code"].as_str()), (StatusCode::TOO_MANY_REQUESTS, Some("otp_attempts_exceeded")));
+}
+
+#[tokio::test]
+async fn recovery_answers_alike_for_known_and_unknown_logins_including_resend() {
+    let h = Harness::new().await;
+    h.registered("known-recover@example.ru").await;
+    for login in ["known-recover@example.ru", "nobody@example.ru"] {
+        let mut statuses = Vec::new();
+        for _ in 0..6 {
+            let (status, body) = h.call("POST", "/v1/auth/password/recover", Some(json!({"login": login})), None).await;
+            statuses.push(status);
+            if status == StatusCode::ACCEPTED {
+                assert_eq!(body.as_object().unwrap().keys().collect::<Vec<_>>(), vec!["flow_id"]);
+            }
+        }
+        assert_eq!(statuses, [vec![StatusCode::ACCEPTED; 5], vec![StatusCode::TOO_MANY_REQUESTS]].concat(), "{login}");
+    }
 }
 
 #[tokio::test]

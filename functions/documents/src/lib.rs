@@ -146,7 +146,7 @@ impl Api {
     /// Verifies citizens' access tokens with `keys` (issuer and audience from the settings)
     /// and agencies' signatures with `agencies`.
     pub fn new(docs: Arc<DocumentsState>, keys: &KeyRing, agencies: Arc<Registry>) -> Self {
-        let verifier = Arc::new(TokenVerifier::new(docs.settings.issuer.clone(), docs.settings.audience.clone(), keys));
+        let verifier = Arc::new(TokenVerifier::new(docs.settings.issuer.clone(), docs.settings.audience.clone(), keys).with_sessions(docs.kv.clone()));
         Self { docs, verifier, agencies }
     }
 }

@@ -2,14 +2,15 @@
 //!
 //! For each created object the handler finds the document (object key → document id → owner),
 //! then decides from the object itself: empty, larger than declared or than the purpose allows,
-//! or a format (sniffed from the first bytes) other than the declared one → `rejected`;
+//! or a format (sniffed from the first bytes, with the end marker checked on the last ones)
+//! other than the declared one → `rejected`;
 //! otherwise `available` with the SHA-256 computed over 1 MiB ranges. The verdict and its
 //! `document.verdict` event commit in one transaction, conditional on the version read, so
 //! concurrent or repeated deliveries apply it once. Rejected content is deleted right away.
 //!
 //! A notification for a document already verified is checked again: the same bytes change
-//! nothing, while different bytes (a second PUT to a still valid upload URL) get a new verdict,
-//! so replacing a verified file cannot smuggle in unverified content.
+//! nothing, while different bytes get a new verdict. Both stores refuse a second PUT through
+//! an upload URL (412), so this is defence in depth against a store that would not.
 
 use std::sync::Arc;
 
@@ -161,7 +162,7 @@ pub async fn verify(state: &DocumentsState, doc: &Document) -> Result<Option<Ver
     let head = objects.read_range(key, 0, sniff::HEAD_BYTES).await.map_err(object_retry)?;
     let sniffed = sniff::sniff_head(&head);
     let format = match sniffed {
-        Sniffed::Format(format) => Some(format),
+        Sniffed::Format(format) if ends_properly(state, key, size, &head, format).await? => Some(format),
         Sniffed::Zip if zip_is_docx(state, key, size).await? => Some(FileFormat::Docx),
         _ => None,
     };
@@ -174,17 +175,47 @@ pub async fn verify(state: &DocumentsState, doc: &Document) -> Result<Option<Ver
     Ok(Some(Verdict::Available { sha256: sha256_of(state, key, size).await? }))
 }
 
-/// Reads the ZIP's central directory from the end of the object and looks for a DOCX package.
+/// Whether the object ends with the end marker of `format`; the head already holds the tail
+/// of a small object, so only larger ones cost another read.
+async fn ends_properly(state: &DocumentsState, key: &str, size: u64, head: &[u8], format: FileFormat) -> Result<bool, HandlerError> {
+    if matches!(format, FileFormat::Docx | FileFormat::Xml) {
+        return Ok(true);
+    }
+    let tail_len = size.min(sniff::TAIL_BYTES);
+    if size <= head.len() as u64 {
+        return Ok(sniff::has_end_marker(format, &head[head.len() - tail_len as usize..]));
+    }
+    let tail = state.objects.read_range(key, size - tail_len, tail_len).await.map_err(object_retry)?;
+    Ok(sniff::has_end_marker(format, &tail))
+}
+
+/// Reads the ZIP's central directory from the end of the object, checks the listed names, then
+/// decompresses (a capped part of) `[Content_Types].xml` alone to see a Word document declared.
 async fn zip_is_docx(state: &DocumentsState, key: &str, size: u64) -> Result<bool, HandlerError> {
     let objects = state.objects.as_ref();
     let tail_len = size.min(sniff::ZIP_TAIL_BYTES);
-    let tail = objects.read_range(key, size - tail_len, tail_len).await.map_err(object_retry)?;
+    let tail_start = size - tail_len;
+    let tail = objects.read_range(key, tail_start, tail_len).await.map_err(object_retry)?;
     let Some(directory) = sniff::find_central_directory(&tail, size) else { return Ok(false) };
     if directory.size > sniff::MAX_CENTRAL_DIRECTORY_BYTES {
         return Ok(false);
     }
     let listing = objects.read_range(key, directory.offset, directory.size).await.map_err(object_retry)?;
-    Ok(sniff::central_directory_names(&listing).is_some_and(|names| sniff::zip_is_docx(&names)))
+    let Some(entries) = sniff::central_directory_entries(&listing) else { return Ok(false) };
+    let names: Vec<String> = entries.iter().map(|entry| entry.name.clone()).collect();
+    if entries.len() != usize::from(directory.entries) || !sniff::check_package(&names) {
+        return Ok(false);
+    }
+    let Some(part) = entries.iter().find(|entry| entry.name == sniff::CONTENT_TYPES_PART) else { return Ok(false) };
+    if part.compressed_size > sniff::MAX_CONTENT_TYPES_BYTES {
+        return Ok(false);
+    }
+    let at = part.local_header_offset;
+    let header = objects.read_range(key, at, sniff::LOCAL_HEADER_BYTES).await.map_err(object_retry)?;
+    let Some(header_len) = sniff::local_header_len(&header) else { return Ok(false) };
+    let entry = objects.read_range(key, at, header_len + part.compressed_size).await.map_err(object_retry)?;
+    let ranges = vec![(tail_start, tail), (directory.offset, listing), (at, entry)];
+    Ok(sniff::read_content_types(size, ranges, names.len()).is_some_and(|xml| sniff::content_types_declare_docx(&xml)))
 }
 
 /// SHA-256 of the first `size` bytes, streamed in ranges so memory stays at one chunk.

@@ -75,7 +75,11 @@ impl Harness {
         Self { app, objects_app, objects, handler: UploadHandler::new(state.clone()), state, created, events, read_bytes, keys, shift, _dir: dir }
     }
 
-    fn token(&self, user_id: &str) -> String {
+    /// A fresh access token with a live session behind it (the verifier checks sessions).
+    async fn token(&self, user_id: &str) -> String {
+        let sid = ulid::Ulid::new().to_string();
+        let (pk, sk) = shared::records::session_key(user_id, &sid);
+        self.state.kv.put(shared::ports::Item::new(pk, sk, b"{}".to_vec()), shared::ports::Condition::None).await.unwrap();
         let now = Utc::now().timestamp();
         let claims = AccessClaims {
             iss: "http://127.0.0.1:3000".into(),
@@ -84,7 +88,7 @@ impl Harness {
             exp: now + 900,
             iat: now,
             jti: ulid::Ulid::new().to_string(),
-            sid: ulid::Ulid::new().to_string(),
+            sid,
             lvl: "simplified".into(),
             amr: vec!["pwd".into()],
         };
@@ -104,7 +108,7 @@ impl Harness {
     async fn raw(&self, method: &str, path: &str, body: Option<Value>, user: Option<&str>) -> axum::response::Response {
         let mut req = Request::builder().method(method).uri(path);
         if let Some(user) = user {
-            req = req.header("authorization", format!("Bearer {}", self.token(user)));
+            req = req.header("authorization", format!("Bearer {}", self.token(user).await));
         }
         let req = match body {
             Some(b) => req.header("content-type", "application/json").body(Body::from(b.to_string())).unwrap(),
@@ -270,7 +274,10 @@ async fn citizen_uploads_a_pdf_and_downloads_the_same_bytes_after_verification()
     assert_eq!(status, StatusCode::OK);
     assert_eq!(downloaded, bytes);
     assert_eq!(headers[header::CONTENT_TYPE], "application/pdf");
-    assert!(headers[header::CONTENT_DISPOSITION].to_str().unwrap().contains("filename*=UTF-8''%D0%9F%D0%B0%D1%81%D0%BF%D0%BE%D1%80%D1%82.pdf"));
+    let url = doc["download"]["url"].as_str().unwrap();
+    assert!(!url.contains("%D0%9F") && !url.contains("Паспорт"), "the file name stays out of download URLs: {url}");
+    assert!(headers[header::CONTENT_DISPOSITION].to_str().unwrap().contains(&format!("filename=\"document-{id}.pdf\"")), "a neutral download name");
+    assert_eq!(doc["file_name"], "Паспорт.pdf", "the real name is in the API's JSON");
     let download_expiry = chrono::DateTime::parse_from_rfc3339(doc["download"]["expires_at"].as_str().unwrap()).unwrap();
     assert!(download_expiry.signed_duration_since(Utc::now()).num_seconds() <= 301, "downloads are short-lived");
 
@@ -285,12 +292,11 @@ async fn downloads_and_share_links_pass_no_bytes_through_the_function() {
     let h = Harness::new().await;
     let alice = user();
     // Big enough for several hash chunks.
-    let mut bytes = pdf("large");
-    bytes.resize(3 * MIB as usize + 12345, b' ');
+    let bytes = pdf(&" ".repeat(3 * MIB as usize + 12345));
     let doc = h.stored(&alice, slot_body("other", "vault", "big.pdf", "application/pdf", bytes.len()), &bytes).await;
     assert_eq!(doc["status"], "available", "{doc}");
     let verification = h.read_bytes.swap(0, Ordering::SeqCst);
-    assert_eq!(verification, bytes.len() as u64 + 64 * 1024, "the head for sniffing, then every byte once for the hash");
+    assert_eq!(verification, bytes.len() as u64 + 64 * 1024 + 1024, "the head for sniffing, the tail for the end marker, then every byte once for the hash");
     eprintln!("verification read {verification} bytes for a {}-byte upload", bytes.len());
 
     let id = doc["document_id"].as_str().unwrap();
@@ -484,7 +490,7 @@ async fn concurrent_deliveries_of_one_notification_apply_one_verdict() {
 }
 
 #[tokio::test]
-async fn replacing_a_verified_file_through_the_same_upload_url_is_verified_again() {
+async fn an_upload_url_cannot_replace_a_verified_file() {
     let h = Harness::new().await;
     let alice = user();
     let good = pdf("good");
@@ -496,10 +502,12 @@ async fn replacing_a_verified_file_through_the_same_upload_url_is_verified_again
 
     let mut bad = elf();
     bad.resize(good.len(), 0);
-    assert_eq!(h.upload(&slot, &bad).await, StatusCode::OK, "the URL is still valid");
-    h.deliver_notifications().await;
+    assert_eq!(h.upload(&slot, &bad).await, StatusCode::PRECONDITION_FAILED, "the URL is still valid but good for one upload");
+    assert!(h.created.lock().unwrap().is_empty(), "nothing landed");
     let doc = h.get_doc(&alice, id).await;
-    assert_eq!((doc["status"].as_str(), doc["rejection_reason"].as_str()), (Some("rejected"), Some("content_mismatch")));
+    assert_eq!((doc["status"].as_str(), doc["sha256"].as_str()), (Some("available"), Some(sha256_hex(&good).as_str())));
+    let (_, _, downloaded) = h.object_request("GET", doc["download"]["url"].as_str().unwrap(), &Value::Null, Vec::new()).await;
+    assert_eq!(downloaded, good);
 }
 
 #[tokio::test]
@@ -838,45 +846,170 @@ async fn only_the_applications_agency_may_upload_results_and_signatures_are_chec
 // Test files
 // ---------------------------------------------------------------------------------------------
 
+const DOCX_CONTENT_TYPES: &[u8] = br#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
+<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/word/document.xml" ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/></Types>"#;
+
 fn docx_bytes() -> Vec<u8> {
     zip_bytes(&[
-        ("[Content_Types].xml", b"<?xml version=\"1.0\"?><Types xmlns=\"http://schemas.openxmlformats.org/package/2006/content-types\"/>"),
+        ("[Content_Types].xml", DOCX_CONTENT_TYPES),
         ("_rels/.rels", b"<?xml version=\"1.0\"?><Relationships/>"),
         ("word/document.xml", b"<?xml version=\"1.0\"?><w:document/>"),
     ])
 }
 
-/// A ZIP archive with stored (uncompressed) entries.
+/// A ZIP archive with deflated entries.
 fn zip_bytes(entries: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut directory = Vec::new();
+    use std::io::Write as _;
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
     for (name, data) in entries {
-        let offset = out.len() as u32;
-        let size = (data.len() as u32).to_le_bytes();
-        let name_len = (name.len() as u16).to_le_bytes();
-        out.extend_from_slice(b"PK\x03\x04\x14\0\0\0\0\0\0\0\0\0\0\0\0\0");
-        out.extend_from_slice(&size);
-        out.extend_from_slice(&size);
-        out.extend_from_slice(&name_len);
-        out.extend_from_slice(&[0, 0]);
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(data);
-        directory.extend_from_slice(b"PK\x01\x02\x14\0\x14\0\0\0\0\0\0\0\0\0\0\0\0\0");
-        directory.extend_from_slice(&size);
-        directory.extend_from_slice(&size);
-        directory.extend_from_slice(&name_len);
-        directory.extend_from_slice(&[0; 12]);
-        directory.extend_from_slice(&offset.to_le_bytes());
-        directory.extend_from_slice(name.as_bytes());
+        writer.start_file(*name, options).unwrap();
+        writer.write_all(data).unwrap();
     }
-    let directory_offset = out.len() as u32;
-    let count = (entries.len() as u16).to_le_bytes();
-    out.extend_from_slice(&directory);
-    out.extend_from_slice(b"PK\x05\x06\0\0\0\0");
-    out.extend_from_slice(&count);
-    out.extend_from_slice(&count);
-    out.extend_from_slice(&(directory.len() as u32).to_le_bytes());
-    out.extend_from_slice(&directory_offset.to_le_bytes());
-    out.extend_from_slice(&[0, 0]);
-    out
+    writer.finish().unwrap().into_inner()
+}
+
+/// A tiny JPEG: start of image, a JFIF header, end of image.
+fn jpeg() -> Vec<u8> {
+    let mut bytes = b"\xFF\xD8\xFF\xE0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00".to_vec();
+    bytes.extend_from_slice(&[0x42; 200]);
+    bytes.extend_from_slice(b"\xFF\xD9");
+    bytes
+}
+
+/// A tiny PNG: signature, an IHDR chunk, the IEND chunk.
+fn png() -> Vec<u8> {
+    let mut bytes = b"\x89PNG\r\n\x1A\n\x00\x00\x00\x0DIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02\x00\x00\x00\x90\x77\x53\xDE".to_vec();
+    bytes.extend_from_slice(b"\x00\x00\x00\x00IEND\xAE\x42\x60\x82");
+    bytes
+}
+
+// ---------------------------------------------------------------------------------------------
+// Security review fixes
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn deleting_a_document_revokes_its_shares_for_good() {
+    let h = Harness::new().await;
+    let alice = user();
+    let bytes = pdf("shared then deleted");
+    let doc = h.stored(&alice, slot_body("other", "vault", "a.pdf", "application/pdf", bytes.len()), &bytes).await;
+    let id = doc["document_id"].as_str().unwrap();
+    // More links than fit into the deletion's own transaction.
+    let mut tokens = Vec::new();
+    for _ in 0..14 {
+        let (status, share) = h.call("POST", &format!("/v1/documents/{id}/shares"), Some(json!({"expires_in_seconds": 3600})), Some(&alice)).await;
+        assert_eq!(status, StatusCode::CREATED, "{share}");
+        tokens.push(share["url"].as_str().unwrap().rsplit('/').next().unwrap().to_owned());
+    }
+    assert_eq!(h.call("DELETE", &format!("/v1/documents/{id}"), None, Some(&alice)).await.0, StatusCode::NO_CONTENT);
+    let (status, listed) = h.call("GET", &format!("/v1/documents/{id}/shares"), None, Some(&alice)).await;
+    assert_eq!((status, &listed["items"]), (StatusCode::OK, &json!([])));
+
+    let (status, _) = h.call("POST", &format!("/v1/documents/{id}/restore"), None, Some(&alice)).await;
+    assert_eq!(status, StatusCode::OK);
+    for token in &tokens {
+        assert_eq!(h.raw("GET", &format!("/v1/shares/{token}"), None, None).await.status(), StatusCode::NOT_FOUND, "a restore does not revive links");
+    }
+    let (_, listed) = h.call("GET", &format!("/v1/documents/{id}/shares"), None, Some(&alice)).await;
+    assert_eq!(listed["items"], json!([]));
+    let (pk, _) = shared::records::document_key(&alice, id);
+    let leftovers = h.state.kv.query(shared::ports::Query::partition(pk).prefix("DOCSHARE#")).await.unwrap();
+    assert!(leftovers.items.is_empty(), "no share pointers are left");
+}
+
+#[tokio::test]
+async fn undecodable_ids_and_repeated_query_parameters_answer_problem_json() {
+    let h = Harness::new().await;
+    let alice = user();
+    for (path, expected) in [
+        ("/v1/documents/%FF", StatusCode::NOT_FOUND),
+        ("/v1/documents/%FF/shares", StatusCode::NOT_FOUND),
+        ("/v1/shares/%FF", StatusCode::NOT_FOUND),
+        ("/v1/documents?type=a&type=b", StatusCode::BAD_REQUEST),
+    ] {
+        let response = h.raw("GET", path, None, Some(&alice)).await;
+        assert_eq!(response.status(), expected, "{path}");
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/problem+json", "{path}");
+    }
+}
+
+#[tokio::test]
+async fn an_oversized_agency_body_answers_problem_json_413() {
+    let h = Harness::new().await;
+    let body = json!({"application_id": "x".repeat(3 * MIB as usize)});
+    let (status, problem) = h.agency_upload("mvd", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "msg_big", &body).await;
+    assert_eq!((status, problem["code"].as_str()), (StatusCode::PAYLOAD_TOO_LARGE, Some("payload_too_large")), "{problem}");
+}
+
+#[tokio::test]
+async fn a_runnable_jar_declared_as_docx_is_a_content_mismatch() {
+    let h = Harness::new().await;
+    let alice = user();
+    let jar = zip_bytes(&[
+        ("[Content_Types].xml", DOCX_CONTENT_TYPES),
+        ("word/document.xml", b"<w:document/>"),
+        ("META-INF/MANIFEST.MF", b"Manifest-Version: 1.0\nMain-Class: Payload\n"),
+        ("Payload.class", b"\xCA\xFE\xBA\xBE\x00\x00\x00\x34"),
+    ]);
+    let doc = h.stored(&alice, slot_body("other", "vault", "contract.docx", documents::policy::DOCX_CONTENT_TYPE, jar.len()), &jar).await;
+    assert_eq!((doc["status"].as_str(), doc["rejection_reason"].as_str()), (Some("rejected"), Some("content_mismatch")));
+    // Part names alone are not enough either: the content types must declare a Word document.
+    let names_only = zip_bytes(&[("[Content_Types].xml", b"<Types/>"), ("word/document.xml", b"<w:document/>")]);
+    let doc = h.stored(&alice, slot_body("other", "vault", "x.docx", documents::policy::DOCX_CONTENT_TYPE, names_only.len()), &names_only).await;
+    assert_eq!(doc["rejection_reason"], "content_mismatch");
+}
+
+#[tokio::test]
+async fn magic_bytes_without_the_end_marker_are_content_mismatches() {
+    let h = Harness::new().await;
+    let alice = user();
+    let truncated_pdf = b"%PDF-1.7\n1 0 obj<<>>endobj\n".to_vec();
+    let mut padded_jpeg = jpeg();
+    padded_jpeg.extend_from_slice(&[0, 0, 0, b'\n']);
+    let mut jpeg_then_payload = jpeg();
+    jpeg_then_payload.extend_from_slice(&elf());
+    let mut png_then_payload = png();
+    png_then_payload.extend_from_slice(b"<?php system($_GET['c']); ?>");
+    let mut big_pdf_cut = pdf(&" ".repeat(100 * 1024));
+    big_pdf_cut.truncate(big_pdf_cut.len() - 10);
+    for (name, content_type, bytes, expected) in [
+        ("tiny.pdf", "application/pdf", b"%PDF".to_vec(), "rejected"),
+        ("cut.pdf", "application/pdf", truncated_pdf, "rejected"),
+        ("big-cut.pdf", "application/pdf", big_pdf_cut, "rejected"),
+        ("ok.jpg", "image/jpeg", jpeg(), "available"),
+        ("padded.jpg", "image/jpeg", padded_jpeg, "available"),
+        ("glued.jpg", "image/jpeg", jpeg_then_payload, "rejected"),
+        ("ok.png", "image/png", png(), "available"),
+        ("glued.png", "image/png", png_then_payload, "rejected"),
+    ] {
+        let doc = h.stored(&alice, slot_body("other", "vault", name, content_type, bytes.len()), &bytes).await;
+        assert_eq!(doc["status"], expected, "{name}: {doc}");
+        if expected == "rejected" {
+            assert_eq!(doc["rejection_reason"], "content_mismatch", "{name}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_slot_requests_fill_the_quota_exactly_without_conflicts() {
+    let h = Arc::new(Harness::with_settings(Settings { quota_bytes: 25 * 1000, ..Settings::default() }).await);
+    let alice = user();
+    let requests = (0..40).map(|i| {
+        let (h, alice) = (h.clone(), alice.clone());
+        tokio::spawn(async move { h.call("POST", "/v1/documents", Some(slot_body("other", "vault", &format!("{i}.pdf"), "application/pdf", 1000)), Some(&alice)).await })
+    });
+    let mut created = 0;
+    let mut refused = 0;
+    for answer in futures::future::join_all(requests).await {
+        let (status, body) = answer.unwrap();
+        match status {
+            StatusCode::CREATED => created += 1,
+            StatusCode::PAYLOAD_TOO_LARGE if body["code"] == "quota_exceeded" => refused += 1,
+            other => panic!("unexpected answer {other}: {body}"),
+        }
+    }
+    assert_eq!((created, refused), (25, 15));
+    let usage = h.state.kv.get(&shared::identity::user_pk(&alice), "DOCUSAGE").await.unwrap().unwrap();
+    assert_eq!(usage.parse::<Value>().unwrap()["bytes"], 25 * 1000);
 }

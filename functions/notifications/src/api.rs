@@ -1,11 +1,10 @@
 //! HTTP handlers: the citizen's notification settings and inbox (SPEC §6).
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::Value;
-use shared::http::{ApiError, ApiJson, Authenticated};
+use shared::http::{ApiError, ApiJson, ApiPath, ApiQuery, Authenticated};
 use shared::ports::kv::KvError;
 
 use crate::ApiState;
@@ -54,8 +53,7 @@ pub struct ListParams {
 }
 
 /// `GET /v1/me/notifications?unread=&cursor=&limit=`: newest first.
-pub async fn list(State(state): State<ApiState>, auth: Authenticated, params: Result<Query<ListParams>, QueryRejection>) -> Result<ApiJson<Page>, ApiError> {
-    let Query(params) = params.map_err(|_| ApiError::field("query", "invalid", "Некорректные параметры запроса"))?;
+pub async fn list(State(state): State<ApiState>, auth: Authenticated, ApiQuery(params): ApiQuery<ListParams>) -> Result<ApiJson<Page>, ApiError> {
     let unread = match params.unread.as_deref() {
         None | Some("false") | Some("0") => false,
         Some("true") | Some("1") => true,
@@ -77,7 +75,7 @@ pub async fn list(State(state): State<ApiState>, auth: Authenticated, params: Re
 }
 
 /// `POST /v1/me/notifications/{id}/read` → 204; an id the citizen does not have → 404.
-pub async fn mark_read(State(state): State<ApiState>, auth: Authenticated, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+pub async fn mark_read(State(state): State<ApiState>, auth: Authenticated, ApiPath(id): ApiPath<String>) -> Result<StatusCode, ApiError> {
     if inbox::mark_read(state.kv.as_ref(), auth.user_id(), &id).await? { Ok(StatusCode::NO_CONTENT) } else { Err(ApiError::not_found()) }
 }
 

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -28,7 +28,10 @@ async fn main() -> Result<(), BoxError> {
         return Ok(());
     }
     shared::runtime::init_tracing();
-    if std::env::var_os("DEV_OUTBOX").is_none() {
+    // The dev outbox defaults on for the embedded backend only: beside real AWS senders it
+    // would expose codes sent to real people (an emulator run opts in with DEV_OUTBOX=1).
+    let embedded = std::env::var("BACKEND").map(|b| b.is_empty() || b == "embedded").unwrap_or(true);
+    if embedded && std::env::var_os("DEV_OUTBOX").is_none() {
         // SAFETY: single-threaded at this point; set before any task reads the environment.
         unsafe { std::env::set_var("DEV_OUTBOX", "1") };
     }
@@ -106,7 +109,7 @@ struct OutboxQuery {
 }
 
 /// `GET /dev/outbox?to=` (SPEC §7): what would have been sent, newest first.
-async fn dev_outbox(State(outbox): State<Arc<DevOutbox>>, Query(q): Query<OutboxQuery>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn dev_outbox(State(outbox): State<Arc<DevOutbox>>, shared::http::ApiQuery(q): shared::http::ApiQuery<OutboxQuery>) -> Result<Json<serde_json::Value>, ApiError> {
     let to = q.to.as_deref().map(|t| t.trim().replace(' ', "+"));
     let items = outbox.list(to.as_deref(), q.limit.unwrap_or(50).clamp(1, 500)).await?;
     Ok(Json(serde_json::json!({ "items": items, "next_cursor": null })))

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::problem::ApiError;
 use crate::keys::KeyRing;
+use crate::ports::KeyValue;
 
 /// Claims of an access token (SPEC §3.7).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,12 +32,33 @@ pub struct TokenVerifier {
     issuer: String,
     audience: String,
     keys: HashMap<String, DecodingKey>,
+    /// When set, a token is accepted only while its session exists (logout, revocation,
+    /// refresh-token reuse and password changes end sessions before the token expires).
+    sessions: Option<Arc<dyn KeyValue>>,
 }
 
 impl TokenVerifier {
     pub fn new(issuer: impl Into<String>, audience: impl Into<String>, ring: &KeyRing) -> Self {
         let keys = ring.keys().iter().map(|k| (k.kid.clone(), DecodingKey::from_ed_der(&k.public))).collect();
-        Self { issuer: issuer.into(), audience: audience.into(), keys }
+        Self { issuer: issuer.into(), audience: audience.into(), keys, sessions: None }
+    }
+
+    /// Also require the token's session to be live in `kv` (one read per request).
+    pub fn with_sessions(mut self, kv: Arc<dyn KeyValue>) -> Self {
+        self.sessions = Some(kv);
+        self
+    }
+
+    /// Verifies the token and, when configured, that its session has not ended.
+    pub async fn verify_live(&self, token: &str) -> Result<AccessClaims, ApiError> {
+        let claims = self.verify(token)?;
+        if let Some(kv) = &self.sessions {
+            let (pk, sk) = crate::records::session_key(&claims.sub, &claims.sid);
+            if kv.get(&pk, &sk).await?.is_none() {
+                return Err(ApiError::new(axum::http::StatusCode::UNAUTHORIZED, "session_expired", "Сеанс завершён, войдите снова"));
+            }
+        }
+        Ok(claims)
     }
 
     pub fn verify(&self, token: &str) -> Result<AccessClaims, ApiError> {
@@ -83,6 +105,6 @@ where
         let header = parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()).ok_or_else(ApiError::unauthorized)?;
         let token = header.strip_prefix("Bearer ").or_else(|| header.strip_prefix("bearer ")).ok_or_else(ApiError::unauthorized)?;
         let verifier = Arc::<TokenVerifier>::from_ref(state);
-        verifier.verify(token.trim()).map(Self)
+        verifier.verify_live(token.trim()).await.map(Self)
     }
 }

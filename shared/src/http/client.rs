@@ -37,10 +37,11 @@ fn trust_forwarded_for() -> bool {
     std::env::var("TRUST_FORWARDED_FOR").is_ok_and(|v| v == "1" || v == "true")
 }
 
-/// The left-most address a trusted proxy recorded.
+/// The address our trusted proxy appended: the right-most entry. Entries to its left were
+/// sent by the client and can be anything.
 fn forwarded_for(parts: &Parts) -> Option<IpAddr> {
-    let value = parts.headers.get("x-forwarded-for")?.to_str().ok()?;
-    value.split(',').next()?.trim().parse().ok()
+    let value = parts.headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).last()?;
+    value.rsplit(',').next()?.trim().parse().ok()
 }
 
 /// The caller's User-Agent, truncated; empty when absent.

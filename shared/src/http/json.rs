@@ -44,6 +44,9 @@ fn map_rejection(rejection: JsonRejection) -> ApiError {
             code: "malformed_json".into(),
             message: "Тело запроса не является корректным JSON".into(),
         }]),
+        JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "Тело запроса слишком велико")
+        }
         other => ApiError::new(StatusCode::BAD_REQUEST, "validation_failed", other.body_text()),
     }
 }

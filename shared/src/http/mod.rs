@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod extract;
 pub mod json;
 pub mod problem;
 pub mod rate_limit;
@@ -10,6 +11,7 @@ pub mod request_id;
 
 pub use auth::{AccessClaims, Authenticated, TokenVerifier};
 pub use client::{ClientIp, UserAgent};
+pub use extract::{ApiPath, ApiQuery};
 pub use json::ApiJson;
 pub use problem::ApiError;
 pub use rate_limit::RateLimiter;

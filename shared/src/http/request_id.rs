@@ -24,8 +24,10 @@ pub fn layer(router: Router) -> Router {
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request<axum::body::Body>| {
                 let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
-                // Path only: query strings may carry personal data (e.g. `?to=` on the dev outbox).
-                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+                // The route template only: concrete paths carry share tokens and ids, query
+                // strings personal data (e.g. `?to=` on the dev outbox).
+                let route = req.extensions().get::<axum::extract::MatchedPath>().map(|m| m.as_str()).unwrap_or("unmatched");
+                tracing::info_span!("request", method = %req.method(), route = %route, request_id = %id)
             }),
         )
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeUlid))

@@ -1,15 +1,15 @@
 //! The citizen's applications (SPEC §4.3): drafts, submission, withdrawal, supplements, lists.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
+use shared::agencies::RawBody;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
 
 use shared::domain::FieldError;
-use shared::http::{ApiError, ApiJson, Authenticated};
+use shared::http::{ApiError, ApiJson, ApiPath, ApiQuery, Authenticated};
 use shared::identity::Level;
 
 use super::common::{self, Effects, IfMatch, MAX_COMMENT_CHARS, Paging};
@@ -57,7 +57,7 @@ pub struct ListQuery {
 }
 
 /// `GET /v1/applications?status=&service_code=` — newest first.
-pub async fn list(State(state): State<AppState>, auth: Authenticated, Query(query): Query<ListQuery>) -> Result<Response, ApiError> {
+pub async fn list(State(state): State<AppState>, auth: Authenticated, ApiQuery(query): ApiQuery<ListQuery>) -> Result<Response, ApiError> {
     let (cursor, limit) = query.paging.parse()?;
     let status = match query.status.as_deref().filter(|s| !s.is_empty()) {
         None => None,
@@ -70,7 +70,7 @@ pub async fn list(State(state): State<AppState>, auth: Authenticated, Query(quer
     Ok(axum::Json(common::list_body(&items, next)).into_response())
 }
 
-pub async fn get(State(state): State<AppState>, auth: Authenticated, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn get(State(state): State<AppState>, auth: Authenticated, ApiPath(id): ApiPath<String>) -> Result<Response, ApiError> {
     let app = common::load_own(&state, auth.user_id(), &id).await?;
     Ok(common::application_response(StatusCode::OK, &app))
 }
@@ -84,7 +84,7 @@ pub struct PatchRequest {
 }
 
 /// `PATCH /v1/applications/{id}` — drafts only (409 otherwise).
-pub async fn patch(State(state): State<AppState>, auth: Authenticated, Path(id): Path<String>, headers: HeaderMap, ApiJson(req): ApiJson<PatchRequest>) -> Result<Response, ApiError> {
+pub async fn patch(State(state): State<AppState>, auth: Authenticated, ApiPath(id): ApiPath<String>, headers: HeaderMap, ApiJson(req): ApiJson<PatchRequest>) -> Result<Response, ApiError> {
     let form = req.form.filter(|f| !f.is_null()).map(common::check_form_shape).transpose()?;
     let document_ids = req.document_ids.map(|ids| common::check_document_ids("/document_ids", ids)).transpose()?;
     let expected = IfMatch::from_headers(&headers);
@@ -110,7 +110,7 @@ pub async fn patch(State(state): State<AppState>, auth: Authenticated, Path(id):
 
 /// `POST /v1/applications/{id}/submit` → `submitted` with a number, after checking the account
 /// level (as it is now, not as the token says), the form and the documents.
-pub async fn submit(State(state): State<AppState>, auth: Authenticated, Path(id): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn submit(State(state): State<AppState>, auth: Authenticated, ApiPath(id): ApiPath<String>, headers: HeaderMap) -> Result<Response, ApiError> {
     let expected = IfMatch::from_headers(&headers);
     let state_ref: &ApplicationsState = &state;
     let app = common::write_own(state_ref, auth.user_id(), &id, &expected, |app| submit_change(state_ref, app)).await?;
@@ -176,7 +176,7 @@ pub struct WithdrawRequest {
 }
 
 /// `POST /v1/applications/{id}/withdraw {"reason"?}` (the body may be empty).
-pub async fn withdraw(State(state): State<AppState>, auth: Authenticated, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+pub async fn withdraw(State(state): State<AppState>, auth: Authenticated, ApiPath(id): ApiPath<String>, headers: HeaderMap, RawBody(body): RawBody) -> Result<Response, ApiError> {
     let req: WithdrawRequest = common::optional_json(&body)?;
     let reason = common::check_text("/reason", req.reason, MAX_COMMENT_CHARS)?;
     let expected = IfMatch::from_headers(&headers);
@@ -207,7 +207,7 @@ pub struct SupplementRequest {
 
 /// `POST /v1/applications/{id}/supplement {"document_ids", "comment"?}`: answers an information
 /// request; the documents join the application and it goes back `in_progress`.
-pub async fn supplement(State(state): State<AppState>, auth: Authenticated, Path(id): Path<String>, headers: HeaderMap, ApiJson(req): ApiJson<SupplementRequest>) -> Result<Response, ApiError> {
+pub async fn supplement(State(state): State<AppState>, auth: Authenticated, ApiPath(id): ApiPath<String>, headers: HeaderMap, ApiJson(req): ApiJson<SupplementRequest>) -> Result<Response, ApiError> {
     let document_ids = common::check_document_ids("/document_ids", req.document_ids)?;
     let comment = common::check_text("/comment", req.comment, MAX_COMMENT_CHARS)?;
     if document_ids.is_empty() && comment.is_none() {

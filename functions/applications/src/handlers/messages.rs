@@ -1,12 +1,12 @@
 //! `GET|POST /v1/applications/{id}/messages` (SPEC §4.3): the thread with the agency.
 //! Agency messages arrive through the webhook (`application.message`).
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use shared::http::{ApiError, ApiJson, Authenticated};
+use shared::http::{ApiError, ApiJson, ApiPath, ApiQuery, Authenticated};
 
 use super::common::{self, MAX_MESSAGE_CHARS, Paging};
 use crate::errors;
@@ -14,7 +14,7 @@ use crate::store::{self, Actor, Message};
 use crate::AppState;
 
 /// Oldest first, like a chat.
-pub async fn list(State(state): State<AppState>, auth: Authenticated, Path(id): Path<String>, Query(paging): Query<Paging>) -> Result<Response, ApiError> {
+pub async fn list(State(state): State<AppState>, auth: Authenticated, ApiPath(id): ApiPath<String>, ApiQuery(paging): ApiQuery<Paging>) -> Result<Response, ApiError> {
     let (cursor, limit) = paging.parse()?;
     let app = common::load_own(&state, auth.user_id(), &id).await?;
     let (messages, next) = store::messages(state.kv.as_ref(), &app.application_id, cursor, limit).await?;
@@ -26,7 +26,7 @@ pub struct PostRequest {
     text: String,
 }
 
-pub async fn post(State(state): State<AppState>, auth: Authenticated, Path(id): Path<String>, ApiJson(req): ApiJson<PostRequest>) -> Result<Response, ApiError> {
+pub async fn post(State(state): State<AppState>, auth: Authenticated, ApiPath(id): ApiPath<String>, ApiJson(req): ApiJson<PostRequest>) -> Result<Response, ApiError> {
     let text = message_text("/text", &req.text)?;
     let app = common::load_own(&state, auth.user_id(), &id).await?;
     if !app.status.visible_to_agency() {

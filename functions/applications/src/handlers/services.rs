@@ -1,11 +1,11 @@
 //! `GET /v1/services` and `GET /v1/services/{code}` (SPEC §4.1): the public catalogue.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use serde::Deserialize;
 use serde_json::Value;
 
-use shared::http::ApiError;
+use shared::http::{ApiError, ApiPath, ApiQuery};
 
 use super::common::list_body;
 use crate::AppState;
@@ -20,7 +20,7 @@ pub struct ServiceQuery {
 }
 
 /// Services in catalogue order, filtered; the cursor is the code of the last one returned.
-pub async fn list(State(state): State<AppState>, Query(query): Query<ServiceQuery>) -> Result<Json<Value>, ApiError> {
+pub async fn list(State(state): State<AppState>, ApiQuery(query): ApiQuery<ServiceQuery>) -> Result<Json<Value>, ApiError> {
     let limit = match query.limit.as_deref() {
         None | Some("") => 50,
         Some(raw) => raw.parse::<usize>().ok().filter(|n| (1..=100).contains(n)).ok_or_else(|| ApiError::field("limit", "out_of_range", "limit — целое число от 1 до 100"))?,
@@ -49,7 +49,7 @@ pub async fn list(State(state): State<AppState>, Query(query): Query<ServiceQuer
     Ok(Json(list_body(&items, next)))
 }
 
-pub async fn get(State(state): State<AppState>, Path(code): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn get(State(state): State<AppState>, ApiPath(code): ApiPath<String>) -> Result<Json<Value>, ApiError> {
     let service = state.catalogue.get(&code).ok_or_else(ApiError::not_found)?;
     serde_json::to_value(service).map(Json).map_err(ApiError::internal)
 }

@@ -4,19 +4,18 @@
 //! first answer), then the body. Each delivery's state change, its events and its answer commit
 //! in one transaction (`shared::agencies::apply_once`), conditional on the versions read.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 use chrono::NaiveDate;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use shared::agencies::{self, Agency, Capability, Decision, StoredAnswer};
+use shared::agencies::{self, Agency, Capability, Decision, RawBody, StoredAnswer};
 use shared::domain::FieldError;
 use shared::events::{Event, EventPayload};
-use shared::http::ApiError;
+use shared::http::{ApiError, ApiPath};
 use shared::identity::{ACCOUNT_SK, Level, Verification, user_pk};
 use shared::ports::{Condition, Item, TxOp};
 use shared::records::DocumentStatus;
@@ -28,7 +27,7 @@ use crate::status::{ActorKind, ApplicationStatus, can_transition};
 use crate::store::{self, Actor, Application, Message, Rejection};
 use crate::{AppState, ApplicationsState};
 
-pub async fn receive(State(state): State<AppState>, Path(agency_id): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn receive(State(state): State<AppState>, ApiPath(agency_id): ApiPath<String>, headers: HeaderMap, RawBody(body): RawBody) -> Response {
     let agency = match state.agencies.verify(&agency_id, &headers, &body) {
         Ok(agency) => agency,
         Err(error) => {
@@ -289,7 +288,14 @@ async fn verification_completed(state: &ApplicationsState, data: VerificationCom
         // The level stays, but the citizen must learn the data was not confirmed.
         events.push(level_event(&account.user_id, Level::Simplified, Level::Simplified, "registry_rejected"));
     }
-    let ops = vec![account_op(&account, version)?];
+    let mut ops = vec![account_op(&account, version)?];
+    if verified && let Some(profile) = &account.profile {
+        // The verified SNILS now names this account as a login (SPEC §3.1); the registry's
+        // verdict is authoritative, so it takes the index over from any unverified claim.
+        let index = shared::identity::LoginIndex { user_id: account.user_id.clone() };
+        let item = Item::json(shared::identity::login_pk(&shared::identity::snils_login(&profile.snils)), shared::identity::LOGIN_SK, &index)?;
+        ops.push(TxOp::Put { item, condition: Condition::None });
+    }
     Ok(Decision::Apply { ops, events, answer: applied() })
 }
 

@@ -31,24 +31,35 @@ pub fn client(ip: ClientIp, ua: &UserAgent) -> Client {
     Client { ip: ip.0.to_string(), user_agent: ua.0.clone() }
 }
 
-/// A login as typed (phone, email or SNILS) in the normalised form the index is keyed by.
-/// Anything unparseable is `None`: it can name no account.
-pub fn normalise_login(raw: &str) -> Option<String> {
+/// The index keys a login as typed (phone, email or SNILS) may name. Eleven bare digits can
+/// be both a phone and a SNILS, so both are tried; anything unparseable names no account.
+pub fn login_candidates(raw: &str) -> Vec<String> {
     let raw = raw.trim();
     if raw.contains('@') {
-        return Email::parse(raw).ok().map(|e| e.as_str().to_owned());
+        return Email::parse(raw).ok().map(|e| e.as_str().to_owned()).into_iter().collect();
     }
+    let mut out = Vec::new();
     if let Ok(phone) = Phone::parse(raw) {
-        return Some(phone.as_str().to_owned());
+        out.push(phone.as_str().to_owned());
     }
-    Snils::parse(raw).ok().map(|s| format!("snils:{}", s.digits()))
+    if let Ok(snils) = Snils::parse(raw) {
+        out.push(format!("snils:{}", snils.digits()));
+    }
+    out
 }
 
-pub async fn find_account(state: &AuthState, login: &str) -> Result<Option<Versioned<Account>>, ApiError> {
-    let Some(index) = store::get::<LoginIndex>(state.kv.as_ref(), &store::login_pk(login), "LOGIN").await? else {
-        return Ok(None);
-    };
-    Ok(store::account(state.kv.as_ref(), &index.value.user_id).await?)
+/// The key per-login limits count under: the first candidate, or the raw text folded.
+pub fn login_limit_key(raw: &str, candidates: &[String]) -> String {
+    candidates.first().cloned().unwrap_or_else(|| raw.trim().to_lowercase())
+}
+
+pub async fn find_account(state: &AuthState, candidates: &[String]) -> Result<Option<Versioned<Account>>, ApiError> {
+    for login in candidates {
+        if let Some(index) = store::get::<LoginIndex>(state.kv.as_ref(), &store::login_pk(login), "LOGIN").await? {
+            return Ok(store::account(state.kv.as_ref(), &index.value.user_id).await?);
+        }
+    }
+    Ok(None)
 }
 
 /// A fresh flow whose code (if any) goes to `destination`; returns the flow, the ops that
@@ -65,7 +76,7 @@ pub fn new_flow(state: &AuthState, kind: FlowKind, user_id: Option<String>, dest
     } else {
         (None, None)
     };
-    let flow = Flow { flow_id, kind, user_id, destination, code_hash, wrong_attempts: 0, code_issued_at: now, expires_at, password_hash: None, methods: Vec::new() };
+    let flow = Flow { flow_id, kind, user_id, destination, code_hash, wrong_attempts: 0, code_issued_at: now, expires_at, password_hash: None, methods: Vec::new(), limit_key: None };
     Ok((flow, event))
 }
 
@@ -75,12 +86,29 @@ pub fn flow_op(flow: &Flow, condition: Condition) -> Result<TxOp, KvError> {
 }
 
 /// At most `codes_per_destination_hourly` codes to one phone or email per hour (SPEC §3.3).
-pub async fn limit_codes_to(state: &AuthState, destination: &Destination) -> Result<(), ApiError> {
+/// Budgets are per purpose, so nobody can spend a citizen's login codes by asking for
+/// registration or recovery codes to their number.
+pub async fn limit_codes_to(state: &AuthState, destination: &Destination, purpose: OtpPurpose) -> Result<(), ApiError> {
     let key = match destination {
         Destination::Sms(p) => p.as_str(),
         Destination::Email(e) => e.as_str(),
     };
-    state.limiter.hit("otp-destination", key, Limit::per_hour(state.settings.codes_per_destination_hourly)).await
+    let scope = match purpose {
+        OtpPurpose::Registration => "otp-destination-registration",
+        OtpPurpose::Login => "otp-destination-login",
+        OtpPurpose::Recovery => "otp-destination-recovery",
+    };
+    state.limiter.hit(scope, key, Limit::per_hour(state.settings.codes_per_destination_hourly)).await
+}
+
+/// Like `limit_codes_to`, but reports an exhausted budget as `false` instead of an error,
+/// for paths that must answer the same whether or not a code goes out.
+pub async fn may_send_code(state: &AuthState, destination: &Destination, purpose: OtpPurpose) -> Result<bool, ApiError> {
+    match limit_codes_to(state, destination, purpose).await {
+        Ok(()) => Ok(true),
+        Err(e) if e.code == "rate_limited" => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 pub async fn load_flow(state: &AuthState, flow_id: &str) -> Result<Versioned<Flow>, ApiError> {
@@ -97,29 +125,48 @@ pub enum CodeCheck {
     Wrong { attempts_exceeded: bool },
 }
 
-/// Checks `code` against the flow's code: expiry (410), dead code (429), mismatch (counted).
-/// Decoy flows never match but count attempts the same way.
+/// Checks `code` against the flow's code: expiry (410), dead code (429), then counts the
+/// attempt *before* comparing, conditionally on the flow's version, so parallel guesses can
+/// neither skip the count nor learn from a lost race which guess was right. Decoy flows
+/// never match but count attempts the same way.
 pub async fn check_code(state: &AuthState, flow: &mut Versioned<Flow>, code: &str, now: DateTime<Utc>) -> Result<CodeCheck, ApiError> {
-    if now > flow.value.expires_at {
-        return Err(errors::otp_expired());
+    for _ in 0..ATTEMPT_RETRIES {
+        if now > flow.value.expires_at {
+            return Err(errors::otp_expired());
+        }
+        if flow.value.wrong_attempts >= state.settings.max_code_attempts {
+            return Err(errors::otp_attempts_exceeded());
+        }
+        let presented = secrets::code_hash(&flow.value.flow_id, code.trim());
+        let matches = flow.value.code_hash.as_deref().is_some_and(|h| secrets::ct_eq(h, &presented));
+        let mut counted = flow.value.clone();
+        if !matches {
+            counted.wrong_attempts += 1;
+        }
+        // A matching code is recorded too (same write, same cost) so both answers take one write.
+        match state.kv.transact(vec![flow_op(&counted, Condition::VersionIs(flow.version))?]).await {
+            Ok(()) => {
+                flow.value = counted;
+                flow.version += 1;
+                return Ok(if matches { CodeCheck::Valid } else { CodeCheck::Wrong { attempts_exceeded: flow.value.wrong_attempts >= state.settings.max_code_attempts } });
+            }
+            Err(KvError::TransactionConflict { .. }) | Err(KvError::ConditionFailed) => {
+                *flow = load_flow(state, &flow.value.flow_id).await?;
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
-    if flow.value.wrong_attempts >= state.settings.max_code_attempts {
-        return Err(errors::otp_attempts_exceeded());
-    }
-    let presented = secrets::code_hash(&flow.value.flow_id, code.trim());
-    let matches = flow.value.code_hash.as_deref().is_some_and(|h| secrets::ct_eq(h, &presented));
-    if matches {
-        return Ok(CodeCheck::Valid);
-    }
-    flow.value.wrong_attempts += 1;
-    let op = flow_op(&flow.value, Condition::VersionIs(flow.version))?;
-    match state.kv.transact(vec![op]).await {
-        Ok(()) => flow.version += 1,
-        // A concurrent attempt on the same flow won the write; this one still failed.
-        Err(KvError::TransactionConflict { .. }) | Err(KvError::ConditionFailed) => {}
-        Err(e) => return Err(e.into()),
-    }
-    Ok(CodeCheck::Wrong { attempts_exceeded: flow.value.wrong_attempts >= state.settings.max_code_attempts })
+    // Could not record the attempt: refuse to evaluate the code at all.
+    Err(ApiError::rate_limited(1))
+}
+
+/// Retries of a counted attempt under contention; each round re-reads the flow.
+const ATTEMPT_RETRIES: usize = 50;
+
+/// Consumes a flow whose code was accepted: any live flow item (attempt counts may have moved
+/// since), once — a second consumer finds it gone.
+pub fn consume_flow_op(flow: &Flow) -> TxOp {
+    TxOp::Delete { pk: store::flow_pk(&flow.flow_id), sk: "FLOW".into(), condition: Condition::Exists }
 }
 
 pub fn wrong_code_error(check: CodeCheck) -> ApiError {

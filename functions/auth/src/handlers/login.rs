@@ -13,7 +13,7 @@ use shared::http::{ApiError, ApiJson, ClientIp, UserAgent};
 use shared::http::rate_limit::Limit;
 use shared::ports::{Condition, KvError, TxOp};
 
-use super::common::{self, CodeCheck, MAX_RETRIES};
+use super::common::{self, CodeCheck};
 use crate::errors;
 use crate::secrets;
 use crate::store::{self, Account, AttemptResult, FlowKind, Versioned};
@@ -36,34 +36,44 @@ pub enum LoginResponse {
 pub async fn login(State(state): State<AppState>, ip: ClientIp, ua: UserAgent, ApiJson(req): ApiJson<LoginRequest>) -> Result<impl IntoResponse, ApiError> {
     state.limiter.hit("login-ip", &ip.0.to_string(), state.settings.login_per_ip).await?;
     let client = common::client(ip, &ua);
-    let Some(login) = common::normalise_login(&req.login) else {
-        secrets::burn_password_check(req.password).await;
-        return Err(errors::invalid_credentials());
-    };
-    state.limiter.hit("login-account", &login, Limit::per_minute(20)).await?;
-    let Some(account) = common::find_account(&state, &login).await? else {
+    let candidates = common::login_candidates(&req.login);
+    state.limiter.hit("login-account", &common::login_limit_key(&req.login, &candidates), Limit::per_minute(20)).await?;
+    let Some(account) = common::find_account(&state, &candidates).await? else {
         secrets::burn_password_check(req.password).await;
         return Err(errors::invalid_credentials());
     };
     let now = Utc::now();
-    if account.value.locked {
-        secrets::burn_password_check(req.password).await;
-        common::commit(&state, vec![common::attempt_op(&account.value.user_id, &client, &ua, AttemptResult::Locked, None, now)?], Vec::new()).await?;
-        return Err(errors::account_locked());
+    let user_id = account.value.user_id.clone();
+    // Count the attempt before checking the password, so parallel guesses cannot outrun
+    // the lockout counter; a correct password gives the reservation back.
+    match reserve_attempt(&state, &user_id).await? {
+        Reservation::Reserved => {}
+        Reservation::Locked => {
+            secrets::burn_password_check(req.password).await;
+            common::commit(&state, vec![common::attempt_op(&user_id, &client, &ua, AttemptResult::Locked, None, now)?], Vec::new()).await?;
+            return Err(errors::account_locked());
+        }
     }
     if !secrets::verify_password(req.password, account.value.password_hash.clone()).await {
-        return Err(record_failure(&state, &account.value.user_id, &client, &ua, AttemptResult::WrongPassword, None).await);
+        return Err(record_failure(&state, &user_id, &client, &ua, AttemptResult::WrongPassword, None, Counted::Already).await);
     }
     let methods = account.value.mfa_methods();
     if methods.is_empty() {
-        let tokens = succeed(&state, &account.value.user_id, vec!["pwd".into()], &client, &ua, None).await?;
+        let tokens = succeed(&state, &user_id, vec!["pwd".into()], &client, &ua, None).await?;
         return Ok(ApiJson(LoginResponse::Done { mfa_required: false, tokens }));
     }
+    release_reservation(&state, &user_id).await?;
     let sms_destination = methods.contains(&"sms").then(|| account.value.phone.clone().map(Destination::Sms)).flatten();
-    if let Some(d) = &sms_destination {
-        common::limit_codes_to(&state, d).await?;
+    // Over the hourly SMS budget the login still proceeds: TOTP works, and resend retries later.
+    let send_now = match &sms_destination {
+        Some(d) => common::may_send_code(&state, d, OtpPurpose::Login).await?,
+        None => false,
+    };
+    let (mut flow, mut event) = common::new_flow(&state, FlowKind::LoginMfa, Some(account.value.user_id.clone()), sms_destination, OtpPurpose::Login, now)?;
+    if !send_now {
+        flow.code_hash = None;
+        event = None;
     }
-    let (mut flow, event) = common::new_flow(&state, FlowKind::LoginMfa, Some(account.value.user_id.clone()), sms_destination, OtpPurpose::Login, now)?;
     flow.methods = methods.iter().map(|m| m.to_string()).collect();
     common::commit(&state, vec![common::flow_op(&flow, Condition::NotExists)?], event.into_iter().collect()).await?;
     Ok(ApiJson(LoginResponse::SecondFactor { mfa_required: true, flow_id: flow.flow_id, methods: flow.methods }))
@@ -82,6 +92,7 @@ pub struct MfaDone {
 }
 
 pub async fn mfa(State(state): State<AppState>, ip: ClientIp, ua: UserAgent, ApiJson(req): ApiJson<MfaRequest>) -> Result<impl IntoResponse, ApiError> {
+    state.limiter.hit("code-confirm-ip", &ip.0.to_string(), Limit::per_minute(30)).await?;
     let client = common::client(ip, &ua);
     let now = Utc::now();
     let mut flow = common::load_flow(&state, &req.flow_id).await?;
@@ -92,6 +103,11 @@ pub async fn mfa(State(state): State<AppState>, ip: ClientIp, ua: UserAgent, Api
         return Err(ApiError::field("method", "unsupported_method", "Этот способ подтверждения недоступен для учётной записи"));
     }
     let account = store::account(state.kv.as_ref(), &user_id).await?.ok_or_else(errors::flow_not_found)?;
+    // A password change or recovery since the password step voids it.
+    let opened_at: DateTime<Utc> = ulid::Ulid::from_string(&flow.value.flow_id).map(|id| id.datetime().into()).unwrap_or(flow.value.code_issued_at);
+    if account.value.sessions_valid_from.is_some_and(|from| opened_at < from) {
+        return Err(errors::flow_not_found());
+    }
     if account.value.locked {
         common::commit(&state, vec![common::attempt_op(&user_id, &client, &ua, AttemptResult::Locked, Some(&req.method), now)?], Vec::new()).await?;
         return Err(errors::account_locked());
@@ -101,7 +117,7 @@ pub async fn mfa(State(state): State<AppState>, ip: ClientIp, ua: UserAgent, Api
         "sms" => match common::check_code(&state, &mut flow, &req.code, now).await? {
             CodeCheck::Valid => true,
             wrong => {
-                let fail = record_failure(&state, &user_id, &client, &ua, AttemptResult::WrongCode, Some(method)).await;
+                let fail = record_failure(&state, &user_id, &client, &ua, AttemptResult::WrongCode, Some(method), Counted::No).await;
                 return Err(if fail.code == "account_locked" { fail } else { common::wrong_code_error(wrong) });
             }
         },
@@ -120,10 +136,10 @@ pub async fn mfa(State(state): State<AppState>, ip: ClientIp, ua: UserAgent, Api
         _ => false,
     };
     if !accepted {
-        let fail = record_failure(&state, &user_id, &client, &ua, AttemptResult::WrongCode, Some(method)).await;
+        let fail = record_failure(&state, &user_id, &client, &ua, AttemptResult::WrongCode, Some(method), Counted::No).await;
         return Err(if fail.code == "account_locked" { fail } else { errors::otp_invalid() });
     }
-    let consume = TxOp::Delete { pk: store::flow_pk(&flow.value.flow_id), sk: "FLOW".into(), condition: Condition::VersionIs(flow.version) };
+    let consume = common::consume_flow_op(&flow.value);
     let factor = if method == "sms" { "sms" } else { "otp" };
     let tokens = succeed_with(&state, &user_id, vec!["pwd".into(), factor.into()], &client, &ua, Some(method), vec![consume]).await?;
     Ok(ApiJson(MfaDone { tokens }))
@@ -174,17 +190,75 @@ pub async fn consume_backup_code(state: &AuthState, account: &Versioned<Account>
     }
 }
 
-/// Counts a failure, locking the account at the threshold (and telling its owner); writes
-/// the attempt to the history. Returns the error to answer with.
-async fn record_failure(state: &AuthState, user_id: &str, client: &Client, ua: &UserAgent, result: AttemptResult, mfa_method: Option<&str>) -> ApiError {
+enum Reservation {
+    Reserved,
+    Locked,
+}
+
+/// Whether a failure was already counted by `reserve_attempt`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Counted {
+    Already,
+    No,
+}
+
+/// Adds one to the failure counter unless the account is locked; a counter already at the
+/// threshold (in-flight or crashed attempts) locks the account instead.
+async fn reserve_attempt(state: &AuthState, user_id: &str) -> Result<Reservation, ApiError> {
+    for _ in 0..COUNTER_RETRIES {
+        let mut account = store::account(state.kv.as_ref(), user_id).await?.ok_or_else(errors::invalid_credentials)?;
+        if account.value.locked {
+            return Ok(Reservation::Locked);
+        }
+        let events = if account.value.failed_attempts >= state.settings.max_failed_logins {
+            account.value.locked = true;
+            vec![Event::new(Some(user_id.to_owned()), EventPayload::AccountLocked { destinations: account.value.security_destinations() })]
+        } else {
+            account.value.failed_attempts += 1;
+            Vec::new()
+        };
+        let locks = account.value.locked;
+        match common::commit(state, vec![common::account_op(&account)?], events).await {
+            Ok(()) if locks => return Ok(Reservation::Locked),
+            Ok(()) => return Ok(Reservation::Reserved),
+            Err(KvError::TransactionConflict { .. }) | Err(KvError::ConditionFailed) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::rate_limited(1))
+}
+
+/// Gives back a reservation after a correct password (the second factor counts on its own).
+async fn release_reservation(state: &AuthState, user_id: &str) -> Result<(), ApiError> {
+    for _ in 0..COUNTER_RETRIES {
+        let Some(mut account) = store::account(state.kv.as_ref(), user_id).await? else { return Ok(()) };
+        account.value.failed_attempts = account.value.failed_attempts.saturating_sub(1);
+        match state.kv.transact(vec![common::account_op(&account)?]).await {
+            Ok(()) => return Ok(()),
+            Err(KvError::TransactionConflict { .. }) | Err(KvError::ConditionFailed) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(common::busy())
+}
+
+/// Conditional writes on one account under contention: each round re-reads it.
+const COUNTER_RETRIES: usize = 50;
+
+/// Records a failure (counting it unless `reserve_attempt` already did), locking the account
+/// at the threshold and telling its owner; writes the attempt to the history.
+/// Returns the error to answer with.
+async fn record_failure(state: &AuthState, user_id: &str, client: &Client, ua: &UserAgent, result: AttemptResult, mfa_method: Option<&str>, counted: Counted) -> ApiError {
     let outcome = async {
-        for _ in 0..MAX_RETRIES {
+        for _ in 0..COUNTER_RETRIES {
             let now = Utc::now();
             let Some(mut account) = store::account(state.kv.as_ref(), user_id).await? else {
                 return Ok(errors::invalid_credentials());
             };
             let was_locked = account.value.locked;
-            account.value.failed_attempts += 1;
+            if counted == Counted::No {
+                account.value.failed_attempts += 1;
+            }
             let locks = !was_locked && account.value.failed_attempts >= state.settings.max_failed_logins;
             account.value.locked |= locks;
             let events = if locks { vec![Event::new(Some(user_id.to_owned()), EventPayload::AccountLocked { destinations: account.value.security_destinations() })] } else { Vec::new() };
@@ -200,7 +274,7 @@ async fn record_failure(state: &AuthState, user_id: &str, client: &Client, ua: &
                 Err(e) => return Err(ApiError::from(e)),
             }
         }
-        Err(common::busy())
+        Err(ApiError::rate_limited(1))
     };
     match outcome.await {
         Ok(e) | Err(e) => e,
@@ -213,7 +287,7 @@ async fn succeed(state: &AuthState, user_id: &str, amr: Vec<String>, client: &Cl
 
 /// Resets the failure counter, opens a session and records the success, in one transaction.
 async fn succeed_with(state: &AuthState, user_id: &str, amr: Vec<String>, client: &Client, ua: &UserAgent, mfa_method: Option<&str>, extra: Vec<TxOp>) -> Result<Tokens, ApiError> {
-    for _ in 0..MAX_RETRIES {
+    for _ in 0..COUNTER_RETRIES {
         let now = Utc::now();
         let mut account = store::account(state.kv.as_ref(), user_id).await?.ok_or_else(errors::invalid_credentials)?;
         if account.value.locked {
@@ -239,3 +313,4 @@ async fn succeed_with(state: &AuthState, user_id: &str, amr: Vec<String>, client
     }
     Err(common::busy())
 }
+

@@ -1,6 +1,6 @@
 //! The citizen's own account: `GET /v1/me`, login history, password change (SPEC §3.7, §3.8).
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use chrono::{DateTime, Utc};
@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use shared::events::{Event, EventPayload};
 use shared::http::rate_limit::Limit;
-use shared::http::{ApiError, ApiJson, Authenticated};
+use shared::http::{ApiError, ApiJson, ApiQuery, Authenticated};
 use shared::ports::{KvError, Query as KvQuery};
 
 use super::common::{self, MAX_RETRIES};
@@ -70,7 +70,7 @@ pub struct HistoryPage {
 }
 
 /// Newest first, paged by the opaque cursor of SPEC §2.
-pub async fn login_history(State(state): State<AppState>, auth: Authenticated, Query(paging): Query<Paging>) -> Result<impl IntoResponse, ApiError> {
+pub async fn login_history(State(state): State<AppState>, auth: Authenticated, ApiQuery(paging): ApiQuery<Paging>) -> Result<impl IntoResponse, ApiError> {
     common::current(&state, &auth).await?;
     let limit = paging.limit.unwrap_or(50).clamp(1, 100);
     let cursor = match paging.cursor {

@@ -33,6 +33,10 @@ pub async fn totp_enrol(State(state): State<AppState>, auth: Authenticated) -> R
         account.value.email.clone().or(account.value.phone.clone()).unwrap_or_else(|| account.value.user_id.clone())
     };
     update_account(&state, &auth, |a| {
+        // Replacing a working authenticator needs its code: disable it first.
+        if a.totp_enabled() {
+            return Err(errors::conflict("totp_already_enabled", "Приложение-аутентификатор уже подключено; чтобы сменить его, сначала отключите текущее"));
+        }
         a.mfa.totp_pending_secret = Some(secret.clone());
         Ok(None)
     })
@@ -57,6 +61,9 @@ pub async fn totp_confirm(State(state): State<AppState>, auth: Authenticated, Ap
     let hashes: Vec<String> = codes.iter().map(|c| secrets::backup_code_hash(c)).collect();
     let now = Utc::now();
     update_account(&state, &auth, |a| {
+        if a.totp_enabled() {
+            return Err(errors::conflict("totp_already_enabled", "Приложение-аутентификатор уже подключено"));
+        }
         let pending = a.mfa.totp_pending_secret.clone().ok_or_else(|| errors::conflict("totp_not_started", "Сначала начните подключение приложения-аутентификатора"))?;
         let step = totp_step(&pending, &req.code, now).ok_or_else(errors::otp_invalid)?;
         a.mfa.totp_secret = Some(pending);

@@ -61,13 +61,14 @@ pub async fn put_profile(State(state): State<AppState>, auth: Authenticated, Api
                 account.value.level = Level::Simplified;
             }
         }
-        // SNILS is also a login (SPEC §3.1): one account per SNILS.
-        let new_snils = snils_login(&profile.snils);
-        let old_snils = previous.as_ref().map(|p| snils_login(&p.snils));
-        if old_snils.as_deref() != Some(new_snils.as_str()) {
-            ops.push(store::put_op(store::login_pk(&new_snils), "LOGIN", &LoginIndex { user_id: auth.user_id().to_owned() }, Condition::NotExists, None)?);
-            if let Some(old) = &old_snils {
-                ops.push(TxOp::Delete { pk: store::login_pk(old), sk: "LOGIN".into(), condition: Condition::Exists });
+        // SNILS becomes a login only when the registry verifies it (applications function);
+        // a changed SNILS stops naming this account at once.
+        if let Some(old) = previous.as_ref().filter(|p| p.snils != profile.snils) {
+            let key = shared::identity::login_pk(&shared::identity::snils_login(&old.snils));
+            if let Some(index) = store::get::<LoginIndex>(state.kv.as_ref(), &key, "LOGIN").await?
+                && index.value.user_id == auth.user_id()
+            {
+                ops.push(TxOp::Delete { pk: key, sk: "LOGIN".into(), condition: Condition::VersionIs(index.version) });
             }
         }
         account.value.profile = Some(profile.clone());
@@ -77,18 +78,11 @@ pub async fn put_profile(State(state): State<AppState>, auth: Authenticated, Api
                 tracing::info!(user_id = %auth.user_id(), core_changed, "profile stored");
                 return Ok(ApiJson(profile));
             }
-            Err(KvError::TransactionConflict { index: Some(1) }) => {
-                return Err(ApiError::validation(vec![FieldError::new("snils", "already_registered", "Этот СНИЛС уже указан в другой учётной записи")]));
-            }
             Err(KvError::TransactionConflict { .. }) | Err(KvError::ConditionFailed) => continue,
             Err(e) => return Err(e.into()),
         }
     }
     Err(common::busy())
-}
-
-fn snils_login(snils: &Snils) -> String {
-    format!("snils:{}", snils.digits())
 }
 
 /// Checks every field and reports all broken ones at once.

@@ -10,7 +10,7 @@ use shared::domain::FieldError;
 use shared::events::{Event, EventPayload, OtpPurpose};
 use shared::http::{ApiError, ApiJson, ClientIp};
 use shared::http::rate_limit::Limit;
-use shared::ports::{Condition, KvError, TxOp};
+use shared::ports::{Condition, KvError};
 
 use super::common::{self, CodeCheck, MAX_RETRIES};
 use super::login::{consume_backup_code, consume_totp};
@@ -33,18 +33,19 @@ pub struct RecoverStarted {
 pub async fn recover(State(state): State<AppState>, ip: ClientIp, ApiJson(req): ApiJson<RecoverRequest>) -> Result<impl IntoResponse, ApiError> {
     state.limiter.hit("recover-ip", &ip.0.to_string(), Limit::per_minute(20)).await?;
     let now = Utc::now();
-    let account = match common::normalise_login(&req.login) {
-        Some(login) => common::find_account(&state, &login).await?,
-        None => None,
-    };
+    let candidates = common::login_candidates(&req.login);
+    let limit_key = common::login_limit_key(&req.login, &candidates);
+    // Counted per login as typed, known or not, so the answers cannot tell them apart.
+    state.limiter.hit("recover-login", &limit_key, Limit::per_hour(state.settings.codes_per_destination_hourly)).await?;
+    let account = common::find_account(&state, &candidates).await?;
     let destination = account.as_ref().and_then(|a| a.value.recovery_destination());
-    let (flow, event) = match (&account, destination) {
-        (Some(a), Some(d)) => {
-            common::limit_codes_to(&state, &d).await?;
+    let (mut flow, event) = match (&account, destination) {
+        (Some(a), Some(d)) if common::may_send_code(&state, &d, OtpPurpose::Recovery).await? => {
             common::new_flow(&state, FlowKind::Recovery, Some(a.value.user_id.clone()), Some(d), OtpPurpose::Recovery, now)?
         }
         _ => common::new_flow(&state, FlowKind::RecoveryDecoy, None, None, OtpPurpose::Recovery, now)?,
     };
+    flow.limit_key = Some(limit_key);
     common::commit(&state, vec![common::flow_op(&flow, Condition::NotExists)?], event.into_iter().collect()).await?;
     Ok((StatusCode::ACCEPTED, ApiJson(RecoverStarted { flow_id: flow.flow_id })))
 }
@@ -57,7 +58,8 @@ pub struct RecoverConfirmRequest {
     totp_code: Option<String>,
 }
 
-pub async fn confirm(State(state): State<AppState>, ApiJson(req): ApiJson<RecoverConfirmRequest>) -> Result<impl IntoResponse, ApiError> {
+pub async fn confirm(State(state): State<AppState>, ip: ClientIp, ApiJson(req): ApiJson<RecoverConfirmRequest>) -> Result<impl IntoResponse, ApiError> {
+    state.limiter.hit("code-confirm-ip", &ip.0.to_string(), Limit::per_minute(30)).await?;
     let now = Utc::now();
     let mut flow = common::load_flow(&state, &req.flow_id).await?;
     if !matches!(flow.value.kind, FlowKind::Recovery | FlowKind::RecoveryDecoy) {
@@ -91,7 +93,7 @@ pub async fn confirm(State(state): State<AppState>, ApiJson(req): ApiJson<Recove
         account.value.failed_attempts = 0;
         account.value.sessions_valid_from = Some(now);
         let ops = vec![
-            TxOp::Delete { pk: store::flow_pk(&flow.value.flow_id), sk: "FLOW".into(), condition: Condition::VersionIs(flow.version) },
+            common::consume_flow_op(&flow.value),
             common::account_op(&account)?,
         ];
         let event = Event::new(Some(user_id.clone()), EventPayload::PasswordChanged { destinations: account.value.security_destinations() });

@@ -9,8 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use shared::domain::{Email, FieldError, Phone};
 use shared::events::{Destination, Event, EventPayload, OtpPurpose};
+use shared::http::rate_limit::Limit;
 use shared::http::{ApiError, ApiJson, ClientIp, UserAgent};
-use shared::ports::{Condition, KvError, TxOp};
+use shared::ports::{Condition, KvError};
 
 use super::common::{self, CodeCheck};
 use crate::errors;
@@ -38,7 +39,8 @@ struct Consents {
 #[derive(Serialize)]
 pub struct FlowStarted {
     flow_id: String,
-    channel: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    channel: Option<&'static str>,
     expires_at: DateTime<Utc>,
 }
 
@@ -57,7 +59,7 @@ pub async fn register(State(state): State<AppState>, ip: ClientIp, ApiJson(req):
         Destination::Email(e) => (None, Some(e.as_str())),
     };
     common::check_new_password(&req.password, &common::personal_data(None, phone, email), None).await?;
-    common::limit_codes_to(&state, &destination).await?;
+    common::limit_codes_to(&state, &destination, OtpPurpose::Registration).await?;
 
     let login = login_of(&destination);
     let known = state.kv.get(&store::login_pk(&login), "LOGIN").await?.is_some();
@@ -74,7 +76,7 @@ pub async fn register(State(state): State<AppState>, ip: ClientIp, ApiJson(req):
         flow.password_hash = Some(password_hash);
     }
     common::commit(&state, vec![common::flow_op(&flow, Condition::NotExists)?], event.into_iter().collect()).await?;
-    Ok((StatusCode::ACCEPTED, ApiJson(FlowStarted { flow_id: flow.flow_id, channel: channel_of(&destination), expires_at: flow.expires_at })))
+    Ok((StatusCode::ACCEPTED, ApiJson(FlowStarted { flow_id: flow.flow_id, channel: Some(channel_of(&destination)), expires_at: flow.expires_at })))
 }
 
 #[derive(Deserialize)]
@@ -91,6 +93,7 @@ pub struct Registered {
 }
 
 pub async fn confirm(State(state): State<AppState>, ip: ClientIp, ua: UserAgent, ApiJson(req): ApiJson<ConfirmRequest>) -> Result<impl IntoResponse, ApiError> {
+    state.limiter.hit("code-confirm-ip", &ip.0.to_string(), Limit::per_minute(30)).await?;
     let now = Utc::now();
     let mut flow = common::load_flow(&state, &req.flow_id).await?;
     if !matches!(flow.value.kind, FlowKind::Registration | FlowKind::RegistrationDecoy) {
@@ -129,7 +132,7 @@ pub async fn confirm(State(state): State<AppState>, ip: ClientIp, ua: UserAgent,
     let (session_ops, tokens) = crate::tokens::start_session(&state, &account, vec!["pwd".into(), "otp".into()], &client, now)?;
     let mut ops = vec![
         // The flow is consumed by the same write: a second confirm finds it gone.
-        TxOp::Delete { pk: store::flow_pk(&flow.value.flow_id), sk: "FLOW".into(), condition: Condition::VersionIs(flow.version) },
+        common::consume_flow_op(&flow.value),
         store::put_op(store::login_pk(&login_of(&destination)), "LOGIN", &LoginIndex { user_id: user_id.clone() }, Condition::NotExists, None)?,
         store::put_op(store::user_pk(&user_id), store::ACCOUNT_SK, &account, Condition::NotExists, None)?,
     ];
@@ -157,34 +160,54 @@ pub async fn resend(State(state): State<AppState>, ApiJson(req): ApiJson<ResendR
     let now = Utc::now();
     let flow = common::load_flow(&state, &req.flow_id).await?;
     let mut next = flow.value.clone();
-    let Some(destination) = next.destination.clone() else {
-        return Err(errors::conflict("resend_unavailable", "Для этого способа подтверждения код не отправляется"));
-    };
-    let resend_at = next.code_issued_at + chrono::Duration::from_std(state.settings.otp_resend).unwrap_or_default();
-    if now < resend_at {
-        return Err(ApiError::rate_limited((resend_at - now).num_seconds().max(1) as u64));
-    }
-    common::limit_codes_to(&state, &destination).await?;
     let purpose = match next.kind {
         FlowKind::Registration | FlowKind::RegistrationDecoy => OtpPurpose::Registration,
         FlowKind::LoginMfa => OtpPurpose::Login,
         FlowKind::Recovery | FlowKind::RecoveryDecoy => OtpPurpose::Recovery,
     };
+    if next.kind == FlowKind::LoginMfa && next.destination.is_none() {
+        return Err(errors::conflict("resend_unavailable", "Для этого способа подтверждения код не отправляется"));
+    }
+    let resend_at = next.code_issued_at + chrono::Duration::from_std(state.settings.otp_resend).unwrap_or_default();
+    if now < resend_at {
+        return Err(ApiError::rate_limited((resend_at - now).num_seconds().max(1) as u64));
+    }
+    // Real and decoy flows of one kind pass the same limits and answer alike.
+    let sends = match (next.kind, &next.destination) {
+        (FlowKind::Recovery | FlowKind::RecoveryDecoy, destination) => {
+            let key = next.limit_key.clone().unwrap_or_else(|| next.flow_id.clone());
+            state.limiter.hit("recover-login", &key, Limit::per_hour(state.settings.codes_per_destination_hourly)).await?;
+            match destination {
+                Some(d) if next.kind == FlowKind::Recovery => common::may_send_code(&state, d, purpose).await?,
+                _ => false,
+            }
+        }
+        (_, Some(destination)) => {
+            common::limit_codes_to(&state, destination, purpose).await?;
+            matches!(next.kind, FlowKind::Registration | FlowKind::LoginMfa)
+        }
+        (_, None) => false,
+    };
     next.code_issued_at = now;
     next.expires_at = now + chrono::Duration::from_std(state.settings.otp_ttl).unwrap_or_default();
     next.wrong_attempts = 0;
     let mut events = Vec::new();
-    if matches!(next.kind, FlowKind::Registration | FlowKind::LoginMfa | FlowKind::Recovery) {
+    if let (true, Some(destination)) = (sends, next.destination.clone()) {
         let code = secrets::new_code();
         next.code_hash = Some(secrets::code_hash(&next.flow_id, &code));
-        events.push(Event::new(next.user_id.clone(), EventPayload::OtpIssued { destination: destination.clone(), code, purpose, expires_at: next.expires_at }));
+        events.push(Event::new(next.user_id.clone(), EventPayload::OtpIssued { destination, code, purpose, expires_at: next.expires_at }));
     }
     match common::commit(&state, vec![common::flow_op(&next, Condition::VersionIs(flow.version))?], events).await {
         Ok(()) => {}
         Err(KvError::TransactionConflict { .. }) | Err(KvError::ConditionFailed) => return Err(ApiError::rate_limited(state.settings.otp_resend.as_secs())),
         Err(e) => return Err(e.into()),
     }
-    Ok((StatusCode::ACCEPTED, ApiJson(FlowStarted { flow_id: next.flow_id, channel: channel_of(&destination), expires_at: next.expires_at })))
+    // Recovery answers never name a channel: it would tell a real account from a decoy.
+    let channel = match next.kind {
+        FlowKind::Recovery | FlowKind::RecoveryDecoy => None,
+        _ => next.destination.as_ref().map(channel_of),
+    };
+    Ok((StatusCode::ACCEPTED, ApiJson(FlowStarted { flow_id: next.flow_id, channel, expires_at: next.expires_at })))
 }
 
 fn login_of(destination: &Destination) -> String {

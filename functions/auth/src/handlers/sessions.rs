@@ -1,12 +1,12 @@
 //! Refresh-token rotation with reuse detection, logout, and the citizen's session list (SPEC §3.7).
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use shared::http::{ApiError, ApiJson, Authenticated};
+use shared::http::{ApiError, ApiJson, ApiPath, ApiQuery, Authenticated};
 use shared::ports::{Condition, KvError};
 
 use super::common::{self, MAX_RETRIES};
@@ -107,7 +107,7 @@ pub struct Paging {
 }
 
 /// Live sessions, newest first. A citizen has few sessions, so the list is one page.
-pub async fn list(State(state): State<AppState>, auth: Authenticated, Query(_paging): Query<Paging>) -> Result<impl IntoResponse, ApiError> {
+pub async fn list(State(state): State<AppState>, auth: Authenticated, ApiQuery(_paging): ApiQuery<Paging>) -> Result<impl IntoResponse, ApiError> {
     let (account, _) = common::current(&state, &auth).await?;
     let now = Utc::now();
     let mut items: Vec<SessionView> = store::sessions(state.kv.as_ref(), auth.user_id())
@@ -127,7 +127,7 @@ pub async fn list(State(state): State<AppState>, auth: Authenticated, Query(_pag
     Ok(ApiJson(SessionList { items, next_cursor: None }))
 }
 
-pub async fn revoke(State(state): State<AppState>, auth: Authenticated, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
+pub async fn revoke(State(state): State<AppState>, auth: Authenticated, ApiPath(id): ApiPath<String>) -> Result<impl IntoResponse, ApiError> {
     common::current(&state, &auth).await?;
     if id.len() > 32 || !id.chars().all(|c| c.is_ascii_alphanumeric()) {
         return Err(ApiError::not_found());

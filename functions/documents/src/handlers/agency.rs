@@ -4,14 +4,13 @@
 //! sent to may upload for it (anything else is 404, as for a citizen). A redelivery with the
 //! same `webhook-id` gets the first answer again and creates nothing.
 
-use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use shared::agencies::{self, Decision, StoredAnswer};
-use shared::http::ApiError;
+use shared::agencies::{self, Decision, RawBody, StoredAnswer};
+use shared::http::{ApiError, ApiPath};
 use shared::records;
 
 use super::documents::{NewDocument, check_file, prepare_slot, slot_view};
@@ -28,7 +27,7 @@ struct ResultUpload {
 }
 
 /// `POST /v1/agency/{agency_id}/documents` → 201 `{"document_id", "status", "upload"}`.
-pub async fn create(State(api): State<Api>, Path(agency_id): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn create(State(api): State<Api>, ApiPath(agency_id): ApiPath<String>, headers: HeaderMap, RawBody(body): RawBody) -> Response {
     let agency = match api.agencies.verify(&agency_id, &headers, &body) {
         Ok(agency) => agency,
         Err(error) => return error.into_response(),

@@ -2,18 +2,18 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use shared::domain::FieldError;
 use shared::http::rate_limit::Limit;
-use shared::http::{ApiError, ApiJson, Authenticated};
+use shared::http::{ApiError, ApiJson, ApiPath, ApiQuery, Authenticated};
 use shared::identity::user_pk;
 use shared::ports::{Condition, Query as KvQuery, TxOp};
 
-use super::{DocumentView, MAX_RETRIES, UploadView, is_conflict, object_error};
+use super::{DocumentView, MAX_RETRIES, UploadView, is_conflict, object_error, shares};
 use crate::policy::{self, FileFormat, Purpose, SlotRefusal};
 use crate::store::{self, DocOwner, Document, DocumentStatus, Series, Source};
 use crate::{Api, DocumentsState, errors};
@@ -129,9 +129,14 @@ pub(crate) struct SlotView {
     upload: UploadView,
 }
 
-/// Records a pending document and presigns its upload, retrying on conflicts.
+/// Records a pending document and presigns its upload, retrying on conflicts. Every slot of a
+/// citizen updates the same usage item, so parallel uploads collide by design: they retry
+/// many times with jittered backoff instead of failing after a few attempts.
 pub(crate) async fn create_slot(state: &DocumentsState, new: NewDocument) -> Result<SlotView, ApiError> {
-    for _ in 0..MAX_RETRIES {
+    for attempt in 0..SLOT_ATTEMPTS {
+        if attempt > 0 {
+            tokio::time::sleep(jittered_backoff(attempt)).await;
+        }
         let (doc, ops) = prepare_slot(state, &new).await?;
         match state.commit(ops, Vec::new()).await {
             Ok(()) => {}
@@ -142,6 +147,18 @@ pub(crate) async fn create_slot(state: &DocumentsState, new: NewDocument) -> Res
         return slot_view(state, &doc).await;
     }
     Err(errors::busy())
+}
+
+/// Attempts of a slot creation before answering `concurrent_update`.
+const SLOT_ATTEMPTS: u32 = 60;
+/// Longest pause between two attempts.
+const MAX_BACKOFF: std::time::Duration = std::time::Duration::from_millis(40);
+
+/// "Full jitter": a random pause up to an exponentially growing cap, so colliding requests spread out.
+fn jittered_backoff(attempt: u32) -> std::time::Duration {
+    use rand::Rng as _;
+    let cap = std::time::Duration::from_millis(1u64 << attempt.min(6)).min(MAX_BACKOFF);
+    cap.mul_f64(rand::thread_rng().r#gen::<f64>())
 }
 
 /// The pending document for `new` and the ops that record it: the document with its indexes,
@@ -203,7 +220,7 @@ pub(crate) async fn slot_view(state: &DocumentsState, doc: &Document) -> Result<
 }
 
 /// `GET /v1/documents/{id}`
-pub async fn show(State(api): State<Api>, auth: Authenticated, Path(id): Path<String>) -> Result<ApiJson<DocumentView>, ApiError> {
+pub async fn show(State(api): State<Api>, auth: Authenticated, ApiPath(id): ApiPath<String>) -> Result<ApiJson<DocumentView>, ApiError> {
     let doc = own_document(&api, &auth, &id).await?;
     Ok(ApiJson(DocumentView::build(&api, &doc.value).await?))
 }
@@ -232,7 +249,7 @@ pub struct ListView {
 /// `GET /v1/documents?type=&status=&cursor=&limit=&all_versions=`, newest first. Without
 /// `status`, deleted documents are left out; without `all_versions=true`, so are vault
 /// documents that a newer available version of the same type replaced.
-pub async fn list(State(api): State<Api>, auth: Authenticated, Query(q): Query<ListQuery>) -> Result<ApiJson<ListView>, ApiError> {
+pub async fn list(State(api): State<Api>, auth: Authenticated, ApiQuery(q): ApiQuery<ListQuery>) -> Result<ApiJson<ListView>, ApiError> {
     let mut problems = Vec::new();
     let status = match q.status.as_deref().filter(|s| !s.is_empty()) {
         None => None,
@@ -314,7 +331,7 @@ async fn superseded(state: &DocumentsState, doc: &Document, latest_available: &m
 
 /// `GET /v1/documents/{id}/versions`: every version of the document's vault series, newest
 /// first (a document outside the vault is its own only version).
-pub async fn versions(State(api): State<Api>, auth: Authenticated, Path(id): Path<String>) -> Result<ApiJson<ListView>, ApiError> {
+pub async fn versions(State(api): State<Api>, auth: Authenticated, ApiPath(id): ApiPath<String>) -> Result<ApiJson<ListView>, ApiError> {
     let doc = own_document(&api, &auth, &id).await?.value;
     let docs = match doc.series() {
         None => vec![doc],
@@ -335,12 +352,21 @@ pub async fn versions(State(api): State<Api>, auth: Authenticated, Path(id): Pat
     Ok(ApiJson(ListView { items, next_cursor: None }))
 }
 
-/// `DELETE /v1/documents/{id}` → 204; the document stays restorable for the restore window.
-pub async fn delete(State(api): State<Api>, auth: Authenticated, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+/// `DELETE /v1/documents/{id}` → 204; the document stays restorable for the restore window,
+/// but its share links are revoked for good (a restore does not bring them back).
+pub async fn delete(State(api): State<Api>, auth: Authenticated, ApiPath(id): ApiPath<String>) -> Result<StatusCode, ApiError> {
     for _ in 0..MAX_RETRIES {
         let doc = own_document(&api, &auth, &id).await?;
         if doc.value.status == DocumentStatus::Deleted {
             return Ok(StatusCode::NO_CONTENT);
+        }
+        // Creating a share bumps the document's version, so a link made after this listing
+        // makes the conditional commit below fail and the listing is taken again.
+        let mut pointers = shares::pointers(api.kv.as_ref(), auth.user_id(), &doc.value.document_id).await?;
+        let in_delete = pointers.len().min(shares::REVOCATIONS_WITH_DELETE);
+        for excess in pointers.split_off(in_delete).chunks(shares::REVOCATIONS_PER_TRANSACTION) {
+            let ops = excess.iter().flat_map(|p| shares::revoke_ops(auth.user_id(), &doc.value.document_id, p)).collect();
+            api.commit(ops, Vec::new()).await?;
         }
         let now = api.now();
         let mut after = doc.value.clone();
@@ -349,9 +375,11 @@ pub async fn delete(State(api): State<Api>, auth: Authenticated, Path(id): Path<
         after.deleted_at = Some(now);
         after.updated_at = now;
         after.purge_due = Some(now + api.settings.restore_window);
-        match api.commit(store::transition_ops(Some(&doc), &after, None)?, Vec::new()).await {
+        let mut ops = store::transition_ops(Some(&doc), &after, None)?;
+        ops.extend(pointers.iter().flat_map(|p| shares::revoke_ops(auth.user_id(), &after.document_id, p)));
+        match api.commit(ops, Vec::new()).await {
             Ok(()) => {
-                tracing::info!(document_id = %after.document_id, "document deleted");
+                tracing::info!(document_id = %after.document_id, revoked_shares = pointers.len(), "document deleted");
                 return Ok(StatusCode::NO_CONTENT);
             }
             Err(e) if is_conflict(&e) => continue,
@@ -362,7 +390,7 @@ pub async fn delete(State(api): State<Api>, auth: Authenticated, Path(id): Path<
 }
 
 /// `POST /v1/documents/{id}/restore` → 200 with the document as it was before deletion.
-pub async fn restore(State(api): State<Api>, auth: Authenticated, Path(id): Path<String>) -> Result<ApiJson<DocumentView>, ApiError> {
+pub async fn restore(State(api): State<Api>, auth: Authenticated, ApiPath(id): ApiPath<String>) -> Result<ApiJson<DocumentView>, ApiError> {
     for _ in 0..MAX_RETRIES {
         let doc = own_document(&api, &auth, &id).await?;
         let Some(deleted_at) = doc.value.deleted_at.filter(|_| doc.value.status == DocumentStatus::Deleted) else {

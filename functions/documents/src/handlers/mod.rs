@@ -11,6 +11,7 @@ use shared::http::ApiError;
 use shared::ports::{KvError, ObjectStoreError, PresignedRequest};
 
 use crate::DocumentsState;
+use crate::policy::FileFormat;
 use crate::store::{self, Document, DocumentStatus};
 
 /// How often a read-modify-write is retried on a version conflict before answering 409.
@@ -48,7 +49,7 @@ impl DocumentView {
     pub async fn build(state: &DocumentsState, doc: &Document) -> Result<Self, ApiError> {
         let download = match doc.status {
             DocumentStatus::Available => {
-                let presigned = state.objects.presign_get(&doc.object_key, state.settings.download_url_ttl, Some(&doc.file_name)).await.map_err(object_error)?;
+                let presigned = state.objects.presign_get(&doc.object_key, state.settings.download_url_ttl, Some(&download_name(doc))).await.map_err(object_error)?;
                 Some(Download { url: presigned.url, expires_at: presigned.expires_at })
             }
             _ => None,
@@ -71,6 +72,20 @@ impl DocumentView {
             download,
         })
     }
+}
+
+/// The file name a download is saved under: neutral, because presigned URLs end up in
+/// browser histories, proxies and logs; the real name stays in the API's JSON.
+pub fn download_name(doc: &Document) -> String {
+    let extension = match FileFormat::from_content_type(&doc.content_type) {
+        Some(FileFormat::Pdf) => "pdf",
+        Some(FileFormat::Jpeg) => "jpg",
+        Some(FileFormat::Png) => "png",
+        Some(FileFormat::Docx) => "docx",
+        Some(FileFormat::Xml) => "xml",
+        None => "bin",
+    };
+    format!("document-{}.{extension}", doc.document_id)
 }
 
 /// The upload part of a slot (SPEC §5 `upload`).

@@ -4,7 +4,7 @@
 //! that lives `share_redirect_ttl`, so a revocation takes effect within that time even for
 //! someone who already followed the link. Expired, revoked and unknown links answer 404 alike.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -15,9 +15,9 @@ use serde::{Deserialize, Serialize};
 
 use shared::domain::FieldError;
 use shared::http::rate_limit::Limit;
-use shared::http::{ApiError, ApiJson, Authenticated, ClientIp};
+use shared::http::{ApiError, ApiJson, ApiPath, Authenticated, ClientIp};
 use shared::identity::user_pk;
-use shared::ports::{Condition, Query as KvQuery, TxOp};
+use shared::ports::{Condition, KeyValue, KvError, Query as KvQuery, TxOp};
 
 use super::documents::own_document;
 use super::{is_conflict, object_error};
@@ -26,6 +26,11 @@ use crate::{Api, errors};
 
 /// Random bytes in a share token.
 const TOKEN_BYTES: usize = 32;
+/// Share revocations (two deletes each) committed with a document's deletion; its own ops
+/// take at most 4, so this stays within the 25-op transaction limit.
+pub(crate) const REVOCATIONS_WITH_DELETE: usize = 10;
+/// Revocations per transaction when a deletion has more links than fit with it.
+pub(crate) const REVOCATIONS_PER_TRANSACTION: usize = 12;
 
 #[derive(Deserialize)]
 pub struct CreateBody {
@@ -40,7 +45,7 @@ pub struct ShareCreated {
 }
 
 /// `POST /v1/documents/{id}/shares {"expires_in_seconds"}` → 201 (available documents only).
-pub async fn create(State(api): State<Api>, auth: Authenticated, Path(id): Path<String>, ApiJson(body): ApiJson<CreateBody>) -> Result<Response, ApiError> {
+pub async fn create(State(api): State<Api>, auth: Authenticated, ApiPath(id): ApiPath<String>, ApiJson(body): ApiJson<CreateBody>) -> Result<Response, ApiError> {
     let max = i64::try_from(api.settings.max_share_ttl.as_secs()).unwrap_or(i64::MAX);
     let Some(seconds) = body.expires_in_seconds.filter(|s| (1..=max).contains(s)) else {
         return Err(ApiError::validation(vec![FieldError::new("expires_in_seconds", "out_of_range", format!("Срок действия ссылки: от 1 до {max} секунд (7 дней)"))]));
@@ -62,8 +67,9 @@ pub async fn create(State(api): State<Api>, auth: Authenticated, Path(id): Path<
     let (share_pk, share_sk) = store::share_key(&token_hash);
     let owner_pk = user_pk(auth.user_id());
     let ops = vec![
-        // Still available at commit time: a concurrent delete wins over the new link.
-        TxOp::Check { pk: owner_pk.clone(), sk: store::document_sk(&doc.value.document_id), condition: Condition::VersionIs(doc.version) },
+        // Still available at commit time, and the version bump tells a concurrent delete
+        // (which revokes every link it listed) that there is one more to revoke.
+        store::put_op(owner_pk.clone(), store::document_sk(&doc.value.document_id), &doc.value, Condition::VersionIs(doc.version), None)?,
         store::put_op(share_pk, share_sk, &share, Condition::NotExists, Some(expires_at.timestamp()))?,
         store::put_op(owner_pk, store::share_pointer_sk(&share.document_id, &share.share_id), &pointer, Condition::NotExists, Some(expires_at.timestamp()))?,
     ];
@@ -91,30 +97,46 @@ pub struct ShareList {
 }
 
 /// `GET /v1/documents/{id}/shares`: the links still in force (their URLs are not kept).
-pub async fn list(State(api): State<Api>, auth: Authenticated, Path(id): Path<String>) -> Result<ApiJson<ShareList>, ApiError> {
+pub async fn list(State(api): State<Api>, auth: Authenticated, ApiPath(id): ApiPath<String>) -> Result<ApiJson<ShareList>, ApiError> {
     let doc = own_document(&api, &auth, &id).await?;
     let now = api.now();
-    let mut items = Vec::new();
-    let mut cursor = None;
-    loop {
-        let query = KvQuery::partition(user_pk(auth.user_id())).prefix(store::share_pointer_prefix(&doc.value.document_id)).limit(100).after(cursor);
-        let page = api.kv.query(query).await?;
-        for item in &page.items {
-            let pointer: SharePointer = item.parse()?;
-            if pointer.expires_at > now {
-                items.push(ShareView { share_id: pointer.share_id, created_at: pointer.created_at, expires_at: pointer.expires_at });
-            }
-        }
-        match page.last_key {
-            Some(key) => cursor = Some(key),
-            None => break,
-        }
-    }
+    let items = pointers(api.kv.as_ref(), auth.user_id(), &doc.value.document_id)
+        .await?
+        .into_iter()
+        .filter(|pointer| pointer.expires_at > now)
+        .map(|pointer| ShareView { share_id: pointer.share_id, created_at: pointer.created_at, expires_at: pointer.expires_at })
+        .collect();
     Ok(ApiJson(ShareList { items, next_cursor: None }))
 }
 
+/// Every share pointer of a document, expired ones included (their items may outlive the TTL).
+pub(crate) async fn pointers(kv: &dyn KeyValue, owner_user_id: &str, document_id: &str) -> Result<Vec<SharePointer>, KvError> {
+    let mut out = Vec::new();
+    let mut cursor = None;
+    loop {
+        let query = KvQuery::partition(user_pk(owner_user_id)).prefix(store::share_pointer_prefix(document_id)).limit(100).after(cursor);
+        let page = kv.query(query).await?;
+        for item in &page.items {
+            out.push(item.parse()?);
+        }
+        match page.last_key {
+            Some(key) => cursor = Some(key),
+            None => return Ok(out),
+        }
+    }
+}
+
+/// The ops that revoke one share: its pointer and the token item.
+pub(crate) fn revoke_ops(owner_user_id: &str, document_id: &str, pointer: &SharePointer) -> [TxOp; 2] {
+    let (share_pk, share_sk) = store::share_key(&pointer.token_hash);
+    [
+        TxOp::Delete { pk: user_pk(owner_user_id), sk: store::share_pointer_sk(document_id, &pointer.share_id), condition: Condition::None },
+        TxOp::Delete { pk: share_pk, sk: share_sk, condition: Condition::None },
+    ]
+}
+
 /// `DELETE /v1/documents/{id}/shares/{share_id}` → 204.
-pub async fn revoke(State(api): State<Api>, auth: Authenticated, Path((id, share_id)): Path<(String, String)>) -> Result<StatusCode, ApiError> {
+pub async fn revoke(State(api): State<Api>, auth: Authenticated, ApiPath((id, share_id)): ApiPath<(String, String)>) -> Result<StatusCode, ApiError> {
     let doc = own_document(&api, &auth, &id).await?;
     if !store::is_document_id(&share_id) {
         return Err(ApiError::not_found());
@@ -122,18 +144,13 @@ pub async fn revoke(State(api): State<Api>, auth: Authenticated, Path((id, share
     let owner_pk = user_pk(auth.user_id());
     let pointer_sk = store::share_pointer_sk(&doc.value.document_id, &share_id);
     let pointer = store::get::<SharePointer>(api.kv.as_ref(), &owner_pk, &pointer_sk).await?.ok_or_else(ApiError::not_found)?;
-    let (share_pk, share_sk) = store::share_key(&pointer.value.token_hash);
-    let ops = vec![
-        TxOp::Delete { pk: owner_pk, sk: pointer_sk, condition: Condition::None },
-        TxOp::Delete { pk: share_pk, sk: share_sk, condition: Condition::None },
-    ];
-    api.commit(ops, Vec::new()).await?;
+    api.commit(revoke_ops(auth.user_id(), &doc.value.document_id, &pointer.value).into(), Vec::new()).await?;
     tracing::info!(document_id = %doc.value.document_id, share_id, "share link revoked");
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// `GET /v1/shares/{token}` (no login) → 302 to a short-lived download URL.
-pub async fn follow(State(api): State<Api>, ip: ClientIp, Path(token): Path<String>) -> Result<Response, ApiError> {
+pub async fn follow(State(api): State<Api>, ip: ClientIp, ApiPath(token): ApiPath<String>) -> Result<Response, ApiError> {
     api.limiter.hit("share-follow", &ip.0.to_string(), Limit::per_minute(120)).await?;
     if token.len() != 43 || URL_SAFE_NO_PAD.decode(&token).map_or(true, |raw| raw.len() != TOKEN_BYTES) {
         return Err(ApiError::not_found());
@@ -147,7 +164,7 @@ pub async fn follow(State(api): State<Api>, ip: ClientIp, Path(token): Path<Stri
     if doc.status != DocumentStatus::Available {
         return Err(ApiError::not_found());
     }
-    let download = api.objects.presign_get(&doc.object_key, api.settings.share_redirect_ttl, Some(&doc.file_name)).await.map_err(object_error)?;
+    let download = api.objects.presign_get(&doc.object_key, api.settings.share_redirect_ttl, Some(&super::download_name(&doc))).await.map_err(object_error)?;
     tracing::info!(document_id = %doc.document_id, share_id = %share.share_id, "share link followed");
     let location = HeaderValue::from_str(&download.url).map_err(ApiError::internal)?;
     let mut response = StatusCode::FOUND.into_response();

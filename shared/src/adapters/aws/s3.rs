@@ -5,6 +5,10 @@
 //! returned in `PresignedRequest::headers` next to `content-type` and `content-length`, so the
 //! client sends it verbatim and S3 refuses an upload that drops it.
 //!
+//! One upload per URL: presigned PUTs sign `If-None-Match: *` (returned in the headers too),
+//! so S3 answers 412 to a second PUT of the same URL instead of replacing verified content.
+//! moto 5.2 accepts the header; whether it enforces it is checked by the adapter's tests.
+//!
 //! Addressing: custom endpoints (moto, LocalStack, S3-compatible clouds) rarely resolve
 //! virtual-hosted bucket names, so [`S3ObjectStore::from_sdk_config`] switches to path-style
 //! URLs whenever `AWS_ENDPOINT_URL` or `AWS_ENDPOINT_URL_S3` is set; plain AWS keeps
@@ -97,6 +101,8 @@ impl ObjectStore for S3ObjectStore {
             .key(key)
             .content_type(content_type)
             .content_length(length)
+            // One upload per URL: S3 refuses (412) a PUT onto an existing key.
+            .if_none_match("*")
             .server_side_encryption(sse)
             .set_ssekms_key_id(kms_key.map(str::to_owned))
             .presigned(presigning(signed_at, expires_in)?)
@@ -199,4 +205,31 @@ fn presigned_request(presigned: &aws_sdk_s3::presigning::PresignedRequest, signe
 
 fn backend<E: std::error::Error + 'static>(action: &str, error: E) -> ObjectStoreError {
     ObjectStoreError::Backend(format!("{action}: {}", DisplayErrorContext(error)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> S3ObjectStore {
+        let config = aws_sdk_s3::Config::builder()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(aws_sdk_s3::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_s3::config::Credentials::new("test", "test", None, None, "static"))
+            .build();
+        S3ObjectStore::new(Client::from_conf(config), "documents")
+    }
+
+    #[tokio::test]
+    async fn presigned_put_signs_if_none_match_so_a_url_uploads_once() {
+        let upload = store().presign_put("documents/01ABC", "application/pdf", 42, Duration::from_secs(60)).await.expect("presign");
+        assert_eq!(upload.headers.get("if-none-match").map(String::as_str), Some("*"));
+        let signed = url::Url::parse(&upload.url)
+            .expect("url")
+            .query_pairs()
+            .find(|(name, _)| name == "X-Amz-SignedHeaders")
+            .map(|(_, value)| value.into_owned())
+            .unwrap_or_default();
+        assert!(signed.split(';').any(|h| h == "if-none-match"), "{signed}");
+    }
 }

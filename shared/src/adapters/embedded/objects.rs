@@ -7,7 +7,9 @@
 //!
 //! Key segments may not start with `.`, which reserves the two hidden directories and rules out
 //! `.`/`..` traversal. Presigned URLs point at the local runner's `/local-objects/{key}` routes
-//! (see [`routes`]) and carry an HMAC-SHA256 signature over everything they grant.
+//! (see [`routes`]) and carry an HMAC-SHA256 signature over everything they grant. A presigned
+//! PUT stores an object only where none exists (412 otherwise), as S3 does with the
+//! `If-None-Match: *` the S3 adapter signs into its upload URLs.
 
 use std::collections::BTreeMap;
 use std::io::{ErrorKind, SeekFrom};
@@ -136,8 +138,29 @@ impl FileObjectStore {
     /// Moves a finished upload into place and writes its sidecar; the blob goes first, so a
     /// crash in between leaves an object without a content type rather than a dangling sidecar.
     async fn commit(&self, temp: &Path, key: &str, content_type: &str, size: u64) -> Result<(), ObjectStoreError> {
+        rename_into_place(temp, &self.blob_path(key)).await?;
+        self.write_sidecar(key, content_type, size).await
+    }
+
+    /// Like [`Self::commit`], but only if no object is at `key` yet (a presigned PUT is good
+    /// for one upload, like S3 with `If-None-Match: *`): the hard link fails atomically when
+    /// the key exists, so of two racing uploads exactly one wins.
+    async fn commit_new(&self, temp: &Path, key: &str, content_type: &str, size: u64) -> Result<(), S3Error> {
         let blob = self.blob_path(key);
-        rename_into_place(temp, &blob).await?;
+        if let Some(parent) = blob.parent() {
+            tokio::fs::create_dir_all(parent).await.map_err(|e| S3Error::from(io_error("create object directory", &e)))?;
+        }
+        let linked = tokio::fs::hard_link(temp, &blob).await;
+        let _ = tokio::fs::remove_file(temp).await;
+        match linked {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => return Err(S3Error::already_exists()),
+            Err(e) => return Err(S3Error::from(io_error("move object into place", &e))),
+        }
+        self.write_sidecar(key, content_type, size).await.map_err(S3Error::from)
+    }
+
+    async fn write_sidecar(&self, key: &str, content_type: &str, size: u64) -> Result<(), ObjectStoreError> {
         let sidecar = serde_json::to_vec(&Sidecar { content_type: Some(content_type.to_owned()), size })
             .map_err(|e| ObjectStoreError::Backend(format!("encode object metadata: {e}")))?;
         let temp_meta = self.temp_path();
@@ -296,10 +319,14 @@ async fn store_upload(state: &RouteState, key: String, query: &str, headers: &He
         return Err(S3Error::new(StatusCode::FORBIDDEN, "SignatureDoesNotMatch", "Content-Length differs from the signed value"));
     }
 
+    // Refused before the body is read when possible; `commit_new` decides races.
+    if tokio::fs::try_exists(store.blob_path(&grant.key)).await.unwrap_or(false) {
+        return Err(S3Error::already_exists());
+    }
     let temp = store.temp_path();
     let received = receive_body(&temp, body, content_length).await;
     let stored = match received {
-        Ok(()) => store.commit(&temp, &grant.key, content_type, content_length).await.map_err(S3Error::from),
+        Ok(()) => store.commit_new(&temp, &grant.key, content_type, content_length).await,
         Err(error) => Err(error),
     };
     if let Err(error) = stored {
@@ -465,6 +492,11 @@ impl S3Error {
         Self::new(StatusCode::FORBIDDEN, "SignatureDoesNotMatch", "The request signature does not match")
     }
 
+    /// What S3 answers a PUT with `If-None-Match: *` when the key exists.
+    fn already_exists() -> Self {
+        Self::new(StatusCode::PRECONDITION_FAILED, "PreconditionFailed", "An object already exists at this key; upload URLs are good for one upload")
+    }
+
     fn incomplete_body() -> Self {
         Self::new(StatusCode::BAD_REQUEST, "IncompleteBody", "Body is shorter than the signed Content-Length")
     }
@@ -551,6 +583,31 @@ fn io_error(action: &str, error: &std::io::Error) -> ObjectStoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn an_upload_url_stores_once_and_a_second_put_is_refused() {
+        use tower::ServiceExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(FileObjectStore::new(dir.path(), "http://objects.test", vec![7u8; 32]).unwrap());
+        let created = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = created.clone();
+        let app = routes(store.clone(), Arc::new(move |_| {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }));
+        let upload = store.presign_put("documents/once", "application/pdf", 4, Duration::from_secs(60)).await.unwrap();
+        let put = |body: &'static [u8]| {
+            let path = upload.url.strip_prefix("http://objects.test").unwrap().to_owned();
+            let request = axum::http::Request::put(path).header("content-type", "application/pdf").header("content-length", "4").body(Body::from(body)).unwrap();
+            let app = app.clone();
+            async move { app.oneshot(request).await.unwrap().status() }
+        };
+        assert_eq!(put(b"good").await, StatusCode::OK);
+        assert_eq!(put(b"evil").await, StatusCode::PRECONDITION_FAILED);
+        assert_eq!(store.read_range("documents/once", 0, 10).await.unwrap(), Bytes::from_static(b"good"));
+        assert_eq!(created.load(std::sync::atomic::Ordering::SeqCst), 1, "no notification for the refused PUT");
+        let leftovers = std::fs::read_dir(dir.path().join("objects/.tmp")).unwrap().count();
+        assert_eq!(leftovers, 0, "the refused upload leaves nothing behind");
+    }
 
     #[test]
     fn keys_with_traversal_hidden_or_odd_characters_are_refused() {
