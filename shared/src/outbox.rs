@@ -28,16 +28,28 @@ pub enum RelayError {
 pub struct Relay {
     kv: Arc<dyn KeyValue>,
     queue: Arc<dyn Queue>,
+    /// Off only to simulate a crash between commit and relay (tests, drills).
+    inline: bool,
 }
 
 impl Relay {
     pub fn new(kv: Arc<dyn KeyValue>, queue: Arc<dyn Queue>) -> Self {
-        Self { kv, queue }
+        Self { kv, queue, inline: true }
+    }
+
+    /// With `false`, `publish` leaves events to the sweep, exactly as if the process had died
+    /// right after committing them.
+    pub fn with_inline_publish(mut self, inline: bool) -> Self {
+        self.inline = inline;
+        self
     }
 
     /// Publishes events that were just committed. Failures are logged, not returned: the
     /// state change already happened and the sweep will deliver them.
     pub async fn publish(&self, events: &[Event]) {
+        if !self.inline {
+            return;
+        }
         for event in events {
             if let Err(e) = self.relay_one(event).await {
                 tracing::warn!(event_id = %event.id, error = %e, "outbox relay deferred to sweep");

@@ -54,6 +54,8 @@ pub struct Runner {
     issued_codes: Arc<Mutex<HashSet<(String, String)>>>,
     /// On a shared stack, the address this runner's clients present (see `client_address`).
     forwarded_for: Option<String>,
+    /// The environment it was started with, for `crash_and_restart`.
+    launch_env: Vec<(String, String)>,
     // Declared last so the directory outlives the killed child (fields drop after `drop`).
     _scratch: TempDir,
 }
@@ -67,64 +69,68 @@ impl Runner {
     /// Starts a runner with extra environment (e.g. `("OTP_RESEND_SECONDS", "1")`), which
     /// overrides anything the harness sets.
     pub async fn start_with(env: &[(&str, &str)]) -> Runner {
-        let binary = runner_binary();
         let scratch = tempfile::Builder::new()
             .prefix("e2e-runner-")
             .tempdir()
             .expect("create a scratch directory for the runner");
-        let log_path = scratch.path().join("runner.log");
-        let stdout_log = File::create(&log_path).expect("create the runner log file");
-        let stderr_log = stdout_log
-            .try_clone()
-            .expect("share the log file with stderr");
-        let addr = format!("127.0.0.1:{}", free_port());
         let backend = Backend::from_env();
-        let forwarded_for = is_shared_stack().then(client_address);
-
-        let mut command = Command::new(&binary);
-        command
-            .env_clear()
-            .envs(inherited_env(backend))
-            .env("BIND_ADDR", &addr)
-            .env("DATA_DIR", scratch.path().join("data"))
-            .env("DEV_OUTBOX", "1")
-            .env(
-                "RUST_LOG",
-                std::env::var_os("RUST_LOG").unwrap_or_else(|| "info".into()),
-            );
+        let mut launch_env: Vec<(String, String)> = vec![
+            ("DATA_DIR".into(), scratch.path().join("data").display().to_string()),
+            ("DEV_OUTBOX".into(), "1".into()),
+        ];
         match backend {
-            Backend::Embedded => {
-                command.env("BACKEND", "embedded");
-            }
+            Backend::Embedded => launch_env.push(("BACKEND".into(), "embedded".into())),
             Backend::Aws => {
-                command
-                    .envs(aws_defaults())
-                    .envs(AwsResources::create().env)
-                    .env("BACKEND", "aws");
-                if forwarded_for.is_some() {
-                    command.env("TRUST_FORWARDED_FOR", "1");
+                launch_env.extend(aws_defaults().into_iter().map(|(k, v)| (k.to_string(), v.to_string())));
+                launch_env.extend(AwsResources::create().env.into_iter().map(|(k, v)| (k.to_string(), v.to_string())));
+                launch_env.push(("BACKEND".into(), "aws".into()));
+                if is_shared_stack() {
+                    launch_env.push(("TRUST_FORWARDED_FOR".into(), "1".into()));
                 }
             }
         }
+        launch_env.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let forwarded_for = is_shared_stack().then(client_address);
+        let mut runner = Self::launch(scratch, launch_env, forwarded_for, Arc::default());
+        runner.wait_until_healthy().await;
+        runner
+    }
+
+    /// Kills the process with SIGKILL (no shutdown, nothing flushed) and starts a new one on
+    /// the same data and resources, with `env` replacing earlier settings of the same names.
+    pub async fn crash_and_restart(mut self, env: &[(&str, &str)]) -> Runner {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let mut launch_env = std::mem::take(&mut self.launch_env);
+        launch_env.retain(|(k, _)| !env.iter().any(|(name, _)| name == k));
+        launch_env.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let scratch = std::mem::replace(&mut self._scratch, tempfile::tempdir().expect("create a placeholder directory"));
+        let issued = Arc::clone(&self.issued_codes);
+        let forwarded_for = self.forwarded_for.clone();
+        drop(self);
+        let mut runner = Self::launch(scratch, launch_env, forwarded_for, issued);
+        runner.wait_until_healthy().await;
+        runner
+    }
+
+    fn launch(scratch: TempDir, launch_env: Vec<(String, String)>, forwarded_for: Option<String>, issued_codes: Arc<Mutex<HashSet<(String, String)>>>) -> Runner {
+        let binary = runner_binary();
+        let log_path = scratch.path().join("runner.log");
+        let stdout_log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).expect("open the runner log file");
+        let stderr_log = stdout_log.try_clone().expect("share the log file with stderr");
+        let addr = format!("127.0.0.1:{}", free_port());
+        let mut command = Command::new(&binary);
         command
-            .envs(env.iter().copied())
+            .env_clear()
+            .envs(inherited_env(Backend::from_env()))
+            .env("BIND_ADDR", &addr)
+            .env("RUST_LOG", std::env::var_os("RUST_LOG").unwrap_or_else(|| "info".into()))
+            .envs(launch_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::from(stdout_log))
             .stderr(Stdio::from(stderr_log));
-        let child = command
-            .spawn()
-            .unwrap_or_else(|error| panic!("start {}: {error}", binary.display()));
-
-        let mut runner = Runner {
-            child,
-            base: format!("http://{addr}"),
-            log_path,
-            issued_codes: Arc::default(),
-            forwarded_for,
-            _scratch: scratch,
-        };
-        runner.wait_until_healthy().await;
-        runner
+        let child = command.spawn().unwrap_or_else(|error| panic!("start {}: {error}", binary.display()));
+        Runner { child, base: format!("http://{addr}"), log_path, issued_codes, forwarded_for, launch_env, _scratch: scratch }
     }
 
     /// A client for this runner (desktop user agent, no bearer token).

@@ -47,7 +47,9 @@ async fn main() -> Result<(), BoxError> {
     }
     let config = Config::from_env()?;
     let adapters = Adapters::build(&config).await?;
-    let relay = Relay::new(adapters.kv.clone(), adapters.events_queue.clone());
+    // OUTBOX_INLINE_RELAY=0 simulates a crash between commit and relay: only the sweep delivers.
+    let inline_relay = std::env::var("OUTBOX_INLINE_RELAY").map(|v| v != "0").unwrap_or(true);
+    let relay = Relay::new(adapters.kv.clone(), adapters.events_queue.clone()).with_inline_publish(inline_relay);
 
     let auth_state = Arc::new(auth::AuthState::new(adapters.kv.clone(), relay.clone(), adapters.require_keys()?, auth::Settings::from_env()));
     let notifier = Arc::new(notifications::Notifier::new(adapters.kv.clone(), adapters.sms.clone(), adapters.email.clone()).with_portal_url(notifications::portal_url_from_env()));
@@ -158,7 +160,8 @@ async fn purge_documents(state: Arc<documents::DocumentsState>, shutdown: impl s
 /// Relays outbox events a crashed or slow request left behind.
 async fn sweep_outbox(relay: Relay, shutdown: impl std::future::Future<Output = ()>) {
     tokio::pin!(shutdown);
-    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    let every = std::env::var("OUTBOX_SWEEP_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
+    let mut tick = tokio::time::interval(Duration::from_secs(every));
     loop {
         tokio::select! {
             _ = &mut shutdown => return,
