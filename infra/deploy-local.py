@@ -167,7 +167,7 @@ def deploy_parameters(args) -> dict:
         "JwtIssuer": args.api_url,
         "JwtSigningKeys": os.environ.get("JWT_SIGNING_KEYS") or generate_jwt_key_ring(),
         # The dev seed's secrets are public; fine on an emulator, never on AWS.
-        "AgenciesJson": json.dumps(json.loads((ROOT / "infra" / "local" / "seed" / "agencies.json").read_text()), separators=(",", ":")),
+        "AgenciesJson": json.dumps(json.loads((ROOT / "infra" / "local" / "seed" / "agencies.json").read_text()), separators=(",", ":"), ensure_ascii=False),
     }
     for item in args.parameter:
         key, separator, value = item.partition("=")
@@ -606,6 +606,8 @@ def runner_env(outputs: dict, parameters: dict, endpoint_url: str, region: str) 
         f"AWS_DEFAULT_REGION={region}",
         "AWS_ACCESS_KEY_ID=test",
         "AWS_SECRET_ACCESS_KEY=test",
+        # SMS and email go to the emulator, so nobody real gets a code: show them at GET /dev/outbox.
+        "DEV_OUTBOX=1",
     ]
     lines += [f"{env}={outputs[output]}" for env, output in RUNNER_ENV_FROM_OUTPUTS.items() if output in outputs]
     # The same keys as the stack's functions, so tokens pass between the runner and them.

@@ -39,6 +39,7 @@ for arg in "$@"; do
   esac
 done
 
+echo "checking the pinned tools (the first run installs them into a venv: a few minutes)"
 bash "$ROOT/infra/test.sh" tools >/dev/null || {
   echo "installing the pinned tools failed; run 'bash infra/test.sh tools' to see why" >&2
   exit 1

@@ -112,9 +112,10 @@ is_running() {
   [[ -f "$PID_FILE" && -f "$PORT_FILE" ]] && kill -0 "$(cat "$PID_FILE")" 2>/dev/null
 }
 
-# moto's management API answers without any AWS signature.
+# moto's dashboard answers without any AWS signature. (Not /moto-api/data.json: it serializes
+# the whole state, slowly, and fails with a 500 once the state holds Lambda functions.)
 answers() {
-  curl -fsS --max-time 2 -o /dev/null "http://$HOST:$1/moto-api/data.json" 2>/dev/null
+  curl -fsS --max-time 2 -o /dev/null "http://$HOST:$1/moto-api/" 2>/dev/null
 }
 
 moto_python() {

@@ -11,9 +11,10 @@
 #   sam-build    release build of every function in one cargo invocation, then sam build;
 #                prints each function's zipped size (infra/lambda/build.py)
 #   deploy-local the template deployed onto the moto server (infra/deploy-local.py)
-#   e2e-stack    the e2e journeys (cargo nextest -p e2e) against the deployed stack's resources
 #   lambda       every function's release bootstrap under a Lambda Runtime API emulator,
 #                fed events/*.json and cross-function chains; prints cold starts (infra/lambda/check.py)
+#   e2e-stack    the e2e journeys (cargo nextest -p e2e) against the deployed stack's resources
+#                (after lambda: runners stopped mid long-poll hide the next queue message for a minute)
 # `lint` is shorthand for sam-validate + cfn-lint + routes. Arguments after `--` replace
 # `--workspace` for cargo nextest (or cargo test): `bash infra/test.sh rust-tests -- -p shared`.
 # Naming a step brings the steps it needs along (e.g. `lambda` runs tools, moto, sam-build, deploy-local).
@@ -29,7 +30,7 @@ set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT" || exit 1
 
-ALL_STEPS=(tools moto rust-tests sam-validate cfn-lint routes sam-build deploy-local e2e-stack lambda)
+ALL_STEPS=(tools moto rust-tests sam-validate cfn-lint routes sam-build deploy-local lambda e2e-stack)
 RUST_TEST_ARGS=()
 LOG_DIR="${TEST_LOG_DIR:-$ROOT/.run/test-logs}"
 REQUIREMENTS="$ROOT/infra/requirements.txt"
@@ -210,7 +211,8 @@ stop_e2e_runners() {
   [[ -s "$RUNNER_PIDS" ]] || return 0
   local pid pids=()
   while read -r pid; do
-    [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null && pids+=("$pid")
+    # Still a local-runner: an id freed by an exited runner may belong to someone else now.
+    [[ "$pid" =~ ^[0-9]+$ && "$(cat "/proc/$pid/comm" 2>/dev/null)" == local-runner ]] && pids+=("$pid")
   done <"$RUNNER_PIDS"
   : >"$RUNNER_PIDS"
   ((${#pids[@]})) || return 0

@@ -10,7 +10,8 @@ all binaries in ONE cargo invocation first lets cargo link them in parallel; the
 builds SAM then runs find everything fresh and only copy. Both use the same CARGO_TARGET_DIR,
 flags and (unified, workspace-wide) features, so nothing is compiled twice.
 
-Outputs: .aws-sam/build/<Function>/bootstrap (sam build), .aws-sam/zips/<Function>.zip and
+Outputs: .aws-sam/build/ (sam build; its template.yaml names each function's directory),
+.aws-sam/zips/<Function>.zip and
 hello-lambda.zip, and .aws-sam/zips/sizes.json. Wall times go to .aws-sam/zips/timings.json.
 """
 
@@ -54,10 +55,11 @@ def main() -> int:
 
     zips_dir = ROOT / ".aws-sam" / "zips"
     zips_dir.mkdir(parents=True, exist_ok=True)
+    code_dirs = {} if args.skip_sam else template_model.built_code_dirs(ROOT / ".aws-sam" / "build")
     rows = []
     for function in functions:
         built = target_dir / "lambda" / function.binary / "bootstrap"
-        bootstrap = built if args.skip_sam else ROOT / ".aws-sam" / "build" / function.logical_id / "bootstrap"
+        bootstrap = built if args.skip_sam else code_dirs[function.logical_id] / "bootstrap"
         if not bootstrap.is_file():
             print(f"missing {bootstrap}", file=sys.stderr)
             return 1
@@ -88,13 +90,14 @@ def run(command: list[str]) -> None:
 
 
 def package(name: str, binary: str, bootstrap: Path, zips_dir: Path) -> dict:
-    """Zips `bootstrap` at the archive root, executable, deflated: what Lambda unpacks."""
+    """Zips `bootstrap` at the archive root, executable, deflated at zlib's default level like
+    `sam package`: what Lambda receives and unpacks."""
     archive = zips_dir / f"{name}.zip"
     info = zipfile.ZipInfo("bootstrap", date_time=(2020, 1, 1, 0, 0, 0))
     info.external_attr = 0o100755 << 16
     info.compress_type = zipfile.ZIP_DEFLATED
     with zipfile.ZipFile(archive, "w") as out:
-        out.writestr(info, bootstrap.read_bytes(), compresslevel=9)
+        out.writestr(info, bootstrap.read_bytes())
     return {
         "function": name,
         "binary": binary,

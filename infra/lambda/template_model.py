@@ -43,3 +43,14 @@ def rust_functions(template: Path) -> list[Function]:
         environment = properties.get("Environment", {}).get("Variables", {})
         functions.append(Function(logical_id, binary, routes, environment))
     return functions
+
+
+def built_code_dirs(build_dir: Path) -> dict[str, Path]:
+    """Where `sam build` put each function's artifacts: functions built from one definition
+    share a directory (e.g. `DocumentsApiFunction-Shared`), named by the built template."""
+    document = load(build_dir / "template.yaml")
+    return {
+        logical_id: build_dir / resource["Properties"]["CodeUri"]
+        for logical_id, resource in document.get("Resources", {}).items()
+        if resource.get("Type") == "AWS::Serverless::Function" and isinstance(resource.get("Properties", {}).get("CodeUri"), str)
+    }

@@ -194,7 +194,7 @@ impl Runner {
 
 impl Drop for Runner {
     fn drop(&mut self) {
-        if !hand_over_to_stack_owner(&self.child) {
+        if !hand_over_to_stack_owner(&mut self.child) {
             // Either may fail only because the child already exited, which is what we want.
             let _ = self.child.kill();
             let _ = self.child.wait();
@@ -248,11 +248,15 @@ pub fn is_shared_stack() -> bool {
 /// longer than any test waits. So with `E2E_RUNNER_PIDS_FILE` set, runners are not killed but
 /// listed there, keep consuming like any other poller, and whoever deployed the stack
 /// (infra/test.sh) stops them once the whole run is over. Returns whether it handed over.
-fn hand_over_to_stack_owner(child: &Child) -> bool {
+fn hand_over_to_stack_owner(child: &mut Child) -> bool {
     use std::io::Write as _;
     let Some(path) = std::env::var_os("E2E_RUNNER_PIDS_FILE").filter(|_| is_shared_stack()) else {
         return false;
     };
+    // An exited runner (crashed on purpose, say) has nothing to hand over, and its id may be reused.
+    if !matches!(child.try_wait(), Ok(None)) {
+        return false;
+    }
     let written = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
