@@ -354,3 +354,59 @@ async fn a_standard_service_is_level_insufficient_until_the_registry_verifies_th
     assert_eq!(anna.get("/v1/me").await.body["level"], "confirmed");
     Agency::seed("pochta").deliver(&runner.api(), &fresh_id(), &json!({"type": "identity.confirmed", "data": {"user_id": user_id, "method": "post"}})).await.assert_problem(409, "invalid_transition");
 }
+
+/// The citizen's SMS about applications in the dev outbox, oldest first.
+async fn application_sms(runner: &Runner, phone: &TestPhone) -> Vec<String> {
+    let mut texts: Vec<String> = runner
+        .api()
+        .outbox(&phone.e164)
+        .await
+        .iter()
+        .filter_map(|m| m["body"].as_str().map(str::to_owned))
+        .filter(|body| body.starts_with("Заявление №"))
+        .collect();
+    texts.reverse();
+    texts
+}
+
+async fn wait_for<F, Fut, T>(mut probe: F, done: impl Fn(&T) -> bool) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    let deadline = std::time::Instant::now() + e2e::outbox_wait() * 2;
+    loop {
+        let value = probe().await;
+        if done(&value) || std::time::Instant::now() > deadline {
+            return value;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn every_status_change_reaches_the_inbox_and_sms_until_the_citizen_switches_sms_off() {
+    let runner = Runner::start().await;
+    let (anna, phone) = citizen(&runner).await;
+    let mfc = Agency::seed("mfc");
+    let app = submitted(&anna, "mfc-appointment").await;
+    let id = id_of(&app);
+    mfc.set_status(&runner.api(), &id, "accepted", json!({})).await.expect(200);
+    mfc.set_status(&runner.api(), &id, "in_progress", json!({})).await.expect(200);
+
+    // submitted, accepted, in_progress: one SMS and one inbox entry each (applications → sms + inbox by default).
+    let sms = wait_for(|| application_sms(&runner, &phone), |t| t.len() >= 3).await;
+    assert_eq!(sms.len(), 3, "{sms:?}");
+    assert!(sms[1].contains("«Принято»") && sms[2].contains("«В работе»"), "{sms:?}");
+    let inbox = |api: Api| async move { api.get("/v1/me/notifications").await.body["items"].as_array().cloned().unwrap_or_default() };
+    let entries = wait_for(|| inbox(anna.clone()), |items| items.iter().filter(|n| n["category"] == "applications").count() >= 3).await;
+    assert_eq!(entries.iter().filter(|n| n["category"] == "applications").count(), 3, "{entries:?}");
+
+    let off = anna.put_json("/v1/me/notification-settings", &json!({"categories": {"applications": {"sms": false}}})).await;
+    off.expect(200);
+    mfc.set_status(&runner.api(), &id, "info_requested", json!({"comment": "Приложите скан паспорта"})).await.expect(200);
+    let entries = wait_for(|| inbox(anna.clone()), |items| items.iter().filter(|n| n["category"] == "applications").count() >= 4).await;
+    assert_eq!(entries.iter().filter(|n| n["category"] == "applications").count(), 4, "the inbox still gets the change");
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    assert_eq!(application_sms(&runner, &phone).await.len(), 3, "no SMS once the citizen switched SMS off for applications");
+}
