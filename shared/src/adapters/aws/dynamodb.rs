@@ -125,10 +125,7 @@ impl DynamoKv {
             .set_expression_attribute_values(values)
             .send()
             .await
-            .map_err(|e| match e.as_service_error() {
-                Some(service) if service.is_conditional_check_failed_exception() => KvError::ConditionFailed,
-                _ => sdk_error("PutItem", e),
-            })?;
+            .map_err(|e| write_error("PutItem", e))?;
         Ok(version)
     }
 }
@@ -182,12 +179,7 @@ impl KeyValue for DynamoKv {
             .return_values(ReturnValue::UpdatedNew)
             .send()
             .await
-            .map_err(|e| match e.as_service_error() {
-                Some(service) if service.is_conditional_check_failed_exception() => {
-                    KvError::ConditionFailed
-                }
-                _ => sdk_error("UpdateItem", e),
-            })?;
+            .map_err(|e| write_error("UpdateItem", e))?;
         output
             .attributes()
             .and_then(|attributes| attributes.get(VERSION))
@@ -209,12 +201,7 @@ impl KeyValue for DynamoKv {
             .set_expression_attribute_values(values)
             .send()
             .await
-            .map_err(|e| match e.as_service_error() {
-                Some(service) if service.is_conditional_check_failed_exception() => {
-                    KvError::ConditionFailed
-                }
-                _ => sdk_error("DeleteItem", e),
-            })?;
+            .map_err(|e| write_error("DeleteItem", e))?;
         Ok(())
     }
 
@@ -561,6 +548,19 @@ fn build_error(error: aws_sdk_dynamodb::error::BuildError) -> KvError {
 }
 
 /// Maps an SDK error without echoing request contents (keys may hold personal data).
+/// A single-item write's failure: a failed condition is the caller's business, anything else
+/// is mapped like every other SDK error.
+fn write_error<E, R>(operation: &str, error: SdkError<E, R>) -> KvError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    if error.code() == Some("ConditionalCheckFailedException") {
+        return KvError::ConditionFailed;
+    }
+    sdk_error(operation, error)
+}
+
 fn sdk_error<E, R>(operation: &str, error: SdkError<E, R>) -> KvError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
