@@ -40,7 +40,7 @@ fn trust_forwarded_for() -> bool {
 /// The address our trusted proxy appended: the right-most entry. Entries to its left were
 /// sent by the client and can be anything.
 fn forwarded_for(parts: &Parts) -> Option<IpAddr> {
-    let value = parts.headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).last()?;
+    let value = parts.headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).next_back()?;
     value.rsplit(',').next()?.trim().parse().ok()
 }
 
