@@ -566,7 +566,7 @@ mod tests {
             calls.fetch_add(1, Ordering::SeqCst);
             let current = kv.get("COUNTER", "C").await?;
             let condition = current.as_ref().map_or(Condition::NotExists, |i| Condition::VersionIs(i.version));
-            let event = Event::new(None, crate::events::EventPayload::IdentityVerificationRequested { registry_agency_id: "sfr".into() });
+            let event = Event::new(None, crate::events::EventPayload::IdentityLevelChanged { level: "standard".into(), previous_level: "simplified".into(), reason: "registry_verified".into() });
             Ok(Decision::Apply {
                 ops: vec![TxOp::Put { item: Item::new("COUNTER", "C", Vec::new()), condition }],
                 events: vec![event],

@@ -55,6 +55,10 @@ pub enum EventPayload {
     /// Someone tried to register an already registered phone/email.
     #[serde(rename = "auth.registration_attempted")]
     RegistrationAttempted { destination: Destination },
+    /// Recovery was asked for a login that names no account (or no contact to send to); no
+    /// one is told. Published so that such a request costs what a real one does (SPEC §3.6).
+    #[serde(rename = "auth.recovery_unmatched")]
+    RecoveryUnmatched { flow_id: String },
     #[serde(rename = "auth.account_locked")]
     AccountLocked { destinations: Vec<Destination> },
     #[serde(rename = "auth.password_changed")]
@@ -82,9 +86,10 @@ pub enum EventPayload {
         from_agency: bool,
         preview: String,
     },
-    /// Addressed to the registry agency; the citizen gets an inbox note.
+    /// Addressed to the registry agency, which must answer naming `request_id` (SPEC §3.8);
+    /// the citizen gets an inbox note. `profile` is exactly the data to verify.
     #[serde(rename = "identity.verification_requested")]
-    IdentityVerificationRequested { registry_agency_id: String },
+    IdentityVerificationRequested { registry_agency_id: String, request_id: String, profile: Box<crate::identity::Profile> },
     #[serde(rename = "identity.level_changed")]
     IdentityLevelChanged { level: String, previous_level: String, reason: String },
     /// `status` is `available` or `rejected`.
@@ -97,6 +102,7 @@ impl EventPayload {
         match self {
             Self::OtpIssued { .. } => "auth.otp_issued",
             Self::RegistrationAttempted { .. } => "auth.registration_attempted",
+            Self::RecoveryUnmatched { .. } => "auth.recovery_unmatched",
             Self::AccountLocked { .. } => "auth.account_locked",
             Self::PasswordChanged { .. } => "auth.password_changed",
             Self::NewLogin { .. } => "auth.new_login",

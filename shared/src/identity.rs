@@ -154,10 +154,8 @@ pub struct Profile {
     #[serde(default)]
     pub inn: Option<Inn>,
     pub passport: Passport,
+    /// The registry agency's check of exactly this data.
     pub verification: Verification,
-    /// Why the registry agency rejected the data, when it did.
-    #[serde(default)]
-    pub verification_reason: Option<String>,
     pub updated_at: DateTime<Utc>,
 }
 
@@ -168,16 +166,78 @@ pub enum Gender {
     Female,
 }
 
-/// Where the registry agency's check of the profile stands.
+/// One request to the registry agency to verify one exact profile (SPEC §3.8). A verdict must
+/// name its request, and only the latest request's verdict counts, so data changed after a
+/// request can never be verified by it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verification {
+    pub request_id: String,
+    pub status: VerificationStatus,
+    /// Why the registry agency rejected the data, when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Verification {
+pub enum VerificationStatus {
     Pending,
     Verified,
     Rejected,
 }
 
+impl Verification {
+    /// A new request, waiting for the registry's verdict.
+    pub fn requested(request_id: String) -> Self {
+        Self { request_id, status: VerificationStatus::Pending, reason: None }
+    }
+}
+
+/// The registry agency's answer to a verification request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Verified,
+    Rejected { reason: Option<String> },
+}
+
+/// Why a verdict cannot be applied to an account.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum VerdictError {
+    #[error("the citizen has no profile to verify")]
+    NoProfile,
+    /// The verdict names a request that is not the citizen's latest, or that was answered.
+    #[error("the verdict answers an outdated request")]
+    Outdated,
+    /// Only a `simplified` account can become `standard` by a registry verdict.
+    #[error("the account level does not allow this verdict")]
+    LevelConflict(Level),
+}
+
 impl Profile {
+    /// A valid example (fictitious person, checksum-valid SNILS and INN), for API examples and
+    /// tests.
+    pub fn example() -> Self {
+        let passport = crate::domain::PassportInput {
+            series: "4510".into(),
+            number: "123456".into(),
+            issued_at: "2010-05-20".into(),
+            issued_by: "ОВД района Арбат г. Москвы".into(),
+            division_code: "770-001".into(),
+        };
+        Self {
+            last_name: "Иванова".into(),
+            first_name: "Мария".into(),
+            middle_name: Some("Петровна".into()),
+            birth_date: chrono::NaiveDate::from_ymd_opt(1990, 4, 12).expect("a valid date"),
+            gender: Gender::Female,
+            snils: Snils::parse("112-233-445 95").expect("a valid SNILS"),
+            inn: Some(Inn::parse("500100732259").expect("a valid INN")),
+            passport: Passport::parse(&passport).expect("a valid passport"),
+            verification: Verification::requested("01JEXAMPLE0000000000000000".into()),
+            updated_at: DateTime::<Utc>::from_timestamp(1_767_225_600, 0).expect("a valid time"),
+        }
+    }
+
     /// Name, birth date, SNILS and passport: changing any of them voids a verified level.
     pub fn same_core_data(&self, other: &Profile) -> bool {
         self.last_name == other.last_name
@@ -187,6 +247,40 @@ impl Profile {
             && self.snils == other.snils
             && self.passport == other.passport
     }
+}
+
+impl Account {
+    /// Applies the registry's verdict on `request_id` (SPEC §3.8, §4.4): `verified` raises
+    /// `simplified` to `standard`; `rejected` records why and leaves the level. Returns the
+    /// level before and after. Nothing changes on an error.
+    pub fn apply_verdict(&mut self, request_id: &str, verdict: Verdict) -> Result<(Level, Level), VerdictError> {
+        let level = self.level;
+        let profile = self.profile.as_mut().ok_or(VerdictError::NoProfile)?;
+        let pending = &profile.verification;
+        if pending.status != VerificationStatus::Pending || !constant_time_eq(pending.request_id.as_bytes(), request_id.as_bytes()) {
+            return Err(VerdictError::Outdated);
+        }
+        if level != Level::Simplified {
+            return Err(VerdictError::LevelConflict(level));
+        }
+        match verdict {
+            Verdict::Verified => {
+                profile.verification.status = VerificationStatus::Verified;
+                profile.verification.reason = None;
+                self.level = Level::Standard;
+            }
+            Verdict::Rejected { reason } => {
+                profile.verification.status = VerificationStatus::Rejected;
+                profile.verification.reason = reason;
+            }
+        }
+        Ok((level, self.level))
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    a.ct_eq(b).into()
 }
 
 /// Reads an account with its version (for a conditional write-back).

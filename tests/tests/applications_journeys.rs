@@ -337,9 +337,12 @@ async fn a_standard_service_is_level_insufficient_until_the_registry_verifies_th
         "snils": "112-233-445 95",
         "passport": {"series": "4506", "number": "123456", "issued_at": "2015-03-20", "issued_by": "ОВД Тверского района г. Москвы", "division_code": "772-001"}
     });
-    anna.put_json("/v1/me/profile", &profile).await.expect(200);
+    let stored = anna.put_json("/v1/me/profile", &profile).await;
+    stored.expect(200);
+    assert_eq!(stored.body["verification"]["status"], "pending");
+    let request_id = stored.str_at("/verification/request_id");
 
-    let verdict = json!({"type": "identity.verification_completed", "data": {"user_id": user_id, "result": "verified"}});
+    let verdict = json!({"type": "identity.verification_completed", "data": {"user_id": user_id, "request_id": request_id, "result": "verified"}});
     Agency::seed("mvd").deliver(&runner.api(), &fresh_id(), &verdict).await.assert_problem(403, "forbidden");
     assert_eq!(anna.get("/v1/me").await.body["level"], "simplified");
     Agency::seed("sfr").deliver(&runner.api(), &fresh_id(), &verdict).await.expect(200);
@@ -353,6 +356,69 @@ async fn a_standard_service_is_level_insufficient_until_the_registry_verifies_th
     Agency::seed("mfc").deliver(&runner.api(), &fresh_id(), &confirm).await.expect(200);
     assert_eq!(anna.get("/v1/me").await.body["level"], "confirmed");
     Agency::seed("pochta").deliver(&runner.api(), &fresh_id(), &json!({"type": "identity.confirmed", "data": {"user_id": user_id, "method": "post"}})).await.assert_problem(409, "invalid_transition");
+}
+
+/// The High finding of the security review, step by step: a citizen asks for verification of
+/// his own data, swaps in another person's SNILS and passport, and the verdict on his first
+/// request arrives. It must neither verify the swapped data nor move the victim's SNILS login.
+#[tokio::test]
+async fn a_verdict_on_an_outdated_request_verifies_nothing_and_never_moves_a_snils_login() {
+    let runner = Runner::start().await;
+    let registry = Agency::seed("sfr");
+    let person = |last_name: &str, snils: &str, passport_number: &str| {
+        json!({
+            "last_name": last_name, "first_name": "Анна", "birth_date": "1988-05-17", "gender": "female", "snils": snils,
+            "passport": {"series": "4506", "number": passport_number, "issued_at": "2015-03-20", "issued_by": "ОВД Тверского района г. Москвы", "division_code": "772-001"}
+        })
+    };
+    let verdict = |user_id: &str, request_id: &str| json!({"type": "identity.verification_completed", "data": {"user_id": user_id, "request_id": request_id, "result": "verified"}});
+
+    let (victims_snils, attackers_snils) = (random_snils(), random_snils());
+    // The victim's SNILS is verified for her account and is one of her logins.
+    let victim_password = strong_password();
+    let victim_phone = TestPhone::random();
+    let victim = runner.api().bearer(&runner.api().register_and_confirm(&victim_phone.e164, &victim_password).await.access_token);
+    let victim_id = victim.get("/v1/me").await.str_at("/user_id");
+    let victim_profile = victim.put_json("/v1/me/profile", &person("Петрова", &victims_snils, "123456")).await;
+    victim_profile.expect(200);
+    registry.deliver(&runner.api(), &fresh_id(), &verdict(&victim_id, &victim_profile.str_at("/verification/request_id"))).await.expect(200);
+    assert_eq!(victim.get("/v1/me").await.body["level"], "standard");
+
+    // The attacker asks for his own data to be verified, then swaps in the victim's.
+    let attacker_password = strong_password();
+    let attacker_phone = TestPhone::random();
+    let attacker = runner.api().bearer(&runner.api().register_and_confirm(&attacker_phone.e164, &attacker_password).await.access_token);
+    let attacker_id = attacker.get("/v1/me").await.str_at("/user_id");
+    let own = attacker.put_json("/v1/me/profile", &person("Сидоров", &attackers_snils, "654321")).await;
+    own.expect(200);
+    let first_request = own.str_at("/verification/request_id");
+    let swapped = attacker.put_json("/v1/me/profile", &person("Петрова", &victims_snils, "123456")).await;
+    swapped.expect(200);
+    let second_request = swapped.str_at("/verification/request_id");
+    assert_ne!(first_request, second_request, "changed data is a new request");
+
+    // The verdict on the first request arrives: outdated, nothing changes.
+    registry.deliver(&runner.api(), &fresh_id(), &verdict(&attacker_id, &first_request)).await.assert_problem(409, "verification_outdated");
+    let me = attacker.get("/v1/me").await;
+    assert_eq!((me.body["level"].as_str(), me.body["profile"]["verification"]["status"].as_str()), (Some("simplified"), Some("pending")), "{}", me.body);
+    runner.api().login(&victims_snils, &attacker_password).await.assert_problem(401, "invalid_credentials");
+
+    // Even a verdict on the latest request never takes the SNILS login from the victim.
+    registry.deliver(&runner.api(), &fresh_id(), &verdict(&attacker_id, &second_request)).await.expect(200);
+    runner.api().login(&victims_snils, &attacker_password).await.assert_problem(401, "invalid_credentials");
+    runner.api().login(&victims_snils, &victim_password).await.expect(200);
+}
+
+/// A checksum-valid SNILS nobody else in a shared stack uses (SPEC §3.1).
+fn random_snils() -> String {
+    use rand::Rng as _;
+    let digits: Vec<u32> = (0..9).map(|_| rand::thread_rng().gen_range(0..10)).collect();
+    let sum: u32 = digits.iter().enumerate().map(|(i, d)| d * (9 - i as u32)).sum();
+    let check = match sum % 101 {
+        100 => 0,
+        n => n,
+    };
+    format!("{}{check:02}", digits.iter().map(u32::to_string).collect::<String>())
 }
 
 /// The citizen's SMS about applications in the dev outbox, oldest first.

@@ -533,14 +533,16 @@ async fn the_thread_holds_citizen_and_agency_messages_in_order() {
 async fn registry_verification_raises_simplified_to_standard_with_an_event() {
     let h = Harness::embedded().await;
     let anna = h.citizen_with_profile("simplified").await;
-    let verdict = json!({"type": "identity.verification_completed", "data": {"user_id": anna.user_id, "result": "verified"}});
+    let request_id = h.verification_request(&anna.user_id).await;
+    let verdict = json!({"type": "identity.verification_completed", "data": {"user_id": anna.user_id, "request_id": request_id, "result": "verified"}});
     h.webhook("mvd", "verify-mvd", &verdict).await.problem(403, "forbidden");
     assert_eq!(h.level_of(&anna.user_id).await, "simplified");
     h.webhook("sfr", "verify-1", &verdict).await.expect(200);
     assert_eq!(h.level_of(&anna.user_id).await, "standard");
     let (account, _) = shared::identity::load(h.kv.as_ref(), &anna.user_id).await.unwrap().unwrap();
-    assert_eq!(account.profile.map(|p| p.verification), Some(shared::identity::Verification::Verified));
-    h.webhook("sfr", "verify-2", &verdict).await.problem(409, "invalid_transition");
+    assert_eq!(account.profile.map(|p| p.verification.status), Some(shared::identity::VerificationStatus::Verified));
+    // The request is answered: the same verdict again under a new webhook-id changes nothing.
+    h.webhook("sfr", "verify-2", &verdict).await.problem(409, "verification_outdated");
 
     let changes: Vec<(String, String)> = h
         .events()
@@ -565,17 +567,20 @@ async fn registry_verification_raises_simplified_to_standard_with_an_event() {
 async fn identity_verdicts_need_a_profile_a_known_user_and_a_known_result() {
     let h = Harness::embedded().await;
     let bare = h.citizen("simplified").await;
-    let verified = |user: &str| json!({"type": "identity.verification_completed", "data": {"user_id": user, "result": "verified"}});
+    let verified = |user: &str| json!({"type": "identity.verification_completed", "data": {"user_id": user, "request_id": "01J0000000000000000000000R", "result": "verified"}});
     h.webhook("sfr", "v-1", &verified(&bare.user_id)).await.problem(422, "validation_failed");
     h.webhook("sfr", "v-2", &verified("01J0000000000000000000000A")).await.problem(404, "not_found");
     let anna = h.citizen_with_profile("simplified").await;
-    let odd = json!({"type": "identity.verification_completed", "data": {"user_id": anna.user_id, "result": "maybe"}});
+    let request_id = h.verification_request(&anna.user_id).await;
+    let unnamed = json!({"type": "identity.verification_completed", "data": {"user_id": anna.user_id, "result": "verified"}});
+    h.webhook("sfr", "v-0", &unnamed).await.problem(422, "validation_failed");
+    let odd = json!({"type": "identity.verification_completed", "data": {"user_id": anna.user_id, "request_id": request_id, "result": "maybe"}});
     h.webhook("sfr", "v-3", &odd).await.problem(422, "validation_failed");
-    let rejected = json!({"type": "identity.verification_completed", "data": {"user_id": anna.user_id, "result": "rejected", "reason": "Паспорт недействителен"}});
+    let rejected = json!({"type": "identity.verification_completed", "data": {"user_id": anna.user_id, "request_id": request_id, "result": "rejected", "reason": "Паспорт недействителен"}});
     h.webhook("sfr", "v-4", &rejected).await.expect(200);
     let (account, _) = shared::identity::load(h.kv.as_ref(), &anna.user_id).await.unwrap().unwrap();
     let profile = account.profile.expect("profile");
-    assert_eq!((profile.verification, profile.verification_reason.as_deref()), (shared::identity::Verification::Rejected, Some("Паспорт недействителен")));
+    assert_eq!((profile.verification.status, profile.verification.reason.as_deref()), (shared::identity::VerificationStatus::Rejected, Some("Паспорт недействителен")));
     assert_eq!(account.level, Level::Simplified);
     let notices: Vec<(String, String)> = h
         .events()

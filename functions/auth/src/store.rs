@@ -117,6 +117,7 @@ pub enum AttemptResult {
 }
 
 /// A typed item read with its version, for conditional write-back.
+#[derive(Clone, Debug)]
 pub struct Versioned<T> {
     pub value: T,
     pub version: u64,

@@ -1,109 +1,15 @@
 //! Function-level tests: the auth router in-process over the embedded adapters (a real redb
 //! file in a temp dir), driven through `tower::ServiceExt::oneshot`.
 
-use std::sync::Arc;
+mod common;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
-use shared::adapters::embedded::{RedbKv, open_database, queue::RedbQueue};
-use shared::events::{Event, EventPayload};
-use shared::keys::KeyRing;
-use shared::outbox::Relay;
-use shared::ports::{KeyValue, Queue};
+use shared::events::EventPayload;
+use shared::ports::KeyValue;
 
-struct Harness {
-    app: axum::Router,
-    queue: Arc<dyn Queue>,
-    kv: Arc<dyn KeyValue>,
-    state: Arc<auth::AuthState>,
-    _dir: tempfile::TempDir,
-}
-
-impl Harness {
-    async fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let db = open_database(&dir.path().join("state.redb")).unwrap();
-        let kv: Arc<dyn KeyValue> = Arc::new(RedbKv::new(db.clone()).unwrap());
-        let queue: Arc<dyn Queue> = Arc::new(RedbQueue::open(db, "events", 5).await.unwrap());
-        let keys = Arc::new(KeyRing::from_json(&KeyRing::generate_json().unwrap()).unwrap());
-        let state = Arc::new(auth::AuthState::new(kv.clone(), Relay::new(kv.clone(), queue.clone()), keys, auth::Settings::default()));
-        Self { app: shared::http::finish(auth::router(state.clone())), queue, kv, state, _dir: dir }
-    }
-
-    /// Sets the account level directly, as a registry agency's verdict would.
-    async fn promote(&self, user_id: &str, level: shared::identity::Level) {
-        let (mut account, version) = shared::identity::load(self.kv.as_ref(), user_id).await.unwrap().unwrap();
-        account.level = level;
-        let item = shared::ports::Item::json(shared::identity::user_pk(user_id), shared::identity::ACCOUNT_SK, &account).unwrap();
-        self.kv.put(item, shared::ports::Condition::VersionIs(version)).await.unwrap();
-    }
-
-    async fn user_id_of(&self, email: &str) -> String {
-        let index = self.kv.get(&shared::identity::login_pk(email), shared::identity::LOGIN_SK).await.unwrap().unwrap();
-        index.parse::<shared::identity::LoginIndex>().unwrap().user_id
-    }
-
-    fn verifier(&self) -> Arc<shared::http::TokenVerifier> {
-        self.state.verifier.clone()
-    }
-
-    async fn call(&self, method: &str, path: &str, body: Option<Value>, bearer: Option<&str>) -> (StatusCode, Value) {
-        let mut req = Request::builder().method(method).uri(path).header("user-agent", "Mozilla/5.0 (Windows NT 10.0)");
-        if let Some(token) = bearer {
-            req = req.header("authorization", format!("Bearer {token}"));
-        }
-        let req = match body {
-            Some(b) => req.header("content-type", "application/json").body(Body::from(b.to_string())).unwrap(),
-            None => req.body(Body::empty()).unwrap(),
-        };
-        let response = self.app.clone().oneshot(req).await.unwrap();
-        let status = response.status();
-        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
-        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
-    }
-
-    /// Drains the queue and returns the events published so far.
-    async fn events(&self) -> Vec<Event> {
-        let mut out = Vec::new();
-        loop {
-            let batch = self.queue.receive(10, std::time::Duration::from_secs(30), std::time::Duration::ZERO).await.unwrap();
-            if batch.is_empty() {
-                return out;
-            }
-            for m in batch {
-                out.push(serde_json::from_str(&m.body).unwrap());
-                self.queue.ack(&m.receipt).await.unwrap();
-            }
-        }
-    }
-
-    async fn last_code(&self) -> String {
-        let events = self.events().await;
-        events
-            .iter()
-            .rev()
-            .find_map(|e| match &e.payload {
-                EventPayload::OtpIssued { code, .. } => Some(code.clone()),
-                _ => None,
-            })
-            .expect("a code was issued")
-    }
-
-    /// Registers an email account (no SMS factor) and returns its tokens.
-    async fn registered(&self, email: &str) -> Value {
-        let (status, body) = self.call("POST", "/v1/auth/register", Some(json!({"email": email, "password": PASSWORD, "consents": {"terms": true, "personal_data": true}})), None).await;
-        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-        let code = self.last_code().await;
-        let (status, body) = self.call("POST", "/v1/auth/register/confirm", Some(json!({"flow_id": body["flow_id"], "code": code})), None).await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
-        body["tokens"].clone()
-    }
-}
-
-const PASSWORD: &str = "Zt7#kQw!pL2m";
+use common::{Harness, PASSWORD};
 
 #[tokio::test]
 async fn concurrent_refreshes_with_one_token_yield_exactly_one_new_pair() {
@@ -221,7 +127,8 @@ async fn storing_a_profile_requests_verification_and_snils_logs_in_only_once_ver
     let (status, profile) = h.call("PUT", "/v1/me/profile", Some(profile_body("11223344595")), tokens["access_token"].as_str()).await;
     assert_eq!(status, StatusCode::OK, "{profile}");
     assert_eq!(profile["snils"], "112-233-445 95");
-    assert_eq!(profile["verification"], "pending");
+    assert_eq!(profile["verification"]["status"], "pending");
+    assert!(profile["verification"]["request_id"].as_str().is_some_and(|id| !id.is_empty()), "{profile}");
     let events = h.events().await;
     assert!(events.iter().any(|e| matches!(e.payload, EventPayload::IdentityVerificationRequested { .. })));
     let by_snils = json!({"login": "112-233-445 95", "password": PASSWORD});
@@ -303,7 +210,7 @@ async fn changing_core_data_drops_a_verified_level_to_simplified() {
     renamed["last_name"] = json!("Петрова");
     assert_eq!(h.call("PUT", "/v1/me/profile", Some(renamed), token).await.0, StatusCode::OK);
     let me = h.call("GET", "/v1/me", None, token).await.1;
-    assert_eq!((me["level"].as_str(), me["profile"]["verification"].as_str()), (Some("simplified"), Some("pending")));
+    assert_eq!((me["level"].as_str(), me["profile"]["verification"]["status"].as_str()), (Some("simplified"), Some("pending")));
     let events = h.events().await;
     assert!(events.iter().any(|e| matches!(&e.payload, EventPayload::IdentityLevelChanged { level, .. } if level == "simplified")));
 }

@@ -247,6 +247,8 @@ fn is_key_safe(id: &str) -> bool {
 fn named_destinations(payload: &EventPayload) -> Option<Vec<Destination>> {
     match payload {
         EventPayload::OtpIssued { destination, .. } | EventPayload::RegistrationAttempted { destination } => Some(vec![destination.clone()]),
+        // Published only so an unknown login costs what a known one does: it names no one.
+        EventPayload::RecoveryUnmatched { .. } => Some(Vec::new()),
         EventPayload::AccountLocked { destinations }
         | EventPayload::PasswordChanged { destinations }
         | EventPayload::NewLogin { destinations, .. }

@@ -60,7 +60,7 @@ impl Category {
     /// codes, and the warning to a contact someone tried to register (it concerns no account).
     pub fn of(payload: &EventPayload) -> Option<Self> {
         match payload {
-            EventPayload::OtpIssued { .. } | EventPayload::RegistrationAttempted { .. } => None,
+            EventPayload::OtpIssued { .. } | EventPayload::RegistrationAttempted { .. } | EventPayload::RecoveryUnmatched { .. } => None,
             EventPayload::AccountLocked { .. }
             | EventPayload::PasswordChanged { .. }
             | EventPayload::NewLogin { .. }

@@ -73,7 +73,7 @@ pub fn sms_text(event: &Event) -> Option<String> {
                 n => format!("Госуслуги: новое сообщение от ведомства по заявлению № {n}. Прочитайте его в личном кабинете."),
             }
         }
-        EventPayload::IdentityVerificationRequested { .. } => return None,
+        EventPayload::IdentityVerificationRequested { .. } | EventPayload::RecoveryUnmatched { .. } => return None,
         EventPayload::IdentityLevelChanged { level, reason, .. } => {
             let heading = format!("Госуслуги. {}", level_heading(level));
             fit_sms(level_reason(reason).unwrap_or_default(), MIN_SMS_TAIL, |reason| with_tail(&heading, reason))
@@ -187,7 +187,7 @@ pub fn email(event: &Event, portal: Option<&str>) -> Option<EmailMessage> {
                 ),
             )
         }
-        EventPayload::IdentityVerificationRequested { .. } => return None,
+        EventPayload::IdentityVerificationRequested { .. } | EventPayload::RecoveryUnmatched { .. } => return None,
         EventPayload::IdentityLevelChanged { level, previous_level, reason } => {
             let mut text = match (level_title(previous_level), level_title(level)) {
                 (Some(before), Some(after)) => format!("{when} изменился уровень вашей учётной записи на Госуслугах: был «{before}», теперь «{after}»."),
@@ -227,7 +227,7 @@ pub fn email(event: &Event, portal: Option<&str>) -> Option<EmailMessage> {
 pub fn inbox(event: &Event) -> Option<InboxMessage> {
     let entry = |title: String, body: String, link: Option<String>| Some(InboxMessage { title, body, link });
     match &event.payload {
-        EventPayload::OtpIssued { .. } | EventPayload::RegistrationAttempted { .. } => None,
+        EventPayload::OtpIssued { .. } | EventPayload::RegistrationAttempted { .. } | EventPayload::RecoveryUnmatched { .. } => None,
         EventPayload::AccountLocked { .. } => entry(
             "Учётная запись заблокирована".to_owned(),
             "Вход заблокирован из-за нескольких неверных попыток входа подряд. Чтобы разблокировать учётную запись, восстановите доступ и задайте новый пароль.".to_owned(),
@@ -638,7 +638,7 @@ mod tests {
                 });
             }
         }
-        payloads.push(EventPayload::IdentityVerificationRequested { registry_agency_id: "mvd".to_owned() });
+        payloads.push(EventPayload::IdentityVerificationRequested { registry_agency_id: "mvd".to_owned(), request_id: "01JREQUEST".to_owned(), profile: Box::new(shared::identity::Profile::example()) });
         for level in ["simplified", "standard", "confirmed", "unknown_level"] {
             for reason in ["profile_changed", "verified", "verification_rejected", "identity_confirmed", &"r".repeat(500)] {
                 payloads.push(EventPayload::IdentityLevelChanged { level: level.to_owned(), previous_level: "simplified".to_owned(), reason: reason.to_owned() });
@@ -855,7 +855,7 @@ mod tests {
 
     #[test]
     fn verification_request_is_an_inbox_note_only() {
-        let requested = event(EventPayload::IdentityVerificationRequested { registry_agency_id: "mvd".to_owned() });
+        let requested = event(EventPayload::IdentityVerificationRequested { registry_agency_id: "mvd".to_owned(), request_id: "01JREQUEST".to_owned(), profile: Box::new(shared::identity::Profile::example()) });
         assert_eq!(sms_text(&requested), None);
         assert_eq!(email(&requested, None), None);
         assert_eq!(inbox(&requested).unwrap().title, "Данные отправлены на проверку");

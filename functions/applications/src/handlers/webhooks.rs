@@ -16,7 +16,7 @@ use shared::agencies::{self, Agency, Capability, Decision, RawBody, StoredAnswer
 use shared::domain::FieldError;
 use shared::events::{Event, EventPayload};
 use shared::http::{ApiError, ApiPath};
-use shared::identity::{ACCOUNT_SK, Level, Verification, user_pk};
+use shared::identity::{ACCOUNT_SK, Level, Verdict, VerdictError, user_pk};
 use shared::ports::{Condition, Item, TxOp};
 use shared::records::DocumentStatus;
 
@@ -254,49 +254,59 @@ fn as_unprocessable(error: ApiError) -> ApiError {
 #[derive(Deserialize)]
 struct VerificationCompleted {
     user_id: String,
+    /// The `identity.verification_requested` this verdict answers (SPEC §3.8).
+    request_id: String,
     result: String,
     #[serde(default)]
     reason: Option<String>,
 }
 
-/// The registry agency's verdict on the citizen's profile: `verified` raises `simplified` to
-/// `standard`; `rejected` records why and leaves the level alone. Either way the citizen hears
-/// of it through `identity.level_changed` (reason `registry_verified` / `registry_rejected`).
+/// The registry agency's verdict on one verification request: `verified` raises `simplified`
+/// to `standard`; `rejected` records why and leaves the level alone. Either way the citizen
+/// hears of it through `identity.level_changed` (reason `registry_verified` / `registry_rejected`).
+/// A verdict on any request but the citizen's pending latest one is `verification_outdated`.
 async fn verification_completed(state: &ApplicationsState, data: VerificationCompleted) -> Result<Decision, ApiError> {
-    let verified = match data.result.as_str() {
-        "verified" => true,
-        "rejected" => false,
+    let verdict = match data.result.as_str() {
+        "verified" => Verdict::Verified,
+        "rejected" => Verdict::Rejected { reason: common::check_text("/data/reason", data.reason, 500).map_err(as_unprocessable)? },
         _ => return Err(errors::unprocessable_field("/data/result", "invalid", "result: verified или rejected")),
     };
-    let reason = common::check_text("/data/reason", data.reason, 500).map_err(as_unprocessable)?;
     let (mut account, version) = load_account(state, &data.user_id).await?;
-    if account.level != Level::Simplified {
-        return Err(level_conflict(account.level, Level::Standard));
-    }
-    let Some(profile) = account.profile.as_mut() else {
-        return Err(errors::unprocessable_field("/data/user_id", "no_profile", "Гражданин не заполнил СНИЛС и паспортные данные"));
-    };
-    let mut events = Vec::new();
-    if verified {
-        profile.verification = Verification::Verified;
-        profile.verification_reason = None;
-        account.level = Level::Standard;
-        events.push(level_event(&account.user_id, Level::Standard, Level::Simplified, "registry_verified"));
-    } else {
-        profile.verification = Verification::Rejected;
-        profile.verification_reason = reason;
-        // The level stays, but the citizen must learn the data was not confirmed.
-        events.push(level_event(&account.user_id, Level::Simplified, Level::Simplified, "registry_rejected"));
-    }
+    let (previous, level) = account.apply_verdict(&data.request_id, verdict.clone()).map_err(verdict_error)?;
+    let reason = if verdict == Verdict::Verified { "registry_verified" } else { "registry_rejected" };
+    // On rejection the level stays, but the citizen must learn the data was not confirmed.
+    let events = vec![level_event(&account.user_id, level, previous, reason)];
     let mut ops = vec![account_op(&account, version)?];
-    if verified && let Some(profile) = &account.profile {
-        // The verified SNILS now names this account as a login (SPEC §3.1); the registry's
-        // verdict is authoritative, so it takes the index over from any unverified claim.
-        let index = shared::identity::LoginIndex { user_id: account.user_id.clone() };
-        let item = Item::json(shared::identity::login_pk(&shared::identity::snils_login(&profile.snils)), shared::identity::LOGIN_SK, &index)?;
-        ops.push(TxOp::Put { item, condition: Condition::None });
+    if let (Verdict::Verified, Some(profile)) = (&verdict, &account.profile) {
+        ops.extend(claim_snils_login(state, &account.user_id, &profile.snils).await?);
     }
     Ok(Decision::Apply { ops, events, answer: applied() })
+}
+
+/// A verified SNILS becomes a login of this account (SPEC §3.1), unless it already names an
+/// account: a SNILS login never moves between accounts.
+async fn claim_snils_login(state: &ApplicationsState, user_id: &str, snils: &shared::domain::Snils) -> Result<Option<TxOp>, ApiError> {
+    let key = shared::identity::login_pk(&shared::identity::snils_login(snils));
+    match state.kv.get(&key, shared::identity::LOGIN_SK).await? {
+        None => {
+            let index = shared::identity::LoginIndex { user_id: user_id.to_owned() };
+            Ok(Some(TxOp::Put { item: Item::json(key, shared::identity::LOGIN_SK, &index)?, condition: Condition::NotExists }))
+        }
+        Some(existing) => {
+            if existing.parse::<shared::identity::LoginIndex>()?.user_id != user_id {
+                tracing::warn!(user_id, "verified SNILS already names another account; login left where it is");
+            }
+            Ok(None)
+        }
+    }
+}
+
+fn verdict_error(error: VerdictError) -> ApiError {
+    match error {
+        VerdictError::NoProfile => errors::unprocessable_field("/data/user_id", "no_profile", "Гражданин не заполнил СНИЛС и паспортные данные"),
+        VerdictError::Outdated => ApiError::new(StatusCode::CONFLICT, "verification_outdated", "Решение относится не к последнему запросу на проверку данных"),
+        VerdictError::LevelConflict(level) => level_conflict(level, Level::Standard),
+    }
 }
 
 #[derive(Deserialize)]

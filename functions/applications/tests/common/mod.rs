@@ -189,7 +189,7 @@ impl Harness {
             "last_name": "Петрова", "first_name": "Анна", "middle_name": "Сергеевна",
             "birth_date": "1988-05-17", "gender": "female", "snils": "112-233-445 95",
             "passport": {"series": "4506", "number": "123456", "issued_at": "2015-03-20", "issued_by": "ОВД Тверского района г. Москвы", "division_code": "772-001"},
-            "verification": "pending", "updated_at": chrono::Utc::now(),
+            "verification": {"request_id": ulid::Ulid::new().to_string(), "status": "pending"}, "updated_at": chrono::Utc::now(),
         });
         self.citizen_with(level, Some(profile)).await
     }
@@ -207,6 +207,12 @@ impl Harness {
         self.kv.put(item, Condition::NotExists).await.expect("store account");
         assert!(shared::identity::load(self.kv.as_ref(), &user_id).await.expect("load").is_some(), "the account parses as shared::identity::Account");
         Citizen { token: self.token(&user_id, level), user_id }
+    }
+
+    /// The id of the citizen's latest verification request (what a registry verdict must name).
+    pub async fn verification_request(&self, user_id: &str) -> String {
+        let (account, _) = shared::identity::load(self.kv.as_ref(), user_id).await.expect("load").expect("account");
+        account.profile.expect("a profile").verification.request_id
     }
 
     pub async fn level_of(&self, user_id: &str) -> String {

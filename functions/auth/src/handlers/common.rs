@@ -6,10 +6,10 @@ use chrono::{DateTime, Utc};
 use shared::domain::{Email, FieldError, Phone, Snils};
 use shared::events::{Destination, Event, EventPayload, OtpPurpose};
 use shared::http::{ApiError, Authenticated, ClientIp, UserAgent};
-use shared::http::rate_limit::Limit;
 use shared::outbox;
 use shared::ports::{Condition, KvError, TxOp};
 
+use super::budget::{Budget, destination_key};
 use crate::errors;
 use crate::secrets;
 use crate::store::{self, Account, AttemptResult, Flow, FlowKind, LoginAttempt, LoginIndex, Session, Versioned};
@@ -85,30 +85,19 @@ pub fn flow_op(flow: &Flow, condition: Condition) -> Result<TxOp, KvError> {
     store::put_op(store::flow_pk(&flow.flow_id), "FLOW", flow, condition, Some(flow.expires_at.timestamp() + 86_400))
 }
 
-/// At most `codes_per_destination_hourly` codes to one phone or email per hour (SPEC §3.3).
-/// Budgets are per purpose, so nobody can spend a citizen's login codes by asking for
-/// registration or recovery codes to their number.
-pub async fn limit_codes_to(state: &AuthState, destination: &Destination, purpose: OtpPurpose) -> Result<(), ApiError> {
-    let key = match destination {
-        Destination::Sms(p) => p.as_str(),
-        Destination::Email(e) => e.as_str(),
-    };
-    let scope = match purpose {
-        OtpPurpose::Registration => "otp-destination-registration",
-        OtpPurpose::Login => "otp-destination-login",
-        OtpPurpose::Recovery => "otp-destination-recovery",
-    };
-    state.limiter.hit(scope, key, Limit::per_hour(state.settings.codes_per_destination_hourly)).await
+/// At most `codes_per_destination_hourly` codes to one phone or email in any hour, whatever
+/// the purpose (SPEC §3.3); 429 `rate_limited` past it.
+pub async fn limit_codes_to(state: &AuthState, destination: &Destination) -> Result<(), ApiError> {
+    match Budget::Codes.spend(state, &destination_key(destination), Utc::now()).await? {
+        None => Ok(()),
+        Some(retry_after) => Err(ApiError::rate_limited(retry_after)),
+    }
 }
 
 /// Like `limit_codes_to`, but reports an exhausted budget as `false` instead of an error,
 /// for paths that must answer the same whether or not a code goes out.
-pub async fn may_send_code(state: &AuthState, destination: &Destination, purpose: OtpPurpose) -> Result<bool, ApiError> {
-    match limit_codes_to(state, destination, purpose).await {
-        Ok(()) => Ok(true),
-        Err(e) if e.code == "rate_limited" => Ok(false),
-        Err(e) => Err(e),
-    }
+pub async fn may_send_code(state: &AuthState, destination: &Destination) -> Result<bool, ApiError> {
+    Ok(Budget::Codes.spend(state, &destination_key(destination), Utc::now()).await?.is_none())
 }
 
 pub async fn load_flow(state: &AuthState, flow_id: &str) -> Result<Versioned<Flow>, ApiError> {
@@ -126,10 +115,27 @@ pub enum CodeCheck {
 }
 
 /// Checks `code` against the flow's code: expiry (410), dead code (429), then counts the
-/// attempt *before* comparing, conditionally on the flow's version, so parallel guesses can
+/// attempt *before* answering, conditionally on the flow's version, so parallel guesses can
 /// neither skip the count nor learn from a lost race which guess was right. Decoy flows
 /// never match but count attempts the same way.
 pub async fn check_code(state: &AuthState, flow: &mut Versioned<Flow>, code: &str, now: DateTime<Utc>) -> Result<CodeCheck, ApiError> {
+    let presented = secrets::code_hash(&flow.value.flow_id, code.trim());
+    let matches = flow.value.code_hash.as_deref().is_some_and(|h| secrets::ct_eq(h, &presented));
+    // A matching code is recorded too (same write, same cost) so both answers take one write.
+    record_attempt(state, flow, now, !matches).await?;
+    Ok(if matches { CodeCheck::Valid } else { CodeCheck::Wrong { attempts_exceeded: flow.value.wrong_attempts >= state.settings.max_code_attempts } })
+}
+
+/// Counts one guess of a second factor checked outside the flow (TOTP or a backup code in
+/// recovery, SPEC §3.3) before it is compared, so those guesses share the flow's budget.
+pub async fn count_guess(state: &AuthState, flow: &mut Versioned<Flow>, now: DateTime<Utc>) -> Result<(), ApiError> {
+    record_attempt(state, flow, now, true).await
+}
+
+/// Writes one attempt on the flow (a wrong one adds to its count) unless the flow expired
+/// (410) or its attempts are spent (429). On a lost race the flow is re-read and the attempt
+/// counted again, never skipped.
+async fn record_attempt(state: &AuthState, flow: &mut Versioned<Flow>, now: DateTime<Utc>, wrong: bool) -> Result<(), ApiError> {
     for _ in 0..ATTEMPT_RETRIES {
         if now > flow.value.expires_at {
             return Err(errors::otp_expired());
@@ -137,18 +143,13 @@ pub async fn check_code(state: &AuthState, flow: &mut Versioned<Flow>, code: &st
         if flow.value.wrong_attempts >= state.settings.max_code_attempts {
             return Err(errors::otp_attempts_exceeded());
         }
-        let presented = secrets::code_hash(&flow.value.flow_id, code.trim());
-        let matches = flow.value.code_hash.as_deref().is_some_and(|h| secrets::ct_eq(h, &presented));
         let mut counted = flow.value.clone();
-        if !matches {
-            counted.wrong_attempts += 1;
-        }
-        // A matching code is recorded too (same write, same cost) so both answers take one write.
+        counted.wrong_attempts += u32::from(wrong);
         match state.kv.transact(vec![flow_op(&counted, Condition::VersionIs(flow.version))?]).await {
             Ok(()) => {
                 flow.value = counted;
                 flow.version += 1;
-                return Ok(if matches { CodeCheck::Valid } else { CodeCheck::Wrong { attempts_exceeded: flow.value.wrong_attempts >= state.settings.max_code_attempts } });
+                return Ok(());
             }
             Err(KvError::TransactionConflict { .. }) | Err(KvError::ConditionFailed) => {
                 *flow = load_flow(state, &flow.value.flow_id).await?;
@@ -177,6 +178,11 @@ pub fn wrong_code_error(check: CodeCheck) -> ApiError {
 }
 
 pub fn attempt_op(user_id: &str, client: &Client, ua: &UserAgent, result: AttemptResult, mfa_method: Option<&str>, now: DateTime<Utc>) -> Result<TxOp, KvError> {
+    attempt_op_at(store::user_pk(user_id), client, ua, result, mfa_method, now, None)
+}
+
+/// A login-history entry under `pk` (an account, or an unknown login's record).
+pub fn attempt_op_at(pk: String, client: &Client, ua: &UserAgent, result: AttemptResult, mfa_method: Option<&str>, now: DateTime<Utc>, expires_at: Option<i64>) -> Result<TxOp, KvError> {
     let entry = LoginAttempt {
         at: now,
         ip: client.ip.clone(),
@@ -185,7 +191,7 @@ pub fn attempt_op(user_id: &str, client: &Client, ua: &UserAgent, result: Attemp
         result,
         mfa_method: mfa_method.map(str::to_owned),
     };
-    store::put_op(store::user_pk(user_id), &format!("HIST#{}", ulid::Ulid::new()), &entry, Condition::NotExists, None)
+    store::put_op(pk, &format!("HIST#{}", ulid::Ulid::new()), &entry, Condition::NotExists, expires_at)
 }
 
 /// The caller's account and session, checked alive (SPEC §3.7); 401 `session_expired` otherwise.
@@ -238,6 +244,9 @@ pub fn personal_data(account: Option<&Account>, phone: Option<&str>, email: Opti
         birth_date: profile.map(|p| p.birth_date),
     }
 }
+
+/// Conditional writes on one counter under contention: each round re-reads it.
+pub const COUNTER_RETRIES: usize = 50;
 
 /// Retries a read-modify-write on version conflicts (a few times; then the caller sees 409).
 pub const MAX_RETRIES: usize = 5;

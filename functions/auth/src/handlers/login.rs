@@ -13,7 +13,7 @@ use shared::http::{ApiError, ApiJson, ClientIp, UserAgent};
 use shared::http::rate_limit::Limit;
 use shared::ports::{Condition, KvError, TxOp};
 
-use super::common::{self, CodeCheck};
+use super::common::{self, COUNTER_RETRIES, CodeCheck};
 use crate::errors;
 use crate::secrets;
 use crate::store::{self, Account, AttemptResult, FlowKind, Versioned};
@@ -37,16 +37,16 @@ pub async fn login(State(state): State<AppState>, ip: ClientIp, ua: UserAgent, A
     state.limiter.hit("login-ip", &ip.0.to_string(), state.settings.login_per_ip).await?;
     let client = common::client(ip, &ua);
     let candidates = common::login_candidates(&req.login);
-    state.limiter.hit("login-account", &common::login_limit_key(&req.login, &candidates), Limit::per_minute(20)).await?;
+    let limit_key = common::login_limit_key(&req.login, &candidates);
+    state.limiter.hit("login-account", &limit_key, Limit::per_minute(20)).await?;
     let Some(account) = common::find_account(&state, &candidates).await? else {
-        secrets::burn_password_check(req.password).await;
-        return Err(errors::invalid_credentials());
+        return Err(super::unknown::failed_login(&state, &limit_key, req.password, &client, &ua).await);
     };
     let now = Utc::now();
     let user_id = account.value.user_id.clone();
     // Count the attempt before checking the password, so parallel guesses cannot outrun
     // the lockout counter; a correct password gives the reservation back.
-    match reserve_attempt(&state, &user_id).await? {
+    match reserve_attempt(&state, account.clone()).await? {
         Reservation::Reserved => {}
         Reservation::Locked => {
             secrets::burn_password_check(req.password).await;
@@ -66,7 +66,7 @@ pub async fn login(State(state): State<AppState>, ip: ClientIp, ua: UserAgent, A
     let sms_destination = methods.contains(&"sms").then(|| account.value.phone.clone().map(Destination::Sms)).flatten();
     // Over the hourly SMS budget the login still proceeds: TOTP works, and resend retries later.
     let send_now = match &sms_destination {
-        Some(d) => common::may_send_code(&state, d, OtpPurpose::Login).await?,
+        Some(d) => common::may_send_code(&state, d).await?,
         None => false,
     };
     let (mut flow, mut event) = common::new_flow(&state, FlowKind::LoginMfa, Some(account.value.user_id.clone()), sms_destination, OtpPurpose::Login, now)?;
@@ -197,16 +197,23 @@ enum Reservation {
 
 /// Whether a failure was already counted by `reserve_attempt`.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Counted {
+pub(crate) enum Counted {
     Already,
     No,
 }
 
 /// Adds one to the failure counter unless the account is locked; a counter already at the
 /// threshold (in-flight or crashed attempts) locks the account instead.
-async fn reserve_attempt(state: &AuthState, user_id: &str) -> Result<Reservation, ApiError> {
+/// Starts from the account as the login read it; a lost race re-reads it.
+async fn reserve_attempt(state: &AuthState, read: Versioned<Account>) -> Result<Reservation, ApiError> {
+    let user_id = read.value.user_id.clone();
+    let user_id = user_id.as_str();
+    let mut next = Some(read);
     for _ in 0..COUNTER_RETRIES {
-        let mut account = store::account(state.kv.as_ref(), user_id).await?.ok_or_else(errors::invalid_credentials)?;
+        let mut account = match next.take() {
+            Some(account) => account,
+            None => store::account(state.kv.as_ref(), user_id).await?.ok_or_else(errors::invalid_credentials)?,
+        };
         if account.value.locked {
             return Ok(Reservation::Locked);
         }
@@ -242,13 +249,11 @@ async fn release_reservation(state: &AuthState, user_id: &str) -> Result<(), Api
     Err(common::busy())
 }
 
-/// Conditional writes on one account under contention: each round re-reads it.
-const COUNTER_RETRIES: usize = 50;
 
 /// Records a failure (counting it unless `reserve_attempt` already did), locking the account
 /// at the threshold and telling its owner; writes the attempt to the history.
 /// Returns the error to answer with.
-async fn record_failure(state: &AuthState, user_id: &str, client: &Client, ua: &UserAgent, result: AttemptResult, mfa_method: Option<&str>, counted: Counted) -> ApiError {
+pub(crate) async fn record_failure(state: &AuthState, user_id: &str, client: &Client, ua: &UserAgent, result: AttemptResult, mfa_method: Option<&str>, counted: Counted) -> ApiError {
     let outcome = async {
         for _ in 0..COUNTER_RETRIES {
             let now = Utc::now();

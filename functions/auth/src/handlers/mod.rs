@@ -9,4 +9,6 @@ pub mod registration;
 pub mod sessions;
 pub mod wellknown;
 
+mod budget;
 mod common;
+mod unknown;

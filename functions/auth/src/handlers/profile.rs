@@ -45,14 +45,20 @@ pub async fn put_profile(State(state): State<AppState>, auth: Authenticated, Api
         let core_changed = previous.as_ref().is_none_or(|p| !p.same_core_data(&parsed));
         let mut profile = parsed.clone();
         profile.updated_at = now;
-        (profile.verification, profile.verification_reason) = match (&previous, core_changed) {
-            (Some(p), false) => (p.verification, p.verification_reason.clone()),
-            _ => (Verification::Pending, None),
+        profile.verification = match (&previous, core_changed) {
+            (Some(p), false) => p.verification.clone(),
+            // Each change of the data to verify is a new request; verdicts on older ones are void.
+            _ => Verification::requested(ulid::Ulid::new().to_string()),
         };
         let mut events = Vec::new();
         let mut ops = Vec::new();
         if core_changed {
-            events.push(Event::new(Some(auth.user_id().to_owned()), EventPayload::IdentityVerificationRequested { registry_agency_id: registry_agency_id.clone() }));
+            let request = EventPayload::IdentityVerificationRequested {
+                registry_agency_id: registry_agency_id.clone(),
+                request_id: profile.verification.request_id.clone(),
+                profile: Box::new(profile.clone()),
+            };
+            events.push(Event::new(Some(auth.user_id().to_owned()), request));
             if account.value.level != Level::Simplified {
                 events.push(Event::new(
                     Some(auth.user_id().to_owned()),
@@ -151,8 +157,7 @@ fn parse(req: &ProfileRequest) -> Result<Profile, ApiError> {
             snils,
             inn,
             passport,
-            verification: Verification::Pending,
-            verification_reason: None,
+            verification: Verification::requested(String::new()),
             updated_at: Utc::now(),
         }),
         _ => Err(ApiError::validation(errors)),

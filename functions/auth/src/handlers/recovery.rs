@@ -8,15 +8,16 @@ use serde::{Deserialize, Serialize};
 
 use shared::domain::FieldError;
 use shared::events::{Event, EventPayload, OtpPurpose};
-use shared::http::{ApiError, ApiJson, ClientIp};
+use shared::http::{ApiError, ApiJson, ClientIp, UserAgent};
 use shared::http::rate_limit::Limit;
 use shared::ports::{Condition, KvError};
 
+use super::budget::{Budget, unknown_login_budget_key};
 use super::common::{self, CodeCheck, MAX_RETRIES};
-use super::login::{consume_backup_code, consume_totp};
+use super::login::{Counted, consume_backup_code, consume_totp, record_failure};
 use crate::errors;
 use crate::secrets;
-use crate::store::{self, FlowKind};
+use crate::store::{self, AttemptResult, FlowKind};
 use crate::AppState;
 
 #[derive(Deserialize)]
@@ -39,11 +40,21 @@ pub async fn recover(State(state): State<AppState>, ip: ClientIp, ApiJson(req): 
     state.limiter.hit("recover-login", &limit_key, Limit::per_hour(state.settings.codes_per_destination_hourly)).await?;
     let account = common::find_account(&state, &candidates).await?;
     let destination = account.as_ref().and_then(|a| a.value.recovery_destination());
+    // A login that names no account (or no contact) does the same reads and writes and
+    // publishes an event of the same size, so neither the answer nor its timing tells.
     let (mut flow, event) = match (&account, destination) {
-        (Some(a), Some(d)) if common::may_send_code(&state, &d, OtpPurpose::Recovery).await? => {
+        (Some(a), Some(d)) if common::may_send_code(&state, &d).await? => {
             common::new_flow(&state, FlowKind::Recovery, Some(a.value.user_id.clone()), Some(d), OtpPurpose::Recovery, now)?
         }
-        _ => common::new_flow(&state, FlowKind::RecoveryDecoy, None, None, OtpPurpose::Recovery, now)?,
+        (account, _) => {
+            if account.is_none() {
+                super::unknown::read_record(&state, &limit_key).await?;
+                Budget::Codes.spend(&state, &unknown_login_budget_key(&limit_key), now).await?;
+            }
+            let (flow, _) = common::new_flow(&state, FlowKind::RecoveryDecoy, None, None, OtpPurpose::Recovery, now)?;
+            let unmatched = Event::new(None, EventPayload::RecoveryUnmatched { flow_id: flow.flow_id.clone() });
+            (flow, Some(unmatched))
+        }
     };
     flow.limit_key = Some(limit_key);
     common::commit(&state, vec![common::flow_op(&flow, Condition::NotExists)?], event.into_iter().collect()).await?;
@@ -58,7 +69,7 @@ pub struct RecoverConfirmRequest {
     totp_code: Option<String>,
 }
 
-pub async fn confirm(State(state): State<AppState>, ip: ClientIp, ApiJson(req): ApiJson<RecoverConfirmRequest>) -> Result<impl IntoResponse, ApiError> {
+pub async fn confirm(State(state): State<AppState>, ip: ClientIp, ua: UserAgent, ApiJson(req): ApiJson<RecoverConfirmRequest>) -> Result<impl IntoResponse, ApiError> {
     state.limiter.hit("code-confirm-ip", &ip.0.to_string(), Limit::per_minute(30)).await?;
     let now = Utc::now();
     let mut flow = common::load_flow(&state, &req.flow_id).await?;
@@ -71,16 +82,24 @@ pub async fn confirm(State(state): State<AppState>, ip: ClientIp, ApiJson(req): 
     }
     let user_id = flow.value.user_id.clone().ok_or_else(errors::otp_invalid)?;
     let account = store::account(state.kv.as_ref(), &user_id).await?.ok_or_else(errors::flow_not_found)?;
+    common::check_new_password(&req.new_password, &common::personal_data(Some(&account.value), None, None), Some(&account.value)).await?;
     if account.value.totp_enabled() {
         let Some(totp_code) = req.totp_code.as_deref() else {
             return Err(ApiError::validation(vec![FieldError::new("totp_code", "required", "Введите код из приложения-аутентификатора или резервный код")]));
         };
-        let ok = consume_totp(&state, &account, totp_code, now).await? || consume_backup_code(&state, &account, totp_code).await?;
-        if !ok {
-            return Err(errors::otp_invalid());
+        // Counted before comparing, like a wrong code at login (SPEC §3.3): the flow's budget
+        // and the account's failure counter both see every guess.
+        common::count_guess(&state, &mut flow, now).await?;
+        let (accepted, method) = match consume_totp(&state, &account, totp_code, now).await? {
+            true => (true, "totp"),
+            false => (consume_backup_code(&state, &account, totp_code).await?, "backup_code"),
+        };
+        if !accepted {
+            let failure = record_failure(&state, &user_id, &common::client(ip, &ua), &ua, AttemptResult::WrongCode, Some(method), Counted::No).await;
+            let exhausted = flow.value.wrong_attempts >= state.settings.max_code_attempts;
+            return Err(if exhausted { errors::otp_attempts_exceeded() } else if failure.code == "account_locked" { failure } else { errors::otp_invalid() });
         }
     }
-    common::check_new_password(&req.new_password, &common::personal_data(Some(&account.value), None, None), Some(&account.value)).await?;
     let new_hash = secrets::hash_password(req.new_password).await.map_err(ApiError::internal)?;
 
     for _ in 0..MAX_RETRIES {

@@ -13,6 +13,7 @@ use shared::http::rate_limit::Limit;
 use shared::http::{ApiError, ApiJson, ClientIp, UserAgent};
 use shared::ports::{Condition, KvError};
 
+use super::budget::{Budget, destination_key, unknown_login_budget_key};
 use super::common::{self, CodeCheck};
 use crate::errors;
 use crate::secrets;
@@ -59,7 +60,7 @@ pub async fn register(State(state): State<AppState>, ip: ClientIp, ApiJson(req):
         Destination::Email(e) => (None, Some(e.as_str())),
     };
     common::check_new_password(&req.password, &common::personal_data(None, phone, email), None).await?;
-    common::limit_codes_to(&state, &destination, OtpPurpose::Registration).await?;
+    common::limit_codes_to(&state, &destination).await?;
 
     let login = login_of(&destination);
     let known = state.kv.get(&store::login_pk(&login), "LOGIN").await?.is_some();
@@ -68,7 +69,9 @@ pub async fn register(State(state): State<AppState>, ip: ClientIp, ApiJson(req):
     let now = Utc::now();
     let (mut flow, event) = if known {
         let (flow, _) = common::new_flow(&state, FlowKind::RegistrationDecoy, None, Some(destination.clone()), OtpPurpose::Registration, now)?;
-        (flow, Some(Event::new(None, EventPayload::RegistrationAttempted { destination: destination.clone() })))
+        // The owner hears of it at most once an hour (SPEC §3.3); the answer is the same.
+        let notify = Budget::RegistrationNotices.spend(&state, &destination_key(&destination), now).await?.is_none();
+        (flow, notify.then(|| Event::new(None, EventPayload::RegistrationAttempted { destination: destination.clone() })))
     } else {
         common::new_flow(&state, FlowKind::Registration, None, Some(destination.clone()), OtpPurpose::Registration, now)?
     };
@@ -178,12 +181,16 @@ pub async fn resend(State(state): State<AppState>, ApiJson(req): ApiJson<ResendR
             let key = next.limit_key.clone().unwrap_or_else(|| next.flow_id.clone());
             state.limiter.hit("recover-login", &key, Limit::per_hour(state.settings.codes_per_destination_hourly)).await?;
             match destination {
-                Some(d) if next.kind == FlowKind::Recovery => common::may_send_code(&state, d, purpose).await?,
-                _ => false,
+                Some(d) if next.kind == FlowKind::Recovery => common::may_send_code(&state, d).await?,
+                // A decoy spends a budget of its own, so both cost the same.
+                _ => {
+                    Budget::Codes.spend(&state, &unknown_login_budget_key(&key), now).await?;
+                    false
+                }
             }
         }
         (_, Some(destination)) => {
-            common::limit_codes_to(&state, destination, purpose).await?;
+            common::limit_codes_to(&state, destination).await?;
             matches!(next.kind, FlowKind::Registration | FlowKind::LoginMfa)
         }
         (_, None) => false,

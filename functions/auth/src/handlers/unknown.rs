@@ -1,0 +1,72 @@
+//! Logins that name no account. They cost what a known login costs (SPEC §3.5, §3.6: same
+//! answer, same timing): the same reads and writes against a record of failures kept under
+//! the login's hash, and the same password hashing. The record serves ops too: it counts
+//! guesses against logins that do not exist (credential stuffing) without keeping the login.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use shared::http::{ApiError, UserAgent};
+use shared::ports::{Condition, KvError};
+
+use super::common;
+use crate::store::{self, AttemptResult, Versioned};
+use crate::tokens::Client;
+use crate::{AuthState, secrets};
+
+/// Failures against one unknown login (`UNKNOWN#<sha256(login)>` / `COUNTER`), kept a day.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct UnknownLogin {
+    pub failed_attempts: u32,
+}
+
+const SK: &str = "COUNTER";
+const KEEP_SECONDS: i64 = 86_400;
+
+fn pk(limit_key: &str) -> String {
+    format!("UNKNOWN#{}", store::sha256_hex(limit_key))
+}
+
+/// A wrong password for a login that names no account: a counted attempt before hashing and a
+/// recorded failure after it, as `login` does for an account.
+pub async fn failed_login(state: &AuthState, limit_key: &str, password: String, client: &Client, ua: &UserAgent) -> ApiError {
+    let outcome = async {
+        count(state, limit_key, None).await?;
+        secrets::burn_password_check(password).await;
+        let now = Utc::now();
+        count(state, limit_key, Some(common::attempt_op_at(pk(limit_key), client, ua, AttemptResult::WrongPassword, None, now, Some(now.timestamp() + KEEP_SECONDS))?)).await
+    };
+    match outcome.await {
+        Ok(()) => crate::errors::invalid_credentials(),
+        Err(e) => e,
+    }
+}
+
+/// The read a known login's account costs, for paths that only read it.
+pub async fn read_record(state: &AuthState, limit_key: &str) -> Result<(), ApiError> {
+    let _: Option<Versioned<UnknownLogin>> = store::get(state.kv.as_ref(), &pk(limit_key), SK).await?;
+    Ok(())
+}
+
+/// Reads the record and writes it back one higher (with `also` in the same transaction),
+/// retrying on a lost race like the account's counter does.
+async fn count(state: &AuthState, limit_key: &str, also: Option<shared::ports::TxOp>) -> Result<(), ApiError> {
+    let key = pk(limit_key);
+    for _ in 0..common::COUNTER_RETRIES {
+        let current: Option<Versioned<UnknownLogin>> = store::get(state.kv.as_ref(), &key, SK).await?;
+        let (mut record, condition) = match current {
+            Some(v) => (v.value, Condition::VersionIs(v.version)),
+            None => (UnknownLogin::default(), Condition::NotExists),
+        };
+        record.failed_attempts = record.failed_attempts.saturating_add(1);
+        let expires: DateTime<Utc> = Utc::now() + chrono::Duration::seconds(KEEP_SECONDS);
+        let mut ops = vec![store::put_op(key.clone(), SK, &record, condition, Some(expires.timestamp()))?];
+        ops.extend(also.clone());
+        match common::commit(state, ops, Vec::new()).await {
+            Ok(()) => return Ok(()),
+            Err(KvError::TransactionConflict { .. }) | Err(KvError::ConditionFailed) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::rate_limited(1))
+}
