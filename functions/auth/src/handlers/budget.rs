@@ -74,12 +74,9 @@ impl Budget {
                 Some(v) => (v.value, Condition::VersionIs(v.version)),
                 None => (Window::default(), Condition::NotExists),
             };
-            window.sent.retain(|at| now - at < WINDOW_SECONDS);
-            if window.sent.len() >= self.max(state) {
-                let oldest = window.sent.first().copied().unwrap_or(now);
-                return Ok(Some((oldest + WINDOW_SECONDS - now).max(1) as u64));
+            if let Err(retry_after) = admit(&mut window.sent, now, self.max(state)) {
+                return Ok(Some(retry_after));
             }
-            window.sent.push(now);
             let op = store::put_op(pk.clone(), SK, &window, condition, Some(now + WINDOW_SECONDS))?;
             match state.kv.transact(vec![op]).await {
                 Ok(()) => return Ok(None),
@@ -91,9 +88,34 @@ impl Budget {
     }
 }
 
+/// Admits one send at `now` into a sliding window of the last hour holding at most `max`;
+/// refused, it tells how many seconds until the oldest send leaves the window.
+fn admit(sent: &mut Vec<i64>, now: i64, max: usize) -> Result<(), u64> {
+    sent.retain(|at| now - at < WINDOW_SECONDS);
+    if sent.len() >= max {
+        let oldest = sent.first().copied().unwrap_or(now);
+        return Err((oldest + WINDOW_SECONDS - now).max(1) as u64);
+    }
+    sent.push(now);
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_window_slides_instead_of_resetting_on_the_clock_hour() {
+        let mut sent = Vec::new();
+        // Five sends just before a clock hour ends: a fixed hourly window would reset at :00.
+        for at in [3590, 3592, 3594, 3596, 3598] {
+            assert_eq!(admit(&mut sent, at, 5), Ok(()));
+        }
+        assert_eq!(admit(&mut sent, 3601, 5), Err(3589), "the next clock hour has begun, the rolling hour has not");
+        assert_eq!(admit(&mut sent, 7189, 5), Err(1));
+        assert_eq!(admit(&mut sent, 7190, 5), Ok(()), "the oldest send left the window");
+        assert_eq!(admit(&mut sent, 7191, 5), Err(1));
+    }
 
     #[test]
     fn destinations_of_each_channel_have_distinct_keys() {

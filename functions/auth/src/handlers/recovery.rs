@@ -7,7 +7,7 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
 use shared::domain::FieldError;
-use shared::events::{Event, EventPayload, OtpPurpose};
+use shared::events::{Destination, Event, EventPayload, OtpPurpose};
 use shared::http::{ApiError, ApiJson, ClientIp, UserAgent};
 use shared::http::rate_limit::Limit;
 use shared::ports::{Condition, KvError};
@@ -76,9 +76,25 @@ pub async fn confirm(State(state): State<AppState>, ip: ClientIp, ua: UserAgent,
     if !matches!(flow.value.kind, FlowKind::Recovery | FlowKind::RecoveryDecoy) {
         return Err(errors::flow_not_found());
     }
+    let client = common::client(ip, &ua);
     match common::check_code(&state, &mut flow, &req.code, now).await? {
         CodeCheck::Valid => {}
-        wrong => return Err(common::wrong_code_error(wrong)),
+        wrong => {
+            // A wrong recovery code counts against the account like one at login (SPEC §3.3);
+            // a decoy flow writes the same to its unknown login's record.
+            let method = match flow.value.destination {
+                Some(Destination::Email(_)) => "email",
+                _ => "sms",
+            };
+            match (&flow.value.user_id, &flow.value.limit_key) {
+                (Some(user_id), _) => {
+                    record_failure(&state, user_id, &client, &ua, AttemptResult::WrongCode, Some(method), Counted::No).await;
+                }
+                (None, Some(limit_key)) => super::unknown::failed_code(&state, limit_key, &client, &ua).await,
+                (None, None) => {}
+            }
+            return Err(common::wrong_code_error(wrong));
+        }
     }
     let user_id = flow.value.user_id.clone().ok_or_else(errors::otp_invalid)?;
     let account = store::account(state.kv.as_ref(), &user_id).await?.ok_or_else(errors::flow_not_found)?;
@@ -95,9 +111,11 @@ pub async fn confirm(State(state): State<AppState>, ip: ClientIp, ua: UserAgent,
             false => (consume_backup_code(&state, &account, totp_code).await?, "backup_code"),
         };
         if !accepted {
-            let failure = record_failure(&state, &user_id, &common::client(ip, &ua), &ua, AttemptResult::WrongCode, Some(method), Counted::No).await;
+            // The account's counter may lock it (its owner is told), but recovery is the way
+            // out of a lock, so the answer stays about the code.
+            record_failure(&state, &user_id, &client, &ua, AttemptResult::WrongCode, Some(method), Counted::No).await;
             let exhausted = flow.value.wrong_attempts >= state.settings.max_code_attempts;
-            return Err(if exhausted { errors::otp_attempts_exceeded() } else if failure.code == "account_locked" { failure } else { errors::otp_invalid() });
+            return Err(if exhausted { errors::otp_attempts_exceeded() } else { errors::otp_invalid() });
         }
     }
     let new_hash = secrets::hash_password(req.new_password).await.map_err(ApiError::internal)?;

@@ -42,6 +42,15 @@ pub async fn failed_login(state: &AuthState, limit_key: &str, password: String, 
     }
 }
 
+/// A wrong code in a decoy recovery flow: recorded as `record_failure` records it on an account.
+pub async fn failed_code(state: &AuthState, limit_key: &str, client: &Client, ua: &UserAgent) {
+    let now = Utc::now();
+    let recorded = async { count(state, limit_key, Some(common::attempt_op_at(pk(limit_key), client, ua, AttemptResult::WrongCode, None, now, Some(now.timestamp() + KEEP_SECONDS))?)).await };
+    if let Err(error) = recorded.await {
+        tracing::warn!(code = error.code, "could not record a wrong code for an unknown login");
+    }
+}
+
 /// The read a known login's account costs, for paths that only read it.
 pub async fn read_record(state: &AuthState, limit_key: &str) -> Result<(), ApiError> {
     let _: Option<Versioned<UnknownLogin>> = store::get(state.kv.as_ref(), &pk(limit_key), SK).await?;

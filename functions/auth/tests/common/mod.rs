@@ -25,12 +25,25 @@ pub struct Harness {
 
 impl Harness {
     pub async fn new() -> Self {
+        Self::build(|kv| kv, auth::Settings::default()).await
+    }
+
+    /// A harness whose store is `wrap` of the embedded one (e.g. a counting adapter).
+    pub async fn wrapping(wrap: impl FnOnce(Arc<dyn KeyValue>) -> Arc<dyn KeyValue>) -> Self {
+        Self::build(wrap, auth::Settings::default()).await
+    }
+
+    pub async fn with_settings(settings: auth::Settings) -> Self {
+        Self::build(|kv| kv, settings).await
+    }
+
+    async fn build(wrap: impl FnOnce(Arc<dyn KeyValue>) -> Arc<dyn KeyValue>, settings: auth::Settings) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let db = open_database(&dir.path().join("state.redb")).unwrap();
-        let kv: Arc<dyn KeyValue> = Arc::new(RedbKv::new(db.clone()).unwrap());
+        let kv: Arc<dyn KeyValue> = wrap(Arc::new(RedbKv::new(db.clone()).unwrap()));
         let queue: Arc<dyn Queue> = Arc::new(RedbQueue::open(db, "events", 5).await.unwrap());
         let keys = Arc::new(KeyRing::from_json(&KeyRing::generate_json().unwrap()).unwrap());
-        let state = Arc::new(auth::AuthState::new(kv.clone(), Relay::new(kv.clone(), queue.clone()), keys, auth::Settings::default()));
+        let state = Arc::new(auth::AuthState::new(kv.clone(), Relay::new(kv.clone(), queue.clone()), keys, settings));
         Self { app: shared::http::finish(auth::router(state.clone())), queue, kv, state, _dir: dir }
     }
 
@@ -105,3 +118,49 @@ impl Harness {
 }
 
 pub const PASSWORD: &str = "Zt7#kQw!pL2m";
+
+/// A key-value adapter that logs the shape of every call (operation and item count, never
+/// keys or values), to compare the store work of two paths.
+pub struct CountingKv {
+    inner: Arc<dyn KeyValue>,
+    log: std::sync::Mutex<Vec<String>>,
+}
+
+impl CountingKv {
+    pub fn new(inner: Arc<dyn KeyValue>) -> Arc<Self> {
+        Arc::new(Self { inner, log: std::sync::Mutex::new(Vec::new()) })
+    }
+
+    /// The calls since the last `take`.
+    pub fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.log.lock().unwrap())
+    }
+
+    fn note(&self, what: String) {
+        self.log.lock().unwrap().push(what);
+    }
+}
+
+#[async_trait::async_trait]
+impl KeyValue for CountingKv {
+    async fn get(&self, pk: &str, sk: &str) -> Result<Option<shared::ports::Item>, shared::ports::KvError> {
+        self.note("get".into());
+        self.inner.get(pk, sk).await
+    }
+    async fn put(&self, item: shared::ports::Item, condition: shared::ports::Condition) -> Result<u64, shared::ports::KvError> {
+        self.note("put".into());
+        self.inner.put(item, condition).await
+    }
+    async fn delete(&self, pk: &str, sk: &str, condition: shared::ports::Condition) -> Result<(), shared::ports::KvError> {
+        self.note("delete".into());
+        self.inner.delete(pk, sk, condition).await
+    }
+    async fn transact(&self, ops: Vec<shared::ports::TxOp>) -> Result<(), shared::ports::KvError> {
+        self.note(format!("transact({})", ops.len()));
+        self.inner.transact(ops).await
+    }
+    async fn query(&self, query: shared::ports::Query) -> Result<shared::ports::Page, shared::ports::KvError> {
+        self.note("query".into());
+        self.inner.query(query).await
+    }
+}

@@ -1,0 +1,164 @@
+//! Findings of the outside security review (issue 15) that live in auth: each test failed
+//! before its fix. Timing is compared statistically (medians of interleaved samples), never
+//! against a wall-clock bound.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+
+use shared::events::{Destination, EventPayload};
+
+use common::{CountingKv, Harness, PASSWORD};
+
+const NEW_PASSWORD: &str = "Nw5$rTq!vB8x";
+
+/// Enrols TOTP for the token's account and returns a code generator for its secret.
+async fn enrol_totp(h: &Harness, token: &str) -> totp_rs::TOTP {
+    let (status, offer) = h.call("POST", "/v1/me/mfa/totp", None, Some(token)).await;
+    assert_eq!(status, StatusCode::OK, "{offer}");
+    let secret = totp_rs::Secret::Encoded(offer["secret"].as_str().unwrap().to_owned()).to_bytes().unwrap();
+    let totp = totp_rs::TOTP::new(totp_rs::Algorithm::SHA1, 6, 1, 30, secret, None, "test".into()).unwrap();
+    let (status, body) = h.call("POST", "/v1/me/mfa/totp/confirm", Some(json!({"code": totp.generate_current().unwrap()})), Some(token)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    totp
+}
+
+#[tokio::test]
+async fn recovery_second_factor_guesses_are_counted_like_codes_at_login() {
+    let h = Harness::new().await;
+    let tokens = h.registered("totp-recovery@example.ru").await;
+    let totp = enrol_totp(&h, tokens["access_token"].as_str().unwrap()).await;
+    let (status, started) = h.call("POST", "/v1/auth/password/recover", Some(json!({"login": "totp-recovery@example.ru"})), None).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let code = h.last_code().await;
+    let confirm = |totp_code: String| json!({"flow_id": started["flow_id"], "code": code, "new_password": NEW_PASSWORD, "totp_code": totp_code});
+
+    let mut answers = Vec::new();
+    for guess in ["000000", "111111", "222222", "333333", "444444", "555555"] {
+        let (status, body) = h.call("POST", "/v1/auth/password/recover/confirm", Some(confirm(guess.into())), None).await;
+        answers.push((status, body["code"].as_str().unwrap_or_default().to_owned()));
+    }
+    let invalid = (StatusCode::BAD_REQUEST, "otp_invalid".to_owned());
+    let exceeded = (StatusCode::TOO_MANY_REQUESTS, "otp_attempts_exceeded".to_owned());
+    assert_eq!(answers, [invalid.clone(), invalid.clone(), invalid.clone(), invalid, exceeded.clone(), exceeded.clone()]);
+    // The right code no longer helps: the flow is dead.
+    let (status, body) = h.call("POST", "/v1/auth/password/recover/confirm", Some(confirm(totp.generate_current().unwrap())), None).await;
+    assert_eq!((status, body["code"].as_str()), (exceeded.0, Some("otp_attempts_exceeded")));
+    // The old password still works, and every wrong guess is in the login history.
+    let (status, _) = h.call("POST", "/v1/auth/login", Some(json!({"login": "totp-recovery@example.ru", "password": PASSWORD})), None).await;
+    assert_ne!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn messages_to_one_destination_are_capped_across_purposes_in_a_rolling_hour() {
+    let h = Harness::new().await;
+    let email = "budget@example.ru";
+    h.registered(email).await;
+    // Someone keeps trying to register the same address and asks for recovery codes for it.
+    for _ in 0..4 {
+        let body = json!({"email": email, "password": "Qp4#mZx!tR7w", "consents": {"terms": true, "personal_data": true}});
+        h.call("POST", "/v1/auth/register", Some(body), None).await;
+    }
+    for _ in 0..5 {
+        h.call("POST", "/v1/auth/password/recover", Some(json!({"login": email})), None).await;
+    }
+    let to_it = |payload: &EventPayload| match payload {
+        EventPayload::OtpIssued { destination: Destination::Email(to), .. } => Some(("code", to.clone())),
+        EventPayload::RegistrationAttempted { destination: Destination::Email(to) } => Some(("notice", to.clone())),
+        _ => None,
+    };
+    let sent: Vec<(&str, String)> = h.events().await.iter().filter_map(|e| to_it(&e.payload)).filter(|(_, to)| to == email).collect();
+    let notices = sent.iter().filter(|(kind, _)| *kind == "notice").count();
+    assert_eq!(notices, 1, "one 'someone tried to register' notice an hour: {sent:?}");
+    assert!(sent.len() <= 5 + 1, "at most five codes and one notice in an hour, whatever the purpose: {sent:?}");
+}
+
+/// The shapes of the store calls a request makes (no keys or values), after a warm-up call.
+async fn store_work(h: &Harness, counter: &CountingKv, method: &str, path: &str, body: Value) -> Vec<String> {
+    counter.take();
+    h.call(method, path, Some(body), None).await;
+    counter.take()
+}
+
+#[tokio::test]
+async fn unknown_and_known_logins_do_the_same_store_work() {
+    let mut counter = None;
+    let h = Harness::wrapping(|kv| {
+        let counting = CountingKv::new(kv);
+        counter = Some(counting.clone());
+        counting
+    })
+    .await;
+    let counter: Arc<CountingKv> = counter.unwrap();
+    h.registered("known@example.ru").await;
+    h.events().await;
+
+    let known = store_work(&h, &counter, "POST", "/v1/auth/login", json!({"login": "known@example.ru", "password": "Wrong#Pass9x"})).await;
+    let unknown = store_work(&h, &counter, "POST", "/v1/auth/login", json!({"login": "nobody@example.ru", "password": "Wrong#Pass9x"})).await;
+    assert_eq!(known, unknown, "login with a wrong password");
+
+    counter.take();
+    let (_, known_flow) = h.call("POST", "/v1/auth/password/recover", Some(json!({"login": "known@example.ru"})), None).await;
+    let known = counter.take();
+    let (_, unknown_flow) = h.call("POST", "/v1/auth/password/recover", Some(json!({"login": "nobody@example.ru"})), None).await;
+    let unknown = counter.take();
+    assert_eq!(known, unknown, "recovery");
+    let published: Vec<&str> = h.events().await.iter().map(|e| e.type_name()).collect();
+    assert_eq!(published, ["auth.otp_issued", "auth.recovery_unmatched"], "each publishes one event");
+
+    let wrong_code = |flow: &Value| json!({"flow_id": flow["flow_id"], "code": "000000", "new_password": NEW_PASSWORD});
+    let known = store_work(&h, &counter, "POST", "/v1/auth/password/recover/confirm", wrong_code(&known_flow)).await;
+    let unknown = store_work(&h, &counter, "POST", "/v1/auth/password/recover/confirm", wrong_code(&unknown_flow)).await;
+    assert_eq!(known, unknown, "a wrong recovery code");
+}
+
+/// Medians of interleaved timings of two requests, in microseconds.
+async fn paired_medians(h: &Harness, samples: usize, a: &Value, b: &Value, path: &str) -> (f64, f64) {
+    let (mut ta, mut tb) = (Vec::new(), Vec::new());
+    for i in 0..samples {
+        // Alternate which goes first so drift and warm caches fall on both alike.
+        let order = if i % 2 == 0 { [(a, &mut ta), (b, &mut tb)] } else { [(b, &mut tb), (a, &mut ta)] };
+        for (body, out) in order {
+            let start = Instant::now();
+            h.call("POST", path, Some(body.clone()), None).await;
+            out.push(start.elapsed().as_micros() as f64);
+        }
+    }
+    (median(ta), median(tb))
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Many interleaved samples; the medians of known and unknown logins may differ by at most
+/// 10 % of the larger one. Before the fix recovery differed by ~78 % and login by ~16 %.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_and_known_logins_take_the_same_time() {
+    let mut settings = auth::Settings::default();
+    settings.codes_per_destination_hourly = 10_000;
+    settings.max_failed_logins = 10_000;
+    let h = Harness::with_settings(settings).await;
+    h.registered("timing@example.ru").await;
+    let samples = 40;
+
+    let known = json!({"login": "timing@example.ru", "password": "Wrong#Pass9x"});
+    let unknown = json!({"login": "nobody-timing@example.ru", "password": "Wrong#Pass9x"});
+    let (k, u) = paired_medians(&h, samples, &known, &unknown, "/v1/auth/login").await;
+    let login_gap = (k - u).abs() / k.max(u);
+    println!("login, wrong password: known median {:.1} ms, unknown {:.1} ms, gap {:.1} % ({samples} samples each)", k / 1e3, u / 1e3, login_gap * 100.0);
+
+    let known = json!({"login": "timing@example.ru"});
+    let unknown = json!({"login": "nobody-timing@example.ru"});
+    let (k, u) = paired_medians(&h, samples, &known, &unknown, "/v1/auth/password/recover").await;
+    let recovery_gap = (k - u).abs() / k.max(u);
+    println!("recovery: known median {:.2} ms, unknown {:.2} ms, gap {:.1} % ({samples} samples each)", k / 1e3, u / 1e3, recovery_gap * 100.0);
+
+    assert!(login_gap <= 0.10, "login medians differ by {:.1} %", login_gap * 100.0);
+    assert!(recovery_gap <= 0.10, "recovery medians differ by {:.1} %", recovery_gap * 100.0);
+}
