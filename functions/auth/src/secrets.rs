@@ -18,7 +18,8 @@ fn argon2() -> Argon2<'static> {
 }
 
 /// Hashes on a blocking thread: argon2id is deliberately CPU-heavy.
-pub async fn hash_password(password: String) -> Result<String, String> {
+pub async fn hash_password(password: impl Into<String>) -> Result<String, String> {
+    let password: String = password.into();
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::generate(&mut OsRng);
         argon2().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| e.to_string())
@@ -27,7 +28,8 @@ pub async fn hash_password(password: String) -> Result<String, String> {
     .map_err(|e| e.to_string())?
 }
 
-pub async fn verify_password(password: String, phc: String) -> bool {
+pub async fn verify_password(password: impl Into<String>, phc: String) -> bool {
+    let password: String = password.into();
     tokio::task::spawn_blocking(move || match PasswordHash::new(&phc) {
         Ok(parsed) => argon2().verify_password(password.as_bytes(), &parsed).is_ok(),
         Err(_) => false,
@@ -43,7 +45,7 @@ static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
     argon2().hash_password(b"dummy password for timing", &salt).map(|h| h.to_string()).unwrap_or_default()
 });
 
-pub async fn burn_password_check(password: String) {
+pub async fn burn_password_check(password: impl Into<String>) {
     let _ = verify_password(password, DUMMY_HASH.clone()).await;
 }
 
@@ -93,10 +95,10 @@ mod tests {
 
     #[tokio::test]
     async fn password_hash_is_argon2id_with_policy_parameters_and_verifies() {
-        let phc = hash_password("Верный-пароль-9".into()).await.unwrap();
+        let phc = hash_password("Верный-пароль-9").await.unwrap();
         assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
-        assert!(verify_password("Верный-пароль-9".into(), phc.clone()).await);
-        assert!(!verify_password("Неверный-пароль-9".into(), phc).await);
+        assert!(verify_password("Верный-пароль-9", phc.clone()).await);
+        assert!(!verify_password("Неверный-пароль-9", phc).await);
     }
 
     #[test]

@@ -162,3 +162,32 @@ async fn unknown_and_known_logins_take_the_same_time() {
     assert!(login_gap <= 0.10, "login medians differ by {:.1} %", login_gap * 100.0);
     assert!(recovery_gap <= 0.10, "recovery medians differ by {:.1} %", recovery_gap * 100.0);
 }
+
+#[tokio::test]
+async fn oversized_logins_are_refused_before_anything_is_stored_and_never_echoed() {
+    let mut counter = None;
+    let h = Harness::wrapping(|kv| {
+        let counting = CountingKv::new(kv);
+        counter = Some(counting.clone());
+        counting
+    })
+    .await;
+    let counter: Arc<CountingKv> = counter.unwrap();
+    let huge = format!("{}@example.ru", "x".repeat(350_000));
+    for (path, body) in [
+        ("/v1/auth/password/recover", json!({"login": huge})),
+        ("/v1/auth/login", json!({"login": huge, "password": "Wrong#Pass9x"})),
+        ("/v1/auth/login", json!({"login": "a@example.ru", "password": "x".repeat(129)})),
+        ("/v1/auth/register", json!({"email": "a@example.ru", "password": "Zt7#kQw!pL2m".repeat(100), "consents": {"terms": true, "personal_data": true}})),
+    ] {
+        counter.take();
+        let (status, problem) = h.call("POST", path, Some(body), None).await;
+        assert_eq!((status, problem["code"].as_str()), (StatusCode::BAD_REQUEST, Some("validation_failed")), "{path}");
+        assert!(!problem.to_string().contains("xxxxxxxx") && !problem.to_string().contains("kQw"), "the value is not echoed: {problem}");
+        let writes: Vec<String> = counter.take().into_iter().filter(|op| op != "get").collect();
+        assert!(writes.is_empty(), "{path}: nothing stored, got {writes:?}");
+    }
+    // At the bound a login is still accepted (and answered as usual).
+    let (status, _) = h.call("POST", "/v1/auth/password/recover", Some(json!({"login": format!("{}@example.ru", "y".repeat(309))})), None).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+}

@@ -5,17 +5,21 @@
 
 pub mod email;
 pub mod inn;
+pub mod limited;
 pub mod passport;
 pub mod password;
 pub mod phone;
 pub mod snils;
+pub mod text;
 
 pub use email::{Email, EmailError};
 pub use inn::{Inn, InnError};
+pub use limited::{Limited, LoginText, NewPasswordText, PasswordText, Token};
 pub use passport::{Passport, PassportError, PassportInput};
 pub use password::{Password, PasswordRule, PersonalData};
 pub use phone::{Phone, PhoneError};
 pub use snils::{Snils, SnilsError};
+pub use text::{Text, TextError, TextRule};
 
 use serde::{Deserialize, Serialize};
 

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use totp_rs::{Algorithm, Secret, TOTP};
 
+use shared::domain::{LoginText, PasswordText, Token};
 use shared::events::{Destination, Event, EventPayload, OtpPurpose};
 use shared::http::{ApiError, ApiJson, ClientIp, UserAgent};
 use shared::http::rate_limit::Limit;
@@ -22,8 +23,8 @@ use crate::{AppState, AuthState};
 
 #[derive(Deserialize)]
 pub struct LoginRequest {
-    login: String,
-    password: String,
+    login: LoginText,
+    password: PasswordText,
 }
 
 #[derive(Serialize)]
@@ -81,9 +82,9 @@ pub async fn login(State(state): State<AppState>, ip: ClientIp, ua: UserAgent, A
 
 #[derive(Deserialize)]
 pub struct MfaRequest {
-    flow_id: String,
-    method: String,
-    code: String,
+    flow_id: Token,
+    method: Token,
+    code: Token,
 }
 
 #[derive(Serialize)]
@@ -99,7 +100,7 @@ pub async fn mfa(State(state): State<AppState>, ip: ClientIp, ua: UserAgent, Api
     let (FlowKind::LoginMfa, Some(user_id)) = (flow.value.kind, flow.value.user_id.clone()) else {
         return Err(errors::flow_not_found());
     };
-    if !flow.value.methods.iter().any(|m| m == &req.method) {
+    if !flow.value.methods.iter().any(|m| m.as_str() == req.method.as_str()) {
         return Err(ApiError::field("method", "unsupported_method", "Этот способ подтверждения недоступен для учётной записи"));
     }
     let account = store::account(state.kv.as_ref(), &user_id).await?.ok_or_else(errors::flow_not_found)?;

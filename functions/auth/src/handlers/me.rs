@@ -6,6 +6,7 @@ use axum::response::IntoResponse;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use shared::domain::{NewPasswordText, PasswordText};
 use shared::events::{Event, EventPayload};
 use shared::http::rate_limit::Limit;
 use shared::http::{ApiError, ApiJson, ApiQuery, Authenticated};
@@ -85,8 +86,8 @@ pub async fn login_history(State(state): State<AppState>, auth: Authenticated, A
 
 #[derive(Deserialize)]
 pub struct ChangePasswordRequest {
-    current_password: String,
-    new_password: String,
+    current_password: PasswordText,
+    new_password: NewPasswordText,
 }
 
 /// Changes the password and revokes every other session (SPEC §3.7).

@@ -8,6 +8,7 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use totp_rs::Secret;
 
+use shared::domain::Token;
 use shared::events::{Event, EventPayload};
 use shared::http::{ApiError, ApiJson, Authenticated};
 use shared::ports::KvError;
@@ -48,7 +49,7 @@ pub async fn totp_enrol(State(state): State<AppState>, auth: Authenticated) -> R
 
 #[derive(Deserialize)]
 pub struct CodeRequest {
-    code: String,
+    code: Token,
 }
 
 #[derive(Serialize)]

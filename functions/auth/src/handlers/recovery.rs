@@ -6,7 +6,7 @@ use axum::response::IntoResponse;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
-use shared::domain::FieldError;
+use shared::domain::{FieldError, LoginText, NewPasswordText, Token};
 use shared::events::{Destination, Event, EventPayload, OtpPurpose};
 use shared::http::{ApiError, ApiJson, ClientIp, UserAgent};
 use shared::http::rate_limit::Limit;
@@ -22,7 +22,7 @@ use crate::AppState;
 
 #[derive(Deserialize)]
 pub struct RecoverRequest {
-    login: String,
+    login: LoginText,
 }
 
 #[derive(Serialize)]
@@ -63,10 +63,10 @@ pub async fn recover(State(state): State<AppState>, ip: ClientIp, ApiJson(req): 
 
 #[derive(Deserialize)]
 pub struct RecoverConfirmRequest {
-    flow_id: String,
-    code: String,
-    new_password: String,
-    totp_code: Option<String>,
+    flow_id: Token,
+    code: Token,
+    new_password: NewPasswordText,
+    totp_code: Option<Token>,
 }
 
 pub async fn confirm(State(state): State<AppState>, ip: ClientIp, ua: UserAgent, ApiJson(req): ApiJson<RecoverConfirmRequest>) -> Result<impl IntoResponse, ApiError> {

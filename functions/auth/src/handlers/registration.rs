@@ -7,7 +7,7 @@ use axum::response::IntoResponse;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use shared::domain::{Email, FieldError, Phone};
+use shared::domain::{Email, FieldError, LoginText, NewPasswordText, Phone, Token};
 use shared::events::{Destination, Event, EventPayload, OtpPurpose};
 use shared::http::rate_limit::Limit;
 use shared::http::{ApiError, ApiJson, ClientIp, UserAgent};
@@ -22,9 +22,9 @@ use crate::{AppState, Tokens};
 
 #[derive(Deserialize)]
 pub struct RegisterRequest {
-    phone: Option<String>,
-    email: Option<String>,
-    password: String,
+    phone: Option<LoginText>,
+    email: Option<LoginText>,
+    password: NewPasswordText,
     #[serde(default)]
     consents: Consents,
 }
@@ -84,8 +84,8 @@ pub async fn register(State(state): State<AppState>, ip: ClientIp, ApiJson(req):
 
 #[derive(Deserialize)]
 pub struct ConfirmRequest {
-    flow_id: String,
-    code: String,
+    flow_id: Token,
+    code: Token,
 }
 
 #[derive(Serialize)]
@@ -154,7 +154,7 @@ pub async fn confirm(State(state): State<AppState>, ip: ClientIp, ua: UserAgent,
 
 #[derive(Deserialize)]
 pub struct ResendRequest {
-    flow_id: String,
+    flow_id: Token,
 }
 
 /// A new code for a registration, recovery or SMS login flow: no sooner than the resend

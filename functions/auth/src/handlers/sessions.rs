@@ -6,6 +6,7 @@ use axum::response::IntoResponse;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use shared::domain::Token;
 use shared::http::{ApiError, ApiJson, ApiPath, ApiQuery, Authenticated};
 use shared::ports::{Condition, KvError};
 
@@ -17,7 +18,7 @@ use crate::{AppState, Tokens};
 
 #[derive(Deserialize)]
 pub struct RefreshRequest {
-    refresh_token: String,
+    refresh_token: Token,
 }
 
 #[derive(Serialize)]

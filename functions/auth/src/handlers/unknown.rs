@@ -29,7 +29,7 @@ fn pk(limit_key: &str) -> String {
 
 /// A wrong password for a login that names no account: a counted attempt before hashing and a
 /// recorded failure after it, as `login` does for an account.
-pub async fn failed_login(state: &AuthState, limit_key: &str, password: String, client: &Client, ua: &UserAgent) -> ApiError {
+pub async fn failed_login(state: &AuthState, limit_key: &str, password: impl Into<String>, client: &Client, ua: &UserAgent) -> ApiError {
     let outcome = async {
         count(state, limit_key, None).await?;
         secrets::burn_password_check(password).await;
