@@ -18,7 +18,7 @@ use axum::extract::FromRef;
 use axum::routing::{get, post};
 
 use shared::agencies::Registry;
-use shared::http::TokenVerifier;
+use shared::http::{Limit, RateLimiter, TokenVerifier, WriteBudget};
 use shared::keys::KeyRing;
 use shared::outbox::Relay;
 use shared::ports::KeyValue;
@@ -26,17 +26,34 @@ use shared::ports::KeyValue;
 pub use catalogue::{Catalogue, Service};
 pub use status::{ActorKind, ApplicationStatus, can_transition};
 
+/// Drafts a citizen may create per hour: far more than anyone fills in by hand, and each one
+/// is kept for years.
+pub const DRAFTS_PER_HOUR: u64 = 20;
+
+/// The citizen's budget for the write endpoints (create, patch, submit, withdraw, supplement,
+/// messages): `WriteBudget::WRITES_PER_MINUTE` writes a minute, `DRAFTS_PER_HOUR` drafts an hour.
+pub const WRITE_BUDGET: WriteBudget = WriteBudget::new("applications", Limit::per_hour(DRAFTS_PER_HOUR));
+
 pub struct ApplicationsState {
     pub kv: Arc<dyn KeyValue>,
     pub relay: Relay,
     pub verifier: Arc<TokenVerifier>,
     pub catalogue: Arc<Catalogue>,
     pub agencies: Arc<Registry>,
+    pub limiter: RateLimiter,
+    pub write_budget: WriteBudget,
 }
 
 impl ApplicationsState {
     pub fn new(kv: Arc<dyn KeyValue>, relay: Relay, verifier: Arc<TokenVerifier>, catalogue: Arc<Catalogue>, agencies: Arc<Registry>) -> Self {
-        Self { kv, relay, verifier, catalogue, agencies }
+        let limiter = RateLimiter::new(kv.clone());
+        Self { kv, relay, verifier, catalogue, agencies, limiter, write_budget: WRITE_BUDGET }
+    }
+
+    /// Replaces `WRITE_BUDGET` (load tests drive one citizen far harder than a person would).
+    pub fn with_write_budget(mut self, budget: WriteBudget) -> Self {
+        self.write_budget = budget;
+        self
     }
 
     /// Builds everything from the environment: the token verifier from `JWT_ISSUER` /

@@ -14,6 +14,8 @@ use common::Harness;
 use shared::events::EventPayload;
 
 const CONCURRENT: usize = 50;
+/// One citizen sends all the racing writes at once, far past the everyday write budget.
+const RACE_BUDGET: shared::http::WriteBudget = applications::WRITE_BUDGET.with_writes(shared::http::Limit::per_minute(1000));
 
 macro_rules! on_both_adapters {
     ($($name:ident),* $(,)?) => {
@@ -21,7 +23,7 @@ macro_rules! on_both_adapters {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $name() {
-                    super::$name(std::sync::Arc::new(super::Harness::embedded().await)).await;
+                    super::$name(std::sync::Arc::new(super::Harness::embedded().await.with_write_budget(super::RACE_BUDGET))).await;
                 }
             )*
         }
@@ -30,7 +32,7 @@ macro_rules! on_both_adapters {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $name() {
                     let Some(harness) = super::Harness::dynamodb().await else { return };
-                    super::$name(std::sync::Arc::new(harness)).await;
+                    super::$name(std::sync::Arc::new(harness.with_write_budget(super::RACE_BUDGET))).await;
                 }
             )*
         }

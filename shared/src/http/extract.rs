@@ -1,7 +1,7 @@
 //! `ApiPath<T>` and `ApiQuery<T>`: axum's `Path` and `Query` with rejections turned into
 //! problem+json, so a malformed id or query string gets the same error shape as everything else.
 
-use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::rejection::PathRejection;
 use axum::extract::{FromRequestParts, Path, Query};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
@@ -40,10 +40,8 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         match Query::<T>::from_request_parts(parts, state).await {
             Ok(Query(value)) => Ok(Self(value)),
-            Err(QueryRejection::FailedToDeserializeQueryString(e)) => {
-                Err(ApiError::validation(vec![FieldError::new("query", "invalid", e.body_text())]))
-            }
-            Err(other) => Err(ApiError::validation(vec![FieldError::new("query", "invalid", other.body_text())])),
+            // serde's message quotes the refused value; the query string is personal data often.
+            Err(_) => Err(ApiError::validation(vec![FieldError::new("query", "invalid", "Неверные параметры запроса")])),
         }
     }
 }

@@ -1,7 +1,9 @@
 //! The HTTP kit every function uses: problem+json errors, request ids, a JSON extractor whose
-//! rejections are problem+json, client IPs, rate limiting and bearer-token verification.
+//! rejections are problem+json, client IPs, rate limiting, `Cache-Control: no-store` and
+//! bearer-token verification.
 
 pub mod auth;
+pub mod cache;
 pub mod client;
 pub mod extract;
 pub mod json;
@@ -14,12 +16,46 @@ pub use client::{ClientIp, UserAgent};
 pub use extract::{ApiPath, ApiQuery};
 pub use json::ApiJson;
 pub use problem::ApiError;
-pub use rate_limit::RateLimiter;
+pub use rate_limit::{Limit, RateLimiter, WriteBudget};
 
 use axum::Router;
 
 /// Wraps a function's routes with the layers every API answer needs: request ids (echoed or
-/// generated), request tracing without bodies, and problem+json for unknown routes.
+/// generated), request tracing without bodies, problem+json for unknown routes, and
+/// `Cache-Control: no-store` on everything that may carry personal data.
 pub fn finish(router: Router) -> Router {
-    request_id::layer(router.fallback(problem::not_found_fallback).method_not_allowed_fallback(problem::method_not_allowed_fallback))
+    let router = router.fallback(problem::not_found_fallback).method_not_allowed_fallback(problem::method_not_allowed_fallback);
+    request_id::layer(router.layer(axum::middleware::from_fn(cache::no_store)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::{Request, header};
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    async fn cache_control(app: &Router, path: &str) -> Option<String> {
+        let response = app.clone().oneshot(Request::builder().uri(path).body(Body::empty()).unwrap()).await.unwrap();
+        response.headers().get(header::CACHE_CONTROL).map(|v| v.to_str().unwrap_or_default().to_owned())
+    }
+
+    #[tokio::test]
+    async fn personal_answers_are_no_store_and_public_documents_keep_their_own_policy() {
+        let app = finish(
+            Router::new()
+                .route("/v1/me", get(|| async { axum::Json(serde_json::json!({"user_id": "01J", "phone": "+79990000000"})) }))
+                .route("/v1/me/fails", get(|| async { ApiError::unauthorized() }))
+                .route("/oauth2/token", get(|| async { "token" }))
+                .route("/dev/outbox", get(|| async { "codes" }))
+                .route("/.well-known/jwks.json", get(|| async { ([(header::CACHE_CONTROL, "public, max-age=300")], "keys") }))
+                .route("/health", get(|| async { "ok" })),
+        );
+        for path in ["/v1/me", "/v1/me/fails", "/oauth2/token", "/dev/outbox", "/v1/nowhere"] {
+            assert_eq!(cache_control(&app, path).await.as_deref(), Some("no-store"), "{path}");
+        }
+        assert_eq!(cache_control(&app, "/.well-known/jwks.json").await.as_deref(), Some("public, max-age=300"));
+        assert_eq!(cache_control(&app, "/health").await, None);
+    }
 }

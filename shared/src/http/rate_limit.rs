@@ -1,5 +1,9 @@
 //! Fixed-window rate limits kept in the key-value store, so every Lambda instance shares them.
 //! One conditional-free write per check: the store-managed item version is the hit count.
+//!
+//! [`WriteBudget`] is the per-citizen budget of a function's write endpoints (applications
+//! today; document uploads may take one too): every write spends from a per-minute limit and
+//! every write that creates something also from a per-hour one.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,7 +55,72 @@ impl RateLimiter {
     }
 }
 
+/// A citizen's budget for one function's write endpoints; past it, 429 `rate_limited` with
+/// `Retry-After` (SPEC §2). The scope keeps functions' budgets apart.
+#[derive(Clone, Copy, Debug)]
+pub struct WriteBudget {
+    pub scope: &'static str,
+    /// Every write: a person editing by hand stays far below it, a script does not.
+    pub writes: Limit,
+    /// Writes that create a new record (a draft, an upload): each one is stored for years.
+    pub creations: Limit,
+}
+
+impl WriteBudget {
+    /// Writes per citizen per minute unless a function says otherwise.
+    pub const WRITES_PER_MINUTE: u64 = 30;
+
+    pub const fn new(scope: &'static str, creations: Limit) -> Self {
+        Self { scope, writes: Limit::per_minute(Self::WRITES_PER_MINUTE), creations }
+    }
+
+    pub const fn with_writes(self, writes: Limit) -> Self {
+        Self { writes, ..self }
+    }
+}
+
+impl RateLimiter {
+    /// Spends one write of `user_id`'s budget.
+    pub async fn write(&self, budget: &WriteBudget, user_id: &str) -> Result<(), ApiError> {
+        self.hit(&format!("{}#write", budget.scope), user_id, budget.writes).await
+    }
+
+    /// Spends one write and one creation of `user_id`'s budget.
+    pub async fn create(&self, budget: &WriteBudget, user_id: &str) -> Result<(), ApiError> {
+        self.write(budget, user_id).await?;
+        self.hit(&format!("{}#create", budget.scope), user_id, budget.creations).await
+    }
+}
+
 fn subject_hash(subject: &str) -> String {
     let digest = Sha256::digest(subject.as_bytes());
     digest[..12].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::embedded::{RedbKv, open_database};
+
+    fn limiter() -> (tempfile::TempDir, RateLimiter) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = open_database(&dir.path().join("data.redb")).expect("open redb");
+        (dir, RateLimiter::new(Arc::new(RedbKv::new(db).expect("kv"))))
+    }
+
+    #[tokio::test]
+    async fn a_write_budget_refuses_past_either_limit_per_citizen_and_scope() {
+        let (_dir, limiter) = limiter();
+        let budget = WriteBudget::new("things", Limit::per_hour(2)).with_writes(Limit::per_minute(3));
+        limiter.create(&budget, "anna").await.expect("first creation");
+        limiter.create(&budget, "anna").await.expect("second creation");
+        let refused = limiter.create(&budget, "anna").await.expect_err("third creation in the hour");
+        assert_eq!((refused.status.as_u16(), refused.code), (429, "rate_limited"));
+        assert!(refused.retry_after_seconds.is_some_and(|s| (1..=3600).contains(&s)));
+        // The refused creation spent the third write; the fourth write is over the minute's limit.
+        assert_eq!(limiter.write(&budget, "anna").await.expect_err("fourth write").code, "rate_limited");
+        limiter.write(&budget, "boris").await.expect("another citizen has his own budget");
+        let other = WriteBudget::new("others", Limit::per_hour(2));
+        limiter.create(&other, "anna").await.expect("another function's budget is separate");
+    }
 }

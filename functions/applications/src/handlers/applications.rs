@@ -12,7 +12,7 @@ use shared::domain::FieldError;
 use shared::http::{ApiError, ApiJson, ApiPath, ApiQuery, Authenticated};
 use shared::identity::Level;
 
-use super::common::{self, Effects, IfMatch, MAX_COMMENT_CHARS, Paging};
+use super::common::{self, CitizenCreate, CitizenWrite, Effects, IfMatch, MAX_COMMENT_CHARS, Paging};
 use crate::catalogue::{Service, document_type_title};
 use crate::errors;
 use crate::status::{ActorKind, ApplicationStatus, can_transition};
@@ -30,10 +30,10 @@ pub struct CreateRequest {
 
 /// `POST /v1/applications` → 201 draft. The form is checked against the schema on submit only,
 /// so a draft can be saved half-filled.
-pub async fn create(State(state): State<AppState>, auth: Authenticated, ApiJson(req): ApiJson<CreateRequest>) -> Result<Response, ApiError> {
+pub async fn create(State(state): State<AppState>, CitizenCreate(auth): CitizenCreate, ApiJson(req): ApiJson<CreateRequest>) -> Result<Response, ApiError> {
     let service = state
         .catalogue
-        .get(req.service_code.trim())
+        .get(common::check_id("/service_code", &req.service_code)?)
         .ok_or_else(|| errors::unprocessable_field("/service_code", "unknown_service", "Услуга не найдена в каталоге"))?;
     let form = common::check_form_shape(req.form.unwrap_or_else(|| Value::Object(Default::default())))?;
     let document_ids = common::check_document_ids("/document_ids", req.document_ids.unwrap_or_default())?;
@@ -76,6 +76,7 @@ pub async fn get(State(state): State<AppState>, auth: Authenticated, ApiPath(id)
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PatchRequest {
     #[serde(default)]
     form: Option<Value>,
@@ -83,8 +84,10 @@ pub struct PatchRequest {
     document_ids: Option<Vec<String>>,
 }
 
-/// `PATCH /v1/applications/{id}` — drafts only (409 otherwise).
-pub async fn patch(State(state): State<AppState>, auth: Authenticated, ApiPath(id): ApiPath<String>, headers: HeaderMap, ApiJson(req): ApiJson<PatchRequest>) -> Result<Response, ApiError> {
+/// `PATCH /v1/applications/{id}` — drafts only (409 otherwise). The body is an object of the
+/// fields to replace; one that changes nothing writes nothing and keeps the version.
+pub async fn patch(State(state): State<AppState>, CitizenWrite(auth): CitizenWrite, ApiPath(id): ApiPath<String>, headers: HeaderMap, ApiJson(body): ApiJson<Value>) -> Result<Response, ApiError> {
+    let req: PatchRequest = common::object_body(body)?;
     let form = req.form.filter(|f| !f.is_null()).map(common::check_form_shape).transpose()?;
     let document_ids = req.document_ids.map(|ids| common::check_document_ids("/document_ids", ids)).transpose()?;
     let expected = IfMatch::from_headers(&headers);
@@ -93,6 +96,11 @@ pub async fn patch(State(state): State<AppState>, auth: Authenticated, ApiPath(i
         async move {
             if app.status != ApplicationStatus::Draft {
                 return Err(errors::not_a_draft(app.status));
+            }
+            let form = form.filter(|f| *f != app.form);
+            let document_ids = document_ids.filter(|ids| *ids != app.document_ids);
+            if form.is_none() && document_ids.is_none() {
+                return Ok((app, Effects { unchanged: true, ..Effects::default() }));
             }
             if let Some(form) = form {
                 app.form = form;
@@ -110,7 +118,7 @@ pub async fn patch(State(state): State<AppState>, auth: Authenticated, ApiPath(i
 
 /// `POST /v1/applications/{id}/submit` → `submitted` with a number, after checking the account
 /// level (as it is now, not as the token says), the form and the documents.
-pub async fn submit(State(state): State<AppState>, auth: Authenticated, ApiPath(id): ApiPath<String>, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn submit(State(state): State<AppState>, CitizenWrite(auth): CitizenWrite, ApiPath(id): ApiPath<String>, headers: HeaderMap) -> Result<Response, ApiError> {
     let expected = IfMatch::from_headers(&headers);
     let state_ref: &ApplicationsState = &state;
     let app = common::write_own(state_ref, auth.user_id(), &id, &expected, |app| submit_change(state_ref, app)).await?;
@@ -142,7 +150,7 @@ async fn submit_change(state: &ApplicationsState, mut app: Application) -> Resul
     app.updated_at = now;
     app.expected_completion_date = Some(expected_completion(now, service));
     app.record_transition(ApplicationStatus::Submitted, Actor::citizen(), None, now);
-    let effects = Effects { ops: vec![store::number_index_op(&number, &app.application_id)?], events: vec![common::status_event(&app, &service.title, None)] };
+    let effects = Effects { ops: vec![store::number_index_op(&number, &app.application_id)?], events: vec![common::status_event(&app, &service.title, None)], ..Effects::default() };
     Ok((app, effects))
 }
 
@@ -176,7 +184,7 @@ pub struct WithdrawRequest {
 }
 
 /// `POST /v1/applications/{id}/withdraw {"reason"?}` (the body may be empty).
-pub async fn withdraw(State(state): State<AppState>, auth: Authenticated, ApiPath(id): ApiPath<String>, headers: HeaderMap, RawBody(body): RawBody) -> Result<Response, ApiError> {
+pub async fn withdraw(State(state): State<AppState>, CitizenWrite(auth): CitizenWrite, ApiPath(id): ApiPath<String>, headers: HeaderMap, RawBody(body): RawBody) -> Result<Response, ApiError> {
     let req: WithdrawRequest = common::optional_json(&body)?;
     let reason = common::check_text("/reason", req.reason, MAX_COMMENT_CHARS)?;
     let expected = IfMatch::from_headers(&headers);
@@ -191,7 +199,7 @@ pub async fn withdraw(State(state): State<AppState>, auth: Authenticated, ApiPat
             app.updated_at = now;
             app.record_transition(ApplicationStatus::Withdrawn, Actor::citizen(), reason.clone(), now);
             let event = common::status_event(&app, &common::service_title(state_ref, &app), reason);
-            Ok((app, Effects { ops: Vec::new(), events: vec![event] }))
+            Ok((app, Effects { events: vec![event], ..Effects::default() }))
         }
     })
     .await?;
@@ -207,7 +215,7 @@ pub struct SupplementRequest {
 
 /// `POST /v1/applications/{id}/supplement {"document_ids", "comment"?}`: answers an information
 /// request; the documents join the application and it goes back `in_progress`.
-pub async fn supplement(State(state): State<AppState>, auth: Authenticated, ApiPath(id): ApiPath<String>, headers: HeaderMap, ApiJson(req): ApiJson<SupplementRequest>) -> Result<Response, ApiError> {
+pub async fn supplement(State(state): State<AppState>, CitizenWrite(auth): CitizenWrite, ApiPath(id): ApiPath<String>, headers: HeaderMap, ApiJson(req): ApiJson<SupplementRequest>) -> Result<Response, ApiError> {
     let document_ids = common::check_document_ids("/document_ids", req.document_ids)?;
     let comment = common::check_text("/comment", req.comment, MAX_COMMENT_CHARS)?;
     if document_ids.is_empty() && comment.is_none() {
@@ -239,5 +247,5 @@ async fn supplement_change(state: &ApplicationsState, mut app: Application, docu
     app.updated_at = now;
     app.record_transition(ApplicationStatus::InProgress, Actor::citizen(), comment.clone(), now);
     let event = common::status_event(&app, &common::service_title(state, &app), comment);
-    Ok((app, Effects { ops: Vec::new(), events: vec![event] }))
+    Ok((app, Effects { events: vec![event], ..Effects::default() }))
 }

@@ -1,8 +1,10 @@
 //! Steps the handlers share: committing with events, optimistic writes of one application,
-//! `If-Match`, paging, input limits and document checks.
+//! `If-Match`, paging, input limits, the citizen's write budget and document checks.
 
 use std::future::Future;
 
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
@@ -10,23 +12,51 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use shared::domain::text::{self, Text, TextRule};
 use shared::domain::FieldError;
 use shared::events::{Event, EventPayload};
-use shared::http::ApiError;
+use shared::http::{ApiError, ApiJson, Authenticated};
 use shared::outbox;
 use shared::ports::{KvError, TxOp};
 use shared::records::DocumentStatus;
 
 use crate::errors;
 use crate::store::{self, Application};
-use crate::ApplicationsState;
+use crate::{AppState, ApplicationsState};
 
 /// Read-modify-write attempts before answering `concurrent_update`.
 pub const MAX_RETRIES: usize = 8;
 pub const MAX_DOCUMENTS: usize = 50;
 pub const MAX_FORM_BYTES: usize = 64 * 1024;
-pub const MAX_COMMENT_CHARS: usize = 2000;
-pub const MAX_MESSAGE_CHARS: usize = 4000;
+/// Comments, reasons and recommendations (`shared::domain::text::COMMENT`).
+pub const MAX_COMMENT_CHARS: usize = text::COMMENT.max_chars;
+
+/// The signed-in citizen, having spent one write of their budget (`crate::WRITE_BUDGET`).
+/// Spent before the body is read, so refused requests count too.
+pub struct CitizenWrite(pub Authenticated);
+
+/// The signed-in citizen, having spent one write and one draft of their budget.
+pub struct CitizenCreate(pub Authenticated);
+
+impl FromRequestParts<AppState> for CitizenWrite {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let auth = Authenticated::from_request_parts(parts, state).await?;
+        state.limiter.write(&state.write_budget, auth.user_id()).await?;
+        Ok(Self(auth))
+    }
+}
+
+impl FromRequestParts<AppState> for CitizenCreate {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let auth = Authenticated::from_request_parts(parts, state).await?;
+        state.limiter.create(&state.write_budget, auth.user_id()).await?;
+        Ok(Self(auth))
+    }
+}
 
 /// Commits `ops` together with the outbox items of `events`, then relays the events.
 pub async fn commit(state: &ApplicationsState, mut ops: Vec<TxOp>, events: Vec<Event>) -> Result<(), KvError> {
@@ -51,6 +81,8 @@ pub async fn load_own(state: &ApplicationsState, user_id: &str, application_id: 
 pub struct Effects {
     pub ops: Vec<TxOp>,
     pub events: Vec<Event>,
+    /// The change left the application as it was: nothing is written, the version stays.
+    pub unchanged: bool,
 }
 
 /// Applies `change` to the caller's application as one conditional write on the version read.
@@ -65,6 +97,9 @@ where
         let app = load_own(state, user_id, application_id).await?;
         expected.check(app.version)?;
         let (mut app, effects) = change(app).await?;
+        if effects.unchanged {
+            return Ok(app);
+        }
         let mut ops = store::save_ops(&mut app)?;
         ops.extend(effects.ops);
         match commit(state, ops, effects.events).await {
@@ -153,13 +188,20 @@ pub fn optional_json<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, Ap
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(body).map_err(|e| {
-        let message = if e.is_data() { e.to_string() } else { "Тело запроса не является корректным JSON".to_owned() };
-        ApiError::field("body", if e.is_data() { "invalid" } else { "malformed_json" }, &message)
-    })
+    ApiJson::<T>::from_bytes(body)
 }
 
-/// The form as given: a JSON object of bounded size (checked against the schema on submit).
+/// A body that must be a JSON object of exactly `T`'s fields (`T` denies unknown fields);
+/// serde alone would also take an array for a struct.
+pub fn object_body<T: DeserializeOwned>(body: Value) -> Result<T, ApiError> {
+    if !body.is_object() {
+        return Err(ApiError::field("body", "invalid_type", "Тело запроса должно быть JSON-объектом"));
+    }
+    ApiJson::<T>::from_bytes(&serde_json::to_vec(&body).map_err(ApiError::internal)?)
+}
+
+/// The form as given: a JSON object of bounded size whose texts hold no control or invisible
+/// characters (checked against the schema on submit).
 pub fn check_form_shape(form: Value) -> Result<Value, ApiError> {
     if !form.is_object() {
         return Err(ApiError::field("/form", "invalid", "form должна быть JSON-объектом"));
@@ -167,7 +209,36 @@ pub fn check_form_shape(form: Value) -> Result<Value, ApiError> {
     if form.to_string().len() > MAX_FORM_BYTES {
         return Err(ApiError::field("/form", "too_large", "Форма слишком велика"));
     }
+    if let Some(at) = unclean_text(&form, "/form") {
+        return Err(ApiError::validation(vec![text::TextError::ForbiddenCharacters.field_error(&at)]));
+    }
     Ok(form)
+}
+
+/// The pointer of the first string (or the object holding the first key) with a forbidden
+/// character; forms may hold multi-line text such as addresses.
+fn unclean_text(value: &Value, at: &str) -> Option<String> {
+    match value {
+        Value::String(s) => text::has_forbidden_characters(s, true).then(|| at.to_owned()),
+        Value::Array(items) => items.iter().enumerate().find_map(|(i, v)| unclean_text(v, &format!("{at}/{i}"))),
+        Value::Object(fields) => fields.iter().find_map(|(key, v)| {
+            if text::has_forbidden_characters(key, false) {
+                return Some(at.to_owned());
+            }
+            unclean_text(v, &format!("{at}/{}", key.replace('~', "~0").replace('/', "~1")))
+        }),
+        _ => None,
+    }
+}
+
+/// An id or code named in a request: at most `text::ID_MAX_CHARS` characters (what it names
+/// is looked up after).
+pub fn check_id<'a>(field: &str, raw: &'a str) -> Result<&'a str, ApiError> {
+    let id = raw.trim();
+    if id.chars().take(text::ID_MAX_CHARS + 1).count() > text::ID_MAX_CHARS {
+        return Err(ApiError::field(field, "too_long", &format!("Не длиннее {} символов", text::ID_MAX_CHARS)));
+    }
+    Ok(id)
 }
 
 /// Document ids as given, deduplicated in order; their existence is checked on submit.
@@ -178,7 +249,7 @@ pub fn check_document_ids(field: &str, ids: Vec<String>) -> Result<Vec<String>, 
     let mut out: Vec<String> = Vec::with_capacity(ids.len());
     for (index, id) in ids.into_iter().enumerate() {
         let id = id.trim().to_owned();
-        if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        if id.is_empty() || id.len() > text::ID_MAX_CHARS || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return Err(ApiError::field(&format!("{field}/{index}"), "invalid", "Неверный идентификатор документа"));
         }
         if !out.contains(&id) {
@@ -188,15 +259,20 @@ pub fn check_document_ids(field: &str, ids: Vec<String>) -> Result<Vec<String>, 
     Ok(out)
 }
 
-/// A free-text comment or reason: trimmed, empty means none, bounded.
+/// An optional comment or reason: trimmed, blank means none, at most `max_chars`, clean
+/// (`shared::domain::text`; `\n` and `\t` allowed).
 pub fn check_text(field: &str, text: Option<String>, max_chars: usize) -> Result<Option<String>, ApiError> {
-    let Some(text) = text.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()) else {
-        return Ok(None);
-    };
-    if text.chars().count() > max_chars {
-        return Err(ApiError::field(field, "too_long", &format!("Не длиннее {max_chars} символов")));
-    }
-    Ok(Some(text))
+    check_text_as(field, text, TextRule::multiline(max_chars))
+}
+
+/// Optional free text of any kind (a name, a position, a comment) under its `rule`.
+pub fn check_text_as(field: &str, text: Option<String>, rule: TextRule) -> Result<Option<String>, ApiError> {
+    Text::parse_optional(text.as_deref(), rule).map(|t| t.map(Text::into_string)).map_err(|e| ApiError::validation(vec![e.field_error(field)]))
+}
+
+/// Required free text (a message): as `check_text`, but blank is refused.
+pub fn required_text(field: &str, text: &str, rule: TextRule) -> Result<String, ApiError> {
+    Text::parse(text, rule).map(Text::into_string).map_err(|e| ApiError::validation(vec![e.field_error(field)]))
 }
 
 /// Each document that is missing, someone else's or not `available`, as a 422 field error

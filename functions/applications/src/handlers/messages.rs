@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use shared::http::{ApiError, ApiJson, ApiPath, ApiQuery, Authenticated};
 
-use super::common::{self, MAX_MESSAGE_CHARS, Paging};
+use super::common::{self, CitizenWrite, Paging};
 use crate::errors;
 use crate::store::{self, Actor, Message};
 use crate::AppState;
@@ -26,7 +26,7 @@ pub struct PostRequest {
     text: String,
 }
 
-pub async fn post(State(state): State<AppState>, auth: Authenticated, ApiPath(id): ApiPath<String>, ApiJson(req): ApiJson<PostRequest>) -> Result<Response, ApiError> {
+pub async fn post(State(state): State<AppState>, CitizenWrite(auth): CitizenWrite, ApiPath(id): ApiPath<String>, ApiJson(req): ApiJson<PostRequest>) -> Result<Response, ApiError> {
     let text = message_text("/text", &req.text)?;
     let app = common::load_own(&state, auth.user_id(), &id).await?;
     if !app.status.visible_to_agency() {
@@ -38,14 +38,8 @@ pub async fn post(State(state): State<AppState>, auth: Authenticated, ApiPath(id
     Ok((StatusCode::CREATED, axum::Json(message)).into_response())
 }
 
-/// Message text: trimmed, 1..=4000 characters.
+/// Message text: trimmed, 1..=4000 characters, no control or invisible characters except
+/// line breaks and tabs.
 pub fn message_text(field: &str, raw: &str) -> Result<String, ApiError> {
-    let text = raw.trim();
-    if text.is_empty() {
-        return Err(ApiError::field(field, "required", "Введите текст сообщения"));
-    }
-    if text.chars().count() > MAX_MESSAGE_CHARS {
-        return Err(ApiError::field(field, "too_long", &format!("Сообщение не длиннее {MAX_MESSAGE_CHARS} символов")));
-    }
-    Ok(text.to_owned())
+    common::required_text(field, raw, shared::domain::text::MESSAGE)
 }

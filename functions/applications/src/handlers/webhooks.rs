@@ -1,7 +1,9 @@
 //! `POST /v1/webhooks/agencies/{agency_id}` (SPEC §4.4): signed deliveries from agencies.
 //!
 //! Order of checks: signature (401), then the `webhook-id` dedupe record (a redelivery gets the
-//! first answer), then the body. Each delivery's state change, its events and its answer commit
+//! first answer), then the body. Bodies over `MAX_BODY_BYTES` are refused before anything else,
+//! and no refusal quotes what the agency sent: refusals are stored as the delivery's answer.
+//! Each delivery's state change, its events and its answer commit
 //! in one transaction (`shared::agencies::apply_once`), conditional on the versions read.
 
 use axum::extract::State;
@@ -15,7 +17,8 @@ use serde_json::{Value, json};
 use shared::agencies::{self, Agency, Capability, Decision, RawBody, StoredAnswer};
 use shared::domain::FieldError;
 use shared::events::{Event, EventPayload};
-use shared::http::{ApiError, ApiPath};
+use shared::domain::text;
+use shared::http::{ApiError, ApiJson, ApiPath};
 use shared::identity::{ACCOUNT_SK, Level, Verdict, VerdictError, user_pk};
 use shared::ports::{Condition, Item, TxOp};
 use shared::records::DocumentStatus;
@@ -27,7 +30,15 @@ use crate::status::{ActorKind, ApplicationStatus, can_transition};
 use crate::store::{self, Actor, Application, Message, Rejection};
 use crate::{AppState, ApplicationsState};
 
+/// The largest delivery body: a status change with a full comment, rejection reason and
+/// recommendations, each of 2,000 characters escaped as `\uXXXX`, fits several times over.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
 pub async fn receive(State(state): State<AppState>, ApiPath(agency_id): ApiPath<String>, headers: HeaderMap, RawBody(body): RawBody) -> Response {
+    if body.len() > MAX_BODY_BYTES {
+        tracing::warn!(bytes = body.len(), "webhook body over the limit");
+        return ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "Тело запроса слишком большое").into_response();
+    }
     let agency = match state.agencies.verify(&agency_id, &headers, &body) {
         Ok(agency) => agency,
         Err(error) => {
@@ -71,8 +82,13 @@ async fn decide(state: &ApplicationsState, agency: &Agency, body: &[u8]) -> Resu
     }
 }
 
+/// `data` as `T`; a refusal names the field under `/data` and what is wrong, never the value.
 fn data<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
-    serde_json::from_value(value).map_err(|e| errors::unprocessable_field("/data", "invalid", &e.to_string()))
+    let bytes = serde_json::to_vec(&value).map_err(ApiError::internal)?;
+    ApiJson::<T>::from_bytes(&bytes).map_err(|error| {
+        let under_data = |field: String| if field.starts_with('/') { format!("/data{field}") } else { "/data".to_owned() };
+        errors::unprocessable(error.errors.into_iter().map(|e| FieldError { field: under_data(e.field), ..e }).collect())
+    })
 }
 
 fn require(agency: &Agency, capability: Capability) -> Result<(), ApiError> {
@@ -126,11 +142,9 @@ struct StatusChanged {
 }
 
 async fn status_changed(state: &ApplicationsState, agency: &Agency, data: StatusChanged) -> Result<Decision, ApiError> {
-    let mut app = resolve(state, agency, data.application_id.as_deref(), data.number.as_deref()).await?;
+    // Everything the delivery says is checked before anything is read.
+    let (application_id, number) = target(data.application_id.as_deref(), data.number.as_deref())?;
     let to = ApplicationStatus::parse(&data.status).ok_or_else(|| errors::unprocessable_field("/data/status", "unknown_status", "Неизвестный статус заявления"))?;
-    if !can_transition(app.status, to, ActorKind::Agency) {
-        return Err(errors::invalid_transition(app.status, to));
-    }
     let comment = common::check_text("/data/comment", data.comment, MAX_COMMENT_CHARS).map_err(as_unprocessable)?;
     let rejection = rejection(to, data.rejection)?;
     let completion = data
@@ -138,8 +152,14 @@ async fn status_changed(state: &ApplicationsState, agency: &Agency, data: Status
         .map(|raw| NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d"))
         .transpose()
         .map_err(|_| errors::unprocessable_field("/data/expected_completion_date", "invalid_date", "Укажите дату в формате ГГГГ-ММ-ДД"))?;
-    let results = result_documents(state, &app, data.result_document_ids.unwrap_or_default()).await?;
     let actor = agency_actor(agency, data.employee)?;
+    let result_ids = common::check_document_ids("/data/result_document_ids", data.result_document_ids.unwrap_or_default()).map_err(as_unprocessable)?;
+
+    let mut app = resolve(state, agency, application_id, number).await?;
+    if !can_transition(app.status, to, ActorKind::Agency) {
+        return Err(errors::invalid_transition(app.status, to));
+    }
+    let results = result_documents(state, &app, result_ids).await?;
 
     let now = common::now();
     app.record_transition(to, actor, comment.clone(), now);
@@ -174,11 +194,23 @@ struct AgencyMessage {
 }
 
 async fn agency_message(state: &ApplicationsState, agency: &Agency, data: AgencyMessage) -> Result<Decision, ApiError> {
-    let app = resolve(state, agency, data.application_id.as_deref(), data.number.as_deref()).await?;
+    let (application_id, number) = target(data.application_id.as_deref(), data.number.as_deref())?;
     let text = message_text("/data/text", &data.text).map_err(as_unprocessable)?;
-    let message = Message { message_id: ulid::Ulid::new().to_string(), author: agency_actor(agency, data.employee)?, text, at: common::now() };
+    let author = agency_actor(agency, data.employee)?;
+    let app = resolve(state, agency, application_id, number).await?;
+    let message = Message { message_id: ulid::Ulid::new().to_string(), author, text, at: common::now() };
     let event = common::message_event(&app, &common::service_title(state, &app), true, &message.text);
     Ok(Decision::Apply { ops: vec![store::message_op(&app.application_id, &message)?], events: vec![event], answer: applied() })
+}
+
+/// `application_id` and `number` as given, each at most `text::ID_MAX_CHARS`; one is needed.
+fn target<'a>(application_id: Option<&'a str>, number: Option<&'a str>) -> Result<(Option<&'a str>, Option<&'a str>), ApiError> {
+    let application_id = application_id.map(|id| common::check_id("/data/application_id", id)).transpose().map_err(as_unprocessable)?;
+    let number = number.map(|n| common::check_id("/data/number", n)).transpose().map_err(as_unprocessable)?;
+    if application_id.is_none() && number.is_none() {
+        return Err(errors::unprocessable_field("/data/application_id", "required", "Укажите application_id или number"));
+    }
+    Ok((application_id, number))
 }
 
 /// The application a delivery names, if it belongs to one of this agency's services and has
@@ -200,8 +232,8 @@ fn agency_actor(agency: &Agency, employee: Option<Employee>) -> Result<Actor, Ap
     let Some(employee) = employee else {
         return Ok(Actor { kind: ActorKind::Agency, name: Some(agency.name.clone()), position: None });
     };
-    let name = common::check_text("/data/employee/name", Some(employee.name), 200).map_err(as_unprocessable)?;
-    let position = common::check_text("/data/employee/position", employee.position, 200).map_err(as_unprocessable)?;
+    let name = common::check_text_as("/data/employee/name", Some(employee.name), text::NAME).map_err(as_unprocessable)?;
+    let position = common::check_text_as("/data/employee/position", employee.position, text::POSITION).map_err(as_unprocessable)?;
     Ok(Actor { kind: ActorKind::Agency, name: name.or_else(|| Some(agency.name.clone())), position })
 }
 
@@ -221,10 +253,9 @@ fn rejection(to: ApplicationStatus, data: Option<RejectionData>) -> Result<Optio
     }
 }
 
-/// Result documents must be agency-issued (`result`) documents of the application's citizen
-/// that were not rejected or deleted.
+/// Result documents (already checked as ids) must be agency-issued (`result`) documents of
+/// the application's citizen that were not rejected or deleted.
 async fn result_documents(state: &ApplicationsState, app: &Application, ids: Vec<String>) -> Result<Vec<String>, ApiError> {
-    let ids = common::check_document_ids("/data/result_document_ids", ids).map_err(as_unprocessable)?;
     let loads = ids.iter().map(|id| shared::records::load_document(state.kv.as_ref(), &app.user_id, id));
     let documents = futures::future::try_join_all(loads).await?;
     let mut problems = Vec::new();

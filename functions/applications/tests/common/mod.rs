@@ -131,6 +131,17 @@ impl Harness {
         Self::build(kv, queue.clone(), queue, vec![dir])
     }
 
+    /// This harness with `budget` in place of the default write budget (load and race tests
+    /// drive one citizen far harder than a person would).
+    pub fn with_write_budget(mut self, budget: shared::http::WriteBudget) -> Self {
+        let state = Arc::new(
+            ApplicationsState::new(self.kv.clone(), self.state.relay.clone(), self.state.verifier.clone(), self.state.catalogue.clone(), self.state.agencies.clone()).with_write_budget(budget),
+        );
+        self.app = shared::http::finish(applications::router(state.clone()));
+        self.state = state;
+        self
+    }
+
     pub async fn dynamodb() -> Option<Self> {
         let kv = dynamodb_kv().await?;
         // The queue is not under test here; a local one keeps events observable.
