@@ -266,6 +266,27 @@ async fn embedded_download_carries_the_signed_file_name() {
 }
 
 #[tokio::test]
+async fn embedded_downloads_are_nosniff_attachments_even_without_a_name() {
+    let fixture = embedded_store().await;
+    fixture.store.put("k/html", "text/html", Bytes::from_static(b"<html><script>alert(1)</script></html>")).await.expect("put");
+    for name in [None, Some("Справка\u{202E}lmth.pdf")] {
+        let download = fixture.store.presign_get("k/html", MINUTE, name).await.expect("presign");
+        let response = send(&fixture.http, &download, Vec::new()).await;
+        assert_eq!(response.status(), reqwest::StatusCode::OK);
+        assert_eq!(header(&response, "x-content-type-options").as_deref(), Some("nosniff"), "{name:?}");
+        let disposition = header(&response, "content-disposition").unwrap_or_default();
+        assert!(disposition.starts_with("attachment;") && disposition.contains("filename*=UTF-8''"), "{name:?}: {disposition}");
+        assert!(!disposition.to_ascii_uppercase().contains("%E2%80%AE"), "a right-to-left override survives in {disposition}");
+    }
+}
+
+#[test]
+fn disposition_replaces_separators_controls_and_reordering_characters() {
+    let value = attachment_disposition("..\\a/b\u{202E}c\u{200B}d\r\n.pdf");
+    assert_eq!(value, "attachment; filename=\".._a_b_c_d__.pdf\"; filename*=UTF-8''.._a_b_c_d__.pdf");
+}
+
+#[tokio::test]
 async fn embedded_download_of_a_missing_object_is_not_found() {
     let fixture = embedded_store().await;
     let download = fixture.store.presign_get("k/none", MINUTE, None).await.expect("presign");
@@ -325,6 +346,14 @@ async fn s3_presigned_get_signs_the_download_name() {
     let query = query_of(&download.url);
     assert_eq!(query.get("response-content-disposition"), Some(&attachment_disposition("Паспорт.pdf")));
     assert!(query.contains_key("X-Amz-Signature"));
+}
+
+#[tokio::test]
+async fn s3_presigned_get_is_always_an_attachment() {
+    let Some(fixture) = s3_store().await else { return };
+    let download = fixture.store.presign_get("k/folder/report.pdf", MINUTE, None).await.expect("presign");
+    let query = query_of(&download.url);
+    assert_eq!(query.get("response-content-disposition"), Some(&attachment_disposition("report.pdf")));
 }
 
 #[tokio::test]

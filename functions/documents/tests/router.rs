@@ -1013,3 +1013,217 @@ async fn parallel_slot_requests_fill_the_quota_exactly_without_conflicts() {
     let usage = h.state.kv.get(&shared::identity::user_pk(&alice), "DOCUSAGE").await.unwrap().unwrap();
     assert_eq!(usage.parse::<Value>().unwrap()["bytes"], 25 * 1000);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Security issue 15: text bounds, hostile content, download headers
+// ---------------------------------------------------------------------------------------------
+
+/// Characters that hide or reorder what a reader sees (SPEC §2), each smuggled into a name.
+const INVISIBLE_OR_REORDERING: [char; 17] = [
+    '\u{0}', '\u{1F}', '\u{7F}', '\u{85}', '\u{9F}', '\u{200B}', '\u{200D}', '\u{200F}', '\u{202A}', '\u{202E}', '\u{2060}', '\u{2066}', '\u{2069}', '\u{FEFF}',
+    '\u{061C}', '\u{200E}', '\u{2067}',
+];
+
+/// The `file_name` field error of a 400 problem, after checking the problem never echoes `value`.
+fn file_name_error(status: StatusCode, problem: &Value, value: &str) -> Value {
+    assert_eq!((status, problem["code"].as_str()), (StatusCode::BAD_REQUEST, Some("validation_failed")), "{problem}");
+    assert!(!problem.to_string().contains(value), "the problem echoes the submitted value: {problem}");
+    let errors = problem["errors"].as_array().expect("field errors");
+    errors.iter().find(|e| e["field"] == "file_name").cloned().unwrap_or_else(|| panic!("no file_name error: {problem}"))
+}
+
+#[tokio::test]
+async fn a_right_to_left_override_in_a_file_name_is_refused_without_echoing_it() {
+    let h = Harness::new().await;
+    let alice = user();
+    let spoof = "scan\u{202E}fdp.exe";
+    let (status, problem) = h.call("POST", "/v1/documents", Some(slot_body("other", "vault", spoof, "application/pdf", 10)), Some(&alice)).await;
+    let error = file_name_error(status, &problem, "fdp.exe");
+    assert_eq!(error["code"], "forbidden_characters", "{problem}");
+    assert!(error["message"].as_str().unwrap().chars().any(|c| ('а'..='я').contains(&c)), "Russian message: {error}");
+
+    for c in INVISIBLE_OR_REORDERING {
+        let name = format!("паспорт{c}скан.pdf");
+        let (status, problem) = h.call("POST", "/v1/documents", Some(slot_body("other", "vault", &name, "application/pdf", 10)), Some(&alice)).await;
+        let error = file_name_error(status, &problem, "паспорт");
+        assert_eq!(error["code"], "forbidden_characters", "U+{:04X}: {problem}", c as u32);
+    }
+    let (_, list) = h.call("GET", "/v1/documents?all_versions=true", None, Some(&alice)).await;
+    assert_eq!(list["items"], json!([]), "no slot was created");
+}
+
+#[tokio::test]
+async fn a_file_name_of_255_characters_is_accepted_and_256_refused() {
+    let h = Harness::new().await;
+    let alice = user();
+    let at_bound = format!("{}.pdf", "ж".repeat(251));
+    let (status, _) = h.call("POST", "/v1/documents", Some(slot_body("other", "vault", &at_bound, "application/pdf", 10)), Some(&alice)).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let too_long = format!("{}.pdf", "ж".repeat(252));
+    let (status, problem) = h.call("POST", "/v1/documents", Some(slot_body("other", "vault", &too_long, "application/pdf", 10)), Some(&alice)).await;
+    assert_eq!(file_name_error(status, &problem, &"ж".repeat(20))["code"], "too_long");
+}
+
+#[tokio::test]
+async fn agency_result_file_names_are_held_to_the_same_rules() {
+    let h = Harness::new().await;
+    let alice = user();
+    let application_id = h.application(&alice, "mvd", "in_progress").await;
+    for (webhook_id, name, code) in [
+        ("msg_rlo", "Решение\u{202E}fdp.exe".to_owned(), "forbidden_characters"),
+        ("msg_zw", "Реше\u{200B}ние.pdf".to_owned(), "forbidden_characters"),
+        ("msg_long", format!("{}.pdf", "р".repeat(252)), "too_long"),
+    ] {
+        let body = json!({"application_id": application_id, "file_name": name, "content_type": "application/pdf", "size_bytes": 100});
+        let (status, problem) = h.agency_upload("mvd", MVD_SECRET, webhook_id, &body).await;
+        assert_eq!(file_name_error(status, &problem, &name)["code"], code, "{webhook_id}");
+    }
+    let (_, list) = h.call("GET", "/v1/documents?all_versions=true", None, Some(&alice)).await;
+    assert_eq!(list["items"], json!([]), "nothing was created");
+}
+
+#[tokio::test]
+async fn oversized_string_fields_are_refused_at_the_edge_without_echo() {
+    let h = Harness::new().await;
+    let alice = user();
+    let huge = "Щ".repeat(10_000);
+    for (field, body) in [
+        ("type", json!({"type": huge, "purpose": "vault", "file_name": "a.pdf", "content_type": "application/pdf", "size_bytes": 10})),
+        ("purpose", json!({"type": "other", "purpose": huge, "file_name": "a.pdf", "content_type": "application/pdf", "size_bytes": 10})),
+        ("content_type", json!({"type": "other", "purpose": "vault", "file_name": "a.pdf", "content_type": format!("application/pdf; x={huge}"), "size_bytes": 10})),
+    ] {
+        let (status, problem) = h.call("POST", "/v1/documents", Some(body), Some(&alice)).await;
+        assert_eq!((status, problem["code"].as_str()), (StatusCode::BAD_REQUEST, Some("validation_failed")), "{field}: {problem}");
+        assert!(problem["errors"].as_array().unwrap().iter().any(|e| e["field"] == field), "{field}: {problem}");
+        assert!(!problem.to_string().contains("ЩЩЩ"), "{field}: the problem echoes the value");
+    }
+
+    // An application id longer than any id is refused before the store is asked (not a 404).
+    let application_id = h.application(&alice, "mvd", "in_progress").await;
+    let long_id = format!("{application_id}{}", "A".repeat(64));
+    let body = json!({"application_id": long_id, "file_name": "r.pdf", "content_type": "application/pdf", "size_bytes": 100});
+    let (status, problem) = h.agency_upload("mvd", MVD_SECRET, "msg_long_id", &body).await;
+    assert_eq!((status, problem["code"].as_str()), (StatusCode::BAD_REQUEST, Some("validation_failed")), "{problem}");
+    assert_eq!(problem["errors"][0]["field"], "application_id");
+    assert!(!problem.to_string().contains(&long_id));
+}
+
+#[tokio::test]
+async fn downloads_and_share_link_downloads_are_nosniff_attachments() {
+    let h = Harness::new().await;
+    let alice = user();
+    let bytes = pdf("download headers");
+    let doc = h.stored(&alice, slot_body("other", "vault", "Справка.pdf", "application/pdf", bytes.len()), &bytes).await;
+    let id = doc["document_id"].as_str().unwrap();
+    let (_, share) = h.call("POST", &format!("/v1/documents/{id}/shares"), Some(json!({"expires_in_seconds": 60})), Some(&alice)).await;
+    let token = share["url"].as_str().unwrap().rsplit('/').next().unwrap().to_owned();
+    let followed = h.raw("GET", &format!("/v1/shares/{token}"), None, None).await;
+    assert_eq!(followed.status(), StatusCode::FOUND);
+    assert_eq!(followed.headers()["x-content-type-options"], "nosniff");
+    let location = followed.headers()[header::LOCATION].to_str().unwrap().to_owned();
+
+    for url in [doc["download"]["url"].as_str().unwrap(), location.as_str()] {
+        let (status, headers, downloaded) = h.object_request("GET", url, &Value::Null, Vec::new()).await;
+        assert_eq!((status, downloaded.len()), (StatusCode::OK, bytes.len()));
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{url}");
+        let disposition = headers[header::CONTENT_DISPOSITION].to_str().unwrap();
+        assert!(disposition.starts_with("attachment;"), "{disposition}");
+        assert!(disposition.contains(&format!("filename*=UTF-8''document-{id}.pdf")), "{disposition}");
+    }
+}
+
+/// A PDF whose one stream holds `payload` raw, the way polyglots hide a second format.
+fn pdf_with_stream(payload: &[u8]) -> Vec<u8> {
+    let mut bytes = format!("%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\n3 0 obj<</Length {}>>stream\n", payload.len()).into_bytes();
+    bytes.extend_from_slice(payload);
+    bytes.extend_from_slice(b"\nendstream\nendobj\ntrailer<</Root 1 0 R>>\n%%EOF\n");
+    bytes
+}
+
+/// Expects each `(name, content type, bytes)` upload to end `rejected` as `content_mismatch`.
+async fn assert_content_mismatches(h: &Harness, files: Vec<(&str, &str, Vec<u8>)>) {
+    let alice = user();
+    for (name, content_type, bytes) in files {
+        let doc = h.stored(&alice, slot_body("other", "vault", name, content_type, bytes.len()), &bytes).await;
+        assert_eq!((doc["status"].as_str(), doc["rejection_reason"].as_str()), (Some("rejected"), Some("content_mismatch")), "{name}: {doc}");
+    }
+}
+
+#[tokio::test]
+async fn pdf_polyglots_carrying_an_archive_or_html_are_content_mismatches() {
+    let h = Harness::new().await;
+    let archive = zip_bytes(&[("payload.html", b"<script>alert(1)</script>")]);
+    let mut zip_after_eof = pdf("looks fine");
+    zip_after_eof.extend_from_slice(&archive);
+    let mut late_markup = pdf(&" ".repeat(MIB as usize + 1000));
+    let at = MIB as usize - 3; // straddles the 1 MiB boundary of the hash reads
+    late_markup.splice(at..at + 7, b"<ScRiPt".iter().copied());
+    assert_content_mismatches(&h, vec![
+        ("zip-inside.pdf", "application/pdf", pdf_with_stream(&archive)),
+        ("zip-after-eof.pdf", "application/pdf", zip_after_eof),
+        ("html.pdf", "application/pdf", pdf_with_stream(b"<!DOCTYPE html><html><body>hi</body></html>")),
+        ("script.pdf", "application/pdf", pdf_with_stream(b"<SCRIPT>alert(document.cookie)</SCRIPT>")),
+        ("body.pdf", "application/pdf", pdf_with_stream(b"<BODY onload=alert(1)>")),
+        ("late-markup.pdf", "application/pdf", late_markup),
+    ])
+    .await;
+    // Binary streams that merely contain "PK" or "<" stay fine.
+    let alice = user();
+    let bytes = pdf_with_stream(b"PK\x03\x04\xFF\xFF\xFF\xFF <b>bold</b> <htm PK\x05\x06\x01\x00");
+    let doc = h.stored(&alice, slot_body("other", "vault", "ok.pdf", "application/pdf", bytes.len()), &bytes).await;
+    assert_eq!(doc["status"], "available", "{doc}");
+}
+
+#[tokio::test]
+async fn xml_with_a_doctype_or_entities_is_a_content_mismatch() {
+    let h = Harness::new().await;
+    let laughs = br#"<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">]><lolz>&lol2;</lolz>"#;
+    let xxe = br#"<?xml version="1.0" encoding="UTF-8"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><r>&x;</r>"#;
+    let mut late = b"<?xml version=\"1.0\"?>\n<r>".to_vec();
+    late.extend_from_slice(&b"<a>1</a>".repeat(20_000));
+    late.extend_from_slice(b"<!ENTITY x 'y'></r>");
+    let utf7 = b"<?xml version=\"1.0\" encoding=\"UTF-7\"?>+ADw-!DOCTYPE r+AD4-<r/>".to_vec();
+    assert_content_mismatches(&h, vec![
+        ("laughs.xml", "application/xml", laughs.to_vec()),
+        ("xxe.xml", "text/xml", xxe.to_vec()),
+        ("late.xml", "application/xml", late),
+        ("utf7.xml", "application/xml", utf7),
+    ])
+    .await;
+}
+
+/// A DOCX whose central directory says `word/document.xml` inflates to `declared` bytes.
+fn docx_declaring(declared: u32) -> Vec<u8> {
+    let mut bytes = docx_bytes();
+    let name = b"word/document.xml";
+    let record = bytes.windows(4).enumerate().filter(|(_, w)| *w == b"PK\x01\x02").map(|(at, _)| at).find(|at| bytes[at + 46..].starts_with(name)).unwrap();
+    bytes[record + 24..record + 28].copy_from_slice(&declared.to_le_bytes());
+    bytes
+}
+
+#[tokio::test]
+async fn docx_with_entities_or_bomb_sized_parts_is_a_content_mismatch() {
+    let h = Harness::new().await;
+    let entity_part = |name: &'static str, xml: &'static [u8]| {
+        let mut entries: Vec<(&str, &[u8])> = vec![("[Content_Types].xml", DOCX_CONTENT_TYPES), ("word/document.xml", b"<?xml version=\"1.0\"?><w:document/>")];
+        match entries.iter_mut().find(|(n, _)| *n == name) {
+            Some(entry) => entry.1 = xml,
+            None => entries.push((name, xml)),
+        }
+        zip_bytes(&entries)
+    };
+    let utf16_doctype: &'static [u8] = Box::leak("\u{FEFF}<?xml version=\"1.0\" encoding=\"UTF-16\"?><!DOCTYPE w [<!ENTITY a \"b\">]><w/>".encode_utf16().flat_map(u16::to_le_bytes).collect::<Vec<u8>>().into_boxed_slice());
+    // 2 MiB of one repeated byte deflate to a few KiB: far beyond 100:1.
+    let zeros = vec![b'0'; 2 * MIB as usize];
+    let dense = zip_bytes(&[("[Content_Types].xml", DOCX_CONTENT_TYPES), ("word/document.xml", b"<w:document/>"), ("word/media/blank.bmp", &zeros)]);
+    assert_content_mismatches(&h, vec![
+        ("doctype.docx", documents::policy::DOCX_CONTENT_TYPE, entity_part("word/document.xml", b"<?xml version=\"1.0\"?><!DOCTYPE w [<!ENTITY x SYSTEM \"http://evil/\">]><w:document>&x;</w:document>")),
+        ("rels.docx", documents::policy::DOCX_CONTENT_TYPE, entity_part("word/_rels/document.xml.rels", b"<!ENTITY x 'y'><Relationships/>")),
+        ("utf16.docx", documents::policy::DOCX_CONTENT_TYPE, entity_part("word/styles.xml", utf16_doctype)),
+        ("declared-1gib.docx", documents::policy::DOCX_CONTENT_TYPE, docx_declaring(1 << 30)),
+        ("dense.docx", documents::policy::DOCX_CONTENT_TYPE, dense),
+        // Declared smaller than it inflates: reading stops at the declared size.
+        ("understated.docx", documents::policy::DOCX_CONTENT_TYPE, docx_declaring(5)),
+    ])
+    .await;
+}

@@ -10,6 +10,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use shared::agencies::{self, Decision, RawBody, StoredAnswer};
+use shared::domain::FieldError;
+use shared::domain::text;
 use shared::http::{ApiError, ApiPath};
 use shared::records;
 
@@ -45,7 +47,10 @@ async fn decide(api: &Api, agency_id: &str, body: &[u8]) -> Result<Decision, Api
     let mut problems = Vec::new();
     let application_id = request.application_id.unwrap_or_default();
     if application_id.is_empty() {
-        problems.push(shared::domain::FieldError::new("application_id", "required", "Укажите заявление"));
+        problems.push(FieldError::new("application_id", "required", "Укажите заявление"));
+    } else if application_id.chars().take(text::ID_MAX_CHARS + 1).count() > text::ID_MAX_CHARS || text::has_forbidden_characters(&application_id, false) {
+        // Bounded here, before the store is asked; ids that merely do not exist answer 404 below.
+        problems.push(FieldError::new("application_id", "invalid", format!("Номер заявления: не длиннее {} символов, без управляющих символов", text::ID_MAX_CHARS)));
     }
     let file = check_file(request.file_name.as_deref(), request.content_type.as_deref(), request.size_bytes, &mut problems);
     let (Some(file), true) = (file, problems.is_empty()) else {

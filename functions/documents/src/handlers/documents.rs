@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use shared::domain::FieldError;
+use shared::domain::text::{Text, TextRule};
 use shared::http::rate_limit::Limit;
 use shared::http::{ApiError, ApiJson, ApiPath, ApiQuery, Authenticated};
 use shared::identity::user_pk;
@@ -20,7 +21,10 @@ use crate::{Api, DocumentsState, errors};
 
 const DEFAULT_PAGE: usize = 20;
 const MAX_PAGE: usize = 100;
-const MAX_FILE_NAME_CHARS: usize = 255;
+/// SPEC §2: a file name is at most 255 characters, on one line, with nothing invisible in it.
+const FILE_NAME: TextRule = TextRule::line(255);
+/// A media type with its parameters; registered names are far shorter.
+const MAX_CONTENT_TYPE_BYTES: usize = 255;
 
 #[derive(Deserialize)]
 pub struct CreateBody {
@@ -85,29 +89,39 @@ impl DeclaredFile {
     }
 }
 
-/// Checks the file fields every upload carries; problems are appended to `problems`.
+/// Checks the file fields every upload carries; problems are appended to `problems`. Every
+/// string is bounded and checked here, before any storage is touched, and no message echoes
+/// what was submitted.
 pub(crate) fn check_file(file_name: Option<&str>, content_type: Option<&str>, size_bytes: Option<i64>, problems: &mut Vec<FieldError>) -> Option<DeclaredFile> {
-    let file_name = file_name.map(str::trim).unwrap_or_default();
-    let name_ok = !file_name.is_empty()
-        && file_name.chars().count() <= MAX_FILE_NAME_CHARS
-        && !file_name.chars().any(|c| c.is_control() || c == '/' || c == '\\')
-        && file_name != "."
-        && file_name != "..";
-    if !name_ok {
-        problems.push(FieldError::new("file_name", "invalid", "Имя файла: от 1 до 255 символов, без «/» и «\\»"));
-    }
+    let file_name = match Text::parse(file_name.unwrap_or_default(), FILE_NAME) {
+        Ok(name) if is_plain_file_name(name.as_str()) => Some(name.into_string()),
+        Ok(_) => {
+            problems.push(FieldError::new("file_name", "invalid", "Имя файла не может содержать «/» и «\\» или состоять из точек"));
+            None
+        }
+        Err(error) => {
+            problems.push(error.field_error("file_name"));
+            None
+        }
+    };
     let content_type = content_type.map(str::trim).unwrap_or_default();
-    if content_type.is_empty() || content_type.len() > 255 || !content_type.bytes().all(|b| (0x20..0x7f).contains(&b)) {
-        problems.push(FieldError::new("content_type", "invalid", "Укажите тип содержимого, например application/pdf"));
+    let content_type_ok = !content_type.is_empty() && content_type.len() <= MAX_CONTENT_TYPE_BYTES && content_type.bytes().all(|b| (0x20..0x7f).contains(&b));
+    if !content_type_ok {
+        problems.push(FieldError::new("content_type", "invalid", "Укажите тип содержимого, например application/pdf (не длиннее 255 символов)"));
     }
     let size_bytes = size_bytes.and_then(|size| u64::try_from(size).ok());
     if size_bytes.is_none() {
         problems.push(FieldError::new("size_bytes", "invalid", "Размер файла в байтах: целое неотрицательное число"));
     }
-    match (name_ok, content_type.is_empty(), size_bytes) {
-        (true, false, Some(size_bytes)) => Some(DeclaredFile { file_name: file_name.to_owned(), content_type: content_type.to_owned(), size_bytes }),
+    match (file_name, content_type_ok, size_bytes) {
+        (Some(file_name), true, Some(size_bytes)) => Some(DeclaredFile { file_name, content_type: content_type.to_owned(), size_bytes }),
         _ => None,
     }
+}
+
+/// A file name names one file: no path separators, not `.` or `..`.
+fn is_plain_file_name(name: &str) -> bool {
+    !name.contains(['/', '\\']) && name != "." && name != ".."
 }
 
 /// A document about to get an upload slot.

@@ -28,7 +28,7 @@ use aws_sdk_s3::types::ServerSideEncryption;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
-use crate::adapters::embedded::objects::attachment_disposition;
+use crate::adapters::embedded::objects::{attachment_disposition, default_download_name};
 use crate::ports::objects::{ObjectMeta, ObjectStore, ObjectStoreError, PresignedRequest};
 
 /// How objects are encrypted at rest.
@@ -121,7 +121,12 @@ impl ObjectStore for S3ObjectStore {
             .get_object()
             .bucket(&self.bucket)
             .key(key)
-            .set_response_content_disposition(download_name.map(attachment_disposition))
+            // SPEC §2 wants `nosniff` too, but a presigned GET cannot ask S3 for it: the only
+            // response overrides are content-type/-language/-disposition/-encoding, cache-control
+            // and expires, and object metadata cannot carry it either (user metadata comes back
+            // as `x-amz-meta-*`). It takes a CDN response-headers policy in front of the bucket.
+            // A forced attachment with our content type is what S3 itself can do.
+            .response_content_disposition(attachment_disposition(download_name.unwrap_or_else(|| default_download_name(key))))
             .presigned(presigning(signed_at, expires_in)?)
             .await
             .map_err(|e| backend("presign get", e))?;
@@ -231,5 +236,22 @@ mod tests {
             .map(|(_, value)| value.into_owned())
             .unwrap_or_default();
         assert!(signed.split(';').any(|h| h == "if-none-match"), "{signed}");
+    }
+
+    fn query_param(url: &str, name: &str) -> Option<String> {
+        url::Url::parse(url).expect("url").query_pairs().find(|(key, _)| key == name).map(|(_, value)| value.into_owned())
+    }
+
+    #[tokio::test]
+    async fn presigned_get_always_asks_for_an_attachment_with_a_safe_name() {
+        let unnamed = store().presign_get("documents/01ABC", Duration::from_secs(60), None).await.expect("presign");
+        let disposition = query_param(&unnamed.url, "response-content-disposition");
+        assert_eq!(disposition.as_deref(), Some("attachment; filename=\"01ABC\"; filename*=UTF-8''01ABC"));
+
+        let spoofed = store().presign_get("documents/01ABC", Duration::from_secs(60), Some("scan\u{202E}fdp.exe")).await.expect("presign");
+        let disposition = query_param(&spoofed.url, "response-content-disposition").unwrap_or_default();
+        assert!(disposition.starts_with("attachment;") && !disposition.contains('\u{202E}') && !disposition.contains("%E2%80%AE"), "{disposition}");
+        // The disposition is part of what the signature covers.
+        assert!(query_param(&spoofed.url, "X-Amz-Signature").is_some());
     }
 }

@@ -7,7 +7,8 @@
 //!
 //! Key segments may not start with `.`, which reserves the two hidden directories and rules out
 //! `.`/`..` traversal. Presigned URLs point at the local runner's `/local-objects/{key}` routes
-//! (see [`routes`]) and carry an HMAC-SHA256 signature over everything they grant. A presigned
+//! (see [`routes`]) and carry an HMAC-SHA256 signature over everything they grant. Downloads
+//! always answer `Content-Disposition: attachment` and `X-Content-Type-Options: nosniff`. A presigned
 //! PUT stores an object only where none exists (412 otherwise), as S3 does with the
 //! `If-None-Match: *` the S3 adapter signs into its upload URLs.
 
@@ -36,6 +37,7 @@ use sha2::Sha256;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use tokio_util::io::ReaderStream;
 
+use crate::domain::text;
 use crate::ports::objects::{ObjectCreated, ObjectMeta, ObjectStore, ObjectStoreError, PresignedRequest};
 
 /// Longest key accepted, as on S3.
@@ -266,15 +268,31 @@ pub fn routes(store: Arc<FileObjectStore>, on_created: OnObjectCreated) -> Route
         .with_state(RouteState { store, on_created })
 }
 
-/// Builds a `Content-Disposition: attachment` value that keeps any file name intact
-/// (RFC 6266 `filename*`) with an ASCII fallback for old clients.
+/// Builds a `Content-Disposition: attachment` value that keeps a file name readable
+/// (RFC 6266 `filename*`) with an ASCII fallback for old clients. Path separators, controls and
+/// characters that hide or reorder text (SPEC §2) become `_`, so the saved name is the shown one.
 pub fn attachment_disposition(file_name: &str) -> String {
-    let fallback: String = file_name
+    let safe = safe_file_name(file_name);
+    let fallback: String = safe
         .chars()
         .map(|c| if c == ' ' || (c.is_ascii_graphic() && !matches!(c, '"' | '\\' | '%' | ';')) { c } else { '_' })
         .collect();
-    let encoded = utf8_percent_encode(file_name, RFC5987_ATTR);
+    let encoded = utf8_percent_encode(&safe, RFC5987_ATTR);
     format!("attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}")
+}
+
+/// The name a download is saved under when the URL names none: the key's last segment.
+pub fn default_download_name(key: &str) -> &str {
+    key.rsplit('/').next().filter(|segment| !segment.is_empty()).unwrap_or("download")
+}
+
+fn safe_file_name(file_name: &str) -> String {
+    let mut buffer = [0u8; 4];
+    let safe: String = file_name
+        .chars()
+        .map(|c| if matches!(c, '/' | '\\') || text::has_forbidden_characters(c.encode_utf8(&mut buffer), false) { '_' } else { c })
+        .collect();
+    if safe.trim().is_empty() { "download".to_owned() } else { safe }
 }
 
 /// RFC 5987 `attr-char`s stay literal; everything else is percent-encoded.
@@ -376,11 +394,11 @@ async fn serve_download(store: &FileObjectStore, key: String, query: &str) -> Re
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_str(&content_type).unwrap_or(HeaderValue::from_static("application/octet-stream")));
-    if let Some(name) = &grant.download_name
-        && let Ok(value) = HeaderValue::from_str(&attachment_disposition(name))
-    {
-        headers.insert(header::CONTENT_DISPOSITION, value);
-    }
+    // SPEC §2: a download is always saved, never rendered, and never re-typed by sniffing.
+    let name = grant.download_name.as_deref().unwrap_or_else(|| default_download_name(&grant.key));
+    let disposition = HeaderValue::from_str(&attachment_disposition(name)).unwrap_or(HeaderValue::from_static("attachment"));
+    headers.insert(header::CONTENT_DISPOSITION, disposition);
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     Ok(response)
 }
 
