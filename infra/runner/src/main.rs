@@ -46,6 +46,7 @@ async fn main() -> Result<(), BoxError> {
         unsafe { std::env::set_var("PUBLIC_BASE_URL", &public_base) };
     }
     let config = Config::from_env()?;
+    check_dev_outbox_bind(config.dev_outbox, bind)?;
     let adapters = Adapters::build(&config).await?;
     // OUTBOX_INLINE_RELAY=0 simulates a crash between commit and relay: only the sweep delivers.
     let inline_relay = std::env::var("OUTBOX_INLINE_RELAY").map(|v| v != "0").unwrap_or(true);
@@ -104,16 +105,41 @@ fn local_routes(outbox: Option<Arc<DevOutbox>>) -> Router {
     }
 }
 
+/// The dev outbox shows every one-time code it holds to whoever asks, so it is served on a
+/// loopback address only; anything else must switch it off.
+fn check_dev_outbox_bind(dev_outbox: bool, bind: SocketAddr) -> Result<(), BoxError> {
+    if dev_outbox && !bind.ip().is_loopback() {
+        return Err(format!(
+            "DEV_OUTBOX is on (the default for BACKEND=embedded) but BIND_ADDR={bind} is not a loopback address: \
+             GET /dev/outbox would show one-time codes to the network. Bind to 127.0.0.1 or [::1], or set DEV_OUTBOX=0"
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// The longest recipient: an email address (SPEC §2: a login ≤ 320).
+const MAX_RECIPIENT_CHARS: usize = 320;
+
 #[derive(Deserialize)]
 struct OutboxQuery {
     to: Option<String>,
     limit: Option<usize>,
 }
 
-/// `GET /dev/outbox?to=` (SPEC §7): what would have been sent, newest first.
+/// `GET /dev/outbox?to=` (SPEC §7): what would have been sent to one recipient, newest first.
+/// `to` is required: nobody lists everyone's codes.
 async fn dev_outbox(State(outbox): State<Arc<DevOutbox>>, shared::http::ApiQuery(q): shared::http::ApiQuery<OutboxQuery>) -> Result<Json<serde_json::Value>, ApiError> {
-    let to = q.to.as_deref().map(|t| t.trim().replace(' ', "+"));
-    let items = outbox.list(to.as_deref(), q.limit.unwrap_or(50).clamp(1, 500)).await?;
+    let raw = q.to.unwrap_or_default();
+    if raw.trim().is_empty() {
+        return Err(ApiError::field("to", "required", "Укажите получателя: ?to=<телефон или email>"));
+    }
+    // A `+` in an unencoded query string arrives as a space.
+    let to = raw.trim_end().replace(' ', "+");
+    if to.chars().count() > MAX_RECIPIENT_CHARS || shared::domain::text::has_forbidden_characters(&to, false) {
+        return Err(ApiError::field("to", "invalid", "Неверный получатель"));
+    }
+    let items = outbox.list(Some(&to), q.limit.unwrap_or(50).clamp(1, 500)).await?;
     Ok(Json(serde_json::json!({ "items": items, "next_cursor": null })))
 }
 
@@ -173,5 +199,56 @@ async fn sweep_outbox(relay: Relay, shutdown: impl std::future::Future<Output = 
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::ports::KeyValue;
+    use shared::ports::senders::SmsSender;
+
+    fn outbox() -> (std::path::PathBuf, Arc<DevOutbox>) {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default();
+        let dir = std::env::temp_dir().join(format!("runner-outbox-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let db = shared::adapters::embedded::open_database(&dir.join("data.redb")).expect("open redb");
+        let kv: Arc<dyn KeyValue> = Arc::new(shared::adapters::embedded::RedbKv::new(db).expect("kv"));
+        (dir, Arc::new(DevOutbox::new(kv)))
+    }
+
+    async fn list(outbox: &Arc<DevOutbox>, to: Option<&str>) -> Result<serde_json::Value, ApiError> {
+        let query = OutboxQuery { to: to.map(str::to_owned), limit: None };
+        dev_outbox(State(outbox.clone()), shared::http::ApiQuery(query)).await.map(|Json(body)| body)
+    }
+
+    #[tokio::test]
+    async fn the_dev_outbox_lists_one_recipient_and_refuses_to_list_everyone() {
+        let (dir, outbox) = outbox();
+        outbox.send_sms("+79990000001", "Код 111111").await.expect("sms");
+        outbox.send_sms("+79990000002", "Код 222222").await.expect("sms");
+        for to in [None, Some(""), Some("   ")] {
+            let refused = list(&outbox, to).await.expect_err("no recipient");
+            assert_eq!((refused.status.as_u16(), refused.code, refused.errors[0].field.as_str()), (400, "validation_failed", "to"), "{to:?}");
+        }
+        assert_eq!(list(&outbox, Some("+7999\u{0}")).await.expect_err("control character").code, "validation_failed");
+        let mine = list(&outbox, Some("+79990000001")).await.expect("listed");
+        let bodies: Vec<&str> = mine["items"].as_array().expect("items").iter().filter_map(|m| m["body"].as_str()).collect();
+        assert_eq!(bodies, ["Код 111111"]);
+        // An unencoded `+` arrives as a space and still names the number.
+        assert_eq!(list(&outbox, Some(" 79990000002")).await.expect("listed")["items"].as_array().map(Vec::len), Some(1));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn the_dev_outbox_is_served_on_loopback_addresses_only() {
+        for loopback in ["127.0.0.1:3000", "127.0.0.2:0", "[::1]:3000"] {
+            check_dev_outbox_bind(true, loopback.parse().expect("addr")).expect(loopback);
+        }
+        for open in ["0.0.0.0:3000", "[::]:3000", "192.168.1.10:3000"] {
+            let error = check_dev_outbox_bind(true, open.parse().expect("addr")).expect_err(open).to_string();
+            assert!(error.contains("DEV_OUTBOX") && error.contains("BIND_ADDR"), "{error}");
+        }
+        check_dev_outbox_bind(false, "0.0.0.0:3000".parse().expect("addr")).expect("no dev outbox, any address");
     }
 }
