@@ -166,6 +166,7 @@ def deploy_parameters(args) -> dict:
         "EmailFrom": "no-reply@gosuslugi.local",
         "JwtIssuer": args.api_url,
         "JwtSigningKeys": os.environ.get("JWT_SIGNING_KEYS") or generate_jwt_key_ring(),
+        "IndexKey": os.environ.get("INDEX_KEY") or base64.b64encode(os.urandom(32)).decode(),
         # The dev seed's secrets are public; fine on an emulator, never on AWS.
         "AgenciesJson": json.dumps(json.loads((ROOT / "infra" / "local" / "seed" / "agencies.json").read_text()), separators=(",", ":"), ensure_ascii=False),
     }
@@ -613,6 +614,7 @@ def runner_env(outputs: dict, parameters: dict, endpoint_url: str, region: str) 
     # The same keys as the stack's functions, so tokens pass between the runner and them.
     lines.append(f"JWT_SIGNING_KEYS='{parameters['JwtSigningKeys']}'")
     lines.append(f"JWT_ISSUER={parameters['JwtIssuer']}")
+    lines.append(f"INDEX_KEY={parameters['IndexKey']}")
     return "\n".join(lines) + "\n"
 
 

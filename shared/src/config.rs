@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::adapters::embedded::outbox::{DevOutbox, Tee};
-use crate::keys::KeyRing;
+use crate::keys::{IndexKey, KeyRing};
 use crate::ports::{EmailSender, KeyValue, ObjectStore, Queue, SmsSender};
 use crate::runtime::BoxError;
 
@@ -36,6 +36,8 @@ pub struct Config {
     pub dev_outbox: bool,
     /// Serialized key ring (see `crate::keys`); on the embedded default a generated file is used.
     pub jwt_signing_keys: Option<String>,
+    /// Base64 key of lookup and backup-code hashes (see `crate::keys::IndexKey`).
+    pub index_key: Option<String>,
 }
 
 impl Config {
@@ -62,6 +64,7 @@ impl Config {
             sms_sender_id: var("SMS_SENDER_ID"),
             dev_outbox,
             jwt_signing_keys: var("JWT_SIGNING_KEYS"),
+            index_key: var("INDEX_KEY"),
         })
     }
 
@@ -85,6 +88,9 @@ pub struct Adapters {
     /// Access-token keys; absent on Lambda unless `JWT_SIGNING_KEYS` is set (only auth signs,
     /// and only HTTP functions verify).
     pub keys: Option<Arc<KeyRing>>,
+    /// The key of login-index and backup-code hashes; absent on Lambda unless `INDEX_KEY` is set
+    /// (auth and applications need it).
+    pub index_key: Option<Arc<IndexKey>>,
     /// Present when `Config::dev_outbox` is on; serves `GET /dev/outbox`.
     pub dev_outbox: Option<Arc<DevOutbox>>,
     /// The embedded database, for further embedded adapters (e.g. more queues).
@@ -99,11 +105,21 @@ impl Adapters {
         self.keys.clone().ok_or_else(|| "JWT_SIGNING_KEYS must be set".into())
     }
 
+    /// The index key, for functions that cannot run without it.
+    pub fn require_index_key(&self) -> Result<Arc<IndexKey>, BoxError> {
+        self.index_key.clone().ok_or_else(|| "INDEX_KEY must be set".into())
+    }
+
     pub async fn build(config: &Config) -> Result<Self, BoxError> {
         let keys = match &config.jwt_signing_keys {
             Some(json) => Some(Arc::new(KeyRing::from_json(json)?)),
             None if crate::runtime::on_lambda() => None,
             None => Some(Arc::new(KeyRing::load_or_create(&config.data_dir.join("jwt-keys.json"))?)),
+        };
+        let index_key = match &config.index_key {
+            Some(encoded) => Some(Arc::new(IndexKey::from_base64(encoded)?)),
+            None if crate::runtime::on_lambda() => None,
+            None => Some(Arc::new(IndexKey::load_or_create(&config.data_dir.join("index-key"))?)),
         };
         match config.backend {
             Backend::Embedded => {
@@ -124,6 +140,7 @@ impl Adapters {
                     sms: outbox.clone(),
                     email: outbox.clone(),
                     keys,
+                    index_key,
                     dev_outbox: Some(outbox),
                     database: Some(database),
                     aws: None,
@@ -158,7 +175,7 @@ impl Adapters {
                     Some(outbox) => (Arc::new(Tee::new(sms_real, outbox.clone())), Arc::new(Tee::new(email_real, outbox.clone()))),
                     None => (sms_real, email_real),
                 };
-                Ok(Self { kv, events_queue, uploads_queue, objects, file_objects: None, sms, email, keys, dev_outbox, database: None, aws: Some(sdk) })
+                Ok(Self { kv, events_queue, uploads_queue, objects, file_objects: None, sms, email, keys, index_key, dev_outbox, database: None, aws: Some(sdk) })
             }
         }
     }

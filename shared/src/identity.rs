@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::{Inn, Passport, Snils};
 use crate::events::Destination;
+use crate::keys::IndexKey;
 use crate::ports::{KeyValue, KvError};
 
 pub const ACCOUNT_SK: &str = "ACCOUNT";
@@ -15,13 +16,11 @@ pub fn user_pk(user_id: &str) -> String {
     format!("USER#{user_id}")
 }
 
-/// The login index item (`LOGIN#<sha256(login)>` / `LOGIN`, data `{"user_id"}`): which account
-/// a normalised login (E.164 phone, lower-cased email, `snils:<11 digits>`) names. Hashed so
-/// keys carry no personal data.
-pub fn login_pk(normalised_login: &str) -> String {
-    use sha2::Digest;
-    let digest = sha2::Sha256::digest(normalised_login.as_bytes());
-    format!("LOGIN#{}", digest.iter().map(|b| format!("{b:02x}")).collect::<String>())
+/// The login index item (`LOGIN#<hmac(login)>` / `LOGIN`, data `{"user_id"}`): which account
+/// a normalised login (E.164 phone, lower-cased email, `snils:<11 digits>`) names. Keyed with
+/// the server's index key so keys carry no personal data and a dump cannot be reversed.
+pub fn login_pk(key: &IndexKey, normalised_login: &str) -> String {
+    format!("LOGIN#{}", key.mac_hex("login", normalised_login))
 }
 
 pub const LOGIN_SK: &str = "LOGIN";

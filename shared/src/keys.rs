@@ -108,6 +108,55 @@ impl KeyRing {
     }
 }
 
+/// The server secret that keys lookup hashes and backup-code hashes (HMAC-SHA256), so a dump
+/// of the store cannot be reversed by hashing candidates: every phone number, every SNILS and
+/// every 8-digit backup code are few enough to enumerate. Env `INDEX_KEY` (base64 of 32 bytes,
+/// the template's `IndexKey`), or `DATA_DIR/index-key` generated on the embedded default.
+/// It cannot rotate without re-keying the login index, unlike the JWT key ring.
+pub struct IndexKey([u8; 32]);
+
+impl std::fmt::Debug for IndexKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("IndexKey(..)")
+    }
+}
+
+impl IndexKey {
+    pub fn from_base64(encoded: &str) -> Result<Self, KeyError> {
+        let bytes = STANDARD.decode(encoded.trim()).map_err(|_| KeyError::Malformed("INDEX_KEY is not base64".into()))?;
+        let key: [u8; 32] = bytes.try_into().map_err(|_| KeyError::Malformed("INDEX_KEY must be 32 bytes".into()))?;
+        Ok(Self(key))
+    }
+
+    /// A fresh key, base64; for dev data dirs and ops tooling.
+    pub fn generate_base64() -> String {
+        let mut key = [0u8; 32];
+        aws_lc_rs::rand::fill(&mut key).expect("the system RNG works");
+        STANDARD.encode(key)
+    }
+
+    /// Loads `path`, creating it with a new key (mode 0600) when absent.
+    pub fn load_or_create(path: &Path) -> Result<Self, KeyError> {
+        if !path.exists() {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            write_private(path, Self::generate_base64().as_bytes())?;
+        }
+        Self::from_base64(&std::fs::read_to_string(path)?)
+    }
+
+    /// HMAC-SHA256 of `data` under this key, separated by `purpose`, as lower-case hex.
+    pub fn mac_hex(&self, purpose: &str, data: &str) -> String {
+        use hmac::{Hmac, Mac};
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&self.0).expect("HMAC takes any key length");
+        mac.update(purpose.as_bytes());
+        mac.update(&[0]);
+        mac.update(data.as_bytes());
+        mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
@@ -132,6 +181,15 @@ mod tests {
         assert_eq!(jwks["keys"][0]["kty"], "OKP");
         assert_eq!(jwks["keys"][0]["kid"], ring.current().kid.as_str());
         assert_eq!(URL_SAFE_NO_PAD.decode(jwks["keys"][0]["x"].as_str().unwrap()).unwrap().len(), 32);
+    }
+
+    #[test]
+    fn index_macs_depend_on_the_key_and_the_purpose() {
+        let (a, b) = (IndexKey::from_base64(&IndexKey::generate_base64()).unwrap(), IndexKey::from_base64(&IndexKey::generate_base64()).unwrap());
+        assert_eq!(a.mac_hex("login", "+79990000000"), a.mac_hex("login", "+79990000000"));
+        assert_ne!(a.mac_hex("login", "+79990000000"), b.mac_hex("login", "+79990000000"));
+        assert_ne!(a.mac_hex("login", "12345678"), a.mac_hex("backup", "12345678"));
+        assert!(IndexKey::from_base64("c2hvcnQ=").is_err());
     }
 
     #[test]

@@ -19,7 +19,7 @@ use axum::routing::{get, post};
 
 use shared::agencies::Registry;
 use shared::http::{Limit, RateLimiter, TokenVerifier, WriteBudget};
-use shared::keys::KeyRing;
+use shared::keys::{IndexKey, KeyRing};
 use shared::outbox::Relay;
 use shared::ports::KeyValue;
 
@@ -40,14 +40,16 @@ pub struct ApplicationsState {
     pub verifier: Arc<TokenVerifier>,
     pub catalogue: Arc<Catalogue>,
     pub agencies: Arc<Registry>,
+    /// Keys the login index (a verified SNILS becomes a login here).
+    pub index_key: Arc<IndexKey>,
     pub limiter: RateLimiter,
     pub write_budget: WriteBudget,
 }
 
 impl ApplicationsState {
-    pub fn new(kv: Arc<dyn KeyValue>, relay: Relay, verifier: Arc<TokenVerifier>, catalogue: Arc<Catalogue>, agencies: Arc<Registry>) -> Self {
+    pub fn new(kv: Arc<dyn KeyValue>, relay: Relay, verifier: Arc<TokenVerifier>, catalogue: Arc<Catalogue>, agencies: Arc<Registry>, index_key: Arc<IndexKey>) -> Self {
         let limiter = RateLimiter::new(kv.clone());
-        Self { kv, relay, verifier, catalogue, agencies, limiter, write_budget: WRITE_BUDGET }
+        Self { kv, relay, verifier, catalogue, agencies, index_key, limiter, write_budget: WRITE_BUDGET }
     }
 
     /// Replaces `WRITE_BUDGET` (load tests drive one citizen far harder than a person would).
@@ -58,13 +60,13 @@ impl ApplicationsState {
 
     /// Builds everything from the environment: the token verifier from `JWT_ISSUER` /
     /// `JWT_AUDIENCE` (defaults as in auth) and `keys`, the agency registry and the catalogue.
-    pub fn from_env(kv: Arc<dyn KeyValue>, relay: Relay, keys: &KeyRing) -> Result<Self, shared::runtime::BoxError> {
+    pub fn from_env(kv: Arc<dyn KeyValue>, relay: Relay, keys: &KeyRing, index_key: Arc<IndexKey>) -> Result<Self, shared::runtime::BoxError> {
         let issuer = std::env::var("JWT_ISSUER").unwrap_or_else(|_| "http://127.0.0.1:3000".into());
         let audience = std::env::var("JWT_AUDIENCE").unwrap_or_else(|_| "gosuslugi-api".into());
         let verifier = Arc::new(TokenVerifier::new(issuer, audience, keys).with_sessions(kv.clone()));
         let agencies = Arc::new(Registry::load()?);
         let catalogue = Arc::new(Catalogue::load(&agencies)?);
-        Ok(Self::new(kv, relay, verifier, catalogue, agencies))
+        Ok(Self::new(kv, relay, verifier, catalogue, agencies, index_key))
     }
 }
 

@@ -8,6 +8,6 @@ async fn main() -> Result<(), shared::runtime::BoxError> {
     let config = shared::config::Config::from_env()?;
     let adapters = shared::config::Adapters::build(&config).await?;
     let relay = shared::outbox::Relay::new(adapters.kv.clone(), adapters.events_queue.clone());
-    let state = applications::ApplicationsState::from_env(adapters.kv.clone(), relay, &*adapters.require_keys()?)?;
+    let state = applications::ApplicationsState::from_env(adapters.kv.clone(), relay, &*adapters.require_keys()?, adapters.require_index_key()?)?;
     shared::runtime::serve(shared::http::finish(applications::router(Arc::new(state)))).await
 }

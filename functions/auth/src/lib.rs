@@ -20,7 +20,7 @@ use axum::routing::{delete, get, post, put};
 
 use shared::http::rate_limit::Limit;
 use shared::http::{RateLimiter, TokenVerifier};
-use shared::keys::KeyRing;
+use shared::keys::{IndexKey, KeyRing};
 use shared::outbox::Relay;
 use shared::ports::KeyValue;
 
@@ -40,7 +40,10 @@ pub struct Settings {
     pub max_code_attempts: u32,
     pub codes_per_destination_hourly: u64,
     pub login_per_ip: Limit,
+    /// Password attempts per login as typed, known or not.
+    pub login_per_account: Limit,
     pub register_per_ip: Limit,
+    pub recover_per_ip: Limit,
     /// The agency asked to verify profiles (capability `identity_verification`).
     pub registry_agency_id: String,
 }
@@ -59,7 +62,9 @@ impl Default for Settings {
             max_code_attempts: 5,
             codes_per_destination_hourly: 5,
             login_per_ip: Limit::per_minute(60),
+            login_per_account: Limit::per_minute(20),
             register_per_ip: Limit::per_minute(20),
+            recover_per_ip: Limit::per_minute(20),
             registry_agency_id: "sfr".into(),
         }
     }
@@ -98,6 +103,8 @@ pub struct AuthState {
     pub kv: Arc<dyn KeyValue>,
     pub relay: Relay,
     pub keys: Arc<KeyRing>,
+    /// Keys the login index and backup-code hashes.
+    pub index_key: Arc<IndexKey>,
     pub verifier: Arc<TokenVerifier>,
     pub limiter: RateLimiter,
     pub settings: Settings,
@@ -120,10 +127,10 @@ impl FromRef<AppState> for Arc<TokenVerifier> {
 }
 
 impl AuthState {
-    pub fn new(kv: Arc<dyn KeyValue>, relay: Relay, keys: Arc<KeyRing>, settings: Settings) -> Self {
+    pub fn new(kv: Arc<dyn KeyValue>, relay: Relay, keys: Arc<KeyRing>, index_key: Arc<IndexKey>, settings: Settings) -> Self {
         let verifier = Arc::new(TokenVerifier::new(settings.issuer.clone(), settings.audience.clone(), &keys).with_sessions(kv.clone()));
         secrets::warm_up();
-        Self { limiter: RateLimiter::new(kv.clone()), kv, relay, keys, verifier, settings }
+        Self { limiter: RateLimiter::new(kv.clone()), kv, relay, keys, index_key, verifier, settings }
     }
 }
 

@@ -84,9 +84,11 @@ pub fn new_backup_codes() -> Vec<String> {
     (0..10).map(|_| format!("{:04}-{:04}", OsRng.gen_range(0..10_000u32), OsRng.gen_range(0..10_000u32))).collect()
 }
 
-pub fn backup_code_hash(code: &str) -> String {
+/// Keyed with the server's index key and salted with the account, so the 10^8 possible codes
+/// cannot be tried against a dump of the store.
+pub fn backup_code_hash(key: &shared::keys::IndexKey, user_id: &str, code: &str) -> String {
     let digits: String = code.chars().filter(char::is_ascii_digit).collect();
-    crate::store::sha256_hex(&format!("backup:{digits}"))
+    key.mac_hex("backup_code", &format!("{user_id}:{digits}"))
 }
 
 #[cfg(test)]
@@ -122,6 +124,9 @@ mod tests {
     fn backup_codes_hash_the_same_with_or_without_dash() {
         let codes = new_backup_codes();
         assert_eq!(codes.len(), 10);
-        assert_eq!(backup_code_hash(&codes[0]), backup_code_hash(&codes[0].replace('-', "")));
+        let key = shared::keys::IndexKey::from_base64(&shared::keys::IndexKey::generate_base64()).unwrap();
+        assert_eq!(backup_code_hash(&key, "u1", &codes[0]), backup_code_hash(&key, "u1", &codes[0].replace('-', "")));
+        assert_ne!(backup_code_hash(&key, "u1", &codes[0]), backup_code_hash(&key, "u2", &codes[0]), "salted by account");
+        assert_ne!(backup_code_hash(&key, "u1", &codes[0]), crate::store::sha256_hex(&format!("backup:{}", codes[0].replace('-', ""))), "not plain SHA-256");
     }
 }

@@ -24,7 +24,7 @@ pub fn session_sk(session_id: &str) -> String {
     shared::records::session_key("", session_id).1
 }
 
-pub use shared::identity::{LoginIndex, login_pk};
+pub use shared::identity::LoginIndex;
 
 pub fn flow_pk(flow_id: &str) -> String {
     format!("FLOW#{flow_id}")

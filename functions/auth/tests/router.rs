@@ -136,7 +136,7 @@ async fn storing_a_profile_requests_verification_and_snils_logs_in_only_once_ver
     assert_eq!(h.call("POST", "/v1/auth/login", Some(by_snils.clone()), None).await.1["code"], "invalid_credentials");
     let user_id = h.call("GET", "/v1/me", None, tokens["access_token"].as_str()).await.1["user_id"].as_str().unwrap().to_owned();
     let snils = shared::domain::Snils::parse("11223344595").unwrap();
-    let index = shared::ports::Item::json(shared::identity::login_pk(&shared::identity::snils_login(&snils)), shared::identity::LOGIN_SK, &shared::identity::LoginIndex { user_id }).unwrap();
+    let index = shared::ports::Item::json(shared::identity::login_pk(&h.state.index_key, &shared::identity::snils_login(&snils)), shared::identity::LOGIN_SK, &shared::identity::LoginIndex { user_id }).unwrap();
     h.kv.put(index, shared::ports::Condition::NotExists).await.unwrap();
     let (status, body) = h.call("POST", "/v1/auth/login", Some(by_snils), None).await;
     assert_eq!(status, StatusCode::OK, "{body}");

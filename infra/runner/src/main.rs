@@ -52,13 +52,13 @@ async fn main() -> Result<(), BoxError> {
     let inline_relay = std::env::var("OUTBOX_INLINE_RELAY").map(|v| v != "0").unwrap_or(true);
     let relay = Relay::new(adapters.kv.clone(), adapters.events_queue.clone()).with_inline_publish(inline_relay);
 
-    let auth_state = Arc::new(auth::AuthState::new(adapters.kv.clone(), relay.clone(), adapters.require_keys()?, auth::Settings::from_env()));
+    let auth_state = Arc::new(auth::AuthState::new(adapters.kv.clone(), relay.clone(), adapters.require_keys()?, adapters.require_index_key()?, auth::Settings::from_env()));
     let notifier = Arc::new(notifications::Notifier::new(adapters.kv.clone(), adapters.sms.clone(), adapters.email.clone()).with_portal_url(notifications::portal_url_from_env()));
     let notifications_state = Arc::new(notifications::NotificationsState::new(adapters.kv.clone(), auth_state.verifier.clone()));
 
     let documents_state = Arc::new(documents::DocumentsState::new(adapters.kv.clone(), adapters.objects.clone(), relay.clone(), documents::Settings::from_env()));
     let documents_api = documents::Api::new(documents_state.clone(), adapters.require_keys()?.as_ref(), Arc::new(shared::agencies::Registry::load()?));
-    let applications_state = Arc::new(applications::ApplicationsState::from_env(adapters.kv.clone(), relay.clone(), adapters.require_keys()?.as_ref())?);
+    let applications_state = Arc::new(applications::ApplicationsState::from_env(adapters.kv.clone(), relay.clone(), adapters.require_keys()?.as_ref(), adapters.require_index_key()?)?);
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {

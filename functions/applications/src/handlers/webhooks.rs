@@ -317,7 +317,7 @@ async fn verification_completed(state: &ApplicationsState, data: VerificationCom
 /// A verified SNILS becomes a login of this account (SPEC §3.1), unless it already names an
 /// account: a SNILS login never moves between accounts.
 async fn claim_snils_login(state: &ApplicationsState, user_id: &str, snils: &shared::domain::Snils) -> Result<Option<TxOp>, ApiError> {
-    let key = shared::identity::login_pk(&shared::identity::snils_login(snils));
+    let key = shared::identity::login_pk(&state.index_key, &shared::identity::snils_login(snils));
     match state.kv.get(&key, shared::identity::LOGIN_SK).await? {
         None => {
             let index = shared::identity::LoginIndex { user_id: user_id.to_owned() };

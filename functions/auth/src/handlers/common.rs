@@ -55,7 +55,7 @@ pub fn login_limit_key(raw: &str, candidates: &[String]) -> String {
 
 pub async fn find_account(state: &AuthState, candidates: &[String]) -> Result<Option<Versioned<Account>>, ApiError> {
     for login in candidates {
-        if let Some(index) = store::get::<LoginIndex>(state.kv.as_ref(), &store::login_pk(login), "LOGIN").await? {
+        if let Some(index) = store::get::<LoginIndex>(state.kv.as_ref(), &shared::identity::login_pk(&state.index_key, login), "LOGIN").await? {
             return Ok(store::account(state.kv.as_ref(), &index.value.user_id).await?);
         }
     }

@@ -39,7 +39,7 @@ pub async fn login(State(state): State<AppState>, ip: ClientIp, ua: UserAgent, A
     let client = common::client(ip, &ua);
     let candidates = common::login_candidates(&req.login);
     let limit_key = common::login_limit_key(&req.login, &candidates);
-    state.limiter.hit("login-account", &limit_key, Limit::per_minute(20)).await?;
+    state.limiter.hit("login-account", &limit_key, state.settings.login_per_account).await?;
     let Some(account) = common::find_account(&state, &candidates).await? else {
         return Err(super::unknown::failed_login(&state, &limit_key, req.password, &client, &ua).await);
     };
@@ -178,7 +178,7 @@ pub fn totp_for(secret_base32: &str) -> Option<TOTP> {
 
 /// Consumes a backup code (each works once).
 pub async fn consume_backup_code(state: &AuthState, account: &Versioned<Account>, code: &str) -> Result<bool, ApiError> {
-    let presented = secrets::backup_code_hash(code);
+    let presented = secrets::backup_code_hash(&state.index_key, &account.value.user_id, code);
     let Some(pos) = account.value.mfa.backup_code_hashes.iter().position(|h| secrets::ct_eq(h, &presented)) else {
         return Ok(false);
     };

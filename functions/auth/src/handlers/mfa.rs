@@ -59,7 +59,7 @@ pub struct BackupCodes {
 
 pub async fn totp_confirm(State(state): State<AppState>, auth: Authenticated, ApiJson(req): ApiJson<CodeRequest>) -> Result<impl IntoResponse, ApiError> {
     let codes = secrets::new_backup_codes();
-    let hashes: Vec<String> = codes.iter().map(|c| secrets::backup_code_hash(c)).collect();
+    let hashes: Vec<String> = codes.iter().map(|c| secrets::backup_code_hash(&state.index_key, auth.user_id(), c)).collect();
     let now = Utc::now();
     update_account(&state, &auth, |a| {
         if a.totp_enabled() {

@@ -70,7 +70,7 @@ pub async fn put_profile(State(state): State<AppState>, auth: Authenticated, Api
         // SNILS becomes a login only when the registry verifies it (applications function);
         // a changed SNILS stops naming this account at once.
         if let Some(old) = previous.as_ref().filter(|p| p.snils != profile.snils) {
-            let key = shared::identity::login_pk(&shared::identity::snils_login(&old.snils));
+            let key = shared::identity::login_pk(&state.index_key, &shared::identity::snils_login(&old.snils));
             if let Some(index) = store::get::<LoginIndex>(state.kv.as_ref(), &key, "LOGIN").await?
                 && index.value.user_id == auth.user_id()
             {

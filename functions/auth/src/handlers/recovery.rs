@@ -32,7 +32,7 @@ pub struct RecoverStarted {
 
 /// Always 202 with a flow id: an unknown login gets a decoy flow that no code completes.
 pub async fn recover(State(state): State<AppState>, ip: ClientIp, ApiJson(req): ApiJson<RecoverRequest>) -> Result<impl IntoResponse, ApiError> {
-    state.limiter.hit("recover-ip", &ip.0.to_string(), Limit::per_minute(20)).await?;
+    state.limiter.hit("recover-ip", &ip.0.to_string(), state.settings.recover_per_ip).await?;
     let now = Utc::now();
     let candidates = common::login_candidates(&req.login);
     let limit_key = common::login_limit_key(&req.login, &candidates);

@@ -63,7 +63,7 @@ pub async fn register(State(state): State<AppState>, ip: ClientIp, ApiJson(req):
     common::limit_codes_to(&state, &destination).await?;
 
     let login = login_of(&destination);
-    let known = state.kv.get(&store::login_pk(&login), "LOGIN").await?.is_some();
+    let known = state.kv.get(&shared::identity::login_pk(&state.index_key, &login), "LOGIN").await?.is_some();
     // Hash either way so a known contact costs the same time as a new one.
     let password_hash = secrets::hash_password(req.password).await.map_err(ApiError::internal)?;
     let now = Utc::now();
@@ -136,7 +136,7 @@ pub async fn confirm(State(state): State<AppState>, ip: ClientIp, ua: UserAgent,
     let mut ops = vec![
         // The flow is consumed by the same write: a second confirm finds it gone.
         common::consume_flow_op(&flow.value),
-        store::put_op(store::login_pk(&login_of(&destination)), "LOGIN", &LoginIndex { user_id: user_id.clone() }, Condition::NotExists, None)?,
+        store::put_op(shared::identity::login_pk(&state.index_key, &login_of(&destination)), "LOGIN", &LoginIndex { user_id: user_id.clone() }, Condition::NotExists, None)?,
         store::put_op(store::user_pk(&user_id), store::ACCOUNT_SK, &account, Condition::NotExists, None)?,
     ];
     ops.extend(session_ops);

@@ -43,7 +43,8 @@ impl Harness {
         let kv: Arc<dyn KeyValue> = wrap(Arc::new(RedbKv::new(db.clone()).unwrap()));
         let queue: Arc<dyn Queue> = Arc::new(RedbQueue::open(db, "events", 5).await.unwrap());
         let keys = Arc::new(KeyRing::from_json(&KeyRing::generate_json().unwrap()).unwrap());
-        let state = Arc::new(auth::AuthState::new(kv.clone(), Relay::new(kv.clone(), queue.clone()), keys, settings));
+        let index_key = Arc::new(shared::keys::IndexKey::from_base64(&shared::keys::IndexKey::generate_base64()).unwrap());
+        let state = Arc::new(auth::AuthState::new(kv.clone(), Relay::new(kv.clone(), queue.clone()), keys, index_key, settings));
         Self { app: shared::http::finish(auth::router(state.clone())), queue, kv, state, _dir: dir }
     }
 
@@ -56,7 +57,7 @@ impl Harness {
     }
 
     pub async fn user_id_of(&self, email: &str) -> String {
-        let index = self.kv.get(&shared::identity::login_pk(email), shared::identity::LOGIN_SK).await.unwrap().unwrap();
+        let index = self.kv.get(&shared::identity::login_pk(&self.state.index_key, email), shared::identity::LOGIN_SK).await.unwrap().unwrap();
         index.parse::<shared::identity::LoginIndex>().unwrap().user_id
     }
 
