@@ -90,3 +90,51 @@ fn refusal(error: UpdateError) -> ApiError {
         .with_errors(errors),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use axum::body::Body;
+    use axum::http::{Request, header};
+    use shared::http::{AccessClaims, TokenVerifier};
+    use shared::keys::KeyRing;
+    use tower::ServiceExt;
+
+    const ISSUER: &str = "http://127.0.0.1:3000";
+    const AUDIENCE: &str = "gosuslugi-api";
+
+    #[tokio::test]
+    async fn the_citizens_settings_and_inbox_are_not_stored_by_caches() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = shared::adapters::embedded::open_database(&dir.path().join("data.redb")).expect("open redb");
+        let kv: Arc<dyn shared::ports::KeyValue> = Arc::new(shared::adapters::embedded::RedbKv::new(db).expect("kv"));
+        let keys = KeyRing::from_json(&KeyRing::generate_json().expect("keys")).expect("ring");
+        let verifier = Arc::new(TokenVerifier::new(ISSUER, AUDIENCE, &keys));
+        let app = shared::http::finish(crate::router(Arc::new(crate::NotificationsState::new(kv, verifier))));
+        let now = chrono::Utc::now().timestamp();
+        let claims = AccessClaims {
+            iss: ISSUER.into(),
+            sub: "01JCITIZEN0000000000000000".into(),
+            aud: AUDIENCE.into(),
+            exp: now + 900,
+            iat: now,
+            jti: ulid::Ulid::new().to_string(),
+            sid: ulid::Ulid::new().to_string(),
+            lvl: "simplified".into(),
+            amr: vec!["pwd".into()],
+        };
+        let mut jwt_header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+        jwt_header.kid = Some(keys.current().kid.clone());
+        let token = jsonwebtoken::encode(&jwt_header, &claims, &keys.current().encoding).expect("sign");
+        for (path, status) in [("/v1/me/notification-settings", 200), ("/v1/me/notifications", 200)] {
+            let request = Request::builder().uri(path).header(header::AUTHORIZATION, format!("Bearer {token}")).body(Body::empty()).expect("request");
+            let response = app.clone().oneshot(request).await.expect("answer");
+            assert_eq!(response.status().as_u16(), status, "{path}");
+            assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store", "{path}");
+        }
+        let anonymous = app.oneshot(Request::builder().uri("/v1/me/notifications").body(Body::empty()).expect("request")).await.expect("answer");
+        assert_eq!(anonymous.status().as_u16(), 401);
+        assert_eq!(anonymous.headers()[header::CACHE_CONTROL], "no-store");
+    }
+}
