@@ -1,5 +1,6 @@
 //! Dev outbox (SPEC §7): SMS and email kept in the key-value store so developers and
-//! end-to-end tests can read what would have been sent (`GET /dev/outbox`).
+//! end-to-end tests can read what would have been sent to one recipient (`GET /dev/outbox?to=`,
+//! served by the local runner on a loopback address only).
 //!
 //! Items live in one partition, `DEVOUTBOX`, under monotonic ULID sort keys, so a descending
 //! query lists them newest first. [`DevOutbox`] is a sender on its own (local runner) and
