@@ -16,7 +16,14 @@ const MAX_ATTEMPTS: usize = 5;
 const DEFAULT_PAGE: usize = 20;
 const MAX_PAGE: usize = 100;
 
+shared::problems!(Unauthenticated { 401 => ["unauthorized", "invalid_token", "session_expired"], 429 => ["rate_limited"] });
+shared::problems!(UpdateErrors { 400 => ["validation_failed"], 401 => ["unauthorized", "invalid_token", "session_expired"], 409 => ["concurrent_update"], 422 => ["validation_failed"], 429 => ["rate_limited"] });
+shared::problems!(ListErrors { 400 => ["validation_failed"], 401 => ["unauthorized", "invalid_token", "session_expired"], 429 => ["rate_limited"] });
+shared::problems!(MarkReadErrors { 400 => ["validation_failed"], 401 => ["unauthorized", "invalid_token", "session_expired"], 404 => ["not_found"], 429 => ["rate_limited"] });
+
 /// `GET /v1/me/notification-settings`: every category with every channel.
+#[utoipa::path(get, path = "/v1/me/notification-settings", tag = "notifications", security(("bearer" = [])),
+    responses((status = 200, description = "Every category with every channel", body = Preferences), Unauthenticated))]
 pub async fn settings(State(state): State<ApiState>, auth: Authenticated) -> Result<ApiJson<Preferences>, ApiError> {
     Ok(ApiJson(preferences::load(state.kv.as_ref(), auth.user_id()).await?))
 }
@@ -24,6 +31,9 @@ pub async fn settings(State(state): State<ApiState>, auth: Authenticated) -> Res
 /// `PUT /v1/me/notification-settings`: the GET shape, whole or in part (unnamed settings keep
 /// their values); 200 with the resulting settings. Unknown names → 400; switching a security
 /// channel off → 422 and nothing changes.
+#[utoipa::path(put, path = "/v1/me/notification-settings", tag = "notifications", security(("bearer" = [])),
+    request_body(content = Preferences, description = "The GET shape, whole or in part"),
+    responses((status = 200, description = "The resulting settings", body = Preferences), UpdateErrors))]
 pub async fn update_settings(State(state): State<ApiState>, auth: Authenticated, ApiJson(body): ApiJson<Value>) -> Result<ApiJson<Preferences>, ApiError> {
     let kv = state.kv.as_ref();
     for _ in 0..MAX_ATTEMPTS {
@@ -40,19 +50,30 @@ pub async fn update_settings(State(state): State<ApiState>, auth: Authenticated,
 
 /// `DELETE /v1/me/notification-settings`: back to the defaults; 200 with them, so a client
 /// needs no second request to show what now applies.
+#[utoipa::path(delete, path = "/v1/me/notification-settings", tag = "notifications", security(("bearer" = [])),
+    responses((status = 200, description = "The defaults, now in force", body = Preferences), Unauthenticated))]
 pub async fn reset_settings(State(state): State<ApiState>, auth: Authenticated) -> Result<ApiJson<Preferences>, ApiError> {
     Ok(ApiJson(preferences::reset(state.kv.as_ref(), auth.user_id()).await?))
 }
 
 /// Raw query parameters, parsed by hand so bad values get problem+json like everything else.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
+    /// `true`: only unread entries.
+    #[param(value_type = Option<bool>)]
     unread: Option<String>,
+    /// `next_cursor` of the previous page.
+    #[param(max_length = 64)]
     cursor: Option<String>,
+    /// 1–100, default 20.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
     limit: Option<String>,
 }
 
 /// `GET /v1/me/notifications?unread=&cursor=&limit=`: newest first.
+#[utoipa::path(get, path = "/v1/me/notifications", tag = "notifications", security(("bearer" = [])), params(ListParams),
+    responses((status = 200, description = "The inbox, newest first", body = Page), ListErrors))]
 pub async fn list(State(state): State<ApiState>, auth: Authenticated, ApiQuery(params): ApiQuery<ListParams>) -> Result<ApiJson<Page>, ApiError> {
     let unread = match params.unread.as_deref() {
         None | Some("false") | Some("0") => false,
@@ -75,6 +96,9 @@ pub async fn list(State(state): State<ApiState>, auth: Authenticated, ApiQuery(p
 }
 
 /// `POST /v1/me/notifications/{id}/read` → 204; an id the citizen does not have → 404.
+#[utoipa::path(post, path = "/v1/me/notifications/{id}/read", tag = "notifications", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Inbox entry id", max_length = 64)),
+    responses((status = 204, description = "Marked read"), MarkReadErrors))]
 pub async fn mark_read(State(state): State<ApiState>, auth: Authenticated, ApiPath(id): ApiPath<String>) -> Result<StatusCode, ApiError> {
     if inbox::mark_read(state.kv.as_ref(), auth.user_id(), &id).await? { Ok(StatusCode::NO_CONTENT) } else { Err(ApiError::not_found()) }
 }

@@ -24,7 +24,7 @@ const UNREAD_PREFIX: &str = "INBOX_UNREAD#";
 const MAX_ATTEMPTS: usize = 5;
 
 /// An inbox entry as the API shows it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Notification {
     pub id: String,
     pub category: Category,
@@ -56,7 +56,8 @@ pub enum Written {
 }
 
 /// One page of a list, newest first.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(as = NotificationPage)]
 pub struct Page {
     pub items: Vec<Notification>,
     pub next_cursor: Option<String>,

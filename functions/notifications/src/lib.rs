@@ -34,7 +34,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::FromRef;
-use axum::routing::{get, post};
+use shared::http::contract::{OpenApiRouter, routes};
 use shared::http::TokenVerifier;
 use shared::ports::kv::KeyValue;
 
@@ -72,23 +72,20 @@ impl FromRef<ApiState> for Arc<TokenVerifier> {
     }
 }
 
-/// Every route of the notifications API (without the shared layers; see `shared::http::finish`).
-pub fn router(state: Arc<NotificationsState>) -> Router {
-    Router::new()
-        .route("/v1/me/notification-settings", get(api::settings).put(api::update_settings).delete(api::reset_settings))
-        .route("/v1/me/notifications", get(api::list))
-        .route("/v1/me/notifications/{id}/read", post(api::mark_read))
+/// Every route of the notifications API with its contract, declared once: the router and the
+/// OpenAPI document both come from here (without the shared layers; see `shared::http::finish`).
+pub fn api(state: Arc<NotificationsState>) -> OpenApiRouter {
+    OpenApiRouter::new()
+        .routes(routes!(api::settings, api::update_settings, api::reset_settings))
+        .routes(routes!(api::list))
+        .routes(routes!(api::mark_read))
         .with_state(ApiState(state))
 }
 
-/// The routes this function serves, for the OpenAPI document and the SAM template check.
-pub const ROUTES: &[(&str, &str)] = &[
-    ("GET", "/v1/me/notification-settings"),
-    ("PUT", "/v1/me/notification-settings"),
-    ("DELETE", "/v1/me/notification-settings"),
-    ("GET", "/v1/me/notifications"),
-    ("POST", "/v1/me/notifications/{id}/read"),
-];
+/// The routes alone (tests and the local runner's merged router).
+pub fn router(state: Arc<NotificationsState>) -> Router {
+    api(state).split_for_parts().0
+}
 
 /// `PORTAL_URL` from the environment, if set.
 pub fn portal_url_from_env() -> Option<String> {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{LambdaEvent, service_fn};
-use notifications::{NotificationsState, Notifier, portal_url_from_env, router};
+use notifications::{NotificationsState, Notifier, api, portal_url_from_env};
 use shared::config::{Adapters, Config};
 use shared::http::TokenVerifier;
 use shared::runtime::{BoxError, init_tracing, on_lambda, serve, shutdown_signal};
@@ -47,7 +47,7 @@ async fn main() -> Result<(), BoxError> {
             let env = |name: &str, default: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty()).unwrap_or_else(|| default.to_owned());
             let keys = adapters.require_keys()?;
             let verifier = Arc::new(TokenVerifier::new(env("JWT_ISSUER", DEFAULT_ISSUER), env("JWT_AUDIENCE", DEFAULT_AUDIENCE), &keys).with_sessions(adapters.kv.clone()));
-            serve(shared::http::finish(router(Arc::new(NotificationsState::new(adapters.kv, verifier))))).await
+            serve(shared::http::finish_api(api(Arc::new(NotificationsState::new(adapters.kv, verifier))), "Notifications")).await
         }
         Mode::Queue => {
             let notifier = Arc::new(Notifier::new(adapters.kv, adapters.sms, adapters.email).with_portal_url(portal_url_from_env()));

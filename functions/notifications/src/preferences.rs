@@ -18,7 +18,7 @@ use shared::ports::kv::{Condition, Item, KeyValue, KvError};
 /// Sort key of the settings item in the citizen's partition.
 pub const SETTINGS_SK: &str = "NOTIFICATION_SETTINGS";
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Category {
     Applications,
@@ -99,7 +99,7 @@ impl Channel {
 }
 
 /// Which channels one category uses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ChannelSet {
     pub sms: bool,
     pub email: bool,
@@ -132,14 +132,14 @@ impl ChannelSet {
 }
 
 /// The whole matrix, in SPEC order; the JSON shape of `GET /v1/me/notification-settings`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Preferences {
     pub categories: Categories,
 }
 
 /// One field per category, so the JSON always lists all six in a stable order. A category
 /// missing from a stored item (added after it was written) takes its default.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct Categories {
     pub applications: ChannelSet,

@@ -24,7 +24,7 @@ pub use text::{Text, TextError, TextRule};
 use serde::{Deserialize, Serialize};
 
 /// One broken rule on one input field, as the HTTP layer reports it in problem+json `errors[]`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FieldError {
     /// Path of the field in the request body, e.g. `phone` or `passport.series`.
     pub field: String,

@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod cache;
 pub mod client;
+pub mod contract;
 pub mod extract;
 pub mod json;
 pub mod problem;
@@ -19,6 +20,12 @@ pub use problem::ApiError;
 pub use rate_limit::{Limit, RateLimiter, WriteBudget};
 
 use axum::Router;
+
+/// A function's declared API, ready to serve: its routes plus `GET /health` and
+/// `GET /openapi.json` (SPEC §2) under the layers of [`finish`].
+pub fn finish_api(api: contract::OpenApiRouter, title: &str) -> Router {
+    finish(contract::split(api, title).0)
+}
 
 /// Wraps a function's routes with the layers every API answer needs: request ids (echoed or
 /// generated), request tracing without bodies, problem+json for unknown routes, and
