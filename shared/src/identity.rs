@@ -36,7 +36,7 @@ pub struct LoginIndex {
     pub user_id: String,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Level {
     Simplified,
@@ -141,12 +141,13 @@ impl Account {
 
 /// The citizen's personal data (SPEC §3.8), verified by a registry agency for `standard`.
 /// Domain types re-validate on every read and mask themselves in `Debug`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Profile {
     pub last_name: String,
     pub first_name: String,
     #[serde(default)]
     pub middle_name: Option<String>,
+    #[schema(example = "1990-04-12")]
     pub birth_date: chrono::NaiveDate,
     pub gender: Gender,
     pub snils: Snils,
@@ -158,7 +159,7 @@ pub struct Profile {
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Gender {
     Male,
@@ -168,7 +169,7 @@ pub enum Gender {
 /// One request to the registry agency to verify one exact profile (SPEC §3.8). A verdict must
 /// name its request, and only the latest request's verdict counts, so data changed after a
 /// request can never be verified by it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Verification {
     pub request_id: String,
     pub status: VerificationStatus,
@@ -177,7 +178,7 @@ pub struct Verification {
     pub reason: Option<String>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum VerificationStatus {
     Pending,

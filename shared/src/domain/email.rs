@@ -291,3 +291,5 @@ mod tests {
         }
     }
 }
+
+crate::string_schema!(Email, "Email address, trimmed and lower-cased", None, "citizen@example.ru", 320);

@@ -197,3 +197,5 @@ mod tests {
         }
     }
 }
+
+crate::string_schema!(Inn, "Personal INN: 12 digits, both check digits verified", Some(r"^\d{12}$"), "500100732259", 12);

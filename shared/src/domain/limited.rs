@@ -74,3 +74,15 @@ mod tests {
         assert!(error.contains("320") && !error.contains("secret"), "{error}");
     }
 }
+
+impl<const MAX: usize> utoipa::PartialSchema for Limited<MAX> {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new().schema_type(utoipa::openapi::schema::Type::String).max_length(Some(MAX)).into()
+    }
+}
+
+impl<const MAX: usize> utoipa::ToSchema for Limited<MAX> {
+    fn name() -> std::borrow::Cow<'static, str> {
+        format!("Text{MAX}").into()
+    }
+}

@@ -19,15 +19,23 @@ pub struct Passport {
 
 /// The passport as a client sends it (`PUT /v1/me/profile` → `passport`), not yet checked.
 /// Missing fields deserialize as empty so that each is reported as its own field error.
-#[derive(Clone, Default, Serialize, Deserialize)]
+#[derive(Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
+#[schema(as = Passport)]
 pub struct PassportInput {
+    /// Four digits.
+    #[schema(example = "4510", max_length = 16)]
     pub series: String,
+    /// Six digits.
+    #[schema(example = "123456", max_length = 16)]
     pub number: String,
-    /// `YYYY-MM-DD`.
+    /// `YYYY-MM-DD`, not in the future.
+    #[schema(example = "2010-05-20", format = Date)]
     pub issued_at: String,
+    #[schema(example = "ОВД района Арбат г. Москвы", max_length = 200)]
     pub issued_by: String,
     /// `XXX-XXX` (six bare digits are accepted too).
+    #[schema(example = "770-001", max_length = 16)]
     pub division_code: String,
 }
 
@@ -516,5 +524,17 @@ mod tests {
             prop_assert_eq!(passport.division_code(), division.as_str());
             prop_assert_eq!(passport.issued_at(), issued_at);
         }
+    }
+}
+
+impl utoipa::PartialSchema for Passport {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+        <PassportInput as utoipa::PartialSchema>::schema()
+    }
+}
+
+impl utoipa::ToSchema for Passport {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "Passport".into()
     }
 }

@@ -296,3 +296,5 @@ mod tests {
         }
     }
 }
+
+crate::string_schema!(Phone, "Russian mobile phone in E.164 (`+7…`; `8…`, spaces, dashes and brackets are accepted on input)", None, "+79165551234", 32);
