@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
-"""Checks template.yaml's HTTP API routes against the functions' own `ROUTES` tables.
+"""Checks template.yaml's HTTP API routes against the routes the functions declare.
 
-    python3 infra/lambda/check_routes.py
+    cargo run -q -p local-runner -- --routes > routes.json
+    python3 infra/lambda/check_routes.py --routes routes.json
 
-For every (method, path) a function crate declares in `pub const ROUTES` (functions/<binary>/src/lib.rs),
+The routes come from each function crate's one declaration (its `OpenApiRouter`, the same one
+that builds its router and its OpenAPI document), as the local runner prints them.
+For every (method, path) a function crate declares,
 the route API Gateway would select (its precedence: literal segments over `{param}` over a
 greedy `{proxy+}`, a named method over ANY) must belong to a function built from that crate.
 Every template route must also carry at least one declared route, so no route leads only to
@@ -11,7 +14,7 @@ the function's 404. Exit status 1 on any finding.
 """
 
 import argparse
-import re
+import json
 import sys
 from pathlib import Path
 
@@ -19,14 +22,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import template_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
-ROUTES_BLOCK = re.compile(r"pub const ROUTES\s*:[^=]*=\s*&\[(.*?)\];", re.S)
-ROUTE = re.compile(r'\(\s*"([A-Z]+)"\s*,\s*"([^"]+)"\s*\)')
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--template", default=str(ROOT / "template.yaml"))
+    parser.add_argument("--routes", required=True, help="JSON from `local-runner --routes`: {crate: [[METHOD, path], ...]}")
     args = parser.parse_args()
+    declared_by_crate = {name: [tuple(route) for route in routes] for name, routes in json.loads(Path(args.routes).read_text()).items()}
 
     functions = template_model.rust_functions(Path(args.template))
     template_routes = [(method, path, f) for f in functions for method, path in f.routes]
@@ -35,9 +38,9 @@ def main() -> int:
     used = set()
     checked = 0
     for binary in served_binaries:
-        declared = declared_routes(binary)
+        declared = declared_by_crate.get(binary, [])
         if not declared:
-            findings.append(f"functions/{binary}/src/lib.rs declares no ROUTES")
+            findings.append(f"functions/{binary} declares no routes")
         for method, path in declared:
             checked += 1
             chosen = select_route(method, sample_path(path), template_routes)
@@ -49,7 +52,7 @@ def main() -> int:
                 findings.append(f"{method} {path} ({binary}) is routed to {chosen[2].logical_id} ({chosen[2].binary}) by {chosen[0]} {chosen[1]}")
     for method, path, function in template_routes:
         if (method, path, function.logical_id) not in used:
-            findings.append(f"template route {method} {path} -> {function.logical_id} carries none of its crate's ROUTES")
+            findings.append(f"template route {method} {path} -> {function.logical_id} carries none of its crate's declared routes")
 
     for finding in findings:
         print(f"route check: {finding}")
@@ -57,14 +60,6 @@ def main() -> int:
         return 1
     print(f"route check: {checked} declared routes reach the right function through {len(template_routes)} template routes")
     return 0
-
-
-def declared_routes(binary: str) -> list[tuple[str, str]]:
-    lib = ROOT / "functions" / binary / "src" / "lib.rs"
-    if not lib.is_file():
-        return []
-    block = ROUTES_BLOCK.search(lib.read_text())
-    return ROUTE.findall(block.group(1)) if block else []
 
 
 def sample_path(path: str) -> list[str]:

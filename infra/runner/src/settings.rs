@@ -1,0 +1,73 @@
+//! The runner's settings, parsed once at start: a bad value stops the process with its name.
+//! Nothing here writes the environment; what the functions would read from it is handed to
+//! them (`States::build`).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use shared::runtime::BoxError;
+
+#[derive(Clone, Debug)]
+pub struct RunnerSettings {
+    /// `BIND_ADDR`, default `127.0.0.1:3000`.
+    pub bind: SocketAddr,
+    /// `PUBLIC_BASE_URL`, default `http://{BIND_ADDR}`: presigned object URLs and share links
+    /// must name the port actually bound.
+    pub public_base_url: String,
+    /// `JWT_ISSUER`, default the public base URL.
+    pub issuer: String,
+    /// `OUTBOX_INLINE_RELAY` (default on); `0` simulates a crash between commit and relay, so
+    /// only the sweep delivers.
+    pub inline_relay: bool,
+    /// `OUTBOX_SWEEP_SECONDS`, default 5.
+    pub sweep_every: Duration,
+}
+
+impl RunnerSettings {
+    pub fn from_env() -> Result<Self, BoxError> {
+        Self::from_lookup(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
+    }
+
+    fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, BoxError> {
+        let bind: SocketAddr = match var("BIND_ADDR") {
+            Some(raw) => raw.trim().parse().map_err(|_| format!("BIND_ADDR must be an address with a port (e.g. 127.0.0.1:3000), not `{raw}`"))?,
+            None => SocketAddr::from(([127, 0, 0, 1], 3000)),
+        };
+        let public_base_url = var("PUBLIC_BASE_URL").unwrap_or_else(|| format!("http://{bind}")).trim_end_matches('/').to_owned();
+        let issuer = var("JWT_ISSUER").unwrap_or_else(|| public_base_url.clone());
+        let inline_relay = match var("OUTBOX_INLINE_RELAY").as_deref().map(str::trim) {
+            None | Some("1") | Some("true") => true,
+            Some("0") | Some("false") => false,
+            Some(other) => return Err(format!("OUTBOX_INLINE_RELAY must be 0 or 1, not `{other}`").into()),
+        };
+        let sweep_every = match var("OUTBOX_SWEEP_SECONDS") {
+            Some(raw) => Duration::from_secs(raw.trim().parse::<u64>().ok().filter(|s| *s > 0).ok_or_else(|| format!("OUTBOX_SWEEP_SECONDS must be a positive number of seconds, not `{raw}`"))?),
+            None => Duration::from_secs(5),
+        };
+        Ok(Self { bind, public_base_url, issuer, inline_relay, sweep_every })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(pairs: &[(&str, &str)]) -> Result<RunnerSettings, BoxError> {
+        let pairs: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        RunnerSettings::from_lookup(|name| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+    }
+
+    #[test]
+    fn defaults_follow_the_bound_address() {
+        let s = parse(&[("BIND_ADDR", "127.0.0.1:4010")]).unwrap();
+        assert_eq!((s.public_base_url.as_str(), s.issuer.as_str(), s.inline_relay, s.sweep_every), ("http://127.0.0.1:4010", "http://127.0.0.1:4010", true, Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn a_bad_value_names_its_variable() {
+        for (name, value) in [("BIND_ADDR", "localhost"), ("OUTBOX_INLINE_RELAY", "yes"), ("OUTBOX_SWEEP_SECONDS", "soon"), ("OUTBOX_SWEEP_SECONDS", "0")] {
+            let error = parse(&[(name, value)]).unwrap_err().to_string();
+            assert!(error.contains(name), "{name}={value}: {error}");
+        }
+    }
+}
