@@ -4,7 +4,8 @@
 //! documents uploaded by agencies (SPEC §4.4).
 //!
 //! Three entry points share [`DocumentsState`]:
-//! - [`router`]: the HTTP API (citizen routes, the public share route, the signed agency upload);
+//! - [`api`]: the HTTP API with its OpenAPI contract (citizen routes, the public share route, the
+//!   signed agency upload); [`router`] is its routes alone;
 //! - [`UploadHandler`]: a `shared::worker::MessageHandler` for S3 object-created notifications
 //!   from the uploads queue (the local runner raises the same JSON, see [`notification`]);
 //! - [`Purger`]: the scheduled purge of deleted documents and abandoned uploads.
@@ -27,7 +28,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::FromRef;
-use axum::routing::{get, post};
+use shared::http::contract::{OpenApiRouter, routes};
 use chrono::{DateTime, Utc};
 
 use shared::http::{RateLimiter, TokenVerifier};
@@ -164,32 +165,23 @@ impl FromRef<Api> for Arc<TokenVerifier> {
     }
 }
 
-/// Every route of the documents function (without the shared layers; see `shared::http::finish`).
-pub fn router(api: Api) -> Router {
+/// Every route of the documents API with its contract, declared once: the router and the
+/// OpenAPI document both come from here (without the shared layers; see `shared::http::finish_api`).
+pub fn api(api: Api) -> OpenApiRouter {
     use handlers::{agency, documents, shares};
-    Router::new()
-        .route("/v1/documents", post(documents::create).get(documents::list))
-        .route("/v1/documents/{id}", get(documents::show).delete(documents::delete))
-        .route("/v1/documents/{id}/versions", get(documents::versions))
-        .route("/v1/documents/{id}/restore", post(documents::restore))
-        .route("/v1/documents/{id}/shares", post(shares::create).get(shares::list))
-        .route("/v1/documents/{id}/shares/{share_id}", axum::routing::delete(shares::revoke))
-        .route("/v1/shares/{token}", get(shares::follow))
-        .route("/v1/agency/{agency_id}/documents", post(agency::create))
+    OpenApiRouter::new()
+        .routes(routes!(documents::create, documents::list))
+        .routes(routes!(documents::show, documents::delete))
+        .routes(routes!(documents::versions))
+        .routes(routes!(documents::restore))
+        .routes(routes!(shares::create, shares::list))
+        .routes(routes!(shares::revoke))
+        .routes(routes!(shares::follow))
+        .routes(routes!(agency::create))
         .with_state(api)
 }
 
-/// The routes this function serves, for the OpenAPI document and the SAM template check.
-pub const ROUTES: &[(&str, &str)] = &[
-    ("POST", "/v1/documents"),
-    ("GET", "/v1/documents"),
-    ("GET", "/v1/documents/{id}"),
-    ("DELETE", "/v1/documents/{id}"),
-    ("GET", "/v1/documents/{id}/versions"),
-    ("POST", "/v1/documents/{id}/restore"),
-    ("POST", "/v1/documents/{id}/shares"),
-    ("GET", "/v1/documents/{id}/shares"),
-    ("DELETE", "/v1/documents/{id}/shares/{share_id}"),
-    ("GET", "/v1/shares/{token}"),
-    ("POST", "/v1/agency/{agency_id}/documents"),
-];
+/// The routes alone (tests and the local runner's merged router).
+pub fn router(api: Api) -> Router {
+    self::api(api).split_for_parts().0
+}

@@ -30,7 +30,7 @@ async fn main() -> Result<(), BoxError> {
     match mode.as_str() {
         "http" => {
             let api = Api::new(state, adapters.require_keys()?.as_ref(), Arc::new(shared::agencies::Registry::load()?));
-            shared::runtime::serve(shared::http::finish(documents::router(api))).await
+            shared::runtime::serve(shared::http::finish_api(documents::api(api), "Documents")).await
         }
         "uploads" => {
             let handler = Arc::new(UploadHandler::new(state));

@@ -15,20 +15,47 @@ use shared::domain::text;
 use shared::http::{ApiError, ApiPath};
 use shared::records;
 
-use super::documents::{NewDocument, check_file, prepare_slot, slot_view};
+use super::documents::{NewDocument, SlotView, check_file, prepare_slot, slot_view};
 use crate::Api;
 use crate::policy::{Purpose, RESULT_TYPE};
 use crate::store::Source;
 
-#[derive(Deserialize)]
-struct ResultUpload {
+shared::problems!(CreateErrors {
+    400 => ["validation_failed"],
+    401 => ["signature_invalid", "timestamp_out_of_tolerance"],
+    404 => ["not_found"],
+    409 => ["concurrent_update"],
+    413 => ["payload_too_large"],
+    415 => ["unsupported_media_type"],
+});
+
+/// A result document for an application sent to the agency.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = AgencyResultUpload)]
+pub struct ResultUpload {
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 64)]
     application_id: Option<String>,
+    /// One line, no `/` or `\`, no control or bidirectional characters.
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 255, example = "решение.pdf")]
     file_name: Option<String>,
+    /// PDF, JPEG or PNG.
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 255, example = "application/pdf")]
     content_type: Option<String>,
+    /// At most 10 MiB.
+    #[schema(value_type = i64, required = true, minimum = 0, example = 482133)]
     size_bytes: Option<i64>,
 }
 
 /// `POST /v1/agency/{agency_id}/documents` → 201 `{"document_id", "status", "upload"}`.
+#[utoipa::path(post, path = "/v1/agency/{agency_id}/documents", tag = "agencies", operation_id = "create_agency_result_document",
+    params(
+        ("agency_id" = String, Path, description = "The agency's id in the registry", max_length = 64),
+        ("webhook-id" = String, Header, description = "Standard Webhooks message id; a redelivery with the same id gets the first answer again", min_length = 1, max_length = 128),
+        ("webhook-timestamp" = i64, Header, description = "Standard Webhooks timestamp (Unix seconds, within 5 minutes of the portal's clock)"),
+        ("webhook-signature" = String, Header, description = "Standard Webhooks signature(s), `v1,<base64>` separated by spaces"),
+    ),
+    request_body = ResultUpload,
+    responses((status = 201, description = "The pending result document and where to PUT its bytes", body = SlotView), CreateErrors))]
 pub async fn create(State(api): State<Api>, ApiPath(agency_id): ApiPath<String>, headers: HeaderMap, RawBody(body): RawBody) -> Response {
     let agency = match api.agencies.verify(&agency_id, &headers, &body) {
         Ok(agency) => agency,

@@ -14,7 +14,7 @@ use shared::http::{ApiError, ApiJson, ApiPath, ApiQuery, Authenticated};
 use shared::identity::user_pk;
 use shared::ports::{Condition, Query as KvQuery, TxOp};
 
-use super::{DocumentView, MAX_RETRIES, UploadView, is_conflict, object_error, shares};
+use super::{CitizenDocumentType, DocumentType, DocumentView, MAX_RETRIES, UploadView, is_conflict, object_error, shares};
 use crate::policy::{self, FileFormat, Purpose, SlotRefusal};
 use crate::store::{self, DocOwner, Document, DocumentStatus, Series, Source};
 use crate::{Api, DocumentsState, errors};
@@ -26,17 +26,47 @@ const FILE_NAME: TextRule = TextRule::line(255);
 /// A media type with its parameters; registered names are far shorter.
 const MAX_CONTENT_TYPE_BYTES: usize = 255;
 
-#[derive(Deserialize)]
+shared::problems!(CreateErrors {
+    400 => ["validation_failed"],
+    401 => ["unauthorized", "invalid_token", "session_expired"],
+    409 => ["concurrent_update"],
+    413 => ["payload_too_large", "quota_exceeded"],
+    415 => ["unsupported_media_type"],
+    429 => ["rate_limited"],
+});
+shared::problems!(ListErrors { 400 => ["validation_failed"], 401 => ["unauthorized", "invalid_token", "session_expired"] });
+shared::problems!(ReadErrors { 401 => ["unauthorized", "invalid_token", "session_expired"], 404 => ["not_found"] });
+shared::problems!(DeleteErrors { 401 => ["unauthorized", "invalid_token", "session_expired"], 404 => ["not_found"], 409 => ["concurrent_update"] });
+shared::problems!(RestoreErrors {
+    401 => ["unauthorized", "invalid_token", "session_expired"],
+    404 => ["not_found"],
+    409 => ["document_not_deleted", "concurrent_update"],
+});
+
+/// What the client is about to upload. Fields are checked by hand so every problem is named.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = DocumentSlotRequest)]
 pub struct CreateBody {
     #[serde(rename = "type")]
+    #[schema(value_type = CitizenDocumentType, required = true)]
     doc_type: Option<String>,
+    /// One line, no `/` or `\`, no control or bidirectional characters.
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 255, example = "паспорт.pdf")]
     file_name: Option<String>,
+    /// PDF, JPEG, PNG anywhere; DOCX and XML in the vault.
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 255, example = "application/pdf")]
     content_type: Option<String>,
+    /// 5 MiB for `identity`, 10 MiB for `application`, 20 MiB for `vault`; the citizen's quota applies.
+    #[schema(value_type = i64, required = true, minimum = 0, example = 482133)]
     size_bytes: Option<i64>,
+    #[schema(value_type = Purpose, required = true)]
     purpose: Option<String>,
 }
 
 /// `POST /v1/documents` → 201 upload slot.
+#[utoipa::path(post, path = "/v1/documents", tag = "documents", operation_id = "create_document", security(("bearer" = [])),
+    request_body = CreateBody,
+    responses((status = 201, description = "The pending document and where to PUT its bytes", body = SlotView), CreateErrors))]
 pub async fn create(State(api): State<Api>, auth: Authenticated, ApiJson(body): ApiJson<CreateBody>) -> Result<Response, ApiError> {
     let mut problems = Vec::new();
     let doc_type = body.doc_type.unwrap_or_default();
@@ -136,9 +166,13 @@ pub(crate) struct NewDocument {
     pub enforce_quota: bool,
 }
 
-#[derive(Serialize)]
+/// An upload slot (SPEC §5): the pending document and its presigned PUT.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = UploadSlot)]
 pub(crate) struct SlotView {
     document_id: String,
+    /// Always `pending_upload`.
+    #[schema(value_type = String, example = "pending_upload")]
     status: &'static str,
     upload: UploadView,
 }
@@ -234,6 +268,9 @@ pub(crate) async fn slot_view(state: &DocumentsState, doc: &Document) -> Result<
 }
 
 /// `GET /v1/documents/{id}`
+#[utoipa::path(get, path = "/v1/documents/{id}", tag = "documents", operation_id = "get_document", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Document id", max_length = 64)),
+    responses((status = 200, description = "The document, with a download URL when available", body = DocumentView), ReadErrors))]
 pub async fn show(State(api): State<Api>, auth: Authenticated, ApiPath(id): ApiPath<String>) -> Result<ApiJson<DocumentView>, ApiError> {
     let doc = own_document(&api, &auth, &id).await?;
     Ok(ApiJson(DocumentView::build(&api, &doc.value).await?))
@@ -243,26 +280,43 @@ pub(crate) async fn own_document(state: &DocumentsState, auth: &Authenticated, i
     store::load_document(state.kv.as_ref(), auth.user_id(), id).await?.ok_or_else(ApiError::not_found)
 }
 
-#[derive(Deserialize)]
+/// Raw query parameters, parsed by hand so bad values get problem+json like everything else.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only documents of this type.
     #[serde(rename = "type")]
+    #[param(value_type = Option<DocumentType>, inline)]
     doc_type: Option<String>,
+    /// `pending_upload`, `available`, `rejected` or `deleted`; without it, all but `deleted`.
+    #[param(value_type = Option<String>, example = "available")]
     status: Option<String>,
+    /// `next_cursor` of the previous page.
+    #[param(max_length = 64)]
     cursor: Option<String>,
+    /// 1–100, default 20.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
     limit: Option<String>,
     /// `true` also lists vault versions replaced by a newer available one.
+    #[param(value_type = Option<bool>)]
     all_versions: Option<String>,
 }
 
-#[derive(Serialize)]
+/// One page of documents, newest first.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = DocumentPage)]
 pub struct ListView {
     items: Vec<DocumentView>,
+    /// Pass as `cursor` for the next page; `null` on the last one.
+    #[schema(required = true)]
     next_cursor: Option<String>,
 }
 
 /// `GET /v1/documents?type=&status=&cursor=&limit=&all_versions=`, newest first. Without
 /// `status`, deleted documents are left out; without `all_versions=true`, so are vault
 /// documents that a newer available version of the same type replaced.
+#[utoipa::path(get, path = "/v1/documents", tag = "documents", operation_id = "list_documents", security(("bearer" = [])), params(ListQuery),
+    responses((status = 200, description = "The citizen's documents, newest first", body = ListView), ListErrors))]
 pub async fn list(State(api): State<Api>, auth: Authenticated, ApiQuery(q): ApiQuery<ListQuery>) -> Result<ApiJson<ListView>, ApiError> {
     let mut problems = Vec::new();
     let status = match q.status.as_deref().filter(|s| !s.is_empty()) {
@@ -345,6 +399,9 @@ async fn superseded(state: &DocumentsState, doc: &Document, latest_available: &m
 
 /// `GET /v1/documents/{id}/versions`: every version of the document's vault series, newest
 /// first (a document outside the vault is its own only version).
+#[utoipa::path(get, path = "/v1/documents/{id}/versions", tag = "documents", operation_id = "list_document_versions", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Document id (any version of the series)", max_length = 64)),
+    responses((status = 200, description = "Every version, newest first (`next_cursor` is always `null`)", body = ListView), ReadErrors))]
 pub async fn versions(State(api): State<Api>, auth: Authenticated, ApiPath(id): ApiPath<String>) -> Result<ApiJson<ListView>, ApiError> {
     let doc = own_document(&api, &auth, &id).await?.value;
     let docs = match doc.series() {
@@ -368,6 +425,9 @@ pub async fn versions(State(api): State<Api>, auth: Authenticated, ApiPath(id): 
 
 /// `DELETE /v1/documents/{id}` → 204; the document stays restorable for the restore window,
 /// but its share links are revoked for good (a restore does not bring them back).
+#[utoipa::path(delete, path = "/v1/documents/{id}", tag = "documents", operation_id = "delete_document", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Document id", max_length = 64)),
+    responses((status = 204, description = "Deleted (or already deleted); restorable for 30 days"), DeleteErrors))]
 pub async fn delete(State(api): State<Api>, auth: Authenticated, ApiPath(id): ApiPath<String>) -> Result<StatusCode, ApiError> {
     for _ in 0..MAX_RETRIES {
         let doc = own_document(&api, &auth, &id).await?;
@@ -404,6 +464,9 @@ pub async fn delete(State(api): State<Api>, auth: Authenticated, ApiPath(id): Ap
 }
 
 /// `POST /v1/documents/{id}/restore` → 200 with the document as it was before deletion.
+#[utoipa::path(post, path = "/v1/documents/{id}/restore", tag = "documents", operation_id = "restore_document", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Document id", max_length = 64)),
+    responses((status = 200, description = "The document as it was before deletion", body = DocumentView), RestoreErrors))]
 pub async fn restore(State(api): State<Api>, auth: Authenticated, ApiPath(id): ApiPath<String>) -> Result<ApiJson<DocumentView>, ApiError> {
     for _ in 0..MAX_RETRIES {
         let doc = own_document(&api, &auth, &id).await?;

@@ -4,41 +4,67 @@ pub mod agency;
 pub mod documents;
 pub mod shares;
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::RefOr;
+use utoipa::{PartialSchema, ToSchema};
 
 use shared::http::ApiError;
 use shared::ports::{KvError, ObjectStoreError, PresignedRequest};
 
 use crate::DocumentsState;
-use crate::policy::FileFormat;
-use crate::store::{self, Document, DocumentStatus};
+use crate::policy::{self, FileFormat, Purpose};
+use crate::store::{self, Document, DocumentStatus, RejectionReason};
 
 /// How often a read-modify-write is retried on a version conflict before answering 409.
 pub const MAX_RETRIES: usize = 5;
 
 /// A document as the API shows it (SPEC §5, plus purpose, rejection and deletion details).
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = Document)]
 pub struct DocumentView {
     document_id: String,
+    /// `passport`, `snils`, `inn`, `driver_license`, `oms_policy`, `birth_certificate`,
+    /// `marriage_certificate`, `power_of_attorney`, `photo`, `other`, `result` (from an agency),
+    /// or a type the portal itself stores (`receipt`, `export`).
     #[serde(rename = "type")]
+    #[schema(example = "passport")]
     doc_type: String,
+    #[schema(value_type = Purpose)]
     purpose: &'static str,
     file_name: String,
+    /// The canonical media type of the declared format.
     content_type: String,
     size_bytes: u64,
+    /// Hex SHA-256 of the stored bytes, once verified.
+    #[schema(required = true, pattern = "^[0-9a-f]{64}$")]
     sha256: Option<String>,
+    /// `pending_upload`, `available`, `rejected` or `deleted`.
+    #[schema(value_type = String, example = "available")]
     status: &'static str,
+    /// Version within the vault series of its type (1 outside the vault).
     version: u32,
+    /// Why verification refused the file (status `rejected` only).
+    #[schema(value_type = Option<RejectionReason>, required = true)]
     rejection_reason: Option<&'static str>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    #[schema(required = true)]
     deleted_at: Option<DateTime<Utc>>,
+    /// Until when `POST …/restore` brings a deleted document back.
+    #[schema(required = true)]
     restorable_until: Option<DateTime<Utc>>,
+    /// A short-lived download URL while the document is `available`, else `null`.
+    #[schema(required = true)]
     download: Option<Download>,
 }
 
-#[derive(Serialize)]
+/// A presigned GET of the file.
+#[derive(Serialize, ToSchema)]
+#[schema(as = DocumentDownload)]
 pub struct Download {
     url: String,
     expires_at: DateTime<Utc>,
@@ -88,9 +114,11 @@ pub fn download_name(doc: &Document) -> String {
     format!("document-{}.{extension}", doc.document_id)
 }
 
-/// The upload part of a slot (SPEC §5 `upload`).
-#[derive(Serialize)]
+/// The upload part of a slot (SPEC §5 `upload`): PUT the bytes to `url` with `headers`.
+#[derive(Serialize, ToSchema)]
+#[schema(as = PresignedUpload)]
 pub struct UploadView {
+    #[schema(example = "PUT")]
     method: String,
     url: String,
     headers: std::collections::BTreeMap<String, String>,
@@ -101,6 +129,40 @@ impl From<PresignedRequest> for UploadView {
     fn from(p: PresignedRequest) -> Self {
         Self { method: p.method, url: p.url, headers: p.headers, expires_at: p.expires_at }
     }
+}
+
+/// Schema of every document type (SPEC §5), from [`policy::DOCUMENT_TYPES`].
+pub struct DocumentType;
+
+impl PartialSchema for DocumentType {
+    fn schema() -> RefOr<Schema> {
+        type_enum("A document type", policy::DOCUMENT_TYPES.iter().copied())
+    }
+}
+
+impl ToSchema for DocumentType {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("DocumentType")
+    }
+}
+
+/// Schema of the document types a citizen may upload (all but the agencies' `result`).
+pub struct CitizenDocumentType;
+
+impl PartialSchema for CitizenDocumentType {
+    fn schema() -> RefOr<Schema> {
+        type_enum("A document type a citizen may upload", policy::DOCUMENT_TYPES.iter().copied().filter(|t| policy::citizen_may_upload(t)))
+    }
+}
+
+impl ToSchema for CitizenDocumentType {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("CitizenDocumentType")
+    }
+}
+
+fn type_enum<'a>(description: &str, values: impl IntoIterator<Item = &'a str>) -> RefOr<Schema> {
+    ObjectBuilder::new().schema_type(Type::String).description(Some(description)).enum_values(Some(values)).into()
 }
 
 pub fn object_error(error: ObjectStoreError) -> ApiError {

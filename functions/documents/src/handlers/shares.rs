@@ -32,19 +32,41 @@ pub(crate) const REVOCATIONS_WITH_DELETE: usize = 10;
 /// Revocations per transaction when a deletion has more links than fit with it.
 pub(crate) const REVOCATIONS_PER_TRANSACTION: usize = 12;
 
-#[derive(Deserialize)]
+shared::problems!(CreateErrors {
+    400 => ["validation_failed"],
+    401 => ["unauthorized", "invalid_token", "session_expired"],
+    404 => ["not_found"],
+    409 => ["document_not_available", "concurrent_update"],
+    413 => ["payload_too_large"],
+    415 => ["unsupported_media_type"],
+    429 => ["rate_limited"],
+});
+shared::problems!(ReadErrors { 401 => ["unauthorized", "invalid_token", "session_expired"], 404 => ["not_found"] });
+shared::problems!(FollowErrors { 404 => ["not_found"], 429 => ["rate_limited"] });
+
+/// How long the link lives.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = ShareRequest)]
 pub struct CreateBody {
+    /// 1 to 604800 (7 days).
+    #[schema(value_type = i64, required = true, minimum = 1, maximum = 604800, example = 86400)]
     expires_in_seconds: Option<i64>,
 }
 
-#[derive(Serialize)]
+/// A new share link; its URL is shown only this once.
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ShareCreated {
     share_id: String,
+    /// Downloads the document without login until `expires_at` or revocation.
     url: String,
     expires_at: DateTime<Utc>,
 }
 
 /// `POST /v1/documents/{id}/shares {"expires_in_seconds"}` → 201 (available documents only).
+#[utoipa::path(post, path = "/v1/documents/{id}/shares", tag = "documents", operation_id = "create_share", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Document id", max_length = 64)),
+    request_body = CreateBody,
+    responses((status = 201, description = "The share link", body = ShareCreated), CreateErrors))]
 pub async fn create(State(api): State<Api>, auth: Authenticated, ApiPath(id): ApiPath<String>, ApiJson(body): ApiJson<CreateBody>) -> Result<Response, ApiError> {
     let max = i64::try_from(api.settings.max_share_ttl.as_secs()).unwrap_or(i64::MAX);
     let Some(seconds) = body.expires_in_seconds.filter(|s| (1..=max).contains(s)) else {
@@ -83,20 +105,29 @@ pub async fn create(State(api): State<Api>, auth: Authenticated, ApiPath(id): Ap
     Ok((StatusCode::CREATED, ApiJson(ShareCreated { share_id: share.share_id, url, expires_at })).into_response())
 }
 
-#[derive(Serialize)]
+/// A share link still in force (its URL is not kept).
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Share)]
 pub struct ShareView {
     share_id: String,
     created_at: DateTime<Utc>,
     expires_at: DateTime<Utc>,
 }
 
-#[derive(Serialize)]
+/// The share links of a document.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = SharePage)]
 pub struct ShareList {
     items: Vec<ShareView>,
+    /// Always `null`: every link is on the one page.
+    #[schema(required = true)]
     next_cursor: Option<String>,
 }
 
 /// `GET /v1/documents/{id}/shares`: the links still in force (their URLs are not kept).
+#[utoipa::path(get, path = "/v1/documents/{id}/shares", tag = "documents", operation_id = "list_shares", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Document id", max_length = 64)),
+    responses((status = 200, description = "The links still in force", body = ShareList), ReadErrors))]
 pub async fn list(State(api): State<Api>, auth: Authenticated, ApiPath(id): ApiPath<String>) -> Result<ApiJson<ShareList>, ApiError> {
     let doc = own_document(&api, &auth, &id).await?;
     let now = api.now();
@@ -136,6 +167,9 @@ pub(crate) fn revoke_ops(owner_user_id: &str, document_id: &str, pointer: &Share
 }
 
 /// `DELETE /v1/documents/{id}/shares/{share_id}` → 204.
+#[utoipa::path(delete, path = "/v1/documents/{id}/shares/{share_id}", tag = "documents", operation_id = "revoke_share", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Document id", max_length = 64), ("share_id" = String, Path, description = "Share id", max_length = 64)),
+    responses((status = 204, description = "Revoked: the link no longer works"), ReadErrors))]
 pub async fn revoke(State(api): State<Api>, auth: Authenticated, ApiPath((id, share_id)): ApiPath<(String, String)>) -> Result<StatusCode, ApiError> {
     let doc = own_document(&api, &auth, &id).await?;
     if !store::is_document_id(&share_id) {
@@ -150,6 +184,12 @@ pub async fn revoke(State(api): State<Api>, auth: Authenticated, ApiPath((id, sh
 }
 
 /// `GET /v1/shares/{token}` (no login) → 302 to a short-lived download URL.
+#[utoipa::path(get, path = "/v1/shares/{token}", tag = "documents", operation_id = "follow_share",
+    params(("token" = String, Path, description = "The token of the share URL", min_length = 43, max_length = 43)),
+    responses(
+        (status = 302, description = "Redirect to a presigned download of the file (valid for about a minute)",
+            headers(("Location" = String, description = "The presigned GET URL"))),
+        FollowErrors))]
 pub async fn follow(State(api): State<Api>, ip: ClientIp, ApiPath(token): ApiPath<String>) -> Result<Response, ApiError> {
     api.limiter.hit("share-follow", &ip.0.to_string(), Limit::per_minute(120)).await?;
     if token.len() != 43 || URL_SAFE_NO_PAD.decode(&token).map_or(true, |raw| raw.len() != TOKEN_BYTES) {
