@@ -377,6 +377,22 @@ pub async fn versions(kv: &dyn KeyValue, owner_user_id: &str, doc_type: &str) ->
 mod tests {
     use super::*;
 
+    /// The API writes these names by hand; the OpenAPI schemas are those of the serde forms.
+    #[test]
+    fn status_purpose_and_rejection_names_are_their_serialized_forms() {
+        use DocumentStatus::*;
+        for status in [PendingUpload, Available, Rejected, Deleted] {
+            assert_eq!(serde_json::to_value(status).unwrap(), status_str(status), "{status:?}");
+            assert_eq!(parse_status(status_str(status)), Some(status));
+        }
+        for purpose in [Purpose::Vault, Purpose::Identity, Purpose::Application] {
+            assert_eq!(serde_json::to_value(purpose).unwrap(), purpose.as_str(), "{purpose:?}");
+        }
+        for reason in [RejectionReason::ContentMismatch, RejectionReason::TooLarge, RejectionReason::Empty] {
+            assert_eq!(serde_json::to_value(reason).unwrap(), reason.as_str(), "{reason:?}");
+        }
+    }
+
     fn document(purpose: Purpose) -> Document {
         let now = Utc::now();
         Document {

@@ -172,7 +172,7 @@ pub(crate) struct NewDocument {
 pub(crate) struct SlotView {
     document_id: String,
     /// Always `pending_upload`.
-    #[schema(value_type = String, example = "pending_upload")]
+    #[schema(value_type = DocumentStatus)]
     status: &'static str,
     upload: UploadView,
 }
@@ -288,8 +288,8 @@ pub struct ListQuery {
     #[serde(rename = "type")]
     #[param(value_type = Option<DocumentType>, inline)]
     doc_type: Option<String>,
-    /// `pending_upload`, `available`, `rejected` or `deleted`; without it, all but `deleted`.
-    #[param(value_type = Option<String>, example = "available")]
+    /// Only documents in this status; without it, all but `deleted`.
+    #[param(value_type = Option<DocumentStatus>, inline)]
     status: Option<String>,
     /// `next_cursor` of the previous page.
     #[param(max_length = 64)]

@@ -42,8 +42,7 @@ pub struct DocumentView {
     /// Hex SHA-256 of the stored bytes, once verified.
     #[schema(required = true, pattern = "^[0-9a-f]{64}$")]
     sha256: Option<String>,
-    /// `pending_upload`, `available`, `rejected` or `deleted`.
-    #[schema(value_type = String, example = "available")]
+    #[schema(value_type = DocumentStatus)]
     status: &'static str,
     /// Version within the vault series of its type (1 outside the vault).
     version: u32,
