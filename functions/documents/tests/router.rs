@@ -31,6 +31,38 @@ const OBJECTS_BASE: &str = "http://objects.test";
 const MIB: u64 = 1024 * 1024;
 const DAY: i64 = 24 * 60 * 60;
 
+/// Checks every answer of the router against its OpenAPI document: the status is declared for
+/// the operation, and a problem's `code` is one the operation lists for that status.
+async fn conform(contract: &Value, request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    let method = request.method().as_str().to_ascii_lowercase();
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    let Some((template, operation)) = operation_for(contract, &method, &path) else { return response };
+    if response.status().is_server_error() {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, 64 << 20).await.unwrap();
+    let status = parts.status.as_str();
+    let declared = &operation["responses"][status];
+    assert!(declared.is_object(), "{method} {template} answered {status}, which its document does not declare");
+    if parts.headers.get(header::CONTENT_TYPE).is_some_and(|v| v == shared::http::contract::PROBLEM_CONTENT_TYPE) {
+        let code = serde_json::from_slice::<Value>(&bytes).unwrap()["code"].clone();
+        let codes = &declared["content"][shared::http::contract::PROBLEM_CONTENT_TYPE]["schema"]["allOf"][1]["properties"]["code"]["enum"];
+        assert!(codes.as_array().is_some_and(|codes| codes.contains(&code)), "{method} {template} answered {status} {code}, which its document does not list");
+    }
+    axum::response::Response::from_parts(parts, Body::from(bytes))
+}
+
+/// The operation of the document that serves `method` on `path`, with its path template.
+fn operation_for<'a>(contract: &'a Value, method: &str, path: &str) -> Option<(&'a str, &'a Value)> {
+    let matches = |template: &str| {
+        let (template, path): (Vec<&str>, Vec<&str>) = (template.split('/').collect(), path.split('/').collect());
+        template.len() == path.len() && template.iter().zip(&path).all(|(t, p)| t == p || (t.starts_with('{') && !p.is_empty()))
+    };
+    contract["paths"].as_object()?.iter().filter(|(template, _)| matches(template)).find_map(|(template, item)| Some((template.as_str(), item.get(method)?)))
+}
+
 struct Harness {
     app: axum::Router,
     objects_app: axum::Router,
@@ -68,7 +100,12 @@ impl Harness {
         );
         let keys = Arc::new(KeyRing::from_json(&KeyRing::generate_json().unwrap()).unwrap());
         let agencies = Arc::new(shared::agencies::Registry::dev_seed().unwrap());
-        let app = shared::http::finish(documents::router(Api::new(state.clone(), &keys, agencies)));
+        let api = Api::new(state.clone(), &keys, agencies);
+        let contract = Arc::new(serde_json::to_value(shared::http::contract::split(documents::api(api.clone()), "Documents").1).unwrap());
+        let app = shared::http::finish(documents::router(api)).layer(axum::middleware::from_fn(move |request: axum::extract::Request, next: axum::middleware::Next| {
+            let contract = contract.clone();
+            async move { conform(&contract, request, next).await }
+        }));
         let created = Arc::new(Mutex::new(Vec::new()));
         let sink = created.clone();
         let objects_app = routes(objects.clone(), Arc::new(move |event| sink.lock().unwrap().push(event)));
