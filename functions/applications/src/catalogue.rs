@@ -39,31 +39,49 @@ pub fn document_type_title(doc_type: &str) -> &str {
     DOCUMENT_TYPES.iter().find(|(t, _)| *t == doc_type).map_or(doc_type, |(_, title)| title)
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// A service of the catalogue (SPEC §4.1).
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Service {
+    /// Stable code, 1–64 of `[a-z0-9-]`.
+    #[schema(pattern = "^[a-z0-9-]{1,64}$", example = "passport-replacement")]
     pub code: String,
     pub title: String,
     pub description: String,
     pub category: String,
+    /// The agency that handles applications for it.
     pub agency_id: String,
+    /// The account level a citizen needs to submit.
     pub required_level: Level,
+    /// Document types (SPEC §5) an application must have attached.
     pub required_documents: Vec<String>,
+    /// Working time the agency promises, in days from submission.
     pub processing_days: u32,
+    /// State fee in kopecks (0: free).
     pub fee_kopecks: u64,
+    /// JSON Schema (draft 2020-12) the application form must satisfy.
+    #[schema(value_type = Object)]
     pub form_schema: Value,
+    /// A form that passes `form_schema`, for frontends and docs.
+    #[schema(value_type = Object)]
     pub form_example: Value,
 }
 
 /// A service in lists: everything but the form schema and example (SPEC §4.1 allows it).
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ServiceSummary<'a> {
+    #[schema(value_type = String, pattern = "^[a-z0-9-]{1,64}$")]
     code: &'a str,
+    #[schema(value_type = String)]
     title: &'a str,
+    #[schema(value_type = String)]
     description: &'a str,
+    #[schema(value_type = String)]
     category: &'a str,
+    #[schema(value_type = String)]
     agency_id: &'a str,
     required_level: Level,
+    #[schema(value_type = Vec<String>)]
     required_documents: &'a [String],
     processing_days: u32,
     fee_kopecks: u64,

@@ -2,8 +2,9 @@
 //! optimistic concurrency, the thread with the agency, and the signed agency webhooks that move
 //! applications along and raise citizens' identity levels.
 //!
-//! The crate is a library: `router(state)` is served by `main.rs` (Lambda or plain HTTP) and
-//! by the local runner next to the other functions.
+//! The crate is a library: `api(state)` declares every route with its contract once; `main.rs`
+//! serves it (Lambda or plain HTTP) with `GET /openapi.json`, and the local runner merges it
+//! with the other functions.
 
 pub mod catalogue;
 mod errors;
@@ -15,9 +16,9 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::FromRef;
-use axum::routing::{get, post};
 
 use shared::agencies::Registry;
+use shared::http::contract::{OpenApiRouter, routes};
 use shared::http::{Limit, RateLimiter, TokenVerifier, WriteBudget};
 use shared::keys::{IndexKey, KeyRing};
 use shared::outbox::Relay;
@@ -86,34 +87,34 @@ impl FromRef<AppState> for Arc<TokenVerifier> {
     }
 }
 
-/// Every route of the applications function (without the shared layers; see `shared::http::finish`).
-pub fn router(state: Arc<ApplicationsState>) -> Router {
+/// Every route of the applications function with its contract, declared once: the router and
+/// the OpenAPI document both come from here (without the shared layers; see `shared::http::finish`).
+pub fn api(state: Arc<ApplicationsState>) -> OpenApiRouter {
     use handlers::*;
-    Router::new()
-        .route("/v1/services", get(services::list))
-        .route("/v1/services/{code}", get(services::get))
-        .route("/v1/applications", post(applications::create).get(applications::list))
-        .route("/v1/applications/{id}", get(applications::get).patch(applications::patch))
-        .route("/v1/applications/{id}/submit", post(applications::submit))
-        .route("/v1/applications/{id}/withdraw", post(applications::withdraw))
-        .route("/v1/applications/{id}/supplement", post(applications::supplement))
-        .route("/v1/applications/{id}/messages", get(messages::list).post(messages::post))
-        .route("/v1/webhooks/agencies/{agency_id}", post(webhooks::receive))
-        .with_state(AppState(state))
+    let mut api = OpenApiRouter::new()
+        .routes(routes!(services::list))
+        .routes(routes!(services::get))
+        .routes(routes!(applications::create, applications::list))
+        .routes(routes!(applications::get, applications::patch))
+        .routes(routes!(applications::submit))
+        .routes(routes!(applications::withdraw))
+        .routes(routes!(applications::supplement))
+        .routes(routes!(messages::list, messages::post))
+        .routes(routes!(webhooks::receive));
+    body_is_optional(api.get_openapi_mut(), "/v1/applications/{id}/withdraw");
+    api.with_state(AppState(state))
 }
 
-/// The routes this function serves, for the OpenAPI document and the SAM template check.
-pub const ROUTES: &[(&str, &str)] = &[
-    ("GET", "/v1/services"),
-    ("GET", "/v1/services/{code}"),
-    ("POST", "/v1/applications"),
-    ("GET", "/v1/applications"),
-    ("GET", "/v1/applications/{id}"),
-    ("PATCH", "/v1/applications/{id}"),
-    ("POST", "/v1/applications/{id}/submit"),
-    ("POST", "/v1/applications/{id}/withdraw"),
-    ("POST", "/v1/applications/{id}/supplement"),
-    ("GET", "/v1/applications/{id}/messages"),
-    ("POST", "/v1/applications/{id}/messages"),
-    ("POST", "/v1/webhooks/agencies/{agency_id}"),
-];
+/// Marks the body of `POST path` optional. utoipa can only say so as `oneOf [body, null]`, which
+/// would promise that a JSON `null` is accepted; an empty body is what is.
+fn body_is_optional(doc: &mut utoipa::openapi::OpenApi, path: &str) {
+    let body = doc.paths.paths.get_mut(path).and_then(|item| item.post.as_mut()).and_then(|operation| operation.request_body.as_mut());
+    if let Some(utoipa::openapi::RefOr::T(body)) = body {
+        body.required = Some(utoipa::openapi::Required::False);
+    }
+}
+
+/// The routes alone (tests and the local runner's merged router).
+pub fn router(state: Arc<ApplicationsState>) -> Router {
+    api(state).split_for_parts().0
+}

@@ -1,4 +1,5 @@
-//! The applications function: its router under Lambda (API Gateway HTTP API) or plain HTTP on `$PORT`.
+//! The applications function: its routes and `GET /openapi.json` under Lambda (API Gateway HTTP
+//! API) or plain HTTP on `$PORT`.
 
 use std::sync::Arc;
 
@@ -9,5 +10,5 @@ async fn main() -> Result<(), shared::runtime::BoxError> {
     let adapters = shared::config::Adapters::build(&config).await?;
     let relay = shared::outbox::Relay::new(adapters.kv.clone(), adapters.events_queue.clone());
     let state = applications::ApplicationsState::from_env(adapters.kv.clone(), relay, &*adapters.require_keys()?, adapters.require_index_key()?)?;
-    shared::runtime::serve(shared::http::finish(applications::router(Arc::new(state)))).await
+    shared::runtime::serve(shared::http::finish_api(applications::api(Arc::new(state)), "Applications")).await
 }

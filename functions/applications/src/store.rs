@@ -13,7 +13,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use shared::ports::{Condition, Item, KeyValue, KvError, Query, TxOp};
 
@@ -59,9 +59,13 @@ pub struct Application {
     pub version: u64,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// An agency's refusal (SPEC §4.2: `rejected` requires a reason).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = ApplicationRejection)]
 pub struct Rejection {
     pub reason: String,
+    /// What the citizen can do about it.
+    #[schema(required = true)]
     pub recommendations: Option<String>,
 }
 
@@ -74,7 +78,10 @@ pub struct HistoryEntry {
     pub comment: Option<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// Who did something to an application: the citizen, an agency (with its employee's name and
+/// position when given) or the system.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = ApplicationActor)]
 pub struct Actor {
     #[serde(rename = "type")]
     pub kind: ActorKind,
@@ -119,37 +126,84 @@ impl Application {
     }
 
     /// The API body (SPEC §4.3); the owner's id stays inside.
-    pub fn to_json(&self) -> Value {
-        let history: Vec<Value> = self
+    pub fn body(&self) -> ApplicationBody {
+        let history = self
             .history
             .iter()
-            .map(|h| {
-                let mut entry = json!({"status": h.status, "status_title": h.status.title(), "at": h.at, "actor": h.actor});
-                if let Some(comment) = &h.comment {
-                    entry["comment"] = json!(comment);
-                }
-                entry
-            })
+            .map(|h| HistoryBody { status: h.status, status_title: h.status.title(), at: h.at, actor: h.actor.clone(), comment: h.comment.clone() })
             .collect();
-        json!({
-            "application_id": self.application_id,
-            "number": self.number,
-            "service_code": self.service_code,
-            "agency_id": self.agency_id,
-            "status": self.status,
-            "status_title": self.status.title(),
-            "form": self.form,
-            "document_ids": self.document_ids,
-            "created_at": self.created_at,
-            "submitted_at": self.submitted_at,
-            "updated_at": self.updated_at,
-            "expected_completion_date": self.expected_completion_date,
-            "rejection": self.rejection,
-            "result_document_ids": self.result_document_ids,
-            "history": history,
-            "version": self.version,
-        })
+        ApplicationBody {
+            application_id: self.application_id.clone(),
+            number: self.number.clone(),
+            service_code: self.service_code.clone(),
+            agency_id: self.agency_id.clone(),
+            status: self.status,
+            status_title: self.status.title(),
+            form: self.form.clone(),
+            document_ids: self.document_ids.clone(),
+            created_at: self.created_at,
+            submitted_at: self.submitted_at,
+            updated_at: self.updated_at,
+            expected_completion_date: self.expected_completion_date,
+            rejection: self.rejection.clone(),
+            result_document_ids: self.result_document_ids.clone(),
+            history,
+            version: self.version,
+        }
     }
+}
+
+/// An application as its citizen sees it (SPEC §4.3).
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Application)]
+pub struct ApplicationBody {
+    #[schema(max_length = 26, example = "01JD3Q0Z8X4ZK6V5W7Y9A1B2C3")]
+    pub application_id: String,
+    /// Human-readable unique number (`YYYY-NNNNNNN`), given on submission.
+    #[schema(required = true, example = "2026-0000123")]
+    pub number: Option<String>,
+    /// The catalogue service applied for.
+    pub service_code: String,
+    /// The agency that handles the service.
+    pub agency_id: String,
+    pub status: ApplicationStatus,
+    /// The status in Russian, as citizens see it («Черновик», «Отправлено»…).
+    pub status_title: &'static str,
+    /// The form; checked against the service's `form_schema` on submission.
+    #[schema(value_type = Object)]
+    pub form: Value,
+    /// Attached documents (ids from the documents function).
+    pub document_ids: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    #[schema(required = true)]
+    pub submitted_at: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
+    /// Set on submission from the service's processing days; the agency may move it.
+    #[schema(required = true)]
+    pub expected_completion_date: Option<NaiveDate>,
+    /// Why the agency refused, when `status` is `rejected`.
+    #[schema(required = true)]
+    pub rejection: Option<Rejection>,
+    /// Documents the agency issued as the result.
+    pub result_document_ids: Vec<String>,
+    /// Every status the application has had, oldest first.
+    pub history: Vec<HistoryBody>,
+    /// Bumped by every write; send it back as `If-Match: "<version>"`.
+    pub version: u64,
+}
+
+/// One step of an application's history.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = ApplicationHistoryEntry)]
+pub struct HistoryBody {
+    pub status: ApplicationStatus,
+    /// The status in Russian.
+    pub status_title: &'static str,
+    pub at: DateTime<Utc>,
+    pub actor: Actor,
+    /// The actor's comment or reason, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
 }
 
 /// Reads the record of truth; `version` is the store's.
@@ -212,10 +266,14 @@ pub fn format_number(year: &str, sequence: u64) -> String {
     format!("{year}-{sequence:07}")
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// A message of the thread between the citizen and the agency.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = ApplicationMessage)]
 pub struct Message {
     pub message_id: String,
     pub author: Actor,
+    /// 1–4,000 characters.
+    #[schema(max_length = 4000)]
     pub text: String,
     pub at: DateTime<Utc>,
 }

@@ -5,7 +5,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use shared::agencies::RawBody;
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use shared::domain::FieldError;
@@ -16,20 +16,57 @@ use super::common::{self, CitizenCreate, CitizenWrite, Effects, IfMatch, MAX_COM
 use crate::catalogue::{Service, document_type_title};
 use crate::errors;
 use crate::status::{ActorKind, ApplicationStatus, can_transition};
-use crate::store::{self, Actor, Application};
+use crate::store::{self, Actor, Application, ApplicationBody};
 use crate::{AppState, ApplicationsState};
 
-#[derive(Deserialize)]
+shared::problems!(CreateErrors {
+    400 => ["validation_failed"], 401 => ["unauthorized", "invalid_token", "session_expired"], 413 => ["payload_too_large"],
+    415 => ["unsupported_media_type"], 422 => ["validation_failed"], 429 => ["rate_limited"],
+});
+shared::problems!(ListErrors { 400 => ["validation_failed"], 401 => ["unauthorized", "invalid_token", "session_expired"] });
+shared::problems!(GetErrors { 401 => ["unauthorized", "invalid_token", "session_expired"], 404 => ["not_found"] });
+shared::problems!(PatchErrors {
+    400 => ["validation_failed"], 401 => ["unauthorized", "invalid_token", "session_expired"], 404 => ["not_found"],
+    409 => ["invalid_transition", "concurrent_update"], 412 => ["precondition_failed"], 413 => ["payload_too_large"],
+    415 => ["unsupported_media_type"], 429 => ["rate_limited"],
+});
+shared::problems!(SubmitErrors {
+    401 => ["unauthorized", "invalid_token", "session_expired"], 403 => ["level_insufficient"], 404 => ["not_found"],
+    409 => ["invalid_transition", "concurrent_update"], 412 => ["precondition_failed"], 422 => ["validation_failed"], 429 => ["rate_limited"],
+});
+shared::problems!(WithdrawErrors {
+    400 => ["validation_failed"], 401 => ["unauthorized", "invalid_token", "session_expired"], 404 => ["not_found"],
+    409 => ["invalid_transition", "concurrent_update"], 412 => ["precondition_failed"], 413 => ["payload_too_large"], 429 => ["rate_limited"],
+});
+shared::problems!(SupplementErrors {
+    400 => ["validation_failed"], 401 => ["unauthorized", "invalid_token", "session_expired"], 404 => ["not_found"],
+    409 => ["invalid_transition", "concurrent_update"], 412 => ["precondition_failed"], 413 => ["payload_too_large"],
+    415 => ["unsupported_media_type"], 422 => ["validation_failed"], 429 => ["rate_limited"],
+});
+
+/// `{"service_code", "form"?, "document_ids"?}`: a new draft.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = NewApplication)]
 pub struct CreateRequest {
+    /// A code of the catalogue (an unknown one → 422).
+    #[schema(max_length = 64)]
     service_code: String,
+    /// The form so far (a JSON object, at most 64 KiB); checked against `form_schema` on submission.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     form: Option<Value>,
+    /// Ids of the citizen's documents to attach.
     #[serde(default)]
+    #[schema(max_items = 50)]
     document_ids: Option<Vec<String>>,
 }
 
 /// `POST /v1/applications` → 201 draft. The form is checked against the schema on submit only,
 /// so a draft can be saved half-filled.
+#[utoipa::path(post, path = "/v1/applications", tag = "applications", operation_id = "create_application", security(("bearer" = [])),
+    request_body = CreateRequest,
+    responses((status = 201, description = "The new draft", body = ApplicationBody,
+        headers(("Location" = String, description = "`/v1/applications/{id}`"), ("ETag" = String, description = "`\"<version>\"`, for `If-Match`"))), CreateErrors))]
 pub async fn create(State(state): State<AppState>, CitizenCreate(auth): CitizenCreate, ApiJson(req): ApiJson<CreateRequest>) -> Result<Response, ApiError> {
     let service = state
         .catalogue
@@ -48,6 +85,15 @@ pub async fn create(State(state): State<AppState>, CitizenCreate(auth): CitizenC
     Ok(response)
 }
 
+/// One page of the citizen's applications, newest first.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ApplicationPage {
+    items: Vec<ApplicationBody>,
+    /// The cursor of the next page; `null` on the last.
+    #[schema(required = true)]
+    next_cursor: Option<String>,
+}
+
 #[derive(Debug, Default, Deserialize)]
 pub struct ListQuery {
     status: Option<String>,
@@ -57,6 +103,10 @@ pub struct ListQuery {
 }
 
 /// `GET /v1/applications?status=&service_code=` — newest first.
+#[utoipa::path(get, path = "/v1/applications", tag = "applications", operation_id = "list_applications", security(("bearer" = [])),
+    params(("status" = Option<ApplicationStatus>, Query, description = "Only applications in this status"),
+        ("service_code" = Option<String>, Query, description = "Only applications for this service"), Paging),
+    responses((status = 200, description = "The citizen's applications, newest first", body = ApplicationPage), ListErrors))]
 pub async fn list(State(state): State<AppState>, auth: Authenticated, ApiQuery(query): ApiQuery<ListQuery>) -> Result<Response, ApiError> {
     let (cursor, limit) = query.paging.parse()?;
     let status = match query.status.as_deref().filter(|s| !s.is_empty()) {
@@ -66,26 +116,43 @@ pub async fn list(State(state): State<AppState>, auth: Authenticated, ApiQuery(q
     let service_code = query.service_code.as_deref().filter(|s| !s.is_empty());
     let filter = |app: &Application| status.is_none_or(|s| app.status == s) && service_code.is_none_or(|c| app.service_code == c);
     let (apps, next) = store::list_for_user(state.kv.as_ref(), auth.user_id(), filter, cursor, limit).await?;
-    let items: Vec<Value> = apps.iter().map(Application::to_json).collect();
-    Ok(axum::Json(common::list_body(&items, next)).into_response())
+    let items = apps.iter().map(Application::body).collect();
+    Ok(axum::Json(ApplicationPage { items, next_cursor: next }).into_response())
 }
 
+/// `GET /v1/applications/{id}`: the caller's application (another citizen's → 404).
+#[utoipa::path(get, path = "/v1/applications/{id}", tag = "applications", operation_id = "get_application", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Application id")),
+    responses((status = 200, description = "The application", body = ApplicationBody,
+        headers(("ETag" = String, description = "`\"<version>\"`, for `If-Match`"))), GetErrors))]
 pub async fn get(State(state): State<AppState>, auth: Authenticated, ApiPath(id): ApiPath<String>) -> Result<Response, ApiError> {
     let app = common::load_own(&state, auth.user_id(), &id).await?;
     Ok(common::application_response(StatusCode::OK, &app))
 }
 
-#[derive(Deserialize)]
+/// The fields of a draft to replace.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ApplicationPatch)]
 pub struct PatchRequest {
+    /// The whole new form (a JSON object, at most 64 KiB); `null` keeps the current one.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     form: Option<Value>,
+    /// The whole new list of attached document ids.
     #[serde(default)]
+    #[schema(max_items = 50)]
     document_ids: Option<Vec<String>>,
 }
 
 /// `PATCH /v1/applications/{id}` — drafts only (409 otherwise). The body is an object of the
 /// fields to replace; one that changes nothing writes nothing and keeps the version.
+#[utoipa::path(patch, path = "/v1/applications/{id}", tag = "applications", operation_id = "update_application", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Application id"),
+        ("If-Match" = Option<String>, Header, description = "`\"<version>\"` from `ETag`: apply only to that version (else 412)")),
+    request_body = PatchRequest,
+    responses((status = 200, description = "The draft as it now is", body = ApplicationBody,
+        headers(("ETag" = String, description = "`\"<version>\"`, for `If-Match`"))), PatchErrors))]
 pub async fn patch(State(state): State<AppState>, CitizenWrite(auth): CitizenWrite, ApiPath(id): ApiPath<String>, headers: HeaderMap, ApiJson(body): ApiJson<Value>) -> Result<Response, ApiError> {
     let req: PatchRequest = common::object_body(body)?;
     let form = req.form.filter(|f| !f.is_null()).map(common::check_form_shape).transpose()?;
@@ -118,6 +185,11 @@ pub async fn patch(State(state): State<AppState>, CitizenWrite(auth): CitizenWri
 
 /// `POST /v1/applications/{id}/submit` → `submitted` with a number, after checking the account
 /// level (as it is now, not as the token says), the form and the documents.
+#[utoipa::path(post, path = "/v1/applications/{id}/submit", tag = "applications", operation_id = "submit_application", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Application id"),
+        ("If-Match" = Option<String>, Header, description = "`\"<version>\"` from `ETag`: apply only to that version (else 412)")),
+    responses((status = 200, description = "Submitted, with its number and expected completion date", body = ApplicationBody,
+        headers(("ETag" = String, description = "`\"<version>\"`, for `If-Match`"))), SubmitErrors))]
 pub async fn submit(State(state): State<AppState>, CitizenWrite(auth): CitizenWrite, ApiPath(id): ApiPath<String>, headers: HeaderMap) -> Result<Response, ApiError> {
     let expected = IfMatch::from_headers(&headers);
     let state_ref: &ApplicationsState = &state;
@@ -177,13 +249,23 @@ fn rank(level: Level) -> u8 {
     }
 }
 
-#[derive(Default, Deserialize)]
+/// `{"reason"?}`; the body may be empty.
+#[derive(Default, Deserialize, utoipa::ToSchema)]
+#[schema(as = ApplicationWithdrawal)]
 pub struct WithdrawRequest {
+    /// Why the citizen withdraws (told to the agency).
     #[serde(default)]
+    #[schema(max_length = 2000)]
     reason: Option<String>,
 }
 
 /// `POST /v1/applications/{id}/withdraw {"reason"?}` (the body may be empty).
+#[utoipa::path(post, path = "/v1/applications/{id}/withdraw", tag = "applications", operation_id = "withdraw_application", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Application id"),
+        ("If-Match" = Option<String>, Header, description = "`\"<version>\"` from `ETag`: apply only to that version (else 412)")),
+    request_body(content = WithdrawRequest, description = "Optional: an empty body withdraws without a reason"),
+    responses((status = 200, description = "Withdrawn", body = ApplicationBody,
+        headers(("ETag" = String, description = "`\"<version>\"`, for `If-Match`"))), WithdrawErrors))]
 pub async fn withdraw(State(state): State<AppState>, CitizenWrite(auth): CitizenWrite, ApiPath(id): ApiPath<String>, headers: HeaderMap, RawBody(body): RawBody) -> Result<Response, ApiError> {
     let req: WithdrawRequest = common::optional_json(&body)?;
     let reason = common::check_text("/reason", req.reason, MAX_COMMENT_CHARS)?;
@@ -206,15 +288,26 @@ pub async fn withdraw(State(state): State<AppState>, CitizenWrite(auth): Citizen
     Ok(common::application_response(StatusCode::OK, &app))
 }
 
-#[derive(Deserialize)]
+/// `{"document_ids", "comment"?}`: what the agency asked for (documents, a comment or both).
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = ApplicationSupplement)]
 pub struct SupplementRequest {
+    /// Ids of the citizen's `available` documents to add.
+    #[schema(max_items = 50)]
     document_ids: Vec<String>,
     #[serde(default)]
+    #[schema(max_length = 2000)]
     comment: Option<String>,
 }
 
 /// `POST /v1/applications/{id}/supplement {"document_ids", "comment"?}`: answers an information
 /// request; the documents join the application and it goes back `in_progress`.
+#[utoipa::path(post, path = "/v1/applications/{id}/supplement", tag = "applications", operation_id = "supplement_application", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Application id"),
+        ("If-Match" = Option<String>, Header, description = "`\"<version>\"` from `ETag`: apply only to that version (else 412)")),
+    request_body = SupplementRequest,
+    responses((status = 200, description = "Back `in_progress` with the documents attached", body = ApplicationBody,
+        headers(("ETag" = String, description = "`\"<version>\"`, for `If-Match`"))), SupplementErrors))]
 pub async fn supplement(State(state): State<AppState>, CitizenWrite(auth): CitizenWrite, ApiPath(id): ApiPath<String>, headers: HeaderMap, ApiJson(req): ApiJson<SupplementRequest>) -> Result<Response, ApiError> {
     let document_ids = common::check_document_ids("/document_ids", req.document_ids)?;
     let comment = common::check_text("/comment", req.comment, MAX_COMMENT_CHARS)?;

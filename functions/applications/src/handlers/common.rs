@@ -148,16 +148,22 @@ impl IfMatch {
 
 /// An application answer with its `ETag`, so clients can send it back as `If-Match`.
 pub fn application_response(status: StatusCode, app: &Application) -> Response {
-    let mut response = (status, axum::Json(app.to_json())).into_response();
+    let mut response = (status, axum::Json(app.body())).into_response();
     if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", app.version)) {
         response.headers_mut().insert(header::ETAG, etag);
     }
     response
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// `?cursor=&limit=` of the citizen's lists (SPEC §2).
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Paging {
+    /// `next_cursor` of the previous page.
+    #[param(pattern = "^([0-9A-Za-z]{26})?$")]
     pub cursor: Option<String>,
+    /// Page size, 1–100 (default 20).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
     pub limit: Option<String>,
 }
 
@@ -177,10 +183,6 @@ impl Paging {
         }
         Ok((cursor, limit))
     }
-}
-
-pub fn list_body<T: serde::Serialize>(items: &[T], next_cursor: Option<String>) -> Value {
-    serde_json::json!({ "items": items, "next_cursor": next_cursor })
 }
 
 /// A JSON body that may be absent (e.g. `POST /withdraw` with no reason).

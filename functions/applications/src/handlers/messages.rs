@@ -4,7 +4,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use shared::http::{ApiError, ApiJson, ApiPath, ApiQuery, Authenticated};
 
@@ -13,19 +13,48 @@ use crate::errors;
 use crate::store::{self, Actor, Message};
 use crate::AppState;
 
+shared::problems!(ListErrors { 400 => ["validation_failed"], 401 => ["unauthorized", "invalid_token", "session_expired"], 404 => ["not_found"] });
+shared::problems!(PostErrors {
+    400 => ["validation_failed"], 401 => ["unauthorized", "invalid_token", "session_expired"], 404 => ["not_found"],
+    409 => ["invalid_state"], 413 => ["payload_too_large"], 415 => ["unsupported_media_type"], 429 => ["rate_limited"],
+});
+
+/// One page of the thread, oldest first.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ApplicationMessagePage)]
+pub struct MessagePage {
+    items: Vec<Message>,
+    /// The cursor of the next page; `null` on the last.
+    #[schema(required = true)]
+    next_cursor: Option<String>,
+}
+
 /// Oldest first, like a chat.
+#[utoipa::path(get, path = "/v1/applications/{id}/messages", tag = "applications", operation_id = "list_application_messages", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Application id"), Paging),
+    responses((status = 200, description = "The thread with the agency, oldest first", body = MessagePage), ListErrors))]
 pub async fn list(State(state): State<AppState>, auth: Authenticated, ApiPath(id): ApiPath<String>, ApiQuery(paging): ApiQuery<Paging>) -> Result<Response, ApiError> {
     let (cursor, limit) = paging.parse()?;
     let app = common::load_own(&state, auth.user_id(), &id).await?;
     let (messages, next) = store::messages(state.kv.as_ref(), &app.application_id, cursor, limit).await?;
-    Ok(axum::Json(common::list_body(&messages, next)).into_response())
+    Ok(axum::Json(MessagePage { items: messages, next_cursor: next }).into_response())
 }
 
-#[derive(Deserialize)]
+/// `{"text"}`: a message to the agency.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = NewApplicationMessage)]
 pub struct PostRequest {
+    /// 1–4,000 characters; line breaks and tabs allowed, other control characters not.
+    #[schema(min_length = 1, max_length = 4000)]
     text: String,
 }
 
+/// A message from the citizen to the agency; only once the application is submitted (a draft
+/// has no thread: 409 `invalid_state`).
+#[utoipa::path(post, path = "/v1/applications/{id}/messages", tag = "applications", operation_id = "post_application_message", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Application id")),
+    request_body = PostRequest,
+    responses((status = 201, description = "The message as stored", body = Message), PostErrors))]
 pub async fn post(State(state): State<AppState>, CitizenWrite(auth): CitizenWrite, ApiPath(id): ApiPath<String>, ApiJson(req): ApiJson<PostRequest>) -> Result<Response, ApiError> {
     let text = message_text("/text", &req.text)?;
     let app = common::load_own(&state, auth.user_id(), &id).await?;

@@ -2,24 +2,46 @@
 
 use axum::Json;
 use axum::extract::State;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use shared::http::{ApiError, ApiPath, ApiQuery};
 
-use super::common::list_body;
 use crate::AppState;
+use crate::catalogue::{Service, ServiceSummary};
 
-#[derive(Debug, Default, Deserialize)]
+shared::problems!(ListErrors { 400 => ["validation_failed"] });
+shared::problems!(GetErrors { 404 => ["not_found"] });
+
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ServiceQuery {
+    /// Only services of this category.
     category: Option<String>,
+    /// Only services of this agency.
     agency_id: Option<String>,
+    /// Words of the title or description (case-insensitive, `ё` = `е`), at most 100 characters.
+    #[param(max_length = 100)]
     q: Option<String>,
+    /// `next_cursor` of the previous page (a service code).
     cursor: Option<String>,
+    /// Page size, 1–100 (default 50).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
     limit: Option<String>,
 }
 
+/// One page of the catalogue.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ServicePage<'a> {
+    items: Vec<ServiceSummary<'a>>,
+    /// The cursor of the next page; `null` on the last.
+    #[schema(required = true)]
+    next_cursor: Option<String>,
+}
+
 /// Services in catalogue order, filtered; the cursor is the code of the last one returned.
+#[utoipa::path(get, path = "/v1/services", tag = "applications", operation_id = "list_services", params(ServiceQuery),
+    responses((status = 200, description = "Services in catalogue order, without `form_schema` and `form_example`", body = ServicePage), ListErrors))]
 pub async fn list(State(state): State<AppState>, ApiQuery(query): ApiQuery<ServiceQuery>) -> Result<Json<Value>, ApiError> {
     let limit = match query.limit.as_deref() {
         None | Some("") => 50,
@@ -45,10 +67,13 @@ pub async fn list(State(state): State<AppState>, ApiQuery(query): ApiQuery<Servi
     };
     let page: Vec<_> = matching.iter().skip(start).take(limit).collect();
     let next = (start + page.len() < matching.len()).then(|| page.last().map(|s| s.code.clone())).flatten();
-    let items: Vec<_> = page.iter().map(|s| s.summary()).collect();
-    Ok(Json(list_body(&items, next)))
+    let items = page.iter().map(|s| s.summary()).collect();
+    serde_json::to_value(ServicePage { items, next_cursor: next }).map(Json).map_err(ApiError::internal)
 }
 
+#[utoipa::path(get, path = "/v1/services/{code}", tag = "applications", operation_id = "get_service",
+    params(("code" = String, Path, description = "Service code")),
+    responses((status = 200, description = "The service with its form schema and example", body = Service), GetErrors))]
 pub async fn get(State(state): State<AppState>, ApiPath(code): ApiPath<String>) -> Result<Json<Value>, ApiError> {
     let service = state.catalogue.get(&code).ok_or_else(ApiError::not_found)?;
     serde_json::to_value(service).map(Json).map_err(ApiError::internal)

@@ -10,8 +10,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::NaiveDate;
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use shared::agencies::{self, Agency, Capability, Decision, RawBody, StoredAnswer};
@@ -34,6 +34,51 @@ use crate::{AppState, ApplicationsState};
 /// recommendations, each of 2,000 characters escaped as `\uXXXX`, fits several times over.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+shared::problems!(WebhookErrors {
+    400 => ["validation_failed"], 401 => ["signature_invalid", "timestamp_out_of_tolerance"], 403 => ["forbidden"], 404 => ["not_found"],
+    409 => ["invalid_transition", "verification_outdated", "concurrent_update"], 413 => ["payload_too_large"], 422 => ["validation_failed"],
+});
+
+/// A signed delivery from an agency (SPEC §4.4): `{"type", "data"}`. Describes the body for the
+/// document only: `decide` reads the type first, so an unknown one is its own 422.
+#[derive(utoipa::ToSchema)]
+#[serde(tag = "type", content = "data")]
+#[schema(as = AgencyDelivery)]
+#[allow(dead_code)]
+enum Delivery {
+    #[serde(rename = "application.status_changed")]
+    StatusChanged(StatusChanged),
+    #[serde(rename = "application.message")]
+    Message(AgencyMessage),
+    #[serde(rename = "identity.verification_completed")]
+    VerificationCompleted(VerificationCompleted),
+    #[serde(rename = "identity.confirmed")]
+    IdentityConfirmed(IdentityConfirmed),
+}
+
+/// `{"result": "applied"}`: the delivery took effect, now or when first delivered.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = WebhookApplied)]
+struct Applied {
+    result: AppliedResult,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[schema(as = WebhookResult)]
+enum AppliedResult {
+    Applied,
+}
+
+/// `POST /v1/webhooks/agencies/{agency_id}`: a signed delivery from an agency. The same
+/// `webhook-id` again gets the first answer again, and nothing is applied twice.
+#[utoipa::path(post, path = "/v1/webhooks/agencies/{agency_id}", tag = "agencies", operation_id = "receive_agency_webhook",
+    params(("agency_id" = String, Path, description = "The sending agency's id"),
+        ("webhook-id" = String, Header, min_length = 1, max_length = 128, pattern = "^[!-~]{1,128}$", description = "Delivery id (Standard Webhooks), the dedupe key"),
+        ("webhook-timestamp" = i64, Header, description = "Unix seconds; at most 5 minutes from the portal's clock"),
+        ("webhook-signature" = String, Header, description = "`v1,<base64 HMAC-SHA256 of \"{id}.{timestamp}.{body}\">`, several space-separated during key rotation")),
+    request_body(content = Delivery, description = "At most 64 KiB"),
+    responses((status = 200, description = "Applied (or applied when first delivered)", body = Applied), WebhookErrors))]
 pub async fn receive(State(state): State<AppState>, ApiPath(agency_id): ApiPath<String>, headers: HeaderMap, RawBody(body): RawBody) -> Response {
     if body.len() > MAX_BODY_BYTES {
         tracing::warn!(bytes = body.len(), "webhook body over the limit");
@@ -100,44 +145,64 @@ fn require(agency: &Agency, capability: Capability) -> Result<(), ApiError> {
 }
 
 fn applied() -> StoredAnswer {
-    StoredAnswer::json(StatusCode::OK, &json!({"result": "applied"}))
+    StoredAnswer::json(StatusCode::OK, &json!(Applied { result: AppliedResult::Applied }))
 }
 
 // ---------------------------------------------------------------------------------------------
 // application.*
 // ---------------------------------------------------------------------------------------------
 
-#[derive(Deserialize)]
+/// The agency's employee who acted; shown to the citizen.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = AgencyEmployee)]
 struct Employee {
+    #[schema(max_length = 100)]
     name: String,
     #[serde(default)]
+    #[schema(max_length = 200)]
     position: Option<String>,
 }
 
-#[derive(Deserialize)]
+/// Why an application is rejected; required with `rejected`, refused with any other status.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = AgencyRejection)]
 struct RejectionData {
+    /// Required.
     #[serde(default)]
+    #[schema(max_length = 2000)]
     reason: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 2000)]
     recommendations: Option<String>,
 }
 
-#[derive(Deserialize)]
+/// `application.status_changed`: names the application by `application_id` or `number`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = AgencyStatusChange)]
 struct StatusChanged {
     #[serde(default)]
+    #[schema(max_length = 64)]
     application_id: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 64)]
     number: Option<String>,
+    /// The new status; the SPEC §4.2 table says which an agency may set.
+    #[schema(value_type = ApplicationStatus)]
     status: String,
     #[serde(default)]
+    #[schema(max_length = 2000)]
     comment: Option<String>,
     #[serde(default)]
     employee: Option<Employee>,
+    /// `YYYY-MM-DD`.
     #[serde(default)]
+    #[schema(value_type = Option<String>, format = Date)]
     expected_completion_date: Option<String>,
     #[serde(default)]
     rejection: Option<RejectionData>,
+    /// The citizen's `result` documents the agency uploaded (with `approved`).
     #[serde(default)]
+    #[schema(max_items = 50)]
     result_document_ids: Option<Vec<String>>,
 }
 
@@ -182,12 +247,17 @@ async fn status_changed(state: &ApplicationsState, agency: &Agency, data: Status
     Ok(Decision::Apply { ops, events: vec![event], answer: applied() })
 }
 
-#[derive(Deserialize)]
+/// `application.message`: a message to the citizen in the application's thread.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = AgencyApplicationMessage)]
 struct AgencyMessage {
     #[serde(default)]
+    #[schema(max_length = 64)]
     application_id: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 64)]
     number: Option<String>,
+    #[schema(min_length = 1, max_length = 4000)]
     text: String,
     #[serde(default)]
     employee: Option<Employee>,
@@ -282,13 +352,20 @@ fn as_unprocessable(error: ApiError) -> ApiError {
 // identity.*
 // ---------------------------------------------------------------------------------------------
 
-#[derive(Deserialize)]
+/// `identity.verification_completed`: the registry agency's verdict on a verification request.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = RegistryVerdict)]
 struct VerificationCompleted {
+    #[schema(max_length = 64)]
     user_id: String,
     /// The `identity.verification_requested` this verdict answers (SPEC §3.8).
     request_id: String,
+    /// `verified` or `rejected`.
+    #[schema(pattern = "^(verified|rejected)$")]
     result: String,
+    /// Why the data was not confirmed (with `rejected`).
     #[serde(default)]
+    #[schema(max_length = 500)]
     reason: Option<String>,
 }
 
@@ -340,9 +417,14 @@ fn verdict_error(error: VerdictError) -> ApiError {
     }
 }
 
-#[derive(Deserialize)]
+/// `identity.confirmed`: identity confirmed in person or by a trusted channel.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = IdentityConfirmation)]
 struct IdentityConfirmed {
+    #[schema(max_length = 64)]
     user_id: String,
+    /// `mfc`, `bank`, `post` or `signature`.
+    #[schema(pattern = "^(mfc|bank|post|signature)$")]
     method: String,
 }
 
