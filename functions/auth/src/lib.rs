@@ -2,8 +2,9 @@
 //! recovery, EdDSA access tokens with rotating refresh tokens, sessions, login history,
 //! password change and TOTP enrolment (SPEC §3).
 //!
-//! The crate is a library: `router(state)` is served by `main.rs` (Lambda or plain HTTP) and
-//! by the local runner next to the other functions.
+//! The crate is a library: `api(state)` declares every route with its contract once; `main.rs`
+//! serves it (Lambda or plain HTTP) with `GET /health` and `GET /openapi.json`, and the local
+//! runner merges `router(state)` next to the other functions.
 
 mod errors;
 mod handlers;
@@ -16,8 +17,8 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::FromRef;
-use axum::routing::{delete, get, post, put};
 
+use shared::http::contract::{OpenApiRouter, routes};
 use shared::http::rate_limit::Limit;
 use shared::http::{RateLimiter, TokenVerifier};
 use shared::keys::{IndexKey, KeyRing};
@@ -134,54 +135,36 @@ impl AuthState {
     }
 }
 
-/// Every route of the auth function (without the shared layers; see `shared::http::finish`).
-pub fn router(state: Arc<AuthState>) -> Router {
+/// Every route of the auth function with its contract, declared once: the router and the
+/// OpenAPI document both come from here (without the shared layers; see `shared::http::finish_api`).
+/// Handlers of one path share a `routes!`.
+pub fn api(state: Arc<AuthState>) -> OpenApiRouter {
     use handlers::*;
-    Router::new()
-        .route("/.well-known/jwks.json", get(wellknown::jwks))
-        .route("/.well-known/openid-configuration", get(wellknown::openid_configuration))
-        .route("/v1/auth/register", post(registration::register))
-        .route("/v1/auth/register/confirm", post(registration::confirm))
-        .route("/v1/auth/otp/resend", post(registration::resend))
-        .route("/v1/auth/login", post(login::login))
-        .route("/v1/auth/login/mfa", post(login::mfa))
-        .route("/v1/auth/password/recover", post(recovery::recover))
-        .route("/v1/auth/password/recover/confirm", post(recovery::confirm))
-        .route("/v1/auth/token/refresh", post(sessions::refresh))
-        .route("/v1/auth/logout", post(sessions::logout))
-        .route("/v1/me", get(me::me))
-        .route("/v1/me/sessions", get(sessions::list))
-        .route("/v1/me/sessions/{id}", delete(sessions::revoke))
-        .route("/v1/me/login-history", get(me::login_history))
-        .route("/v1/me/password", post(me::change_password))
-        .route("/v1/me/profile", put(profile::put_profile))
-        .route("/v1/me/mfa/totp", post(mfa::totp_enrol).delete(mfa::totp_disable))
-        .route("/v1/me/mfa/totp/confirm", post(mfa::totp_confirm))
-        .route("/v1/me/mfa/sms", put(mfa::sms_switch))
+    OpenApiRouter::new()
+        .routes(routes!(wellknown::jwks))
+        .routes(routes!(wellknown::openid_configuration))
+        .routes(routes!(registration::register))
+        .routes(routes!(registration::confirm))
+        .routes(routes!(registration::resend))
+        .routes(routes!(login::login))
+        .routes(routes!(login::mfa))
+        .routes(routes!(recovery::recover))
+        .routes(routes!(recovery::confirm))
+        .routes(routes!(sessions::refresh))
+        .routes(routes!(sessions::logout))
+        .routes(routes!(me::me))
+        .routes(routes!(sessions::list))
+        .routes(routes!(sessions::revoke))
+        .routes(routes!(me::login_history))
+        .routes(routes!(me::change_password))
+        .routes(routes!(profile::put_profile))
+        .routes(routes!(mfa::totp_enrol, mfa::totp_disable))
+        .routes(routes!(mfa::totp_confirm))
+        .routes(routes!(mfa::sms_switch))
         .with_state(AppState(state))
 }
 
-/// The routes this function serves, for the OpenAPI document and the SAM template check.
-pub const ROUTES: &[(&str, &str)] = &[
-    ("GET", "/.well-known/jwks.json"),
-    ("GET", "/.well-known/openid-configuration"),
-    ("POST", "/v1/auth/register"),
-    ("POST", "/v1/auth/register/confirm"),
-    ("POST", "/v1/auth/otp/resend"),
-    ("POST", "/v1/auth/login"),
-    ("POST", "/v1/auth/login/mfa"),
-    ("POST", "/v1/auth/password/recover"),
-    ("POST", "/v1/auth/password/recover/confirm"),
-    ("POST", "/v1/auth/token/refresh"),
-    ("POST", "/v1/auth/logout"),
-    ("GET", "/v1/me"),
-    ("GET", "/v1/me/sessions"),
-    ("DELETE", "/v1/me/sessions/{id}"),
-    ("GET", "/v1/me/login-history"),
-    ("POST", "/v1/me/password"),
-    ("PUT", "/v1/me/profile"),
-    ("POST", "/v1/me/mfa/totp"),
-    ("DELETE", "/v1/me/mfa/totp"),
-    ("POST", "/v1/me/mfa/totp/confirm"),
-    ("PUT", "/v1/me/mfa/sms"),
-];
+/// The routes alone (tests and the local runner's merged router).
+pub fn router(state: Arc<AuthState>) -> Router {
+    api(state).split_for_parts().0
+}

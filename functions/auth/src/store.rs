@@ -97,17 +97,19 @@ pub struct RefreshRecord {
     pub used: bool,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LoginAttempt {
     pub at: DateTime<Utc>,
     pub ip: String,
     pub user_agent: String,
+    /// `desktop`, `mobile`, `tablet` or `other`.
+    #[schema(example = "desktop")]
     pub device_type: String,
     pub result: AttemptResult,
     pub mfa_method: Option<String>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AttemptResult {
     Success,

@@ -12,11 +12,15 @@ use crate::secrets;
 use crate::store::{self, Account, RefreshRecord, Session};
 
 /// The tokens object of SPEC §3.4.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Tokens {
+    /// EdDSA-signed JWT for `Authorization: Bearer`.
     pub access_token: String,
+    /// Opaque; exchanged once at `POST /v1/auth/token/refresh`.
     pub refresh_token: String,
+    #[schema(value_type = String, example = "Bearer")]
     pub token_type: &'static str,
+    /// Seconds the access token lives.
     pub expires_in: u64,
 }
 

@@ -16,6 +16,12 @@ use crate::store::{self, Account, AttemptResult, Flow, FlowKind, LoginAttempt, L
 use crate::tokens::{self, Client};
 use crate::AuthState;
 
+shared::problems!(
+    /// The answers of a route that needs only a live session: a missing, invalid or expired
+    /// access token, or a session that has ended.
+    pub Unauthenticated { 401 => ["unauthorized", "invalid_token", "session_expired"] }
+);
+
 /// Commits `ops` together with the outbox items of `events`, then relays the events.
 /// A failed condition surfaces as `KvError::TransactionConflict` for the caller to map.
 pub async fn commit(state: &AuthState, mut ops: Vec<TxOp>, events: Vec<Event>) -> Result<(), KvError> {

@@ -6,6 +6,7 @@ use axum::extract::State;
 use axum::response::IntoResponse;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use totp_rs::{Algorithm, Secret, TOTP};
 
 use shared::domain::{LoginText, PasswordText, Token};
@@ -21,19 +22,52 @@ use crate::store::{self, Account, AttemptResult, FlowKind, Versioned};
 use crate::tokens::{Client, Tokens};
 use crate::{AppState, AuthState};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct LoginRequest {
+    /// A phone, an email or a SNILS.
+    #[schema(value_type = String, max_length = 320, example = "anna@example.ru")]
     login: LoginText,
+    #[schema(value_type = String, max_length = 128, format = Password)]
     password: PasswordText,
 }
 
-#[derive(Serialize)]
+/// Tokens at once (`mfa_required: false`), or a second-factor flow (`mfa_required: true`).
+#[derive(Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum LoginResponse {
     Done { mfa_required: bool, tokens: Tokens },
-    SecondFactor { mfa_required: bool, flow_id: String, methods: Vec<String> },
+    SecondFactor {
+        mfa_required: bool,
+        flow_id: String,
+        /// The account's second factors; for `sms` a code is already on its way.
+        #[schema(value_type = Vec<MfaMethod>)]
+        methods: Vec<String>,
+    },
 }
 
+/// A second factor at `POST /v1/auth/login/mfa`.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+enum MfaMethod {
+    Sms,
+    Totp,
+    BackupCode,
+}
+
+shared::problems!(LoginErrors {
+    400 => ["validation_failed"],
+    401 => ["invalid_credentials"],
+    409 => ["concurrent_update"],
+    413 => ["payload_too_large"],
+    415 => ["unsupported_media_type"],
+    423 => ["account_locked"],
+    429 => ["rate_limited"],
+});
+
+/// `POST /v1/auth/login`: the password step; unknown logins and wrong passwords answer alike.
+#[utoipa::path(post, path = "/v1/auth/login", operation_id = "login", tag = "auth", request_body = LoginRequest,
+    responses((status = 200, description = "Signed in, or a second factor is needed", body = LoginResponse), LoginErrors))]
 pub async fn login(State(state): State<AppState>, ip: ClientIp, ua: UserAgent, ApiJson(req): ApiJson<LoginRequest>) -> Result<impl IntoResponse, ApiError> {
     state.limiter.hit("login-ip", &ip.0.to_string(), state.settings.login_per_ip).await?;
     let client = common::client(ip, &ua);
@@ -80,18 +114,39 @@ pub async fn login(State(state): State<AppState>, ip: ClientIp, ua: UserAgent, A
     Ok(ApiJson(LoginResponse::SecondFactor { mfa_required: true, flow_id: flow.flow_id, methods: flow.methods }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = LoginMfaRequest)]
 pub struct MfaRequest {
+    #[schema(value_type = String, max_length = 256)]
     flow_id: Token,
+    /// One of the `methods` the login offered.
+    #[schema(value_type = String, max_length = 256, example = "sms")]
     method: Token,
+    /// The SMS or TOTP code, or a backup code.
+    #[schema(value_type = String, max_length = 256, example = "123456")]
     code: Token,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = LoginMfaDone)]
 pub struct MfaDone {
     tokens: Tokens,
 }
 
+shared::problems!(MfaErrors {
+    400 => ["validation_failed", "otp_invalid"],
+    401 => ["invalid_credentials"],
+    409 => ["concurrent_update"],
+    410 => ["otp_expired"],
+    413 => ["payload_too_large"],
+    415 => ["unsupported_media_type"],
+    423 => ["account_locked"],
+    429 => ["rate_limited", "otp_attempts_exceeded"],
+});
+
+/// `POST /v1/auth/login/mfa`: the second factor; a wrong code counts towards the lockout.
+#[utoipa::path(post, path = "/v1/auth/login/mfa", operation_id = "login_mfa", tag = "auth", request_body = MfaRequest,
+    responses((status = 200, description = "Signed in", body = MfaDone), MfaErrors))]
 pub async fn mfa(State(state): State<AppState>, ip: ClientIp, ua: UserAgent, ApiJson(req): ApiJson<MfaRequest>) -> Result<impl IntoResponse, ApiError> {
     state.limiter.hit("code-confirm-ip", &ip.0.to_string(), Limit::per_minute(30)).await?;
     let client = common::client(ip, &ua);

@@ -5,6 +5,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use shared::domain::{NewPasswordText, PasswordText};
 use shared::events::{Event, EventPayload};
@@ -12,26 +13,33 @@ use shared::http::rate_limit::Limit;
 use shared::http::{ApiError, ApiJson, ApiQuery, Authenticated};
 use shared::ports::{KvError, Query as KvQuery};
 
-use super::common::{self, MAX_RETRIES};
+use super::common::{self, MAX_RETRIES, Unauthenticated};
+use super::schemas::ProfileView;
 use crate::errors;
 use crate::secrets;
 use crate::store::{self, Account, LoginAttempt};
 use crate::AppState;
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = Me)]
 pub struct MeView {
     user_id: String,
+    #[schema(value_type = super::schemas::AccountLevel)]
     level: &'static str,
+    #[schema(example = "+79991234567")]
     phone: Option<String>,
     email: Option<String>,
     phone_confirmed: bool,
     email_confirmed: bool,
+    #[schema(value_type = Option<ProfileView>)]
     profile: Option<shared::identity::Profile>,
     mfa: MfaView,
     created_at: DateTime<Utc>,
 }
 
-#[derive(Serialize)]
+/// Which second factors are on.
+#[derive(Serialize, ToSchema)]
+#[schema(as = MeMfa)]
 struct MfaView {
     sms: bool,
     totp: bool,
@@ -53,24 +61,39 @@ impl From<&Account> for MeView {
     }
 }
 
+/// `GET /v1/me`: the citizen's account.
+#[utoipa::path(get, path = "/v1/me", operation_id = "get_me", tag = "auth", security(("bearer" = [])),
+    responses((status = 200, description = "The citizen's account", body = MeView), Unauthenticated))]
 pub async fn me(State(state): State<AppState>, auth: Authenticated) -> Result<impl IntoResponse, ApiError> {
     let (account, _) = common::current(&state, &auth).await?;
     Ok(ApiJson(MeView::from(&account.value)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Paging {
+    /// `next_cursor` of the previous page.
+    #[param(max_length = 64)]
     cursor: Option<String>,
+    /// Entries per page, 1–100 (smaller and larger values are clamped); default 50.
     limit: Option<usize>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = LoginHistoryPage)]
 pub struct HistoryPage {
     items: Vec<LoginAttempt>,
     next_cursor: Option<String>,
 }
 
+shared::problems!(HistoryErrors {
+    400 => ["validation_failed"],
+    401 => ["unauthorized", "invalid_token", "session_expired"],
+});
+
 /// Newest first, paged by the opaque cursor of SPEC §2.
+#[utoipa::path(get, path = "/v1/me/login-history", operation_id = "login_history", tag = "auth", security(("bearer" = [])), params(Paging),
+    responses((status = 200, description = "Login attempts, newest first", body = HistoryPage), HistoryErrors))]
 pub async fn login_history(State(state): State<AppState>, auth: Authenticated, ApiQuery(paging): ApiQuery<Paging>) -> Result<impl IntoResponse, ApiError> {
     common::current(&state, &auth).await?;
     let limit = paging.limit.unwrap_or(50).clamp(1, 100);
@@ -84,13 +107,28 @@ pub async fn login_history(State(state): State<AppState>, auth: Authenticated, A
     Ok(ApiJson(HistoryPage { items, next_cursor: page.last_key }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct ChangePasswordRequest {
+    #[schema(value_type = String, max_length = 128, format = Password)]
     current_password: PasswordText,
+    /// Checked against the password policy (SPEC §3.2), the last five passwords included.
+    #[schema(value_type = String, max_length = 1024, format = Password)]
     new_password: NewPasswordText,
 }
 
+shared::problems!(ChangePasswordErrors {
+    400 => ["validation_failed", "weak_password"],
+    401 => ["unauthorized", "invalid_token", "session_expired"],
+    403 => ["invalid_credentials"],
+    409 => ["concurrent_update"],
+    413 => ["payload_too_large"],
+    415 => ["unsupported_media_type"],
+    429 => ["rate_limited"],
+});
+
 /// Changes the password and revokes every other session (SPEC §3.7).
+#[utoipa::path(post, path = "/v1/me/password", operation_id = "change_password", tag = "auth", security(("bearer" = [])), request_body = ChangePasswordRequest,
+    responses((status = 204, description = "Password changed; other sessions revoked"), ChangePasswordErrors))]
 pub async fn change_password(State(state): State<AppState>, auth: Authenticated, ApiJson(req): ApiJson<ChangePasswordRequest>) -> Result<impl IntoResponse, ApiError> {
     let (account, _) = common::current(&state, &auth).await?;
     state.limiter.hit("password-change", auth.user_id(), Limit::per_hour(10)).await?;

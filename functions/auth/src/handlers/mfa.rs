@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use totp_rs::Secret;
 
 use shared::domain::Token;
@@ -20,13 +21,22 @@ use crate::secrets;
 use crate::store::{Account, Level, Versioned};
 use crate::{AppState, AuthState};
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct TotpOffer {
+    /// Base32, for typing into an authenticator by hand.
     secret: String,
+    /// `otpauth://totp/…`, for a QR code.
     otpauth_uri: String,
 }
 
+shared::problems!(EnrolErrors {
+    401 => ["unauthorized", "invalid_token", "session_expired"],
+    409 => ["totp_already_enabled", "concurrent_update"],
+});
+
 /// Offers a new secret; it takes effect once confirmed with a code from the authenticator.
+#[utoipa::path(post, path = "/v1/me/mfa/totp", operation_id = "totp_enrol", tag = "auth", security(("bearer" = [])),
+    responses((status = 200, description = "A new secret, pending confirmation", body = TotpOffer), EnrolErrors))]
 pub async fn totp_enrol(State(state): State<AppState>, auth: Authenticated) -> Result<impl IntoResponse, ApiError> {
     let secret = Secret::Raw(secrets::random_bytes(20)).to_encoded().to_string();
     let label = {
@@ -47,16 +57,31 @@ pub async fn totp_enrol(State(state): State<AppState>, auth: Authenticated) -> R
     Ok(ApiJson(TotpOffer { secret, otpauth_uri: totp.get_url() }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = TotpCodeRequest)]
 pub struct CodeRequest {
+    /// A code from the authenticator (disabling also takes a backup code).
+    #[schema(value_type = String, max_length = 256, example = "123456")]
     code: Token,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct BackupCodes {
+    /// Ten codes, each usable once as the method `backup_code`; shown only now.
     backup_codes: Vec<String>,
 }
 
+shared::problems!(TotpConfirmErrors {
+    400 => ["validation_failed", "otp_invalid"],
+    401 => ["unauthorized", "invalid_token", "session_expired"],
+    409 => ["totp_already_enabled", "totp_not_started", "concurrent_update"],
+    413 => ["payload_too_large"],
+    415 => ["unsupported_media_type"],
+});
+
+/// `POST /v1/me/mfa/totp/confirm`: a code from the authenticator turns TOTP on.
+#[utoipa::path(post, path = "/v1/me/mfa/totp/confirm", operation_id = "totp_confirm", tag = "auth", security(("bearer" = [])), request_body = CodeRequest,
+    responses((status = 200, description = "TOTP on; the backup codes", body = BackupCodes), TotpConfirmErrors))]
 pub async fn totp_confirm(State(state): State<AppState>, auth: Authenticated, ApiJson(req): ApiJson<CodeRequest>) -> Result<impl IntoResponse, ApiError> {
     let codes = secrets::new_backup_codes();
     let hashes: Vec<String> = codes.iter().map(|c| secrets::backup_code_hash(&state.index_key, auth.user_id(), c)).collect();
@@ -77,6 +102,18 @@ pub async fn totp_confirm(State(state): State<AppState>, auth: Authenticated, Ap
     Ok(ApiJson(BackupCodes { backup_codes: codes }))
 }
 
+shared::problems!(TotpDisableErrors {
+    400 => ["validation_failed", "otp_invalid"],
+    401 => ["unauthorized", "invalid_token", "session_expired"],
+    403 => ["level_requires_mfa"],
+    409 => ["totp_not_enabled", "concurrent_update"],
+    413 => ["payload_too_large"],
+    415 => ["unsupported_media_type"],
+});
+
+/// `DELETE /v1/me/mfa/totp`: a current TOTP or backup code turns TOTP off.
+#[utoipa::path(delete, path = "/v1/me/mfa/totp", operation_id = "totp_disable", tag = "auth", security(("bearer" = [])), request_body = CodeRequest,
+    responses((status = 204, description = "TOTP off; backup codes void"), TotpDisableErrors))]
 pub async fn totp_disable(State(state): State<AppState>, auth: Authenticated, ApiJson(req): ApiJson<CodeRequest>) -> Result<impl IntoResponse, ApiError> {
     let (account, _) = common::current(&state, &auth).await?;
     if !account.value.totp_enabled() {
@@ -102,17 +139,30 @@ pub async fn totp_disable(State(state): State<AppState>, auth: Authenticated, Ap
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct SmsSwitch {
     enabled: bool,
 }
 
-#[derive(Serialize)]
+/// Which second factors are on.
+#[derive(Serialize, ToSchema)]
 pub struct MfaState {
     sms: bool,
     totp: bool,
 }
 
+shared::problems!(SmsSwitchErrors {
+    400 => ["validation_failed"],
+    401 => ["unauthorized", "invalid_token", "session_expired"],
+    403 => ["level_requires_mfa"],
+    409 => ["phone_not_confirmed", "concurrent_update"],
+    413 => ["payload_too_large"],
+    415 => ["unsupported_media_type"],
+});
+
+/// `PUT /v1/me/mfa/sms`: the SMS second factor on or off (off needs another factor at `confirmed`).
+#[utoipa::path(put, path = "/v1/me/mfa/sms", operation_id = "sms_switch", tag = "auth", security(("bearer" = [])), request_body = SmsSwitch,
+    responses((status = 200, description = "The second factors now on", body = MfaState), SmsSwitchErrors))]
 pub async fn sms_switch(State(state): State<AppState>, auth: Authenticated, ApiJson(req): ApiJson<SmsSwitch>) -> Result<impl IntoResponse, ApiError> {
     let account = update_account(&state, &auth, |a| {
         if req.enabled == a.mfa.sms {

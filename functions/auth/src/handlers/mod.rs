@@ -11,4 +11,5 @@ pub mod wellknown;
 
 mod budget;
 mod common;
+mod schemas;
 mod unknown;

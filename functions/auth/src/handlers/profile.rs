@@ -6,6 +6,7 @@ use axum::extract::State;
 use axum::response::IntoResponse;
 use chrono::{NaiveDate, Utc};
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 use shared::domain::{FieldError, Inn, Passport, PassportInput, Snils};
 use shared::events::{Event, EventPayload};
@@ -14,27 +15,52 @@ use shared::identity::{Gender, Level, Profile, Verification};
 use shared::ports::{Condition, KvError, TxOp};
 
 use super::common::{self, MAX_RETRIES};
+use super::schemas::{Gender as GenderSchema, PassportView, ProfileView};
 use crate::store::{self, LoginIndex};
 use crate::AppState;
 
-#[derive(Deserialize)]
+/// Every field is checked and each broken one reported (missing ones too) in `errors[]`.
+#[derive(Deserialize, ToSchema)]
 pub struct ProfileRequest {
     #[serde(default)]
+    #[schema(required = true, max_length = 100, example = "Иванова")]
     last_name: String,
     #[serde(default)]
+    #[schema(required = true, max_length = 100, example = "Анна")]
     first_name: String,
+    #[schema(max_length = 100, example = "Сергеевна")]
     middle_name: Option<String>,
+    /// `YYYY-MM-DD`, not in the future.
     #[serde(default)]
+    #[schema(required = true, format = Date, example = "1990-05-17")]
     birth_date: String,
     #[serde(default)]
+    #[schema(required = true, value_type = GenderSchema)]
     gender: String,
+    /// 11 digits with a valid checksum, bare or `XXX-XXX-XXX YY`.
     #[serde(default)]
+    #[schema(required = true, example = "112-233-445 95")]
     snils: String,
+    /// 12 digits with valid check digits.
+    #[schema(example = "500100732259")]
     inn: Option<String>,
     #[serde(default)]
+    #[schema(required = true, value_type = PassportView)]
     passport: PassportInput,
 }
 
+shared::problems!(ProfileErrors {
+    400 => ["validation_failed"],
+    401 => ["unauthorized", "invalid_token", "session_expired"],
+    409 => ["concurrent_update"],
+    413 => ["payload_too_large"],
+    415 => ["unsupported_media_type"],
+});
+
+/// `PUT /v1/me/profile`: stores the personal data and asks the registry agency to verify it;
+/// changed core data drops a verified level back to `simplified`.
+#[utoipa::path(put, path = "/v1/me/profile", operation_id = "put_profile", tag = "auth", security(("bearer" = [])), request_body = ProfileRequest,
+    responses((status = 200, description = "The stored profile with its verification request", body = ProfileView), ProfileErrors))]
 pub async fn put_profile(State(state): State<AppState>, auth: Authenticated, ApiJson(req): ApiJson<ProfileRequest>) -> Result<impl IntoResponse, ApiError> {
     let parsed = parse(&req)?;
     let registry_agency_id = state.settings.registry_agency_id.clone();

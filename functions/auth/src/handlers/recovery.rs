@@ -5,6 +5,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use shared::domain::{FieldError, LoginText, NewPasswordText, Token};
 use shared::events::{Destination, Event, EventPayload, OtpPurpose};
@@ -20,17 +21,28 @@ use crate::secrets;
 use crate::store::{self, AttemptResult, FlowKind};
 use crate::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct RecoverRequest {
+    /// A phone, an email or a SNILS.
+    #[schema(value_type = String, max_length = 320, example = "anna@example.ru")]
     login: LoginText,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct RecoverStarted {
     flow_id: String,
 }
 
+shared::problems!(RecoverErrors {
+    400 => ["validation_failed"],
+    413 => ["payload_too_large"],
+    415 => ["unsupported_media_type"],
+    429 => ["rate_limited"],
+});
+
 /// Always 202 with a flow id: an unknown login gets a decoy flow that no code completes.
+#[utoipa::path(post, path = "/v1/auth/password/recover", operation_id = "password_recover", tag = "auth", request_body = RecoverRequest,
+    responses((status = 202, description = "A code went to the account's contact, if there is such an account", body = RecoverStarted), RecoverErrors))]
 pub async fn recover(State(state): State<AppState>, ip: ClientIp, ApiJson(req): ApiJson<RecoverRequest>) -> Result<impl IntoResponse, ApiError> {
     state.limiter.hit("recover-ip", &ip.0.to_string(), state.settings.recover_per_ip).await?;
     let now = Utc::now();
@@ -61,14 +73,33 @@ pub async fn recover(State(state): State<AppState>, ip: ClientIp, ApiJson(req): 
     Ok((StatusCode::ACCEPTED, ApiJson(RecoverStarted { flow_id: flow.flow_id })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct RecoverConfirmRequest {
+    #[schema(value_type = String, max_length = 256)]
     flow_id: Token,
+    #[schema(value_type = String, max_length = 256, example = "123456")]
     code: Token,
+    /// Checked against the password policy (SPEC §3.2), the last five passwords included.
+    #[schema(value_type = String, max_length = 1024, format = Password)]
     new_password: NewPasswordText,
+    /// Required when the account has TOTP: a TOTP code or a backup code.
+    #[schema(value_type = Option<String>, max_length = 256)]
     totp_code: Option<Token>,
 }
 
+shared::problems!(RecoverConfirmErrors {
+    400 => ["validation_failed", "otp_invalid", "weak_password"],
+    409 => ["concurrent_update"],
+    410 => ["otp_expired"],
+    413 => ["payload_too_large"],
+    415 => ["unsupported_media_type"],
+    429 => ["rate_limited", "otp_attempts_exceeded"],
+});
+
+/// `POST /v1/auth/password/recover/confirm`: sets the password, unlocks the account and ends
+/// every session.
+#[utoipa::path(post, path = "/v1/auth/password/recover/confirm", operation_id = "password_recover_confirm", tag = "auth", request_body = RecoverConfirmRequest,
+    responses((status = 204, description = "Password set, account unlocked, sessions revoked"), RecoverConfirmErrors))]
 pub async fn confirm(State(state): State<AppState>, ip: ClientIp, ua: UserAgent, ApiJson(req): ApiJson<RecoverConfirmRequest>) -> Result<impl IntoResponse, ApiError> {
     state.limiter.hit("code-confirm-ip", &ip.0.to_string(), Limit::per_minute(30)).await?;
     let now = Utc::now();

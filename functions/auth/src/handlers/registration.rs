@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use shared::domain::{Email, FieldError, LoginText, NewPasswordText, Phone, Token};
 use shared::events::{Destination, Event, EventPayload, OtpPurpose};
@@ -20,16 +21,24 @@ use crate::secrets;
 use crate::store::{self, Account, FlowKind, Level, LoginIndex, MfaSettings};
 use crate::{AppState, Tokens};
 
-#[derive(Deserialize)]
+/// Exactly one of `phone` and `email`.
+#[derive(Deserialize, ToSchema)]
 pub struct RegisterRequest {
+    /// Russian mobile number in any common notation; normalised to `+7XXXXXXXXXX`.
+    #[schema(value_type = Option<String>, max_length = 320, example = "+7 (999) 123-45-67")]
     phone: Option<LoginText>,
+    #[schema(value_type = Option<String>, max_length = 320, example = "anna@example.ru")]
     email: Option<LoginText>,
+    /// Checked against the password policy (SPEC §3.2).
+    #[schema(value_type = String, max_length = 1024, format = Password, example = "Zv!ezda-Pol3")]
     password: NewPasswordText,
     #[serde(default)]
     consents: Consents,
 }
 
-#[derive(Deserialize, Default)]
+/// Both must be `true`.
+#[derive(Deserialize, Default, ToSchema)]
+#[schema(as = RegistrationConsents)]
 struct Consents {
     #[serde(default)]
     terms: bool,
@@ -37,14 +46,36 @@ struct Consents {
     personal_data: bool,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct FlowStarted {
     flow_id: String,
+    /// Where the code went; never named for recovery flows.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Channel>)]
     channel: Option<&'static str>,
     expires_at: DateTime<Utc>,
 }
 
+/// The channel a one-time code goes through.
+#[derive(ToSchema)]
+#[schema(as = OtpChannel, rename_all = "snake_case")]
+#[allow(dead_code)]
+enum Channel {
+    Sms,
+    Email,
+}
+
+shared::problems!(RegisterErrors {
+    400 => ["validation_failed", "consent_required", "weak_password"],
+    413 => ["payload_too_large"],
+    415 => ["unsupported_media_type"],
+    429 => ["rate_limited"],
+});
+
+/// `POST /v1/auth/register`: a code to the phone or email; a known contact gets the same
+/// answer and its owner a warning instead.
+#[utoipa::path(post, path = "/v1/auth/register", operation_id = "register", tag = "auth", request_body = RegisterRequest,
+    responses((status = 202, description = "Code sent (or, for a known contact, the owner warned)", body = FlowStarted), RegisterErrors))]
 pub async fn register(State(state): State<AppState>, ip: ClientIp, ApiJson(req): ApiJson<RegisterRequest>) -> Result<impl IntoResponse, ApiError> {
     state.limiter.hit("register-ip", &ip.0.to_string(), state.settings.register_per_ip).await?;
     let destination = match (req.phone.as_deref(), req.email.as_deref()) {
@@ -82,19 +113,36 @@ pub async fn register(State(state): State<AppState>, ip: ClientIp, ApiJson(req):
     Ok((StatusCode::ACCEPTED, ApiJson(FlowStarted { flow_id: flow.flow_id, channel: Some(channel_of(&destination)), expires_at: flow.expires_at })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = RegistrationConfirmRequest)]
 pub struct ConfirmRequest {
+    #[schema(value_type = String, max_length = 256)]
     flow_id: Token,
+    #[schema(value_type = String, max_length = 256, example = "123456")]
     code: Token,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct Registered {
     user_id: String,
+    /// Always `simplified` for a new account.
+    #[schema(value_type = String, example = "simplified")]
     level: &'static str,
     tokens: Tokens,
 }
 
+shared::problems!(ConfirmErrors {
+    400 => ["validation_failed", "otp_invalid"],
+    409 => ["already_registered"],
+    410 => ["otp_expired"],
+    413 => ["payload_too_large"],
+    415 => ["unsupported_media_type"],
+    429 => ["rate_limited", "otp_attempts_exceeded"],
+});
+
+/// `POST /v1/auth/register/confirm`: the code creates the account and opens a session.
+#[utoipa::path(post, path = "/v1/auth/register/confirm", operation_id = "register_confirm", tag = "auth", request_body = ConfirmRequest,
+    responses((status = 201, description = "Account created, signed in", body = Registered), ConfirmErrors))]
 pub async fn confirm(State(state): State<AppState>, ip: ClientIp, ua: UserAgent, ApiJson(req): ApiJson<ConfirmRequest>) -> Result<impl IntoResponse, ApiError> {
     state.limiter.hit("code-confirm-ip", &ip.0.to_string(), Limit::per_minute(30)).await?;
     let now = Utc::now();
@@ -152,13 +200,25 @@ pub async fn confirm(State(state): State<AppState>, ip: ClientIp, ua: UserAgent,
     Ok((StatusCode::CREATED, ApiJson(Registered { user_id, level: Level::Simplified.as_str(), tokens })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct ResendRequest {
+    #[schema(value_type = String, max_length = 256)]
     flow_id: Token,
 }
 
+shared::problems!(ResendErrors {
+    400 => ["validation_failed"],
+    409 => ["resend_unavailable"],
+    410 => ["otp_expired"],
+    413 => ["payload_too_large"],
+    415 => ["unsupported_media_type"],
+    429 => ["rate_limited"],
+});
+
 /// A new code for a registration, recovery or SMS login flow: no sooner than the resend
 /// interval, within the hourly cap per destination; the account's failure counters stay.
+#[utoipa::path(post, path = "/v1/auth/otp/resend", operation_id = "otp_resend", tag = "auth", request_body = ResendRequest,
+    responses((status = 202, description = "A new code sent; the flow's expiry moved", body = FlowStarted), ResendErrors))]
 pub async fn resend(State(state): State<AppState>, ApiJson(req): ApiJson<ResendRequest>) -> Result<impl IntoResponse, ApiError> {
     let now = Utc::now();
     let flow = common::load_flow(&state, &req.flow_id).await?;

@@ -5,27 +5,41 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use shared::domain::Token;
 use shared::http::{ApiError, ApiJson, ApiPath, ApiQuery, Authenticated};
 use shared::ports::{Condition, KvError};
 
-use super::common::{self, MAX_RETRIES};
+use super::common::{self, MAX_RETRIES, Unauthenticated};
 use crate::errors;
 use crate::secrets;
 use crate::store::{self, RefreshRecord, Session};
 use crate::{AppState, Tokens};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct RefreshRequest {
+    #[schema(value_type = String, max_length = 256)]
     refresh_token: Token,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct Refreshed {
     tokens: Tokens,
 }
 
+shared::problems!(RefreshErrors {
+    400 => ["validation_failed"],
+    401 => ["invalid_token", "token_reused", "session_expired"],
+    409 => ["concurrent_update"],
+    413 => ["payload_too_large"],
+    415 => ["unsupported_media_type"],
+    423 => ["account_locked"],
+});
+
+/// `POST /v1/auth/token/refresh`: rotates the refresh token; a used one revokes its session.
+#[utoipa::path(post, path = "/v1/auth/token/refresh", operation_id = "token_refresh", tag = "auth", request_body = RefreshRequest,
+    responses((status = 200, description = "New tokens; the presented refresh token is spent", body = Refreshed), RefreshErrors))]
 pub async fn refresh(State(state): State<AppState>, ApiJson(req): ApiJson<RefreshRequest>) -> Result<impl IntoResponse, ApiError> {
     if req.refresh_token.len() > 128 {
         return Err(errors::invalid_refresh_token());
@@ -76,6 +90,9 @@ pub async fn refresh(State(state): State<AppState>, ApiJson(req): ApiJson<Refres
     Err(common::busy())
 }
 
+/// `POST /v1/auth/logout`: ends the current session and its refresh token.
+#[utoipa::path(post, path = "/v1/auth/logout", operation_id = "logout", tag = "auth", security(("bearer" = [])),
+    responses((status = 204, description = "Session ended"), Unauthenticated))]
 pub async fn logout(State(state): State<AppState>, auth: Authenticated) -> Result<impl IntoResponse, ApiError> {
     let (_, session) = common::current(&state, &auth).await?;
     state.kv.delete(&store::user_pk(auth.user_id()), &store::session_sk(&session.value.session_id), Condition::None).await?;
@@ -83,7 +100,7 @@ pub async fn logout(State(state): State<AppState>, auth: Authenticated) -> Resul
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct SessionView {
     session_id: String,
     created_at: DateTime<Utc>,
@@ -93,21 +110,32 @@ pub struct SessionView {
     current: bool,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct SessionList {
     items: Vec<SessionView>,
     next_cursor: Option<String>,
 }
 
-#[derive(Deserialize)]
+/// Accepted for the list convention (SPEC §2); the list is always one page.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Paging {
+    /// Ignored: there is never a next page.
     #[allow(dead_code)]
     cursor: Option<String>,
+    /// Ignored: every live session is listed.
     #[allow(dead_code)]
     limit: Option<usize>,
 }
 
+shared::problems!(ListErrors {
+    400 => ["validation_failed"],
+    401 => ["unauthorized", "invalid_token", "session_expired"],
+});
+
 /// Live sessions, newest first. A citizen has few sessions, so the list is one page.
+#[utoipa::path(get, path = "/v1/me/sessions", operation_id = "list_sessions", tag = "auth", security(("bearer" = [])), params(Paging),
+    responses((status = 200, description = "Live sessions, newest first", body = SessionList), ListErrors))]
 pub async fn list(State(state): State<AppState>, auth: Authenticated, ApiQuery(_paging): ApiQuery<Paging>) -> Result<impl IntoResponse, ApiError> {
     let (account, _) = common::current(&state, &auth).await?;
     let now = Utc::now();
@@ -128,6 +156,15 @@ pub async fn list(State(state): State<AppState>, auth: Authenticated, ApiQuery(_
     Ok(ApiJson(SessionList { items, next_cursor: None }))
 }
 
+shared::problems!(RevokeErrors {
+    401 => ["unauthorized", "invalid_token", "session_expired"],
+    404 => ["not_found"],
+});
+
+/// `DELETE /v1/me/sessions/{id}`: ends one of the citizen's sessions; any other id is 404.
+#[utoipa::path(delete, path = "/v1/me/sessions/{id}", operation_id = "revoke_session", tag = "auth", security(("bearer" = [])),
+    params(("id" = String, Path, description = "`session_id` from the session list", max_length = 32, pattern = "^[A-Za-z0-9]+$")),
+    responses((status = 204, description = "Session ended"), RevokeErrors))]
 pub async fn revoke(State(state): State<AppState>, auth: Authenticated, ApiPath(id): ApiPath<String>) -> Result<impl IntoResponse, ApiError> {
     common::current(&state, &auth).await?;
     if id.len() > 32 || !id.chars().all(|c| c.is_ascii_alphanumeric()) {
