@@ -7,7 +7,6 @@ use axum::http::StatusCode;
 use serde_json::{Value, json};
 
 use shared::events::EventPayload;
-use shared::ports::KeyValue;
 
 use common::{Harness, PASSWORD};
 

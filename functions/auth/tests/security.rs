@@ -146,11 +146,15 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// two more commits: login +13 %, recovery (store work) more than the unknown one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_and_known_logins_take_the_same_time() {
-    let mut settings = auth::Settings::default();
-    settings.codes_per_destination_hourly = 10_000;
-    settings.max_failed_logins = 10_000;
     let unlimited = shared::http::rate_limit::Limit::per_minute(100_000);
-    (settings.login_per_ip, settings.login_per_account, settings.recover_per_ip) = (unlimited, unlimited, unlimited);
+    let settings = auth::Settings {
+        codes_per_destination_hourly: 10_000,
+        max_failed_logins: 10_000,
+        login_per_ip: unlimited,
+        login_per_account: unlimited,
+        recover_per_ip: unlimited,
+        ..auth::Settings::default()
+    };
     let h = Harness::with_settings(settings).await;
     h.registered("timing@example.ru").await;
     let pairs = 60;
