@@ -28,11 +28,11 @@ pub fn dev_api(outbox: Option<Arc<DevOutbox>>) -> OpenApiRouter {
 
 /// `GET /docs`: Swagger UI over `/openapi.json`, its assets vendored (infra/runner/assets).
 pub fn docs_routes() -> Router {
-    const PAGE: &str = r#"<!doctype html>
+    const PAGE: &str = r##"<!doctype html>
 <html lang="ru"><head><meta charset="utf-8"><title>API — Госуслуги (модель)</title>
 <link rel="stylesheet" href="/docs/swagger-ui.css"></head>
 <body><div id="ui"></div><script src="/docs/swagger-ui-bundle.js"></script>
-<script>window.ui = SwaggerUIBundle({url: "/openapi.json", dom_id: "#ui"});</script></body></html>"#;
+<script>window.ui = SwaggerUIBundle({url: "/openapi.json", dom_id: "#ui"});</script></body></html>"##;
     const SCRIPT: &[u8] = include_bytes!("../assets/swagger-ui/swagger-ui-bundle.js");
     const STYLE: &[u8] = include_bytes!("../assets/swagger-ui/swagger-ui.css");
     Router::new()
