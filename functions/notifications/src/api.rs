@@ -16,10 +16,10 @@ const MAX_ATTEMPTS: usize = 5;
 const DEFAULT_PAGE: usize = 20;
 const MAX_PAGE: usize = 100;
 
-shared::problems!(Unauthenticated { 401 => ["unauthorized", "invalid_token", "session_expired"], 429 => ["rate_limited"] });
-shared::problems!(UpdateErrors { 400 => ["validation_failed"], 401 => ["unauthorized", "invalid_token", "session_expired"], 409 => ["concurrent_update"], 422 => ["validation_failed"], 429 => ["rate_limited"] });
-shared::problems!(ListErrors { 400 => ["validation_failed"], 401 => ["unauthorized", "invalid_token", "session_expired"], 429 => ["rate_limited"] });
-shared::problems!(MarkReadErrors { 400 => ["validation_failed"], 401 => ["unauthorized", "invalid_token", "session_expired"], 404 => ["not_found"], 429 => ["rate_limited"] });
+shared::problems!(Unauthenticated { 401 => ["unauthorized", "invalid_token", "session_expired"] });
+shared::problems!(UpdateErrors { 400 => ["validation_failed"], 401 => ["unauthorized", "invalid_token", "session_expired"], 409 => ["concurrent_update"], 413 => ["payload_too_large"], 415 => ["unsupported_media_type"], 422 => ["validation_failed"] });
+shared::problems!(ListErrors { 400 => ["validation_failed"], 401 => ["unauthorized", "invalid_token", "session_expired"] });
+shared::problems!(MarkReadErrors { 400 => ["validation_failed"], 401 => ["unauthorized", "invalid_token", "session_expired"], 404 => ["not_found"] });
 
 /// `GET /v1/me/notification-settings`: every category with every channel.
 #[utoipa::path(get, path = "/v1/me/notification-settings", tag = "notifications", security(("bearer" = [])),

@@ -37,7 +37,14 @@ impl States {
         let documents = Arc::new(documents::DocumentsState::new(adapters.kv.clone(), adapters.objects.clone(), relay.clone(), documents_settings));
         let documents_api = documents::Api::new(documents.clone(), adapters.require_keys()?.as_ref(), agencies.clone());
         let catalogue = Arc::new(applications::Catalogue::load(&agencies)?);
-        let applications = Arc::new(applications::ApplicationsState::new(adapters.kv.clone(), relay, auth.verifier.clone(), catalogue, agencies, adapters.require_index_key()?));
+        let mut budget = applications::WRITE_BUDGET;
+        if let Some(n) = runner.writes_per_minute {
+            budget.writes = shared::http::Limit::per_minute(n);
+        }
+        if let Some(n) = runner.drafts_per_hour {
+            budget.creations = shared::http::Limit::per_hour(n);
+        }
+        let applications = Arc::new(applications::ApplicationsState::new(adapters.kv.clone(), relay, auth.verifier.clone(), catalogue, agencies, adapters.require_index_key()?).with_write_budget(budget));
         Ok(Self { auth, notifications, documents, documents_api, applications })
     }
 

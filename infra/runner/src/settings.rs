@@ -21,6 +21,10 @@ pub struct RunnerSettings {
     pub inline_relay: bool,
     /// `OUTBOX_SWEEP_SECONDS`, default 5.
     pub sweep_every: Duration,
+    /// `CITIZEN_WRITES_PER_MINUTE` / `CITIZEN_DRAFTS_PER_HOUR`: the applications write budget
+    /// (SPEC defaults when unset); API testers that drive one citizen hard raise them.
+    pub writes_per_minute: Option<u64>,
+    pub drafts_per_hour: Option<u64>,
 }
 
 impl RunnerSettings {
@@ -44,7 +48,11 @@ impl RunnerSettings {
             Some(raw) => Duration::from_secs(raw.trim().parse::<u64>().ok().filter(|s| *s > 0).ok_or_else(|| format!("OUTBOX_SWEEP_SECONDS must be a positive number of seconds, not `{raw}`"))?),
             None => Duration::from_secs(5),
         };
-        Ok(Self { bind, public_base_url, issuer, inline_relay, sweep_every })
+        let count = |name: &str| -> Result<Option<u64>, BoxError> {
+            var(name).map(|raw| raw.trim().parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(|| format!("{name} must be a positive whole number, not `{raw}`").into())).transpose()
+        };
+        let (writes_per_minute, drafts_per_hour) = (count("CITIZEN_WRITES_PER_MINUTE")?, count("CITIZEN_DRAFTS_PER_HOUR")?);
+        Ok(Self { bind, public_base_url, issuer, inline_relay, sweep_every, writes_per_minute, drafts_per_hour })
     }
 }
 
@@ -65,7 +73,7 @@ mod tests {
 
     #[test]
     fn a_bad_value_names_its_variable() {
-        for (name, value) in [("BIND_ADDR", "localhost"), ("OUTBOX_INLINE_RELAY", "yes"), ("OUTBOX_SWEEP_SECONDS", "soon"), ("OUTBOX_SWEEP_SECONDS", "0")] {
+        for (name, value) in [("BIND_ADDR", "localhost"), ("OUTBOX_INLINE_RELAY", "yes"), ("OUTBOX_SWEEP_SECONDS", "soon"), ("OUTBOX_SWEEP_SECONDS", "0"), ("CITIZEN_WRITES_PER_MINUTE", "-1")] {
             let error = parse(&[(name, value)]).unwrap_err().to_string();
             assert!(error.contains(name), "{name}={value}: {error}");
         }
