@@ -142,7 +142,9 @@ impl Registry {
         let mut seen = HashSet::new();
         let mut agencies = Vec::with_capacity(document.agencies.len());
         for entry in document.agencies {
-            let valid_id = !entry.id.is_empty() && entry.id.len() <= 64 && entry.id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+            let valid_id = !entry.id.is_empty()
+                && entry.id.len() <= 64
+                && entry.id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
             if !valid_id {
                 return Err(RegistryError::Malformed(format!("agency id {:?} must be 1-64 of [a-z0-9_-]", entry.id)));
             }
@@ -152,12 +154,8 @@ impl Registry {
             if entry.name.trim().is_empty() {
                 return Err(RegistryError::Malformed(format!("agency {} has no name", entry.id)));
             }
-            let secrets = entry
-                .webhook_secret
-                .iter()
-                .chain(entry.webhook_secrets.iter())
-                .map(|secret| parse_secret(&entry.id, secret))
-                .collect::<Result<Vec<_>, _>>()?;
+            let secrets =
+                entry.webhook_secret.iter().chain(entry.webhook_secrets.iter()).map(|secret| parse_secret(&entry.id, secret)).collect::<Result<Vec<_>, _>>()?;
             if secrets.is_empty() {
                 return Err(RegistryError::Malformed(format!("agency {} has no webhook secret", entry.id)));
             }
@@ -203,11 +201,7 @@ pub const TIMESTAMP_TOLERANCE_SECONDS: i128 = 5 * 60;
 /// Checks `webhook-timestamp` before the signature library sees it: the library subtracts it
 /// from the current time in plain `i64`, which overflows (and panics) on extreme values.
 fn check_timestamp(headers: &HeaderMap, now: i64) -> Result<(), ApiError> {
-    let timestamp = headers
-        .get("webhook-timestamp")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<i64>().ok())
-        .ok_or_else(signature_invalid)?;
+    let timestamp = headers.get("webhook-timestamp").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<i64>().ok()).ok_or_else(signature_invalid)?;
     if (i128::from(now) - i128::from(timestamp)).abs() > TIMESTAMP_TOLERANCE_SECONDS {
         return Err(timestamp_out_of_tolerance());
     }
@@ -566,7 +560,14 @@ mod tests {
             calls.fetch_add(1, Ordering::SeqCst);
             let current = kv.get("COUNTER", "C").await?;
             let condition = current.as_ref().map_or(Condition::NotExists, |i| Condition::VersionIs(i.version));
-            let event = Event::new(None, crate::events::EventPayload::IdentityLevelChanged { level: "standard".into(), previous_level: "simplified".into(), reason: "registry_verified".into() });
+            let event = Event::new(
+                None,
+                crate::events::EventPayload::IdentityLevelChanged {
+                    level: "standard".into(),
+                    previous_level: "simplified".into(),
+                    reason: "registry_verified".into(),
+                },
+            );
             Ok(Decision::Apply {
                 ops: vec![TxOp::Put { item: Item::new("COUNTER", "C", Vec::new()), condition }],
                 events: vec![event],

@@ -175,7 +175,20 @@ impl Adapters {
                     Some(outbox) => (Arc::new(Tee::new(sms_real, outbox.clone())), Arc::new(Tee::new(email_real, outbox.clone()))),
                     None => (sms_real, email_real),
                 };
-                Ok(Self { kv, events_queue, uploads_queue, objects, file_objects: None, sms, email, keys, index_key, dev_outbox, database: None, aws: Some(sdk) })
+                Ok(Self {
+                    kv,
+                    events_queue,
+                    uploads_queue,
+                    objects,
+                    file_objects: None,
+                    sms,
+                    email,
+                    keys,
+                    index_key,
+                    dev_outbox,
+                    database: None,
+                    aws: Some(sdk),
+                })
             }
         }
     }

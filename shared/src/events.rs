@@ -79,13 +79,7 @@ pub enum EventPayload {
         comment: Option<String>,
     },
     #[serde(rename = "application.message")]
-    ApplicationMessage {
-        application_id: String,
-        number: Option<String>,
-        service_title: String,
-        from_agency: bool,
-        preview: String,
-    },
+    ApplicationMessage { application_id: String, number: Option<String>, service_title: String, from_agency: bool, preview: String },
     /// Addressed to the registry agency, which must answer naming `request_id` (SPEC §3.8);
     /// the citizen gets an inbox note. `profile` is exactly the data to verify.
     #[serde(rename = "identity.verification_requested")]

@@ -138,7 +138,6 @@ impl Account {
     }
 }
 
-
 /// The citizen's personal data (SPEC §3.8), verified by a registry agency for `standard`.
 /// Domain types re-validate on every read and mask themselves in `Debug`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]

@@ -27,9 +27,7 @@ pub async fn serve(router: Router) -> Result<(), BoxError> {
 
 /// Serves `router` on an already bound listener until SIGINT/SIGTERM.
 pub async fn serve_plain(listener: tokio::net::TcpListener, router: Router) -> Result<(), BoxError> {
-    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(shutdown_signal()).await?;
     Ok(())
 }
 

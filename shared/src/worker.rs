@@ -103,9 +103,7 @@ pub async fn run_consumer(queue: Arc<dyn Queue>, handler: Arc<dyn MessageHandler
                 }
             }
         };
-        futures::stream::iter(batch)
-            .for_each_concurrent(concurrency, |message| settle(queue.as_ref(), handler.as_ref(), &opts, message))
-            .await;
+        futures::stream::iter(batch).for_each_concurrent(concurrency, |message| settle(queue.as_ref(), handler.as_ref(), &opts, message)).await;
     }
     tracing::info!("queue consumer stopped");
 }
@@ -128,7 +126,13 @@ async fn settle(queue: &dyn Queue, handler: &dyn MessageHandler, opts: &Consumer
             release(queue, message_id, &message.receipt, delay).await;
         }
         Err(HandlerError::Reject(reason)) => {
-            tracing::error!(message_id, receive_count, reason, outcome = "reject", "message rejected; it goes to the dead-letter queue after its last delivery");
+            tracing::error!(
+                message_id,
+                receive_count,
+                reason,
+                outcome = "reject",
+                "message rejected; it goes to the dead-letter queue after its last delivery"
+            );
             release(queue, message_id, &message.receipt, Duration::ZERO).await;
         }
     }
@@ -439,7 +443,10 @@ mod tests {
 
         assert_eq!(queue.acked(), vec![fine.await.unwrap()], "messages after the panic are still handled");
         assert_eq!(queue.dead(), vec!["panic".to_owned()]);
-        assert_eq!(queue.releases(), vec![(poison.clone(), Duration::from_secs(2)), (poison.clone(), Duration::from_secs(4)), (poison, Duration::from_secs(8))]);
+        assert_eq!(
+            queue.releases(),
+            vec![(poison.clone(), Duration::from_secs(2)), (poison.clone(), Duration::from_secs(4)), (poison, Duration::from_secs(8))]
+        );
         assert_eq!(handler.calls("panic"), 3);
     }
 

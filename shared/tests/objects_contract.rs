@@ -90,13 +90,7 @@ async fn s3_store() -> Option<Fixture> {
         let bucket = format!("objects-contract-{}", ulid::Ulid::new().to_string().to_lowercase());
         let store = S3ObjectStore::from_sdk_config(&sdk_config().await, &bucket);
         store.client().create_bucket().bucket(&bucket).send().await.expect("create bucket");
-        return Some(Fixture {
-            store: Arc::new(store.clone()),
-            http: reqwest::Client::new(),
-            created: Arc::default(),
-            s3: Some(store),
-            _dir: None,
-        });
+        return Some(Fixture { store: Arc::new(store.clone()), http: reqwest::Client::new(), created: Arc::default(), s3: Some(store), _dir: None });
     }
     assert!(std::env::var("REQUIRE_AWS_EMULATOR").as_deref() != Ok("1"), "REQUIRE_AWS_EMULATOR=1 but AWS_ENDPOINT_URL is not set");
     eprintln!("skipping S3 contract test: AWS_ENDPOINT_URL is not set");

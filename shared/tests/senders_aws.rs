@@ -24,10 +24,7 @@ async fn sns_publishes_an_sms_that_the_emulator_records() {
     sms.send_sms("+79990001122", &text).await.expect("publish");
 
     let recorded = moto_models(&endpoint, "sns", "SMS").await;
-    assert!(
-        recorded.iter().any(|m| m["phone_number"] == "+79990001122" && m["message"] == text.as_str()),
-        "the emulator has no such SMS"
-    );
+    assert!(recorded.iter().any(|m| m["phone_number"] == "+79990001122" && m["message"] == text.as_str()), "the emulator has no such SMS");
 }
 
 #[tokio::test]

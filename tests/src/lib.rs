@@ -69,15 +69,10 @@ impl Runner {
     /// Starts a runner with extra environment (e.g. `("OTP_RESEND_SECONDS", "1")`), which
     /// overrides anything the harness sets.
     pub async fn start_with(env: &[(&str, &str)]) -> Runner {
-        let scratch = tempfile::Builder::new()
-            .prefix("e2e-runner-")
-            .tempdir()
-            .expect("create a scratch directory for the runner");
+        let scratch = tempfile::Builder::new().prefix("e2e-runner-").tempdir().expect("create a scratch directory for the runner");
         let backend = Backend::from_env();
-        let mut launch_env: Vec<(String, String)> = vec![
-            ("DATA_DIR".into(), scratch.path().join("data").display().to_string()),
-            ("DEV_OUTBOX".into(), "1".into()),
-        ];
+        let mut launch_env: Vec<(String, String)> =
+            vec![("DATA_DIR".into(), scratch.path().join("data").display().to_string()), ("DEV_OUTBOX".into(), "1".into())];
         match backend {
             Backend::Embedded => launch_env.push(("BACKEND".into(), "embedded".into())),
             Backend::Aws => {
@@ -113,7 +108,12 @@ impl Runner {
         runner
     }
 
-    fn launch(scratch: TempDir, launch_env: Vec<(String, String)>, forwarded_for: Option<String>, issued_codes: Arc<Mutex<HashSet<(String, String)>>>) -> Runner {
+    fn launch(
+        scratch: TempDir,
+        launch_env: Vec<(String, String)>,
+        forwarded_for: Option<String>,
+        issued_codes: Arc<Mutex<HashSet<(String, String)>>>,
+    ) -> Runner {
         let binary = runner_binary();
         let log_path = scratch.path().join("runner.log");
         let stdout_log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).expect("open the runner log file");
@@ -137,10 +137,7 @@ impl Runner {
     pub fn api(&self) -> Api {
         Api {
             base: self.base.clone(),
-            client: reqwest::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .build()
-                .expect("build an HTTP client"),
+            client: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("build an HTTP client"),
             bearer: None,
             user_agent: DESKTOP_UA.to_owned(),
             issued_codes: Arc::clone(&self.issued_codes),
@@ -155,17 +152,12 @@ impl Runner {
 
     /// Everything the runner wrote to stdout and stderr so far.
     pub fn log(&self) -> String {
-        std::fs::read(&self.log_path)
-            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
-            .unwrap_or_default()
+        std::fs::read(&self.log_path).map(|bytes| String::from_utf8_lossy(&bytes).into_owned()).unwrap_or_default()
     }
 
     /// Every one-time code the harness has read from the dev outbox of this runner.
     pub fn issued_codes(&self) -> Vec<String> {
-        lock(&self.issued_codes)
-            .iter()
-            .map(|(_, code)| code.clone())
-            .collect()
+        lock(&self.issued_codes).iter().map(|(_, code)| code.clone()).collect()
     }
 
     async fn wait_until_healthy(&mut self) {
@@ -175,18 +167,11 @@ impl Runner {
             if let Some(status) = self.child.try_wait().expect("poll the runner process") {
                 panic!("local-runner exited ({status}) before answering GET /health");
             }
-            let probe = client
-                .get(format!("{}/health", self.base))
-                .timeout(Duration::from_secs(2))
-                .send()
-                .await;
+            let probe = client.get(format!("{}/health", self.base)).timeout(Duration::from_secs(2)).send().await;
             if matches!(&probe, Ok(response) if response.status() == StatusCode::OK) {
                 return;
             }
-            assert!(
-                Instant::now() < deadline,
-                "local-runner did not answer GET /health within {HEALTH_TIMEOUT:?}"
-            );
+            assert!(Instant::now() < deadline, "local-runner did not answer GET /health within {HEALTH_TIMEOUT:?}");
             tokio::time::sleep(POLL_INTERVAL).await;
         }
     }
@@ -200,10 +185,7 @@ impl Drop for Runner {
             let _ = self.child.wait();
         }
         if std::thread::panicking() {
-            eprintln!(
-                "---- local-runner log (last 80 lines) ----\n{}",
-                tail(&self.log(), 80)
-            );
+            eprintln!("---- local-runner log (last 80 lines) ----\n{}", tail(&self.log(), 80));
         }
     }
 }
@@ -257,11 +239,7 @@ fn hand_over_to_stack_owner(child: &mut Child) -> bool {
     if !matches!(child.try_wait(), Ok(None)) {
         return false;
     }
-    let written = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .and_then(|mut file| writeln!(file, "{}", child.id()));
+    let written = std::fs::OpenOptions::new().create(true).append(true).open(&path).and_then(|mut file| writeln!(file, "{}", child.id()));
     written.is_ok()
 }
 
@@ -271,18 +249,11 @@ fn hand_over_to_stack_owner(child: &mut Child) -> bool {
 /// as API Gateway reports each caller's own address. The runner trusts `X-Forwarded-For` then.
 fn client_address() -> String {
     let mut rng = rand::thread_rng();
-    format!(
-        "198.{}.{}.{}",
-        rng.gen_range(18..20u8),
-        rng.gen_range(0..=255u8),
-        rng.gen_range(1..255u8)
-    )
+    format!("198.{}.{}.{}", rng.gen_range(18..20u8), rng.gen_range(0..=255u8), rng.gen_range(1..255u8))
 }
 
 fn stack_outputs_path() -> Option<PathBuf> {
-    std::env::var_os("E2E_STACK_OUTPUTS")
-        .filter(|path| !path.is_empty())
-        .map(PathBuf::from)
+    std::env::var_os("E2E_STACK_OUTPUTS").filter(|path| !path.is_empty()).map(PathBuf::from)
 }
 
 /// Runner variables and the stack outputs (`infra/deploy-local.py`) that hold them.
@@ -298,33 +269,17 @@ const STACK_OUTPUT_ENV: [(&str, &str); 7] = [
 
 /// The runner gets a clean environment so a developer's shell settings cannot leak in.
 fn inherited_env(backend: Backend) -> Vec<(OsString, OsString)> {
-    const PASSED: [&str; 6] = [
-        "PATH",
-        "HOME",
-        "TMPDIR",
-        "LANG",
-        "RUST_BACKTRACE",
-        "LOG_FORMAT",
-    ];
+    const PASSED: [&str; 6] = ["PATH", "HOME", "TMPDIR", "LANG", "RUST_BACKTRACE", "LOG_FORMAT"];
     std::env::vars_os()
-        .filter(|(key, _)| {
-            key.to_str().is_some_and(|key| {
-                PASSED.contains(&key) || (backend == Backend::Aws && key.starts_with("AWS_"))
-            })
-        })
+        .filter(|(key, _)| key.to_str().is_some_and(|key| PASSED.contains(&key) || (backend == Backend::Aws && key.starts_with("AWS_"))))
         .collect()
 }
 
 /// Region and dummy credentials for the emulator when the caller did not set them.
 fn aws_defaults() -> Vec<(&'static str, String)> {
-    let region = std::env::var("AWS_REGION")
-        .or_else(|_| std::env::var("AWS_DEFAULT_REGION"))
-        .unwrap_or_else(|_| "us-east-1".to_owned());
+    let region = std::env::var("AWS_REGION").or_else(|_| std::env::var("AWS_DEFAULT_REGION")).unwrap_or_else(|_| "us-east-1".to_owned());
     // boto3 reads only AWS_DEFAULT_REGION, the Rust SDK reads AWS_REGION.
-    let mut vars = vec![
-        ("AWS_REGION", region.clone()),
-        ("AWS_DEFAULT_REGION", region),
-    ];
+    let mut vars = vec![("AWS_REGION", region.clone()), ("AWS_DEFAULT_REGION", region)];
     for key in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"] {
         if std::env::var_os(key).is_none() {
             vars.push((key, "test".to_owned()));
@@ -391,10 +346,7 @@ struct AwsResources {
 
 impl AwsResources {
     fn create() -> AwsResources {
-        assert!(
-            std::env::var_os("AWS_ENDPOINT_URL").is_some(),
-            "E2E_BACKEND=aws needs AWS_ENDPOINT_URL (the emulator); refusing to touch real AWS"
-        );
+        assert!(std::env::var_os("AWS_ENDPOINT_URL").is_some(), "E2E_BACKEND=aws needs AWS_ENDPOINT_URL (the emulator); refusing to touch real AWS");
         if let Some(path) = stack_outputs_path() {
             return AwsResources::from_stack_outputs(&path);
         }
@@ -407,21 +359,14 @@ impl AwsResources {
             .stderr(Stdio::inherit())
             .output()
             .unwrap_or_else(|error| panic!("run {python:?} to create emulator resources: {error}"));
-        assert!(
-            output.status.success(),
-            "creating emulator resources failed ({})",
-            output.status
-        );
-        let created: Value = serde_json::from_slice(&output.stdout)
-            .unwrap_or_else(|error| panic!("resource script printed no JSON: {error}"));
+        assert!(output.status.success(), "creating emulator resources failed ({})", output.status);
+        let created: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|error| panic!("resource script printed no JSON: {error}"));
         let env = created
             .as_object()
             .unwrap_or_else(|| panic!("resource script printed no object: {created}"))
             .iter()
             .map(|(name, value)| {
-                let value = value
-                    .as_str()
-                    .unwrap_or_else(|| panic!("{name} is not text"));
+                let value = value.as_str().unwrap_or_else(|| panic!("{name} is not text"));
                 (name.clone(), value.to_owned())
             })
             .collect();
@@ -432,16 +377,12 @@ impl AwsResources {
 impl AwsResources {
     /// The deployed stack's resources, from its outputs file (a flat JSON object).
     fn from_stack_outputs(path: &Path) -> AwsResources {
-        let text = std::fs::read_to_string(path)
-            .unwrap_or_else(|error| panic!("read E2E_STACK_OUTPUTS={}: {error}", path.display()));
-        let outputs: Value = serde_json::from_str(&text)
-            .unwrap_or_else(|error| panic!("{} is not JSON: {error}", path.display()));
+        let text = std::fs::read_to_string(path).unwrap_or_else(|error| panic!("read E2E_STACK_OUTPUTS={}: {error}", path.display()));
+        let outputs: Value = serde_json::from_str(&text).unwrap_or_else(|error| panic!("{} is not JSON: {error}", path.display()));
         let env = STACK_OUTPUT_ENV
             .iter()
             .map(|(variable, output)| {
-                let value = outputs[*output].as_str().unwrap_or_else(|| {
-                    panic!("{} has no text output {output}", path.display())
-                });
+                let value = outputs[*output].as_str().unwrap_or_else(|| panic!("{} has no text output {output}", path.display()));
                 ((*variable).to_owned(), value.to_owned())
             })
             .collect();
@@ -458,53 +399,33 @@ fn runner_binary() -> PathBuf {
 fn locate_or_build_runner() -> PathBuf {
     if let Some(path) = std::env::var_os("LOCAL_RUNNER_BIN") {
         let path = PathBuf::from(path);
-        assert!(
-            path.is_file(),
-            "LOCAL_RUNNER_BIN={} is not a file",
-            path.display()
-        );
+        assert!(path.is_file(), "LOCAL_RUNNER_BIN={} is not a file", path.display());
         return path;
     }
     let test_exe = std::env::current_exe().expect("locate the test executable");
     // Test executables live in <target>/<profile>/deps/.
-    let profile_dir = test_exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("the test executable sits in <target>/<profile>/deps")
-        .to_path_buf();
+    let profile_dir = test_exe.parent().and_then(Path::parent).expect("the test executable sits in <target>/<profile>/deps").to_path_buf();
     let binary = profile_dir.join(format!("local-runner{}", std::env::consts::EXE_SUFFIX));
     if binary.is_file() {
         return binary;
     }
     // nextest runs each test in its own process, so an in-process guard is not enough.
-    let lock_file = File::create(profile_dir.join(".e2e-build-local-runner.lock"))
-        .expect("create the build lock file");
+    let lock_file = File::create(profile_dir.join(".e2e-build-local-runner.lock")).expect("create the build lock file");
     lock_file.lock().expect("take the build lock");
     if !binary.is_file() {
         build_runner(&profile_dir);
     }
     drop(lock_file);
-    assert!(
-        binary.is_file(),
-        "cargo build did not produce {}",
-        binary.display()
-    );
+    assert!(binary.is_file(), "cargo build did not produce {}", binary.display());
     binary
 }
 
 fn build_runner(profile_dir: &Path) {
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the e2e crate sits inside the workspace");
-    let target_dir = profile_dir
-        .parent()
-        .expect("a profile directory has a target parent");
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the e2e crate sits inside the workspace");
+    let target_dir = profile_dir.parent().expect("a profile directory has a target parent");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(cargo);
-    command
-        .current_dir(workspace)
-        .args(["build", "-p", "local-runner"])
-        .env("CARGO_TARGET_DIR", target_dir);
+    command.current_dir(workspace).args(["build", "-p", "local-runner"]).env("CARGO_TARGET_DIR", target_dir);
     match profile_dir.file_name().and_then(|name| name.to_str()) {
         Some("debug") | None => {}
         Some("release") => {
@@ -516,17 +437,11 @@ fn build_runner(profile_dir: &Path) {
     }
     eprintln!("e2e: local-runner binary missing, running {command:?}");
     let status = command.status().expect("run cargo build -p local-runner");
-    assert!(
-        status.success(),
-        "cargo build -p local-runner failed ({status})"
-    );
+    assert!(status.success(), "cargo build -p local-runner failed ({status})");
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("find a free loopback port")
-        .port()
+    TcpListener::bind("127.0.0.1:0").and_then(|listener| listener.local_addr()).expect("find a free loopback port").port()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -569,18 +484,12 @@ pub struct Tokens {
 impl Api {
     /// The same client sending `Authorization: Bearer <access_token>`.
     pub fn bearer(&self, access_token: &str) -> Api {
-        Api {
-            bearer: Some(access_token.to_owned()),
-            ..self.clone()
-        }
+        Api { bearer: Some(access_token.to_owned()), ..self.clone() }
     }
 
     /// The same client sending another `User-Agent`.
     pub fn user_agent(&self, user_agent: &str) -> Api {
-        Api {
-            user_agent: user_agent.to_owned(),
-            ..self.clone()
-        }
+        Api { user_agent: user_agent.to_owned(), ..self.clone() }
     }
 
     pub async fn get(&self, path: &str) -> Reply {
@@ -609,17 +518,8 @@ impl Api {
     }
 
     /// Any request, with extra headers (e.g. `x-request-id`).
-    pub async fn send(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<&Value>,
-        headers: &[(&str, &str)],
-    ) -> Reply {
-        let mut request = self
-            .client
-            .request(method.clone(), format!("{}{path}", self.base))
-            .header(USER_AGENT, &self.user_agent);
+    pub async fn send(&self, method: Method, path: &str, body: Option<&Value>, headers: &[(&str, &str)]) -> Reply {
+        let mut request = self.client.request(method.clone(), format!("{}{path}", self.base)).header(USER_AGENT, &self.user_agent);
         if let Some(token) = &self.bearer {
             request = request.bearer_auth(token);
         }
@@ -632,10 +532,7 @@ impl Api {
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
-        let response = request
-            .send()
-            .await
-            .unwrap_or_else(|error| panic!("{method} {path}: {error}"));
+        let response = request.send().await.unwrap_or_else(|error| panic!("{method} {path}: {error}"));
         Reply::read(response).await
     }
 
@@ -657,10 +554,7 @@ impl Api {
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
-        let response = request
-            .send()
-            .await
-            .unwrap_or_else(|error| panic!("POST {path}: {error}"));
+        let response = request.send().await.unwrap_or_else(|error| panic!("POST {path}: {error}"));
         Reply::read(response).await
     }
 
@@ -668,19 +562,11 @@ impl Api {
 
     /// `GET /dev/outbox?to=…` items, newest first.
     pub async fn outbox(&self, to: &str) -> Vec<Value> {
-        let response = self
-            .client
-            .get(format!("{}/dev/outbox", self.base))
-            .query(&[("to", to)])
-            .send()
-            .await
-            .unwrap_or_else(|error| panic!("GET /dev/outbox: {error}"));
+        let response =
+            self.client.get(format!("{}/dev/outbox", self.base)).query(&[("to", to)]).send().await.unwrap_or_else(|error| panic!("GET /dev/outbox: {error}"));
         let reply = Reply::read(response).await;
         reply.expect(200);
-        reply.body["items"]
-            .as_array()
-            .cloned()
-            .unwrap_or_else(|| panic!("GET /dev/outbox has no items array: {reply}"))
+        reply.body["items"].as_array().cloned().unwrap_or_else(|| panic!("GET /dev/outbox has no items array: {reply}"))
     }
 
     /// The code in the newest code-bearing message to `to`, waiting for one the harness has not
@@ -689,20 +575,13 @@ impl Api {
         let deadline = Instant::now() + outbox_wait();
         loop {
             let items = self.outbox(to).await;
-            let newest_code = items
-                .iter()
-                .find_map(|message| message["body"].as_str().and_then(first_six_digit_number));
+            let newest_code = items.iter().find_map(|message| message["body"].as_str().and_then(first_six_digit_number));
             if let Some(code) = newest_code
                 && lock(&self.issued_codes).insert((to.to_owned(), code.clone()))
             {
                 return code;
             }
-            assert!(
-                Instant::now() < deadline,
-                "no new one-time code reached the dev outbox within {:?} ({} messages there)",
-                outbox_wait(),
-                items.len()
-            );
+            assert!(Instant::now() < deadline, "no new one-time code reached the dev outbox within {:?} ({} messages there)", outbox_wait(), items.len());
             tokio::time::sleep(POLL_INTERVAL).await;
         }
     }
@@ -715,12 +594,7 @@ impl Api {
             if items.len() >= count {
                 return items;
             }
-            assert!(
-                Instant::now() < deadline,
-                "expected {count} dev outbox messages within {:?}, found {}",
-                outbox_wait(),
-                items.len()
-            );
+            assert!(Instant::now() < deadline, "expected {count} dev outbox messages within {:?}, found {}", outbox_wait(), items.len());
             tokio::time::sleep(POLL_INTERVAL).await;
         }
     }
@@ -744,76 +618,47 @@ impl Api {
 
     /// `POST /v1/auth/register` with both consents given.
     pub async fn register(&self, contact: Contact<'_>, password: &str) -> Reply {
-        self.post_json("/v1/auth/register", &registration_body(contact, password))
-            .await
+        self.post_json("/v1/auth/register", &registration_body(contact, password)).await
     }
 
     /// Registers a phone, confirms it with the code from the outbox; returns the tokens.
     pub async fn register_and_confirm(&self, phone: &str, password: &str) -> Tokens {
-        self.register_and_confirm_contact(Contact::Phone(phone), phone, password)
-            .await
+        self.register_and_confirm_contact(Contact::Phone(phone), phone, password).await
     }
 
     /// Registers an email (already normalised), confirms it; returns the tokens.
     pub async fn register_and_confirm_email(&self, email: &str, password: &str) -> Tokens {
-        self.register_and_confirm_contact(Contact::Email(email), email, password)
-            .await
+        self.register_and_confirm_contact(Contact::Email(email), email, password).await
     }
 
-    async fn register_and_confirm_contact(
-        &self,
-        contact: Contact<'_>,
-        outbox_to: &str,
-        password: &str,
-    ) -> Tokens {
+    async fn register_and_confirm_contact(&self, contact: Contact<'_>, outbox_to: &str, password: &str) -> Tokens {
         let started = self.register(contact, password).await;
         started.expect(202);
         let code = self.outbox_code(outbox_to).await;
-        let confirmed = self
-            .post_json(
-                "/v1/auth/register/confirm",
-                &json!({"flow_id": started.str_at("/flow_id"), "code": code}),
-            )
-            .await;
+        let confirmed = self.post_json("/v1/auth/register/confirm", &json!({"flow_id": started.str_at("/flow_id"), "code": code})).await;
         confirmed.expect(201);
         Tokens::from_json(&confirmed.body["tokens"])
     }
 
     /// `POST /v1/auth/login`.
     pub async fn login(&self, login: &str, password: &str) -> Reply {
-        self.post_json(
-            "/v1/auth/login",
-            &json!({"login": login, "password": password}),
-        )
-        .await
+        self.post_json("/v1/auth/login", &json!({"login": login, "password": password})).await
     }
 
     /// Logs a phone account in through its SMS second factor; returns the tokens.
     pub async fn login_with_sms(&self, phone: &str, password: &str) -> Tokens {
         let login = self.login(phone, password).await;
         login.expect(200);
-        assert_eq!(
-            login.body["mfa_required"], true,
-            "phone accounts have SMS 2FA: {login}"
-        );
+        assert_eq!(login.body["mfa_required"], true, "phone accounts have SMS 2FA: {login}");
         let code = self.outbox_code(phone).await;
-        let finished = self
-            .post_json(
-                "/v1/auth/login/mfa",
-                &json!({"flow_id": login.str_at("/flow_id"), "method": "sms", "code": code}),
-            )
-            .await;
+        let finished = self.post_json("/v1/auth/login/mfa", &json!({"flow_id": login.str_at("/flow_id"), "method": "sms", "code": code})).await;
         finished.expect(200);
         Tokens::from_json(&finished.body["tokens"])
     }
 
     /// `POST /v1/auth/token/refresh`.
     pub async fn refresh(&self, refresh_token: &str) -> Reply {
-        self.post_json(
-            "/v1/auth/token/refresh",
-            &json!({"refresh_token": refresh_token}),
-        )
-        .await
+        self.post_json("/v1/auth/token/refresh", &json!({"refresh_token": refresh_token})).await
     }
 
     /// `GET /v1/me` with the given access token, expecting 200.
@@ -832,14 +677,9 @@ impl Reply {
         let body = if bytes.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&bytes)
-                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
         };
-        Reply {
-            status,
-            headers,
-            body,
-        }
+        Reply { status, headers, body }
     }
 
     /// Panics with the whole reply unless the status matches.
@@ -860,11 +700,7 @@ impl Reply {
 
     /// A string at a JSON pointer (`/tokens/access_token`), panicking with the reply if absent.
     pub fn str_at(&self, pointer: &str) -> String {
-        self.body
-            .pointer(pointer)
-            .and_then(Value::as_str)
-            .unwrap_or_else(|| panic!("no string at {pointer}: {self}"))
-            .to_owned()
+        self.body.pointer(pointer).and_then(Value::as_str).unwrap_or_else(|| panic!("no string at {pointer}: {self}")).to_owned()
     }
 
     /// `errors[].code` of a problem.
@@ -878,24 +714,12 @@ impl Reply {
     }
 
     fn errors_field(&self, key: &str) -> Vec<String> {
-        self.body["errors"]
-            .as_array()
-            .map(|errors| {
-                errors
-                    .iter()
-                    .filter_map(|error| error[key].as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default()
+        self.body["errors"].as_array().map(|errors| errors.iter().filter_map(|error| error[key].as_str().map(str::to_owned)).collect()).unwrap_or_default()
     }
 
     /// Asserts an RFC 9457 problem with the SPEC's fields, this status and this code.
     pub fn assert_problem(&self, status: u16, code: &str) {
-        assert_eq!(
-            self.status.as_u16(),
-            status,
-            "expected {status} `{code}`, got {self}"
-        );
+        assert_eq!(self.status.as_u16(), status, "expected {status} `{code}`, got {self}");
         assert_eq!(self.code(), Some(code), "expected code `{code}`: {self}");
         self.assert_problem_shape();
     }
@@ -903,15 +727,8 @@ impl Reply {
     /// Asserts the problem+json media type and the fields every problem carries.
     pub fn assert_problem_shape(&self) {
         let content_type = self.header("content-type").unwrap_or_default();
-        assert!(
-            content_type.starts_with("application/problem+json"),
-            "errors are application/problem+json, got {content_type:?}: {self}"
-        );
-        assert_eq!(
-            self.body["status"],
-            self.status.as_u16(),
-            "problem status field: {self}"
-        );
+        assert!(content_type.starts_with("application/problem+json"), "errors are application/problem+json, got {content_type:?}: {self}");
+        assert_eq!(self.body["status"], self.status.as_u16(), "problem status field: {self}");
         assert!(self.body["title"].is_string(), "problem title: {self}");
         assert!(self.body["type"].is_string(), "problem type: {self}");
         assert!(self.body["code"].is_string(), "problem code: {self}");
@@ -942,26 +759,11 @@ impl Contact<'_> {
 impl Tokens {
     /// Parses and checks the SPEC's tokens object.
     pub fn from_json(tokens: &Value) -> Tokens {
-        let text = |key: &str| {
-            tokens[key]
-                .as_str()
-                .filter(|value| !value.is_empty())
-                .unwrap_or_else(|| panic!("tokens.{key} missing: {tokens}"))
-                .to_owned()
-        };
-        assert_eq!(
-            tokens["token_type"], "Bearer",
-            "tokens.token_type: {tokens}"
-        );
-        let expires_in = tokens["expires_in"]
-            .as_i64()
-            .filter(|seconds| *seconds > 0)
-            .unwrap_or_else(|| panic!("tokens.expires_in must be positive seconds: {tokens}"));
-        Tokens {
-            access_token: text("access_token"),
-            refresh_token: text("refresh_token"),
-            expires_in,
-        }
+        let text = |key: &str| tokens[key].as_str().filter(|value| !value.is_empty()).unwrap_or_else(|| panic!("tokens.{key} missing: {tokens}")).to_owned();
+        assert_eq!(tokens["token_type"], "Bearer", "tokens.token_type: {tokens}");
+        let expires_in =
+            tokens["expires_in"].as_i64().filter(|seconds| *seconds > 0).unwrap_or_else(|| panic!("tokens.expires_in must be positive seconds: {tokens}"));
+        Tokens { access_token: text("access_token"), refresh_token: text("refresh_token"), expires_in }
     }
 
     /// The access token's claims, not verified (use the JWKS for that).
@@ -971,19 +773,14 @@ impl Tokens {
 
     /// The `sid` claim.
     pub fn session_id(&self) -> String {
-        self.claims()["sid"]
-            .as_str()
-            .unwrap_or_else(|| panic!("access token has no sid claim"))
-            .to_owned()
+        self.claims()["sid"].as_str().unwrap_or_else(|| panic!("access token has no sid claim")).to_owned()
     }
 }
 
 /// The payload of a JWT without checking its signature.
 pub fn unverified_claims(jwt: &str) -> Value {
     let payload = jwt.split('.').nth(1).unwrap_or_else(|| panic!("not a JWT"));
-    let bytes = URL_SAFE_NO_PAD
-        .decode(payload)
-        .expect("JWT payload is base64url");
+    let bytes = URL_SAFE_NO_PAD.decode(payload).expect("JWT payload is base64url");
     serde_json::from_slice(&bytes).expect("JWT payload is JSON")
 }
 
@@ -1001,12 +798,8 @@ pub struct TestPhone {
 impl TestPhone {
     pub fn random() -> TestPhone {
         let mut rng = rand::thread_rng();
-        let rest: String = (0..9)
-            .map(|_| char::from(b'0' + rng.gen_range(0..10u8)))
-            .collect();
-        TestPhone {
-            e164: format!("+79{rest}"),
-        }
+        let rest: String = (0..9).map(|_| char::from(b'0' + rng.gen_range(0..10u8))).collect();
+        TestPhone { e164: format!("+79{rest}") }
     }
 
     /// The ten national digits, `9XXXXXXXXX`.
@@ -1066,10 +859,7 @@ pub fn different_code(code: &str) -> String {
 
 /// Every run of exactly six ASCII digits in `text`.
 pub fn six_digit_numbers(text: &str) -> Vec<String> {
-    text.split(|c: char| !c.is_ascii_digit())
-        .filter(|run| run.len() == 6)
-        .map(str::to_owned)
-        .collect()
+    text.split(|c: char| !c.is_ascii_digit()).filter(|run| run.len() == 6).map(str::to_owned).collect()
 }
 
 fn first_six_digit_number(text: &str) -> Option<String> {
@@ -1078,29 +868,20 @@ fn first_six_digit_number(text: &str) -> Option<String> {
 
 /// Parses an RFC 3339 time and checks it is UTC, as SPEC §2 requires.
 pub fn parse_utc(value: &Value) -> DateTime<Utc> {
-    let text = value
-        .as_str()
-        .unwrap_or_else(|| panic!("expected an RFC 3339 string, got {value}"));
-    let parsed = DateTime::parse_from_rfc3339(text)
-        .unwrap_or_else(|error| panic!("{text:?} is not RFC 3339: {error}"));
+    let text = value.as_str().unwrap_or_else(|| panic!("expected an RFC 3339 string, got {value}"));
+    let parsed = DateTime::parse_from_rfc3339(text).unwrap_or_else(|error| panic!("{text:?} is not RFC 3339: {error}"));
     assert_eq!(parsed.offset().local_minus_utc(), 0, "{text:?} is not UTC");
     parsed.with_timezone(&Utc)
 }
 
 /// How long a message may take through the queue consumer.
 pub fn outbox_wait() -> Duration {
-    if is_aws_backend() {
-        Duration::from_secs(15)
-    } else {
-        Duration::from_secs(5)
-    }
+    if is_aws_backend() { Duration::from_secs(15) } else { Duration::from_secs(5) }
 }
 
 fn random_suffix() -> String {
     let mut rng = rand::thread_rng();
-    (0..12)
-        .map(|_| char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[rng.gen_range(0..36)]))
-        .collect()
+    (0..12).map(|_| char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[rng.gen_range(0..36)])).collect()
 }
 
 fn tail(text: &str, lines: usize) -> String {

@@ -152,7 +152,12 @@ async fn upload(api: &Api, slot: &Value, bytes: &[u8]) {
 /// A citizen's document, uploaded and verified (status `available`).
 async fn available_document(api: &Api, doc_type: &str, file_name: &str) -> String {
     let bytes = pdf(file_name);
-    let slot = api.post_json("/v1/documents", &json!({"type": doc_type, "file_name": file_name, "content_type": "application/pdf", "size_bytes": bytes.len(), "purpose": "application"})).await;
+    let slot = api
+        .post_json(
+            "/v1/documents",
+            &json!({"type": doc_type, "file_name": file_name, "content_type": "application/pdf", "size_bytes": bytes.len(), "purpose": "application"}),
+        )
+        .await;
     slot.expect(201);
     upload(api, &slot.body, &bytes).await;
     let id = slot.str_at("/document_id");
@@ -209,7 +214,12 @@ async fn citizen_applies_and_the_agency_carries_the_application_to_approval() {
     // The agency uploads the result document into the citizen's cabinet, then approves.
     let result_pdf = pdf("talon.pdf");
     let slot = mfc
-        .deliver_to(&runner.api(), "/v1/agency/mfc/documents", &fresh_id(), &json!({"application_id": id, "file_name": "talon.pdf", "content_type": "application/pdf", "size_bytes": result_pdf.len()}))
+        .deliver_to(
+            &runner.api(),
+            "/v1/agency/mfc/documents",
+            &fresh_id(),
+            &json!({"application_id": id, "file_name": "talon.pdf", "content_type": "application/pdf", "size_bytes": result_pdf.len()}),
+        )
         .await;
     slot.expect(201);
     upload(&runner.api(), &slot.body, &result_pdf).await;
@@ -288,7 +298,9 @@ async fn bad_signatures_unknown_agencies_and_stale_timestamps_are_refused_and_ch
     signed_post(&runner.api(), path, "bad-1", now, &gibdd.sign("bad-1", now, &body), &body).await.assert_problem(401, "signature_invalid");
     let tampered = body.replace("accepted", "rejected");
     signed_post(&runner.api(), path, "bad-2", now, &mfc.sign("bad-2", now, &body), &tampered).await.assert_problem(401, "signature_invalid");
-    signed_post(&runner.api(), "/v1/webhooks/agencies/roscosmos", "bad-3", now, &mfc.sign("bad-3", now, &body), &body).await.assert_problem(401, "signature_invalid");
+    signed_post(&runner.api(), "/v1/webhooks/agencies/roscosmos", "bad-3", now, &mfc.sign("bad-3", now, &body), &body)
+        .await
+        .assert_problem(401, "signature_invalid");
     let stale = now - 10 * 60;
     signed_post(&runner.api(), path, "bad-4", stale, &mfc.sign("bad-4", stale, &body), &body).await.assert_problem(401, "timestamp_out_of_tolerance");
     runner.api().post_raw(path, &body, &[]).await.assert_problem(401, "signature_invalid");
@@ -315,7 +327,8 @@ async fn another_agency_gets_404_and_an_illegal_transition_gets_409() {
     patch.assert_problem(409, "invalid_transition");
     let stale = anna.send(reqwest::Method::POST, &format!("/v1/applications/{id}/withdraw"), Some(&json!({})), &[("if-match", "\"1\"")]).await;
     stale.assert_problem(412, "precondition_failed");
-    let withdrawn = anna.send(reqwest::Method::POST, &format!("/v1/applications/{id}/withdraw"), Some(&json!({"reason": "Передумала"})), &[("if-match", "\"2\"")]).await;
+    let withdrawn =
+        anna.send(reqwest::Method::POST, &format!("/v1/applications/{id}/withdraw"), Some(&json!({"reason": "Передумала"})), &[("if-match", "\"2\"")]).await;
     withdrawn.expect(200);
     assert_eq!(withdrawn.body["status_title"], "Отозвано");
     Agency::seed("mfc").set_status(&runner.api(), &id, "accepted", json!({})).await.assert_problem(409, "invalid_transition");
@@ -355,7 +368,10 @@ async fn a_standard_service_is_level_insufficient_until_the_registry_verifies_th
     let confirm = json!({"type": "identity.confirmed", "data": {"user_id": user_id, "method": "mfc"}});
     Agency::seed("mfc").deliver(&runner.api(), &fresh_id(), &confirm).await.expect(200);
     assert_eq!(anna.get("/v1/me").await.body["level"], "confirmed");
-    Agency::seed("pochta").deliver(&runner.api(), &fresh_id(), &json!({"type": "identity.confirmed", "data": {"user_id": user_id, "method": "post"}})).await.assert_problem(409, "invalid_transition");
+    Agency::seed("pochta")
+        .deliver(&runner.api(), &fresh_id(), &json!({"type": "identity.confirmed", "data": {"user_id": user_id, "method": "post"}}))
+        .await
+        .assert_problem(409, "invalid_transition");
 }
 
 /// The High finding of the security review, step by step: a citizen asks for verification of

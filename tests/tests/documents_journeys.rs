@@ -23,7 +23,8 @@ async fn citizen(runner: &Runner) -> Api {
 }
 
 async fn create_slot(api: &Api, doc_type: &str, purpose: &str, file_name: &str, content_type: &str, size: usize) -> Reply {
-    api.post_json("/v1/documents", &json!({"type": doc_type, "purpose": purpose, "file_name": file_name, "content_type": content_type, "size_bytes": size})).await
+    api.post_json("/v1/documents", &json!({"type": doc_type, "purpose": purpose, "file_name": file_name, "content_type": content_type, "size_bytes": size}))
+        .await
 }
 
 /// PUTs `bytes` to the slot's presigned URL with exactly the headers it names.

@@ -14,10 +14,7 @@ async fn an_event_committed_by_a_killed_process_is_delivered_after_restart() {
     let phone = TestPhone::random();
     let reply = runner
         .api()
-        .post_json(
-            "/v1/auth/register",
-            &json!({"phone": &phone.e164, "password": "Xk#9vTq!mZ2p", "consents": {"terms": true, "personal_data": true}}),
-        )
+        .post_json("/v1/auth/register", &json!({"phone": &phone.e164, "password": "Xk#9vTq!mZ2p", "consents": {"terms": true, "personal_data": true}}))
         .await;
     reply.expect(202);
     tokio::time::sleep(Duration::from_millis(1500)).await;

@@ -156,7 +156,8 @@ impl Catalogue {
         let mut validators = HashMap::new();
         for service in &document.services {
             let invalid = |what: String| CatalogueError::Invalid(format!("service {}: {what}", service.code));
-            let code_ok = !service.code.is_empty() && service.code.len() <= 64 && service.code.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            let code_ok =
+                !service.code.is_empty() && service.code.len() <= 64 && service.code.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
             if !code_ok {
                 return Err(invalid("code must be 1-64 of [a-z0-9-]".into()));
             }
@@ -251,7 +252,8 @@ fn message(kind: &jsonschema::error::ValidationErrorKind) -> String {
         Kind::MaxLength { limit } => format!("Значение должно быть не длиннее {limit} символов"),
         Kind::Pattern { .. } => "Значение не соответствует формату поля".into(),
         Kind::Enum { options } => {
-            let values: Vec<String> = options.as_array().map(|a| a.iter().map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned)).collect()).unwrap_or_default();
+            let values: Vec<String> =
+                options.as_array().map(|a| a.iter().map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned)).collect()).unwrap_or_default();
             format!("Выберите одно из значений: {}", values.join(", "))
         }
         Kind::Constant { .. } => "Недопустимое значение".into(),
@@ -293,7 +295,10 @@ mod tests {
         for level in [Level::Simplified, Level::Standard, Level::Confirmed] {
             assert!(services.iter().any(|s| s.required_level == level), "{level:?}");
         }
-        assert!(services.iter().any(|s| s.required_level == Level::Simplified && s.required_documents.is_empty()), "a service anyone can apply for without documents");
+        assert!(
+            services.iter().any(|s| s.required_level == Level::Simplified && s.required_documents.is_empty()),
+            "a service anyone can apply for without documents"
+        );
         assert!(services.iter().any(|s| s.fee_kopecks > 0));
     }
 

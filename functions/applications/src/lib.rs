@@ -48,7 +48,14 @@ pub struct ApplicationsState {
 }
 
 impl ApplicationsState {
-    pub fn new(kv: Arc<dyn KeyValue>, relay: Relay, verifier: Arc<TokenVerifier>, catalogue: Arc<Catalogue>, agencies: Arc<Registry>, index_key: Arc<IndexKey>) -> Self {
+    pub fn new(
+        kv: Arc<dyn KeyValue>,
+        relay: Relay,
+        verifier: Arc<TokenVerifier>,
+        catalogue: Arc<Catalogue>,
+        agencies: Arc<Registry>,
+        index_key: Arc<IndexKey>,
+    ) -> Self {
         let limiter = RateLimiter::new(kv.clone());
         Self { kv, relay, verifier, catalogue, agencies, index_key, limiter, write_budget: WRITE_BUDGET }
     }

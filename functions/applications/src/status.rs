@@ -42,16 +42,8 @@ pub fn can_transition(from: ApplicationStatus, to: ApplicationStatus, actor: Act
 }
 
 impl ApplicationStatus {
-    pub const ALL: [Self; 8] = [
-        Self::Draft,
-        Self::Submitted,
-        Self::Accepted,
-        Self::InProgress,
-        Self::InfoRequested,
-        Self::Approved,
-        Self::Rejected,
-        Self::Withdrawn,
-    ];
+    pub const ALL: [Self; 8] =
+        [Self::Draft, Self::Submitted, Self::Accepted, Self::InProgress, Self::InfoRequested, Self::Approved, Self::Rejected, Self::Withdrawn];
 
     pub fn as_str(self) -> &'static str {
         match self {

@@ -293,7 +293,13 @@ pub async fn messages(kv: &dyn KeyValue, application_id: &str, cursor: Option<&s
 }
 
 /// One page of the citizen's applications, newest first, filtered; the cursor is an id.
-pub async fn list_for_user(kv: &dyn KeyValue, user_id: &str, filter: impl Fn(&Application) -> bool, cursor: Option<&str>, limit: usize) -> Result<(Vec<Application>, Option<String>), KvError> {
+pub async fn list_for_user(
+    kv: &dyn KeyValue,
+    user_id: &str,
+    filter: impl Fn(&Application) -> bool,
+    cursor: Option<&str>,
+    limit: usize,
+) -> Result<(Vec<Application>, Option<String>), KvError> {
     let (pk, _) = user_copy_key(user_id, "");
     let mut start = cursor.map(|c| format!("APP#{c}"));
     let mut found = Vec::with_capacity(limit);

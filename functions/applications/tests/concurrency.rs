@@ -51,7 +51,14 @@ async fn pinned_transitions_let_exactly_one_apply(h: Arc<Harness>) {
         let (h, anna, id, version) = (h.clone(), anna.clone(), id.clone(), version.clone());
         tokio::spawn(async move {
             let etag = format!("\"{version}\"");
-            h.call("POST", &format!("/v1/applications/{id}/withdraw"), Some(json!({"reason": format!("попытка {i}")})), Some(&anna.token), &[("if-match", etag.as_str())]).await
+            h.call(
+                "POST",
+                &format!("/v1/applications/{id}/withdraw"),
+                Some(json!({"reason": format!("попытка {i}")})),
+                Some(&anna.token),
+                &[("if-match", etag.as_str())],
+            )
+            .await
         })
     });
     let replies: Vec<_> = futures::future::join_all(attempts).await.into_iter().map(|r| r.expect("task")).collect();
@@ -101,7 +108,8 @@ async fn unpinned_conflicting_transitions_apply_one_per_version(h: Arc<Harness>)
         assert!(can_transition(pair[0], pair[1], ActorKind::Citizen) || can_transition(pair[0], pair[1], ActorKind::Agency), "illegal step in {path:?}");
     }
     assert!(steps.last().is_some_and(|s| s.is_final()), "someone ends it: {path:?}");
-    let times: Vec<chrono::DateTime<chrono::Utc>> = after["history"].as_array().unwrap().iter().map(|h| h["at"].as_str().unwrap().parse().expect("RFC 3339")).collect();
+    let times: Vec<chrono::DateTime<chrono::Utc>> =
+        after["history"].as_array().unwrap().iter().map(|h| h["at"].as_str().unwrap().parse().expect("RFC 3339")).collect();
     assert!(times.windows(2).all(|w| w[0] <= w[1]), "history is in commit order: {times:?}");
 
     // Relays of concurrent commits may overtake each other, so compare as multisets.

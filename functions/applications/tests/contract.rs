@@ -86,7 +86,9 @@ async fn every_operation_has_an_id_a_success_body_and_problem_json_errors() {
         assert!(!id.is_empty(), "{method} {path}: no operationId");
         assert!(ids.insert(id.to_owned()), "{method} {path}: operationId {id} used twice");
         let responses = operation["responses"].as_object().expect("responses");
-        let success = responses.iter().any(|(status, response)| status.starts_with('2') && (status == "204" || response["content"]["application/json"]["schema"].is_object()));
+        let success = responses
+            .iter()
+            .any(|(status, response)| status.starts_with('2') && (status == "204" || response["content"]["application/json"]["schema"].is_object()));
         assert!(success, "{method} {path}: no 2xx answer with a body");
         for (status, response) in responses.iter().filter(|(status, _)| status.starts_with('4')) {
             let codes = &response["content"][PROBLEM_CONTENT_TYPE]["schema"]["allOf"][1]["properties"]["code"]["enum"];
@@ -101,14 +103,35 @@ async fn every_operation_has_an_id_a_success_body_and_problem_json_errors() {
         }
     }
     let webhook = &doc["paths"]["/v1/webhooks/agencies/{agency_id}"]["post"];
-    let headers: Vec<&str> = webhook["parameters"].as_array().expect("parameters").iter().filter(|p| p["in"] == "header").filter_map(|p| p["name"].as_str()).collect();
+    let headers: Vec<&str> =
+        webhook["parameters"].as_array().expect("parameters").iter().filter(|p| p["in"] == "header").filter_map(|p| p["name"].as_str()).collect();
     assert_eq!(headers, ["webhook-id", "webhook-timestamp", "webhook-signature"]);
     let withdrawal = &doc["paths"]["/v1/applications/{id}/withdraw"]["post"]["requestBody"];
     assert_eq!(withdrawal["required"], json!(false), "an empty body withdraws without a reason");
     assert_eq!(withdrawal["content"]["application/json"]["schema"]["$ref"], "#/components/schemas/ApplicationWithdrawal");
-    assert_eq!(doc["paths"]["/v1/applications/{id}/submit"]["post"]["responses"]["412"]["content"][PROBLEM_CONTENT_TYPE]["schema"]["allOf"][1]["properties"]["code"]["enum"], json!(["precondition_failed"]));
+    assert_eq!(
+        doc["paths"]["/v1/applications/{id}/submit"]["post"]["responses"]["412"]["content"][PROBLEM_CONTENT_TYPE]["schema"]["allOf"][1]["properties"]["code"]["enum"],
+        json!(["precondition_failed"])
+    );
     let application = &doc["components"]["schemas"]["Application"];
-    for field in ["application_id", "number", "service_code", "agency_id", "status", "status_title", "form", "document_ids", "created_at", "submitted_at", "updated_at", "expected_completion_date", "rejection", "result_document_ids", "history", "version"] {
+    for field in [
+        "application_id",
+        "number",
+        "service_code",
+        "agency_id",
+        "status",
+        "status_title",
+        "form",
+        "document_ids",
+        "created_at",
+        "submitted_at",
+        "updated_at",
+        "expected_completion_date",
+        "rejection",
+        "result_document_ids",
+        "history",
+        "version",
+    ] {
         assert!(application["properties"][field].is_object(), "Application.{field} is not described");
         assert!(application["required"].as_array().expect("required").contains(&json!(field)), "Application.{field} is always present");
     }
@@ -157,11 +180,17 @@ async fn answers_of_the_router_match_the_schemas_the_document_declares() {
 
     let patched = h.call("PATCH", &format!("/v1/applications/{id}"), Some(json!({"form": form})), Some(&anna.token), &[]).await.expect(200);
     assert_conforms(&doc, "PATCH", "/v1/applications/{id}", &patched);
-    let stale = h.call("POST", &format!("/v1/applications/{id}/submit"), None, Some(&anna.token), &[("if-match", "\"99\"")]).await.problem(412, "precondition_failed");
+    let stale =
+        h.call("POST", &format!("/v1/applications/{id}/submit"), None, Some(&anna.token), &[("if-match", "\"99\"")]).await.problem(412, "precondition_failed");
     assert_conforms(&doc, "POST", "/v1/applications/{id}/submit", &stale);
     let submitted = h.call("POST", &format!("/v1/applications/{id}/submit"), None, Some(&anna.token), &[]).await.expect(200);
     assert_conforms(&doc, "POST", "/v1/applications/{id}/submit", &submitted);
-    assert_conforms(&doc, "PATCH", "/v1/applications/{id}", &h.call("PATCH", &format!("/v1/applications/{id}"), Some(json!({})), Some(&anna.token), &[]).await.problem(409, "invalid_transition"));
+    assert_conforms(
+        &doc,
+        "PATCH",
+        "/v1/applications/{id}",
+        &h.call("PATCH", &format!("/v1/applications/{id}"), Some(json!({})), Some(&anna.token), &[]).await.problem(409, "invalid_transition"),
+    );
 
     let message = h.post(&format!("/v1/applications/{id}/messages"), json!({"text": "Когда можно прийти?"}), &anna).await.expect(201);
     assert_conforms(&doc, "POST", "/v1/applications/{id}/messages", &message);
@@ -169,7 +198,9 @@ async fn answers_of_the_router_match_the_schemas_the_document_declares() {
     assert_conforms(&doc, "POST", "/v1/webhooks/agencies/{agency_id}", &applied);
     let refused = h.agency_sets("mfc", &id, "approved", json!({})).await.problem(409, "invalid_transition");
     assert_conforms(&doc, "POST", "/v1/webhooks/agencies/{agency_id}", &refused);
-    h.agency_sets("mfc", &id, "rejected", json!({"rejection": {"reason": "Нет свободного времени", "recommendations": "Запишитесь на другой день"}})).await.expect(200);
+    h.agency_sets("mfc", &id, "rejected", json!({"rejection": {"reason": "Нет свободного времени", "recommendations": "Запишитесь на другой день"}}))
+        .await
+        .expect(200);
     let unsigned = h.webhook_raw("mfc", "msg_unsigned", chrono::Utc::now().timestamp(), "v1,AAAA", "{}").await.problem(401, "signature_invalid");
     assert_conforms(&doc, "POST", "/v1/webhooks/agencies/{agency_id}", &unsigned);
 
@@ -190,11 +221,14 @@ async fn answers_of_the_router_match_the_schemas_the_document_declares() {
 
     let draft = h.create(&anna, "mfc-appointment").await;
     let draft_id = draft["application_id"].as_str().expect("id");
-    let withdraw_draft = h.post(&format!("/v1/applications/{draft_id}/withdraw"), json!({"reason": "Передумала"}), &anna).await.problem(409, "invalid_transition");
+    let withdraw_draft =
+        h.post(&format!("/v1/applications/{draft_id}/withdraw"), json!({"reason": "Передумала"}), &anna).await.problem(409, "invalid_transition");
     assert_conforms(&doc, "POST", "/v1/applications/{id}/withdraw", &withdraw_draft);
     let no_thread = h.post(&format!("/v1/applications/{draft_id}/messages"), json!({"text": "?"}), &anna).await.problem(409, "invalid_state");
     assert_conforms(&doc, "POST", "/v1/applications/{id}/messages", &no_thread);
-    let supplement = h.post(&format!("/v1/applications/{draft_id}/supplement"), json!({"document_ids": [], "comment": "Вот"}), &anna).await.problem(409, "invalid_transition");
+    let supplement = h
+        .post(&format!("/v1/applications/{draft_id}/supplement"), json!({"document_ids": [], "comment": "Вот"}), &anna)
+        .await
+        .problem(409, "invalid_transition");
     assert_conforms(&doc, "POST", "/v1/applications/{id}/supplement", &supplement);
 }
-

@@ -80,7 +80,10 @@ async fn overlong_ids_and_form_strings_with_control_characters_are_refused_on_dr
     let reply = h.post("/v1/applications", json!({ "service_code": code }), &anna).await.problem(400, "validation_failed");
     assert_eq!(field_codes(&reply), [("/service_code".to_owned(), "too_long".to_owned())]);
     assert_no_echo(&reply, &code);
-    let reply = h.post("/v1/applications", json!({"service_code": "mfc-appointment", "form": {"office": "МФЦ\u{202E}"}}), &anna).await.problem(400, "validation_failed");
+    let reply = h
+        .post("/v1/applications", json!({"service_code": "mfc-appointment", "form": {"office": "МФЦ\u{202E}"}}), &anna)
+        .await
+        .problem(400, "validation_failed");
     assert_eq!(field_codes(&reply), [("/form/office".to_owned(), "forbidden_characters".to_owned())]);
     assert_eq!(h.get("/v1/applications", &anna).await.body["items"], json!([]), "nothing stored");
 }
@@ -141,7 +144,8 @@ async fn a_signed_webhook_with_a_huge_invalid_field_is_refused_without_echo() {
     let body = json!({"type": "application.status_changed", "data": {"application_id": id, "status": 7}});
     let reply = h.webhook("mfc", "msg_type", &body).await.problem(422, "validation_failed");
     assert_eq!(field_codes(&reply), [("/data/status".to_owned(), "invalid_type".to_owned())]);
-    let reply = h.webhook("mfc", "msg_missing", &json!({"type": "application.message", "data": {"application_id": id}})).await.problem(422, "validation_failed");
+    let reply =
+        h.webhook("mfc", "msg_missing", &json!({"type": "application.message", "data": {"application_id": id}})).await.problem(422, "validation_failed");
     assert_eq!(field_codes(&reply), [("/data/text".to_owned(), "required".to_owned())]);
     assert_eq!(h.application(&anna, &id).await["status"], "submitted");
 }
@@ -154,10 +158,26 @@ async fn agency_text_is_bounded_and_clean_with_422() {
     let cases = [
         (json!({"type": "application.message", "data": {"application_id": id, "text": "Приходите\u{0}"}}), "/data/text", "forbidden_characters"),
         (json!({"type": "application.message", "data": {"application_id": id, "text": "ж".repeat(4001)}}), "/data/text", "too_long"),
-        (json!({"type": "application.message", "data": {"application_id": id, "text": "ok", "employee": {"name": "И".repeat(101)}}}), "/data/employee/name", "too_long"),
-        (json!({"type": "application.message", "data": {"application_id": id, "text": "ok", "employee": {"name": "Иван\u{2066}"}}}), "/data/employee/name", "forbidden_characters"),
-        (json!({"type": "application.status_changed", "data": {"application_id": id, "status": "accepted", "comment": "к\u{200F}"}}), "/data/comment", "forbidden_characters"),
-        (json!({"type": "application.status_changed", "data": {"application_id": id, "status": "rejected", "rejection": {"reason": "р".repeat(2001)}}}), "/data/rejection/reason", "too_long"),
+        (
+            json!({"type": "application.message", "data": {"application_id": id, "text": "ok", "employee": {"name": "И".repeat(101)}}}),
+            "/data/employee/name",
+            "too_long",
+        ),
+        (
+            json!({"type": "application.message", "data": {"application_id": id, "text": "ok", "employee": {"name": "Иван\u{2066}"}}}),
+            "/data/employee/name",
+            "forbidden_characters",
+        ),
+        (
+            json!({"type": "application.status_changed", "data": {"application_id": id, "status": "accepted", "comment": "к\u{200F}"}}),
+            "/data/comment",
+            "forbidden_characters",
+        ),
+        (
+            json!({"type": "application.status_changed", "data": {"application_id": id, "status": "rejected", "rejection": {"reason": "р".repeat(2001)}}}),
+            "/data/rejection/reason",
+            "too_long",
+        ),
         (json!({"type": "application.status_changed", "data": {"application_id": "A".repeat(65), "status": "accepted"}}), "/data/application_id", "too_long"),
     ];
     for (index, (body, field, code)) in cases.into_iter().enumerate() {

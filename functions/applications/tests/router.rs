@@ -76,7 +76,11 @@ async fn draft_is_created_patched_and_listed_with_versions() {
     assert!(app.get("user_id").is_none(), "the owner id stays inside");
     let id = id_of(&app);
 
-    let patched = h.call("PATCH", &format!("/v1/applications/{id}"), Some(json!({"form": {"office": "МФЦ Хамовники", "topic": "other"}})), Some(&anna.token), &[]).await.expect(200).body;
+    let patched = h
+        .call("PATCH", &format!("/v1/applications/{id}"), Some(json!({"form": {"office": "МФЦ Хамовники", "topic": "other"}})), Some(&anna.token), &[])
+        .await
+        .expect(200)
+        .body;
     assert_eq!(patched["version"], 2);
     assert_eq!(patched["form"]["topic"], "other");
     assert_eq!(h.application(&anna, &id).await, patched);
@@ -175,7 +179,8 @@ async fn submit_reports_every_schema_and_document_problem_and_changes_nothing() 
         .body;
     let id = id_of(&draft);
     let refused = h.call("POST", &format!("/v1/applications/{id}/submit"), None, Some(&anna.token), &[]).await.problem(422, "validation_failed");
-    let errors: Vec<(String, String)> = refused.body["errors"].as_array().unwrap().iter().map(|e| (e["field"].as_str().unwrap().to_owned(), e["code"].as_str().unwrap().to_owned())).collect();
+    let errors: Vec<(String, String)> =
+        refused.body["errors"].as_array().unwrap().iter().map(|e| (e["field"].as_str().unwrap().to_owned(), e["code"].as_str().unwrap().to_owned())).collect();
     for expected in [
         ("/form/reason", "enum"),
         ("/form/birth_date", "format"),
@@ -187,7 +192,13 @@ async fn submit_reports_every_schema_and_document_problem_and_changes_nothing() 
     ] {
         assert!(errors.contains(&(expected.0.to_owned(), expected.1.to_owned())), "missing {expected:?} in {errors:?}");
     }
-    let missing: Vec<_> = refused.body["errors"].as_array().unwrap().iter().filter(|e| e["code"] == "missing_document").map(|e| e["message"].as_str().unwrap().to_owned()).collect();
+    let missing: Vec<_> = refused.body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["code"] == "missing_document")
+        .map(|e| e["message"].as_str().unwrap().to_owned())
+        .collect();
     assert_eq!(missing.len(), 2, "neither the passport (pending) nor the photo (someone else's) counts: {missing:?}");
     assert!(missing.iter().any(|m| m.contains("Фотография")));
     assert_eq!(h.application(&anna, &id).await, draft);
@@ -202,7 +213,11 @@ async fn submit_checks_the_accounts_current_level_not_the_tokens() {
     let passport = h.document(&anna.user_id, "passport", "available").await;
     let photo = h.document(&anna.user_id, "photo", "available").await;
     let form = h.state.catalogue.get("passport-replacement").unwrap().form_example.clone();
-    let draft = h.post("/v1/applications", json!({"service_code": "passport-replacement", "form": form, "document_ids": [passport, photo]}), &boasting).await.expect(201).body;
+    let draft = h
+        .post("/v1/applications", json!({"service_code": "passport-replacement", "form": form, "document_ids": [passport, photo]}), &boasting)
+        .await
+        .expect(201)
+        .body;
     let id = id_of(&draft);
     h.call("POST", &format!("/v1/applications/{id}/submit"), None, Some(&boasting.token), &[]).await.problem(403, "level_insufficient");
     assert_eq!(h.application(&anna, &id).await["status"], "draft");
@@ -272,7 +287,8 @@ async fn agency_webhooks_and_a_supplement_carry_an_application_to_approval() {
     assert_eq!(asked.body, json!({"result": "applied"}));
 
     let scan = h.document(&anna.user_id, "passport", "available").await;
-    let supplemented = h.post(&format!("/v1/applications/{id}/supplement"), json!({"document_ids": [scan], "comment": "Приложила"}), &anna).await.expect(200).body;
+    let supplemented =
+        h.post(&format!("/v1/applications/{id}/supplement"), json!({"document_ids": [scan], "comment": "Приложила"}), &anna).await.expect(200).body;
     assert_eq!(supplemented["status"], "in_progress");
     assert_eq!(supplemented["document_ids"], json!([scan]));
 
@@ -469,7 +485,11 @@ async fn during_rotation_either_secret_of_the_agency_verifies() {
     let anna = h.citizen("standard").await;
     let passport = h.document(&anna.user_id, "passport", "available").await;
     let form = h.state.catalogue.get("no-criminal-record-certificate").unwrap().form_example.clone();
-    let draft = h.post("/v1/applications", json!({"service_code": "no-criminal-record-certificate", "form": form, "document_ids": [passport]}), &anna).await.expect(201).body;
+    let draft = h
+        .post("/v1/applications", json!({"service_code": "no-criminal-record-certificate", "form": form, "document_ids": [passport]}), &anna)
+        .await
+        .expect(201)
+        .body;
     let id = id_of(&draft);
     h.call("POST", &format!("/v1/applications/{id}/submit"), None, Some(&anna.token), &[]).await.expect(200);
 
@@ -580,7 +600,10 @@ async fn identity_verdicts_need_a_profile_a_known_user_and_a_known_result() {
     h.webhook("sfr", "v-4", &rejected).await.expect(200);
     let (account, _) = shared::identity::load(h.kv.as_ref(), &anna.user_id).await.unwrap().unwrap();
     let profile = account.profile.expect("profile");
-    assert_eq!((profile.verification.status, profile.verification.reason.as_deref()), (shared::identity::VerificationStatus::Rejected, Some("Паспорт недействителен")));
+    assert_eq!(
+        (profile.verification.status, profile.verification.reason.as_deref()),
+        (shared::identity::VerificationStatus::Rejected, Some("Паспорт недействителен"))
+    );
     assert_eq!(account.level, Level::Simplified);
     let notices: Vec<(String, String)> = h
         .events()

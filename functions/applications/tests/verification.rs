@@ -28,7 +28,9 @@ async fn outdated_verdicts_change_nothing_and_snils_logins_stay(h: Harness) {
     let (victim_account, _) = shared::identity::load(h.kv.as_ref(), &victim.user_id).await.unwrap().unwrap();
     let snils = victim_account.profile.expect("profile").snils;
     let login_key = shared::identity::login_pk(&h.state.index_key, &shared::identity::snils_login(&snils));
-    h.kv.put(Item::json(login_key.clone(), shared::identity::LOGIN_SK, &LoginIndex { user_id: victim.user_id.clone() }).unwrap(), Condition::NotExists).await.unwrap();
+    h.kv.put(Item::json(login_key.clone(), shared::identity::LOGIN_SK, &LoginIndex { user_id: victim.user_id.clone() }).unwrap(), Condition::NotExists)
+        .await
+        .unwrap();
 
     // The attacker's own data is awaiting a verdict (request 1); then he swaps in the victim's
     // SNILS, which (as PUT /v1/me/profile does) is a new request.
@@ -39,12 +41,18 @@ async fn outdated_verdicts_change_nothing_and_snils_logins_stay(h: Harness) {
     profile.snils = snils.clone();
     profile.verification = shared::identity::Verification::requested(ulid::Ulid::new().to_string());
     let second_request = profile.verification.request_id.clone();
-    h.kv.put(Item::json(shared::identity::user_pk(&attacker.user_id), shared::identity::ACCOUNT_SK, &account).unwrap(), Condition::VersionIs(version)).await.unwrap();
+    h.kv.put(Item::json(shared::identity::user_pk(&attacker.user_id), shared::identity::ACCOUNT_SK, &account).unwrap(), Condition::VersionIs(version))
+        .await
+        .unwrap();
 
     let verdict = |request_id: &str| json!({"type": "identity.verification_completed", "data": {"user_id": attacker.user_id, "request_id": request_id, "result": "verified"}});
     h.webhook("sfr", "outdated-1", &verdict(&first_request)).await.problem(409, "verification_outdated");
     let (after, after_version) = shared::identity::load(h.kv.as_ref(), &attacker.user_id).await.unwrap().unwrap();
-    assert_eq!((after.level, after.profile.as_ref().unwrap().verification.status, after_version), (Level::Simplified, VerificationStatus::Pending, version + 1), "nothing changed");
+    assert_eq!(
+        (after.level, after.profile.as_ref().unwrap().verification.status, after_version),
+        (Level::Simplified, VerificationStatus::Pending, version + 1),
+        "nothing changed"
+    );
     // The dedupe record keeps the answer: the same delivery again is the same 409.
     h.webhook("sfr", "outdated-1", &verdict(&first_request)).await.problem(409, "verification_outdated");
 

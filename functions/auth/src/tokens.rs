@@ -70,7 +70,12 @@ pub fn start_session(state: &AuthState, account: &Account, amr: Vec<String>, cli
         store::put_op(store::user_pk(&account.user_id), &store::session_sk(&session_id), &session, Condition::NotExists, Some(absolute_end))?,
         store::put_op(refresh_pk, "REFRESH", &record, Condition::NotExists, Some(absolute_end))?,
     ];
-    let tokens = Tokens { access_token: access_token(state, account, &session_id, &amr, now)?, refresh_token, token_type: "Bearer", expires_in: state.settings.access_ttl.as_secs() };
+    let tokens = Tokens {
+        access_token: access_token(state, account, &session_id, &amr, now)?,
+        refresh_token,
+        token_type: "Bearer",
+        expires_in: state.settings.access_ttl.as_secs(),
+    };
     Ok((ops, tokens))
 }
 

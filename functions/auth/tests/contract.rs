@@ -63,7 +63,10 @@ fn operations(doc: &Value) -> Vec<(String, String, &Value)> {
 fn documented_codes(doc: &Value, method: &str, path: &str, status: u16) -> Vec<String> {
     let response = &doc["paths"][path][method.to_lowercase()]["responses"][status.to_string()];
     let schema = &response["content"][PROBLEM_CONTENT_TYPE]["schema"];
-    schema["allOf"][1]["properties"]["code"]["enum"].as_array().map(|codes| codes.iter().filter_map(|c| c.as_str().map(str::to_owned)).collect()).unwrap_or_default()
+    schema["allOf"][1]["properties"]["code"]["enum"]
+        .as_array()
+        .map(|codes| codes.iter().filter_map(|c| c.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default()
 }
 
 fn property_names(schema: &Value) -> BTreeSet<String> {
@@ -107,7 +110,9 @@ async fn every_operation_has_an_id_a_success_body_and_problem_json_errors() {
         assert!(op["operationId"].as_str().is_some_and(|id| !id.is_empty()), "{name}: operationId");
         let responses = op["responses"].as_object().unwrap_or_else(|| panic!("{name}: responses"));
         let success = responses.iter().filter(|(status, _)| status.starts_with('2') || status.as_str() == "302");
-        let described = success.clone().any(|(status, r)| matches!(status.as_str(), "204" | "302") || r["content"].as_object().is_some_and(|c| c.values().any(|m| m["schema"].is_object())));
+        let described = success.clone().any(|(status, r)| {
+            matches!(status.as_str(), "204" | "302") || r["content"].as_object().is_some_and(|c| c.values().any(|m| m["schema"].is_object()))
+        });
         assert!(success.count() > 0 && described, "{name}: a 2xx answer with its body");
         for (status, response) in responses.iter().filter(|(status, _)| status.starts_with('4')) {
             assert!(response["content"][PROBLEM_CONTENT_TYPE]["schema"].is_object(), "{name} {status}: problem+json");
@@ -164,7 +169,13 @@ async fn the_error_codes_answered_are_the_documented_ones() {
         ("POST", "/v1/auth/register", None, "{}".into(), None),
         ("POST", "/v1/auth/register", json_ct, "{".into(), None),
         ("POST", "/v1/auth/register", json_ct, json!({"email": "x@example.ru", "password": PASSWORD}).to_string(), None),
-        ("POST", "/v1/auth/register", json_ct, json!({"email": "x@example.ru", "password": "short", "consents": {"terms": true, "personal_data": true}}).to_string(), None),
+        (
+            "POST",
+            "/v1/auth/register",
+            json_ct,
+            json!({"email": "x@example.ru", "password": "short", "consents": {"terms": true, "personal_data": true}}).to_string(),
+            None,
+        ),
         ("POST", "/v1/auth/register", json_ct, json!({"phone": too_long, "password": PASSWORD}).to_string(), None),
         ("POST", "/v1/auth/register/confirm", json_ct, json!({"flow_id": "nope", "code": "123456"}).to_string(), None),
         ("POST", "/v1/auth/otp/resend", json_ct, json!({"flow_id": "nope"}).to_string(), None),
@@ -204,7 +215,13 @@ async fn the_schemas_of_shared_types_match_what_is_answered() {
     let h = Harness::new().await;
     let doc = document(&h);
     let schemas = &doc["components"]["schemas"];
-    let passport = shared::domain::PassportInput { series: "4506".into(), number: "123456".into(), issued_at: "2015-03-20".into(), issued_by: "ОВД".into(), division_code: "772-001".into() };
+    let passport = shared::domain::PassportInput {
+        series: "4506".into(),
+        number: "123456".into(),
+        issued_at: "2015-03-20".into(),
+        issued_by: "ОВД".into(),
+        division_code: "772-001".into(),
+    };
     let mut profile = shared::identity::Profile {
         last_name: "Иванова".into(),
         first_name: "Анна".into(),
@@ -222,7 +239,10 @@ async fn the_schemas_of_shared_types_match_what_is_answered() {
     assert_eq!(property_names(&schemas["Profile"]), keys(&answered));
     assert_eq!(property_names(&schemas["Passport"]), keys(&answered["passport"]));
     assert_eq!(property_names(&schemas["Verification"]), keys(&answered["verification"]));
-    let levels: BTreeSet<String> = [shared::identity::Level::Simplified, shared::identity::Level::Standard, shared::identity::Level::Confirmed].iter().map(|l| l.as_str().to_owned()).collect();
+    let levels: BTreeSet<String> = [shared::identity::Level::Simplified, shared::identity::Level::Standard, shared::identity::Level::Confirmed]
+        .iter()
+        .map(|l| l.as_str().to_owned())
+        .collect();
     let documented: BTreeSet<String> = schemas["AccountLevel"]["enum"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect();
     assert_eq!(documented, levels);
 
@@ -233,4 +253,3 @@ async fn the_schemas_of_shared_types_match_what_is_answered() {
     let (_, discovery) = raw(&h, "GET", "/.well-known/openid-configuration", None, "", None).await;
     assert_eq!(property_names(&schemas["OpenIdConfiguration"]), keys(&discovery));
 }
-

@@ -46,7 +46,14 @@ async fn registering_a_known_email_answers_alike_and_warns_instead_of_sending_a_
     let h = Harness::new().await;
     h.registered("known@example.ru").await;
     h.events().await;
-    let (status, body) = h.call("POST", "/v1/auth/register", Some(json!({"email": "Known@Example.ru ", "password": PASSWORD, "consents": {"terms": true, "personal_data": true}})), None).await;
+    let (status, body) = h
+        .call(
+            "POST",
+            "/v1/auth/register",
+            Some(json!({"email": "Known@Example.ru ", "password": PASSWORD, "consents": {"terms": true, "personal_data": true}})),
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::ACCEPTED);
     assert_eq!(body.as_object().unwrap().keys().collect::<Vec<_>>(), vec!["channel", "expires_at", "flow_id"]);
     let events = h.events().await;
@@ -60,7 +67,14 @@ async fn registering_a_known_email_answers_alike_and_warns_instead_of_sending_a_
 #[tokio::test]
 async fn a_code_dies_after_five_wrong_entries_even_for_the_right_code() {
     let h = Harness::new().await;
-    let (_, body) = h.call("POST", "/v1/auth/register", Some(json!({"email": "otp@example.ru", "password": PASSWORD, "consents": {"terms": true, "personal_data": true}})), None).await;
+    let (_, body) = h
+        .call(
+            "POST",
+            "/v1/auth/register",
+            Some(json!({"email": "otp@example.ru", "password": PASSWORD, "consents": {"terms": true, "personal_data": true}})),
+            None,
+        )
+        .await;
     let code = h.last_code().await;
     let wrong = if code == "111111" { "222222" } else { "111111" };
     let mut codes = Vec::new();
@@ -79,7 +93,8 @@ async fn password_change_revokes_other_sessions_but_keeps_the_current_one() {
     let first = h.registered("change@example.ru").await;
     let (_, second) = h.call("POST", "/v1/auth/login", Some(json!({"login": "change@example.ru", "password": PASSWORD})), None).await;
     let second = &second["tokens"];
-    let (status, _) = h.call("POST", "/v1/me/password", Some(json!({"current_password": PASSWORD, "new_password": "Nq8$vRt!cW4e"})), second["access_token"].as_str()).await;
+    let (status, _) =
+        h.call("POST", "/v1/me/password", Some(json!({"current_password": PASSWORD, "new_password": "Nq8$vRt!cW4e"})), second["access_token"].as_str()).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert_eq!(h.call("GET", "/v1/me", None, second["access_token"].as_str()).await.0, StatusCode::OK);
     let (status, body) = h.call("GET", "/v1/me", None, first["access_token"].as_str()).await;
@@ -135,7 +150,12 @@ async fn storing_a_profile_requests_verification_and_snils_logs_in_only_once_ver
     assert_eq!(h.call("POST", "/v1/auth/login", Some(by_snils.clone()), None).await.1["code"], "invalid_credentials");
     let user_id = h.call("GET", "/v1/me", None, tokens["access_token"].as_str()).await.1["user_id"].as_str().unwrap().to_owned();
     let snils = shared::domain::Snils::parse("11223344595").unwrap();
-    let index = shared::ports::Item::json(shared::identity::login_pk(&h.state.index_key, &shared::identity::snils_login(&snils)), shared::identity::LOGIN_SK, &shared::identity::LoginIndex { user_id }).unwrap();
+    let index = shared::ports::Item::json(
+        shared::identity::login_pk(&h.state.index_key, &shared::identity::snils_login(&snils)),
+        shared::identity::LOGIN_SK,
+        &shared::identity::LoginIndex { user_id },
+    )
+    .unwrap();
     h.kv.put(index, shared::ports::Condition::NotExists).await.unwrap();
     let (status, body) = h.call("POST", "/v1/auth/login", Some(by_snils), None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -164,10 +184,18 @@ async fn parallel_wrong_passwords_are_all_counted_and_lock_after_three() {
 #[tokio::test]
 async fn parallel_code_guesses_are_all_counted() {
     let h = Harness::new().await;
-    let (_, body) = h.call("POST", "/v1/auth/register", Some(json!({"email": "guess@example.ru", "password": PASSWORD, "consents": {"terms": true, "personal_data": true}})), None).await;
+    let (_, body) = h
+        .call(
+            "POST",
+            "/v1/auth/register",
+            Some(json!({"email": "guess@example.ru", "password": PASSWORD, "consents": {"terms": true, "personal_data": true}})),
+            None,
+        )
+        .await;
     let code = h.last_code().await;
     let wrong = if code == "111111" { "222222" } else { "111111" };
-    let results = futures_join_all((0..25).map(|_| h.call("POST", "/v1/auth/register/confirm", Some(json!({"flow_id": body["flow_id"], "code": wrong})), None))).await;
+    let results =
+        futures_join_all((0..25).map(|_| h.call("POST", "/v1/auth/register/confirm", Some(json!({"flow_id": body["flow_id"], "code": wrong})), None))).await;
     let invalid = results.iter().filter(|(_, b)| b["code"] == "otp_invalid").count();
     assert!(invalid <= 4, "{invalid} wrong guesses were answered otp_invalid; at most 4 may be");
     let (status, b) = h.call("POST", "/v1/auth/register/confirm", Some(json!({"flow_id": body["flow_id"], "code": code})), None).await;

@@ -162,7 +162,13 @@ async fn unknown_and_known_logins_take_the_same_time() {
 
     let mut gaps = Vec::new();
     for (what, path, known, unknown, status) in [
-        ("login, wrong password", "/v1/auth/login", json!({"login": "timing@example.ru", "password": "Wrong#Pass9x"}), json!({"login": "nobody-timing@example.ru", "password": "Wrong#Pass9x"}), StatusCode::UNAUTHORIZED),
+        (
+            "login, wrong password",
+            "/v1/auth/login",
+            json!({"login": "timing@example.ru", "password": "Wrong#Pass9x"}),
+            json!({"login": "nobody-timing@example.ru", "password": "Wrong#Pass9x"}),
+            StatusCode::UNAUTHORIZED,
+        ),
         ("recovery", "/v1/auth/password/recover", json!({"login": "timing@example.ru"}), json!({"login": "nobody-timing@example.ru"}), StatusCode::ACCEPTED),
     ] {
         // Every sample must be the real path, not an early 429.
@@ -171,7 +177,12 @@ async fn unknown_and_known_logins_take_the_same_time() {
         }
         let (known_median, difference) = paired_difference(&h, pairs, &known, &unknown, path).await;
         let gap = difference / known_median;
-        println!("{what}: known median {:.2} ms, median paired difference known - unknown {:+.3} ms ({:+.1} %), {pairs} pairs", known_median / 1e3, difference / 1e3, gap * 100.0);
+        println!(
+            "{what}: known median {:.2} ms, median paired difference known - unknown {:+.3} ms ({:+.1} %), {pairs} pairs",
+            known_median / 1e3,
+            difference / 1e3,
+            gap * 100.0
+        );
         gaps.push((what, gap));
     }
     for (what, gap) in gaps {

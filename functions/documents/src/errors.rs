@@ -10,7 +10,11 @@ pub fn payload_too_large(limit_bytes: u64) -> ApiError {
 /// SPEC names only `payload_too_large`; a full quota gets its own code so a frontend can tell
 /// "pick a smaller file" from "delete something first".
 pub fn quota_exceeded(quota_bytes: u64) -> ApiError {
-    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "quota_exceeded", format!("Превышен объём хранилища документов ({} МБ); удалите ненужные файлы", quota_bytes / (1024 * 1024)))
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "quota_exceeded",
+        format!("Превышен объём хранилища документов ({} МБ); удалите ненужные файлы", quota_bytes / (1024 * 1024)),
+    )
 }
 
 pub fn unsupported_media_type() -> ApiError {

@@ -28,14 +28,14 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::FromRef;
-use shared::http::contract::{OpenApiRouter, routes};
 use chrono::{DateTime, Utc};
+use shared::http::contract::{OpenApiRouter, routes};
 
+use shared::agencies::Registry;
+use shared::events::Event;
 use shared::http::{RateLimiter, TokenVerifier};
 use shared::keys::KeyRing;
 use shared::outbox::Relay;
-use shared::agencies::Registry;
-use shared::events::Event;
 use shared::ports::{KeyValue, KvError, ObjectStore, TxOp};
 
 pub use purge::{PurgeReport, Purger};

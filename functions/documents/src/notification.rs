@@ -79,7 +79,8 @@ pub fn decode_key(raw: &str) -> Result<String, NotificationError> {
 }
 
 /// Characters S3 leaves literal in notification keys (`quote_plus` style).
-const KEY_LITERAL: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'/').remove(b' ');
+const KEY_LITERAL: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'/').remove(b' ');
 
 /// The notification S3 would send for `created` in `bucket` (used by the local runner).
 pub fn s3_object_created(bucket: &str, created: &ObjectCreated) -> String {
@@ -156,7 +157,8 @@ mod tests {
 
     #[test]
     fn sqs_fixture_carries_s3_notifications_in_its_bodies() {
-        let fixture: aws_lambda_events::event::sqs::SqsEvent = serde_json::from_str(include_str!("../../../events/sqs-s3-notification.json")).expect("SQS event");
+        let fixture: aws_lambda_events::event::sqs::SqsEvent =
+            serde_json::from_str(include_str!("../../../events/sqs-s3-notification.json")).expect("SQS event");
         let parsed: Vec<Notification> = fixture.records.iter().map(|record| parse(record.body.as_deref().unwrap_or_default()).expect("body parses")).collect();
         assert_eq!(parsed[0], Notification::Test);
         assert!(matches!(&parsed[1], Notification::Created(objects) if objects.len() == 1 && objects[0].key.starts_with("documents/")));

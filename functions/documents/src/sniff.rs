@@ -277,7 +277,8 @@ pub fn check_declared_sizes(entries: &[ZipEntry]) -> bool {
         if entry.compressed_size == ZIP64_MARKER || entry.uncompressed_size == ZIP64_MARKER {
             return false;
         }
-        let dense = entry.uncompressed_size > RATIO_CHECKED_ABOVE_BYTES && entry.uncompressed_size > entry.compressed_size.saturating_mul(MAX_COMPRESSION_RATIO);
+        let dense =
+            entry.uncompressed_size > RATIO_CHECKED_ABOVE_BYTES && entry.uncompressed_size > entry.compressed_size.saturating_mul(MAX_COMPRESSION_RATIO);
         total = total.saturating_add(entry.uncompressed_size);
         if dense || total > MAX_UNCOMPRESSED_BYTES {
             return false;
@@ -474,7 +475,9 @@ impl ContentScan {
             },
             ScanFor::XmlDeclarations => match rest.first() {
                 Some(b'<' | 0) => XML_DECLARATION_MARKERS.iter().any(|marker| {
-                    starts_with_ignoring_case(rest, marker) || utf16_starts_with_ignoring_case(rest, marker, true) || utf16_starts_with_ignoring_case(rest, marker, false)
+                    starts_with_ignoring_case(rest, marker)
+                        || utf16_starts_with_ignoring_case(rest, marker, true)
+                        || utf16_starts_with_ignoring_case(rest, marker, false)
                 }),
                 _ => false,
             },
@@ -673,7 +676,10 @@ pub(crate) mod tests {
         let spreadsheet_types = String::from_utf8(DOCX_TYPES.to_vec()).unwrap().replace("wordprocessingml.document.main", "spreadsheetml.sheet.main");
         assert!(!is_docx(&zip(&[("[Content_Types].xml", spreadsheet_types.as_bytes()), ("word/document.xml", b"<w/>")])), "names alone do not make a DOCX");
         assert!(!is_docx(&zip(&[("[Content_Types].xml", b"<Types/>"), ("word/document.xml", b"<w/>")])), "no WordprocessingML main part declared");
-        assert!(!is_docx(&zip(&[("[Content_Types].xml", DOCX_TYPES), ("word/document.xml", b"<w/>"), ("word/vbaProject.bin", b"\xD0\xCF")])), "macro projects are refused");
+        assert!(
+            !is_docx(&zip(&[("[Content_Types].xml", DOCX_TYPES), ("word/document.xml", b"<w/>"), ("word/vbaProject.bin", b"\xD0\xCF")])),
+            "macro projects are refused"
+        );
     }
 
     #[test]
@@ -791,10 +797,20 @@ pub(crate) mod tests {
 
     #[test]
     fn xml_declaring_an_encoding_that_hides_markup_is_refused() {
-        for scannable in [&b"<r/>"[..], b"<?xml version=\"1.0\"?><r/>", b"<?xml version='1.0' encoding='UTF-8'?>", b"\xEF\xBB\xBF<?xml version=\"1.0\" encoding = \"windows-1251\"?>"] {
+        for scannable in [
+            &b"<r/>"[..],
+            b"<?xml version=\"1.0\"?><r/>",
+            b"<?xml version='1.0' encoding='UTF-8'?>",
+            b"\xEF\xBB\xBF<?xml version=\"1.0\" encoding = \"windows-1251\"?>",
+        ] {
             assert!(xml_encoding_is_scannable(scannable), "{:?}", String::from_utf8_lossy(scannable));
         }
-        for hidden in [&b"<?xml version=\"1.0\" encoding=\"UTF-7\"?>"[..], b"<?xml version=\"1.0\" encoding=\"UTF-16\"?>", b"<?xml version=\"1.0\" encoding=\"IBM037\"?>", b"<?xml version=\"1.0\" encoding=utf-8?>"] {
+        for hidden in [
+            &b"<?xml version=\"1.0\" encoding=\"UTF-7\"?>"[..],
+            b"<?xml version=\"1.0\" encoding=\"UTF-16\"?>",
+            b"<?xml version=\"1.0\" encoding=\"IBM037\"?>",
+            b"<?xml version=\"1.0\" encoding=utf-8?>",
+        ] {
             assert!(!xml_encoding_is_scannable(hidden), "{:?}", String::from_utf8_lossy(hidden));
         }
     }
@@ -831,7 +847,13 @@ pub(crate) mod tests {
         assert!(is_docx(&with("word/styles.xml", b"<w:styles/>")));
         assert!(!is_docx(&with("word/styles.xml", b"<?xml version=\"1.0\"?><!DOCTYPE s [<!ENTITY a \"b\">]><w:styles>&a;</w:styles>")));
         assert!(!is_docx(&with("customXml/item1.xml", b"<!ENTITY % x SYSTEM \"http://evil/x.dtd\">")));
-        assert!(!is_docx(&zip(&[("[Content_Types].xml", br#"<!DOCTYPE Types><Types><Override ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/></Types>"#), ("word/document.xml", b"<w/>")])));
+        assert!(!is_docx(&zip(&[
+            (
+                "[Content_Types].xml",
+                br#"<!DOCTYPE Types><Types><Override ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/></Types>"#
+            ),
+            ("word/document.xml", b"<w/>")
+        ])));
 
         // Declared sizes are judged before inflating: 2 MiB of one byte is far denser than 100:1.
         let filler = vec![b'a'; 2 * MIB as usize];

@@ -16,8 +16,8 @@
 //! the purge entry and the quota in step with the document in one transaction.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use serde::{Deserialize, Serialize};
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use shared::identity::user_pk;

@@ -115,13 +115,18 @@ impl UploadHandler {
             tracing::warn!(document_id = %current.document_id, "object-created notification but the object is gone; ignored");
             return Ok(Some(Outcome::Ignored));
         };
-        let already = current.effective_status() == DocumentStatus::Available && matches!(&verdict, Verdict::Available { sha256 } if current.sha256.as_ref() == Some(sha256));
+        let already = current.effective_status() == DocumentStatus::Available
+            && matches!(&verdict, Verdict::Available { sha256 } if current.sha256.as_ref() == Some(sha256));
         if already {
             return Ok(Some(Outcome::Unchanged));
         }
 
         let after = apply(current, &verdict, state.now());
-        let usage = if after.charged_bytes != current.charged_bytes { store::load_usage(state.kv.as_ref(), &current.owner_user_id).await.map_err(kv_retry)? } else { None };
+        let usage = if after.charged_bytes != current.charged_bytes {
+            store::load_usage(state.kv.as_ref(), &current.owner_user_id).await.map_err(kv_retry)?
+        } else {
+            None
+        };
         let ops = store::transition_ops(Some(&doc), &after, usage.as_ref()).map_err(kv_retry)?;
         // A deleted document learns its verdict silently; the citizen hears of it only if restored.
         let events = if current.status == DocumentStatus::Deleted { Vec::new() } else { vec![verdict_event(&after, &verdict)] };

@@ -164,7 +164,11 @@ async fn the_plain_router_serves_the_same_routes_without_health_and_document() {
 
 /// A path template with sample values in place of its parameters.
 fn concrete(template: &str) -> String {
-    template.replace("{id}", "01J00000000000000000000000").replace("{share_id}", "01J00000000000000000000001").replace("{token}", "no-such-token").replace("{agency_id}", "mvd")
+    template
+        .replace("{id}", "01J00000000000000000000000")
+        .replace("{share_id}", "01J00000000000000000000001")
+        .replace("{token}", "no-such-token")
+        .replace("{agency_id}", "mvd")
 }
 
 fn is_problem(response: &axum::response::Response) -> bool {

@@ -102,10 +102,12 @@ impl Harness {
         let agencies = Arc::new(shared::agencies::Registry::dev_seed().unwrap());
         let api = Api::new(state.clone(), &keys, agencies);
         let contract = Arc::new(serde_json::to_value(shared::http::contract::split(documents::api(api.clone()), "Documents").1).unwrap());
-        let app = shared::http::finish(documents::router(api)).layer(axum::middleware::from_fn(move |request: axum::extract::Request, next: axum::middleware::Next| {
-            let contract = contract.clone();
-            async move { conform(&contract, request, next).await }
-        }));
+        let app = shared::http::finish(documents::router(api)).layer(axum::middleware::from_fn(
+            move |request: axum::extract::Request, next: axum::middleware::Next| {
+                let contract = contract.clone();
+                async move { conform(&contract, request, next).await }
+            },
+        ));
         let created = Arc::new(Mutex::new(Vec::new()));
         let sink = created.clone();
         let objects_app = routes(objects.clone(), Arc::new(move |event| sink.lock().unwrap().push(event)));
@@ -233,10 +235,21 @@ struct CountingStore {
 
 #[async_trait::async_trait]
 impl ObjectStore for CountingStore {
-    async fn presign_put(&self, key: &str, content_type: &str, length: u64, expires_in: Duration) -> Result<shared::ports::PresignedRequest, shared::ports::ObjectStoreError> {
+    async fn presign_put(
+        &self,
+        key: &str,
+        content_type: &str,
+        length: u64,
+        expires_in: Duration,
+    ) -> Result<shared::ports::PresignedRequest, shared::ports::ObjectStoreError> {
         self.inner.presign_put(key, content_type, length, expires_in).await
     }
-    async fn presign_get(&self, key: &str, expires_in: Duration, name: Option<&str>) -> Result<shared::ports::PresignedRequest, shared::ports::ObjectStoreError> {
+    async fn presign_get(
+        &self,
+        key: &str,
+        expires_in: Duration,
+        name: Option<&str>,
+    ) -> Result<shared::ports::PresignedRequest, shared::ports::ObjectStoreError> {
         self.inner.presign_get(key, expires_in, name).await
     }
     async fn head(&self, key: &str) -> Result<Option<shared::ports::ObjectMeta>, shared::ports::ObjectStoreError> {
@@ -261,7 +274,8 @@ fn user() -> String {
 
 /// A small but well-formed PDF.
 fn pdf(text: &str) -> Vec<u8> {
-    format!("%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\n% {text}\ntrailer<</Root 1 0 R>>\n%%EOF\n").into_bytes()
+    format!("%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\n% {text}\ntrailer<</Root 1 0 R>>\n%%EOF\n")
+        .into_bytes()
 }
 
 fn elf() -> Vec<u8> {
@@ -321,7 +335,9 @@ async fn citizen_uploads_a_pdf_and_downloads_the_same_bytes_after_verification()
     let verdicts: Vec<Event> = h.published().await.into_iter().filter(|e| matches!(e.payload, EventPayload::DocumentVerdict { .. })).collect();
     assert_eq!(verdicts.len(), 1);
     assert_eq!(verdicts[0].user_id.as_deref(), Some(alice.as_str()));
-    assert!(matches!(&verdicts[0].payload, EventPayload::DocumentVerdict { status, rejection_reason: None, file_name, .. } if status == "available" && file_name == "Паспорт.pdf"));
+    assert!(
+        matches!(&verdicts[0].payload, EventPayload::DocumentVerdict { status, rejection_reason: None, file_name, .. } if status == "available" && file_name == "Паспорт.pdf")
+    );
 }
 
 #[tokio::test]
@@ -411,11 +427,13 @@ async fn slot_limits_answer_413_and_415_with_the_spec_codes() {
     let alice = user();
     let (status, body) = h.call("POST", "/v1/documents", Some(slot_body("passport", "identity", "scan.pdf", "application/pdf", 6_000_000)), Some(&alice)).await;
     assert_eq!((status, body["code"].as_str()), (StatusCode::PAYLOAD_TOO_LARGE, Some("payload_too_large")));
-    let (status, body) = h.call("POST", "/v1/documents", Some(slot_body("other", "application", "a.pdf", "application/pdf", (10 * MIB + 1) as usize)), Some(&alice)).await;
+    let (status, body) =
+        h.call("POST", "/v1/documents", Some(slot_body("other", "application", "a.pdf", "application/pdf", (10 * MIB + 1) as usize)), Some(&alice)).await;
     assert_eq!((status, body["code"].as_str()), (StatusCode::PAYLOAD_TOO_LARGE, Some("payload_too_large")));
     let (status, _) = h.call("POST", "/v1/documents", Some(slot_body("other", "vault", "a.pdf", "application/pdf", (20 * MIB) as usize)), Some(&alice)).await;
     assert_eq!(status, StatusCode::CREATED);
-    let (status, body) = h.call("POST", "/v1/documents", Some(slot_body("other", "application", "a.docx", documents::policy::DOCX_CONTENT_TYPE, 10)), Some(&alice)).await;
+    let (status, body) =
+        h.call("POST", "/v1/documents", Some(slot_body("other", "application", "a.docx", documents::policy::DOCX_CONTENT_TYPE, 10)), Some(&alice)).await;
     assert_eq!((status, body["code"].as_str()), (StatusCode::UNSUPPORTED_MEDIA_TYPE, Some("unsupported_media_type")));
     let (status, body) = h.call("POST", "/v1/documents", Some(slot_body("other", "vault", "a.exe", "application/x-msdownload", 10)), Some(&alice)).await;
     assert_eq!((status, body["code"].as_str()), (StatusCode::UNSUPPORTED_MEDIA_TYPE, Some("unsupported_media_type")));
@@ -453,7 +471,12 @@ async fn malformed_slot_requests_name_every_bad_field() {
     let h = Harness::new().await;
     let alice = user();
     let (status, body) = h
-        .call("POST", "/v1/documents", Some(json!({"type": "result", "purpose": "drawer", "file_name": "../x/y.pdf", "content_type": "application/pdf", "size_bytes": -1})), Some(&alice))
+        .call(
+            "POST",
+            "/v1/documents",
+            Some(json!({"type": "result", "purpose": "drawer", "file_name": "../x/y.pdf", "content_type": "application/pdf", "size_bytes": -1})),
+            Some(&alice),
+        )
         .await;
     assert_eq!((status, body["code"].as_str()), (StatusCode::BAD_REQUEST, Some("validation_failed")), "{body}");
     let mut fields: Vec<&str> = body["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
@@ -775,7 +798,9 @@ async fn shares_last_at_most_seven_days_and_only_for_available_documents() {
     let (status, share) = h.call("POST", &format!("/v1/documents/{id}/shares"), Some(json!({"expires_in_seconds": 7 * DAY})), Some(&alice)).await;
     assert_eq!(status, StatusCode::CREATED, "{share}");
     let pending = h.create(&alice, slot_body("other", "vault", "b.pdf", "application/pdf", 10)).await;
-    let (status, body) = h.call("POST", &format!("/v1/documents/{}/shares", pending["document_id"].as_str().unwrap()), Some(json!({"expires_in_seconds": 60})), Some(&alice)).await;
+    let (status, body) = h
+        .call("POST", &format!("/v1/documents/{}/shares", pending["document_id"].as_str().unwrap()), Some(json!({"expires_in_seconds": 60})), Some(&alice))
+        .await;
     assert_eq!((status, body["code"].as_str()), (StatusCode::CONFLICT, Some("document_not_available")));
 }
 
@@ -791,7 +816,8 @@ impl Harness {
     /// Stores an application the way the applications function does (its read contract).
     async fn application(&self, citizen: &str, agency_id: &str, status: &str) -> String {
         let id = ulid::Ulid::new().to_string();
-        let record = json!({"application_id": id, "user_id": citizen, "agency_id": agency_id, "service_code": "passport_replacement", "status": status, "number": null});
+        let record =
+            json!({"application_id": id, "user_id": citizen, "agency_id": agency_id, "service_code": "passport_replacement", "status": status, "number": null});
         let (pk, sk) = shared::records::application_key(&id);
         self.state.kv.put(shared::ports::Item::json(pk, sk, &record).unwrap(), shared::ports::Condition::NotExists).await.unwrap();
         id
@@ -867,11 +893,32 @@ async fn only_the_applications_agency_may_upload_results_and_signatures_are_chec
     assert_eq!((status, problem["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("signature_invalid")));
 
     let draft = h.application(&alice, "mvd", "draft").await;
-    let (status, _) = h.agency_upload("mvd", MVD_SECRET, "msg_draft", &json!({"application_id": draft, "file_name": "r.pdf", "content_type": "application/pdf", "size_bytes": 100})).await;
+    let (status, _) = h
+        .agency_upload(
+            "mvd",
+            MVD_SECRET,
+            "msg_draft",
+            &json!({"application_id": draft, "file_name": "r.pdf", "content_type": "application/pdf", "size_bytes": 100}),
+        )
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "drafts were never sent to the agency");
-    let (status, problem) = h.agency_upload("mvd", MVD_SECRET, "msg_big", &json!({"application_id": application_id, "file_name": "r.pdf", "content_type": "application/pdf", "size_bytes": 11 * MIB})).await;
+    let (status, problem) = h
+        .agency_upload(
+            "mvd",
+            MVD_SECRET,
+            "msg_big",
+            &json!({"application_id": application_id, "file_name": "r.pdf", "content_type": "application/pdf", "size_bytes": 11 * MIB}),
+        )
+        .await;
     assert_eq!((status, problem["code"].as_str()), (StatusCode::PAYLOAD_TOO_LARGE, Some("payload_too_large")));
-    let (status, problem) = h.agency_upload("mvd", MVD_SECRET, "msg_xml", &json!({"application_id": application_id, "file_name": "r.xml", "content_type": "application/xml", "size_bytes": 100})).await;
+    let (status, problem) = h
+        .agency_upload(
+            "mvd",
+            MVD_SECRET,
+            "msg_xml",
+            &json!({"application_id": application_id, "file_name": "r.xml", "content_type": "application/xml", "size_bytes": 100}),
+        )
+        .await;
     assert_eq!((status, problem["code"].as_str()), (StatusCode::UNSUPPORTED_MEDIA_TYPE, Some("unsupported_media_type")));
     let (status, problem) = h.agency_upload("mvd", MVD_SECRET, "msg_bad_body", &json!({"file_name": ""})).await;
     assert_eq!((status, problem["code"].as_str()), (StatusCode::BAD_REQUEST, Some("validation_failed")));
@@ -1034,7 +1081,9 @@ async fn parallel_slot_requests_fill_the_quota_exactly_without_conflicts() {
     let alice = user();
     let requests = (0..40).map(|i| {
         let (h, alice) = (h.clone(), alice.clone());
-        tokio::spawn(async move { h.call("POST", "/v1/documents", Some(slot_body("other", "vault", &format!("{i}.pdf"), "application/pdf", 1000)), Some(&alice)).await })
+        tokio::spawn(async move {
+            h.call("POST", "/v1/documents", Some(slot_body("other", "vault", &format!("{i}.pdf"), "application/pdf", 1000)), Some(&alice)).await
+        })
     });
     let mut created = 0;
     let mut refused = 0;
@@ -1057,8 +1106,8 @@ async fn parallel_slot_requests_fill_the_quota_exactly_without_conflicts() {
 
 /// Characters that hide or reorder what a reader sees (SPEC §2), each smuggled into a name.
 const INVISIBLE_OR_REORDERING: [char; 17] = [
-    '\u{0}', '\u{1F}', '\u{7F}', '\u{85}', '\u{9F}', '\u{200B}', '\u{200D}', '\u{200F}', '\u{202A}', '\u{202E}', '\u{2060}', '\u{2066}', '\u{2069}', '\u{FEFF}',
-    '\u{061C}', '\u{200E}', '\u{2067}',
+    '\u{0}', '\u{1F}', '\u{7F}', '\u{85}', '\u{9F}', '\u{200B}', '\u{200D}', '\u{200F}', '\u{202A}', '\u{202E}', '\u{2060}', '\u{2066}', '\u{2069}',
+    '\u{FEFF}', '\u{061C}', '\u{200E}', '\u{2067}',
 ];
 
 /// The `file_name` field error of a 400 problem, after checking the problem never echoes `value`.
@@ -1127,7 +1176,10 @@ async fn oversized_string_fields_are_refused_at_the_edge_without_echo() {
     for (field, body) in [
         ("type", json!({"type": huge, "purpose": "vault", "file_name": "a.pdf", "content_type": "application/pdf", "size_bytes": 10})),
         ("purpose", json!({"type": "other", "purpose": huge, "file_name": "a.pdf", "content_type": "application/pdf", "size_bytes": 10})),
-        ("content_type", json!({"type": "other", "purpose": "vault", "file_name": "a.pdf", "content_type": format!("application/pdf; x={huge}"), "size_bytes": 10})),
+        (
+            "content_type",
+            json!({"type": "other", "purpose": "vault", "file_name": "a.pdf", "content_type": format!("application/pdf; x={huge}"), "size_bytes": 10}),
+        ),
     ] {
         let (status, problem) = h.call("POST", "/v1/documents", Some(body), Some(&alice)).await;
         assert_eq!((status, problem["code"].as_str()), (StatusCode::BAD_REQUEST, Some("validation_failed")), "{field}: {problem}");
@@ -1171,7 +1223,11 @@ async fn downloads_and_share_link_downloads_are_nosniff_attachments() {
 
 /// A PDF whose one stream holds `payload` raw, the way polyglots hide a second format.
 fn pdf_with_stream(payload: &[u8]) -> Vec<u8> {
-    let mut bytes = format!("%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\n3 0 obj<</Length {}>>stream\n", payload.len()).into_bytes();
+    let mut bytes = format!(
+        "%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\n3 0 obj<</Length {}>>stream\n",
+        payload.len()
+    )
+    .into_bytes();
     bytes.extend_from_slice(payload);
     bytes.extend_from_slice(b"\nendstream\nendobj\ntrailer<</Root 1 0 R>>\n%%EOF\n");
     bytes
@@ -1195,14 +1251,17 @@ async fn pdf_polyglots_carrying_an_archive_or_html_are_content_mismatches() {
     let mut late_markup = pdf(&" ".repeat(MIB as usize + 1000));
     let at = MIB as usize - 3; // straddles the 1 MiB boundary of the hash reads
     late_markup.splice(at..at + 7, b"<ScRiPt".iter().copied());
-    assert_content_mismatches(&h, vec![
-        ("zip-inside.pdf", "application/pdf", pdf_with_stream(&archive)),
-        ("zip-after-eof.pdf", "application/pdf", zip_after_eof),
-        ("html.pdf", "application/pdf", pdf_with_stream(b"<!DOCTYPE html><html><body>hi</body></html>")),
-        ("script.pdf", "application/pdf", pdf_with_stream(b"<SCRIPT>alert(document.cookie)</SCRIPT>")),
-        ("body.pdf", "application/pdf", pdf_with_stream(b"<BODY onload=alert(1)>")),
-        ("late-markup.pdf", "application/pdf", late_markup),
-    ])
+    assert_content_mismatches(
+        &h,
+        vec![
+            ("zip-inside.pdf", "application/pdf", pdf_with_stream(&archive)),
+            ("zip-after-eof.pdf", "application/pdf", zip_after_eof),
+            ("html.pdf", "application/pdf", pdf_with_stream(b"<!DOCTYPE html><html><body>hi</body></html>")),
+            ("script.pdf", "application/pdf", pdf_with_stream(b"<SCRIPT>alert(document.cookie)</SCRIPT>")),
+            ("body.pdf", "application/pdf", pdf_with_stream(b"<BODY onload=alert(1)>")),
+            ("late-markup.pdf", "application/pdf", late_markup),
+        ],
+    )
     .await;
     // Binary streams that merely contain "PK" or "<" stay fine.
     let alice = user();
@@ -1214,18 +1273,22 @@ async fn pdf_polyglots_carrying_an_archive_or_html_are_content_mismatches() {
 #[tokio::test]
 async fn xml_with_a_doctype_or_entities_is_a_content_mismatch() {
     let h = Harness::new().await;
-    let laughs = br#"<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">]><lolz>&lol2;</lolz>"#;
+    let laughs =
+        br#"<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">]><lolz>&lol2;</lolz>"#;
     let xxe = br#"<?xml version="1.0" encoding="UTF-8"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><r>&x;</r>"#;
     let mut late = b"<?xml version=\"1.0\"?>\n<r>".to_vec();
     late.extend_from_slice(&b"<a>1</a>".repeat(20_000));
     late.extend_from_slice(b"<!ENTITY x 'y'></r>");
     let utf7 = b"<?xml version=\"1.0\" encoding=\"UTF-7\"?>+ADw-!DOCTYPE r+AD4-<r/>".to_vec();
-    assert_content_mismatches(&h, vec![
-        ("laughs.xml", "application/xml", laughs.to_vec()),
-        ("xxe.xml", "text/xml", xxe.to_vec()),
-        ("late.xml", "application/xml", late),
-        ("utf7.xml", "application/xml", utf7),
-    ])
+    assert_content_mismatches(
+        &h,
+        vec![
+            ("laughs.xml", "application/xml", laughs.to_vec()),
+            ("xxe.xml", "text/xml", xxe.to_vec()),
+            ("late.xml", "application/xml", late),
+            ("utf7.xml", "application/xml", utf7),
+        ],
+    )
     .await;
 }
 
@@ -1249,18 +1312,31 @@ async fn docx_with_entities_or_bomb_sized_parts_is_a_content_mismatch() {
         }
         zip_bytes(&entries)
     };
-    let utf16_doctype: &'static [u8] = Box::leak("\u{FEFF}<?xml version=\"1.0\" encoding=\"UTF-16\"?><!DOCTYPE w [<!ENTITY a \"b\">]><w/>".encode_utf16().flat_map(u16::to_le_bytes).collect::<Vec<u8>>().into_boxed_slice());
+    let utf16_doctype: &'static [u8] = Box::leak(
+        "\u{FEFF}<?xml version=\"1.0\" encoding=\"UTF-16\"?><!DOCTYPE w [<!ENTITY a \"b\">]><w/>"
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes)
+            .collect::<Vec<u8>>()
+            .into_boxed_slice(),
+    );
     // 2 MiB of one repeated byte deflate to a few KiB: far beyond 100:1.
     let zeros = vec![b'0'; 2 * MIB as usize];
     let dense = zip_bytes(&[("[Content_Types].xml", DOCX_CONTENT_TYPES), ("word/document.xml", b"<w:document/>"), ("word/media/blank.bmp", &zeros)]);
-    assert_content_mismatches(&h, vec![
-        ("doctype.docx", documents::policy::DOCX_CONTENT_TYPE, entity_part("word/document.xml", b"<?xml version=\"1.0\"?><!DOCTYPE w [<!ENTITY x SYSTEM \"http://evil/\">]><w:document>&x;</w:document>")),
-        ("rels.docx", documents::policy::DOCX_CONTENT_TYPE, entity_part("word/_rels/document.xml.rels", b"<!ENTITY x 'y'><Relationships/>")),
-        ("utf16.docx", documents::policy::DOCX_CONTENT_TYPE, entity_part("word/styles.xml", utf16_doctype)),
-        ("declared-1gib.docx", documents::policy::DOCX_CONTENT_TYPE, docx_declaring(1 << 30)),
-        ("dense.docx", documents::policy::DOCX_CONTENT_TYPE, dense),
-        // Declared smaller than it inflates: reading stops at the declared size.
-        ("understated.docx", documents::policy::DOCX_CONTENT_TYPE, docx_declaring(5)),
-    ])
+    assert_content_mismatches(
+        &h,
+        vec![
+            (
+                "doctype.docx",
+                documents::policy::DOCX_CONTENT_TYPE,
+                entity_part("word/document.xml", b"<?xml version=\"1.0\"?><!DOCTYPE w [<!ENTITY x SYSTEM \"http://evil/\">]><w:document>&x;</w:document>"),
+            ),
+            ("rels.docx", documents::policy::DOCX_CONTENT_TYPE, entity_part("word/_rels/document.xml.rels", b"<!ENTITY x 'y'><Relationships/>")),
+            ("utf16.docx", documents::policy::DOCX_CONTENT_TYPE, entity_part("word/styles.xml", utf16_doctype)),
+            ("declared-1gib.docx", documents::policy::DOCX_CONTENT_TYPE, docx_declaring(1 << 30)),
+            ("dense.docx", documents::policy::DOCX_CONTENT_TYPE, dense),
+            // Declared smaller than it inflates: reading stops at the declared size.
+            ("understated.docx", documents::policy::DOCX_CONTENT_TYPE, docx_declaring(5)),
+        ],
+    )
     .await;
 }

@@ -56,7 +56,9 @@ pub fn channel_and_address(destination: &Destination) -> (&'static str, &str) {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Claim {
     /// This consumer may send; settle the marker with this version afterwards.
-    Acquired { version: u64 },
+    Acquired {
+        version: u64,
+    },
     AlreadySent,
     /// An earlier attempt failed permanently; sending again would fail the same way.
     FailedBefore,

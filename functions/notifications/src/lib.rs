@@ -34,8 +34,8 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::FromRef;
-use shared::http::contract::{OpenApiRouter, routes};
 use shared::http::TokenVerifier;
+use shared::http::contract::{OpenApiRouter, routes};
 use shared::ports::kv::KeyValue;
 
 pub use ledger::DEFAULT_CLAIM_LEASE;

@@ -46,7 +46,9 @@ async fn main() -> Result<(), BoxError> {
         Mode::Api => {
             let env = |name: &str, default: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty()).unwrap_or_else(|| default.to_owned());
             let keys = adapters.require_keys()?;
-            let verifier = Arc::new(TokenVerifier::new(env("JWT_ISSUER", DEFAULT_ISSUER), env("JWT_AUDIENCE", DEFAULT_AUDIENCE), &keys).with_sessions(adapters.kv.clone()));
+            let verifier = Arc::new(
+                TokenVerifier::new(env("JWT_ISSUER", DEFAULT_ISSUER), env("JWT_AUDIENCE", DEFAULT_AUDIENCE), &keys).with_sessions(adapters.kv.clone()),
+            );
             serve(shared::http::finish_api(api(Arc::new(NotificationsState::new(adapters.kv, verifier))), "Notifications")).await
         }
         Mode::Queue => {

@@ -213,9 +213,8 @@ impl MessageHandler for Notifier {
 
 /// Parses and checks a queue message. Errors never quote the input: it holds codes and contacts.
 pub fn parse_event(body: &str) -> Result<Event, HandlerError> {
-    let event: Event = serde_json::from_str(body).map_err(|error| {
-        HandlerError::Reject(format!("malformed event ({:?} error at line {} column {})", error.classify(), error.line(), error.column()))
-    })?;
+    let event: Event = serde_json::from_str(body)
+        .map_err(|error| HandlerError::Reject(format!("malformed event ({:?} error at line {} column {})", error.classify(), error.line(), error.column())))?;
     let reject = |reason: &str| Err(HandlerError::Reject(format!("{} {}: {reason}", event.type_name(), event.id)));
     if !is_key_safe(&event.id) {
         return Err(HandlerError::Reject(format!("{} event with an unusable id", event.type_name())));
@@ -276,9 +275,7 @@ fn unique(destinations: Vec<Destination>) -> Vec<Destination> {
 /// `local@domain.tld` emails without whitespace.
 fn is_plausible(destination: &Destination) -> bool {
     match destination {
-        Destination::Sms(phone) => {
-            phone.strip_prefix('+').is_some_and(|digits| (8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()))
-        }
+        Destination::Sms(phone) => phone.strip_prefix('+').is_some_and(|digits| (8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())),
         Destination::Email(address) => {
             address.len() <= 254
                 && !address.chars().any(|c| c.is_whitespace() || c.is_control())

@@ -61,10 +61,9 @@ impl Category {
     pub fn of(payload: &EventPayload) -> Option<Self> {
         match payload {
             EventPayload::OtpIssued { .. } | EventPayload::RegistrationAttempted { .. } | EventPayload::RecoveryUnmatched { .. } => None,
-            EventPayload::AccountLocked { .. }
-            | EventPayload::PasswordChanged { .. }
-            | EventPayload::NewLogin { .. }
-            | EventPayload::MfaChanged { .. } => Some(Self::Security),
+            EventPayload::AccountLocked { .. } | EventPayload::PasswordChanged { .. } | EventPayload::NewLogin { .. } | EventPayload::MfaChanged { .. } => {
+                Some(Self::Security)
+            }
             EventPayload::ApplicationStatusChanged { .. } | EventPayload::ApplicationMessage { .. } => Some(Self::Applications),
             EventPayload::IdentityVerificationRequested { .. } | EventPayload::IdentityLevelChanged { .. } | EventPayload::DocumentVerdict { .. } => {
                 Some(Self::PersonalData)
@@ -412,16 +411,30 @@ mod tests {
     #[test]
     fn events_map_to_their_categories_and_codes_ignore_preferences() {
         use shared::events::{Destination, OtpPurpose};
-        let otp = EventPayload::OtpIssued { destination: Destination::Sms("+79990000000".into()), code: "123456".into(), purpose: OtpPurpose::Login, expires_at: Utc::now() };
+        let otp = EventPayload::OtpIssued {
+            destination: Destination::Sms("+79990000000".into()),
+            code: "123456".into(),
+            purpose: OtpPurpose::Login,
+            expires_at: Utc::now(),
+        };
         assert_eq!(Category::of(&otp), None);
         assert_eq!(Category::of(&EventPayload::PasswordChanged { destinations: vec![] }), Some(Category::Security));
-        assert_eq!(Category::of(&EventPayload::IdentityLevelChanged { level: "standard".into(), previous_level: "simplified".into(), reason: "x".into() }), Some(Category::PersonalData));
+        assert_eq!(
+            Category::of(&EventPayload::IdentityLevelChanged { level: "standard".into(), previous_level: "simplified".into(), reason: "x".into() }),
+            Some(Category::PersonalData)
+        );
         assert_eq!(
             Category::of(&EventPayload::DocumentVerdict { document_id: "d".into(), file_name: "f".into(), status: "available".into(), rejection_reason: None }),
             Some(Category::PersonalData)
         );
         assert_eq!(
-            Category::of(&EventPayload::ApplicationMessage { application_id: "a".into(), number: None, service_title: "s".into(), from_agency: true, preview: "p".into() }),
+            Category::of(&EventPayload::ApplicationMessage {
+                application_id: "a".into(),
+                number: None,
+                service_title: "s".into(),
+                from_agency: true,
+                preview: "p".into()
+            }),
             Some(Category::Applications)
         );
     }

@@ -101,11 +101,9 @@ pub fn email(event: &Event, portal: Option<&str>) -> Option<EmailMessage> {
                     "Код подтверждения для регистрации на Госуслугах",
                     "Если вы не регистрировались, просто проигнорируйте это письмо.",
                 ),
-                OtpPurpose::Login => (
-                    "Код для входа на Госуслуги",
-                    "Код для входа на Госуслуги",
-                    "Если вы не входили на портал, значит, кто-то знает ваш пароль: смените его.",
-                ),
+                OtpPurpose::Login => {
+                    ("Код для входа на Госуслуги", "Код для входа на Госуслуги", "Если вы не входили на портал, значит, кто-то знает ваш пароль: смените его.")
+                }
                 OtpPurpose::Recovery => (
                     "Код для восстановления доступа к Госуслугам",
                     "Код для восстановления доступа к Госуслугам",
@@ -114,9 +112,7 @@ pub fn email(event: &Event, portal: Option<&str>) -> Option<EmailMessage> {
             };
             (
                 subject.to_owned(),
-                format!(
-                    "{lead}: {code}\n\nКод действует {validity}. Никому не сообщайте его — сотрудники Госуслуг никогда его не спрашивают.\n\n{if_not_you}"
-                ),
+                format!("{lead}: {code}\n\nКод действует {validity}. Никому не сообщайте его — сотрудники Госуслуг никогда его не спрашивают.\n\n{if_not_you}"),
             )
         }
         EventPayload::RegistrationAttempted { .. } => (
@@ -170,7 +166,11 @@ pub fn email(event: &Event, portal: Option<&str>) -> Option<EmailMessage> {
             }
             (
                 status_heading(Some(&number), status, status_title),
-                format!("{when} изменился статус вашего заявления.\n\n{}\n\n{}", lines.join("\n"), open_in_cabinet(portal, application_link(application_id), "«Заявления»")),
+                format!(
+                    "{when} изменился статус вашего заявления.\n\n{}\n\n{}",
+                    lines.join("\n"),
+                    open_in_cabinet(portal, application_link(application_id), "«Заявления»")
+                ),
             )
         }
         EventPayload::ApplicationMessage { application_id, number, service_title, from_agency, preview } => {
@@ -638,14 +638,27 @@ mod tests {
                 });
             }
         }
-        payloads.push(EventPayload::IdentityVerificationRequested { registry_agency_id: "mvd".to_owned(), request_id: "01JREQUEST".to_owned(), profile: Box::new(shared::identity::Profile::example()) });
+        payloads.push(EventPayload::IdentityVerificationRequested {
+            registry_agency_id: "mvd".to_owned(),
+            request_id: "01JREQUEST".to_owned(),
+            profile: Box::new(shared::identity::Profile::example()),
+        });
         for level in ["simplified", "standard", "confirmed", "unknown_level"] {
             for reason in ["profile_changed", "verified", "verification_rejected", "identity_confirmed", &"r".repeat(500)] {
-                payloads.push(EventPayload::IdentityLevelChanged { level: level.to_owned(), previous_level: "simplified".to_owned(), reason: reason.to_owned() });
+                payloads.push(EventPayload::IdentityLevelChanged {
+                    level: level.to_owned(),
+                    previous_level: "simplified".to_owned(),
+                    reason: reason.to_owned(),
+                });
             }
         }
         for file_name in ["скан.pdf", &"очень_длинное_имя_файла_".repeat(40), &"😀".repeat(300), "a\nb\u{7}c"] {
-            payloads.push(EventPayload::DocumentVerdict { document_id: "01JDOC".to_owned(), file_name: file_name.to_owned(), status: "available".to_owned(), rejection_reason: None });
+            payloads.push(EventPayload::DocumentVerdict {
+                document_id: "01JDOC".to_owned(),
+                file_name: file_name.to_owned(),
+                status: "available".to_owned(),
+                rejection_reason: None,
+            });
             for reason in [Some("content_mismatch"), Some("too_large"), Some("empty"), Some("something_else"), None] {
                 payloads.push(EventPayload::DocumentVerdict {
                     document_id: "01JDOC".to_owned(),
@@ -712,20 +725,21 @@ mod tests {
 
     #[test]
     fn codes_and_contact_warnings_have_no_inbox_entry() {
-        let otp = event(EventPayload::OtpIssued { destination: phone(), code: "123456".to_owned(), purpose: OtpPurpose::Login, expires_at: at() + Duration::minutes(5) });
+        let otp = event(EventPayload::OtpIssued {
+            destination: phone(),
+            code: "123456".to_owned(),
+            purpose: OtpPurpose::Login,
+            expires_at: at() + Duration::minutes(5),
+        });
         assert_eq!(inbox(&otp), None);
         assert_eq!(inbox(&event(EventPayload::RegistrationAttempted { destination: phone() })), None);
     }
 
     #[test]
     fn otp_texts_name_their_purpose_and_carry_the_code() {
-        let otp = |purpose| {
-            event(EventPayload::OtpIssued { destination: phone(), code: "123456".to_owned(), purpose, expires_at: at() + Duration::minutes(5) })
-        };
-        assert_eq!(
-            sms(&otp(OtpPurpose::Registration)),
-            "Код подтверждения для регистрации на Госуслугах: 123456. Никому не сообщайте его. Действует 5 минут."
-        );
+        let otp =
+            |purpose| event(EventPayload::OtpIssued { destination: phone(), code: "123456".to_owned(), purpose, expires_at: at() + Duration::minutes(5) });
+        assert_eq!(sms(&otp(OtpPurpose::Registration)), "Код подтверждения для регистрации на Госуслугах: 123456. Никому не сообщайте его. Действует 5 минут.");
         assert!(sms(&otp(OtpPurpose::Login)).starts_with("Код для входа на Госуслуги: 123456."));
         assert!(sms(&otp(OtpPurpose::Recovery)).starts_with("Код для восстановления доступа к Госуслугам: 123456."));
         let message = mail(&otp(OtpPurpose::Login));
@@ -855,7 +869,11 @@ mod tests {
 
     #[test]
     fn verification_request_is_an_inbox_note_only() {
-        let requested = event(EventPayload::IdentityVerificationRequested { registry_agency_id: "mvd".to_owned(), request_id: "01JREQUEST".to_owned(), profile: Box::new(shared::identity::Profile::example()) });
+        let requested = event(EventPayload::IdentityVerificationRequested {
+            registry_agency_id: "mvd".to_owned(),
+            request_id: "01JREQUEST".to_owned(),
+            profile: Box::new(shared::identity::Profile::example()),
+        });
         assert_eq!(sms_text(&requested), None);
         assert_eq!(email(&requested, None), None);
         assert_eq!(inbox(&requested).unwrap().title, "Данные отправлены на проверку");
@@ -863,11 +881,16 @@ mod tests {
 
     #[test]
     fn level_change_names_the_new_level_in_russian() {
-        let changed = event(EventPayload::IdentityLevelChanged { level: "standard".to_owned(), previous_level: "simplified".to_owned(), reason: "verified".to_owned() });
+        let changed =
+            event(EventPayload::IdentityLevelChanged { level: "standard".to_owned(), previous_level: "simplified".to_owned(), reason: "verified".to_owned() });
         assert_eq!(sms(&changed), "Госуслуги. Уровень учётной записи: Стандартная. Ведомство подтвердило данные профиля.");
         assert_eq!(mail(&changed).subject, "Уровень учётной записи: Стандартная");
         assert!(mail(&changed).body.contains("был «Упрощённая», теперь «Стандартная»"));
-        let dropped = event(EventPayload::IdentityLevelChanged { level: "simplified".to_owned(), previous_level: "confirmed".to_owned(), reason: "profile_changed".to_owned() });
+        let dropped = event(EventPayload::IdentityLevelChanged {
+            level: "simplified".to_owned(),
+            previous_level: "confirmed".to_owned(),
+            reason: "profile_changed".to_owned(),
+        });
         let entry = inbox(&dropped).unwrap();
         assert_eq!(entry.title, "Уровень учётной записи: Упрощённая");
         assert_eq!(entry.body, "Данные профиля изменились, поэтому их нужно проверить заново.");

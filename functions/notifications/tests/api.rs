@@ -111,7 +111,12 @@ impl Reply {
     }
 
     fn numbers(&self) -> Vec<String> {
-        self.body["items"].as_array().unwrap().iter().map(|item| item["title"].as_str().unwrap().split(' ').nth(2).unwrap().trim_end_matches(':').to_owned()).collect()
+        self.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|item| item["title"].as_str().unwrap().split(' ').nth(2).unwrap().trim_end_matches(':').to_owned())
+            .collect()
     }
 }
 

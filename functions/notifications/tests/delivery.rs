@@ -176,7 +176,17 @@ async fn a_document_verdict_reaches_the_inbox_with_the_reason() {
 async fn a_verification_request_is_an_inbox_note_and_nothing_else() {
     let f = fixture().await;
 
-    f.notifier.handle(&body(&citizen_event(USER, EventPayload::IdentityVerificationRequested { registry_agency_id: "mvd".to_owned(), request_id: "01JREQUEST".to_owned(), profile: Box::new(shared::identity::Profile::example()) }))).await.unwrap();
+    f.notifier
+        .handle(&body(&citizen_event(
+            USER,
+            EventPayload::IdentityVerificationRequested {
+                registry_agency_id: "mvd".to_owned(),
+                request_id: "01JREQUEST".to_owned(),
+                profile: Box::new(shared::identity::Profile::example()),
+            },
+        )))
+        .await
+        .unwrap();
 
     assert_eq!(f.sender.attempts(), 0);
     let inbox = f.inbox().await;

@@ -44,7 +44,10 @@ impl States {
         if let Some(n) = runner.drafts_per_hour {
             budget.creations = shared::http::Limit::per_hour(n);
         }
-        let applications = Arc::new(applications::ApplicationsState::new(adapters.kv.clone(), relay, auth.verifier.clone(), catalogue, agencies, adapters.require_index_key()?).with_write_budget(budget));
+        let applications = Arc::new(
+            applications::ApplicationsState::new(adapters.kv.clone(), relay, auth.verifier.clone(), catalogue, agencies, adapters.require_index_key()?)
+                .with_write_budget(budget),
+        );
         Ok(Self { auth, notifications, documents, documents_api, applications })
     }
 

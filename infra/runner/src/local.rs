@@ -5,11 +5,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Json;
+use axum::Router;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
-use axum::Router;
 use serde::Deserialize;
 
 use shared::adapters::embedded::outbox::DevOutbox;
@@ -94,7 +94,10 @@ shared::problems!(OutboxErrors { 400 => ["validation_failed"] });
 /// `to` is required: nobody lists everyone's codes.
 #[utoipa::path(get, path = "/dev/outbox", tag = "dev", params(OutboxQuery),
     responses((status = 200, description = "Messages to that recipient, newest first (local mode only)", body = OutboxPage), OutboxErrors))]
-async fn dev_outbox(State(outbox): State<Arc<DevOutbox>>, shared::http::ApiQuery(q): shared::http::ApiQuery<OutboxQuery>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn dev_outbox(
+    State(outbox): State<Arc<DevOutbox>>,
+    shared::http::ApiQuery(q): shared::http::ApiQuery<OutboxQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let raw = q.to.unwrap_or_default();
     if raw.trim().is_empty() {
         return Err(ApiError::field("to", "required", "Укажите получателя: ?to=<телефон или email>"));

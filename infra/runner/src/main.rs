@@ -46,7 +46,9 @@ async fn main() -> Result<(), BoxError> {
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let notifier = std::sync::Arc::new(notifications::Notifier::new(adapters.kv.clone(), adapters.sms.clone(), adapters.email.clone()).with_portal_url(notifications::portal_url_from_env()));
+    let notifier = std::sync::Arc::new(
+        notifications::Notifier::new(adapters.kv.clone(), adapters.sms.clone(), adapters.email.clone()).with_portal_url(notifications::portal_url_from_env()),
+    );
     let consumer = tokio::spawn(run_consumer(adapters.events_queue.clone(), notifier, ConsumerOptions::default(), stopped(stop_rx.clone())));
     let sweeper = tokio::spawn(sweep_outbox(relay, settings.sweep_every, stopped(stop_rx.clone())));
     let uploads_handler = std::sync::Arc::new(documents::UploadHandler::new(states.documents.clone()));
@@ -71,7 +73,6 @@ async fn main() -> Result<(), BoxError> {
     .await;
     Ok(())
 }
-
 
 /// The documents purge, hourly (on AWS an EventBridge schedule invokes it).
 async fn purge_documents(state: std::sync::Arc<documents::DocumentsState>, shutdown: impl std::future::Future<Output = ()>) {
@@ -107,4 +108,3 @@ async fn sweep_outbox(relay: Relay, every: Duration, shutdown: impl std::future:
         }
     }
 }
-

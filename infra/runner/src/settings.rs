@@ -45,11 +45,21 @@ impl RunnerSettings {
             Some(other) => return Err(format!("OUTBOX_INLINE_RELAY must be 0 or 1, not `{other}`").into()),
         };
         let sweep_every = match var("OUTBOX_SWEEP_SECONDS") {
-            Some(raw) => Duration::from_secs(raw.trim().parse::<u64>().ok().filter(|s| *s > 0).ok_or_else(|| format!("OUTBOX_SWEEP_SECONDS must be a positive number of seconds, not `{raw}`"))?),
+            Some(raw) => Duration::from_secs(
+                raw.trim()
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|s| *s > 0)
+                    .ok_or_else(|| format!("OUTBOX_SWEEP_SECONDS must be a positive number of seconds, not `{raw}`"))?,
+            ),
             None => Duration::from_secs(5),
         };
         let count = |name: &str| -> Result<Option<u64>, BoxError> {
-            var(name).map(|raw| raw.trim().parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(|| format!("{name} must be a positive whole number, not `{raw}`").into())).transpose()
+            var(name)
+                .map(|raw| {
+                    raw.trim().parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(|| format!("{name} must be a positive whole number, not `{raw}`").into())
+                })
+                .transpose()
         };
         let (writes_per_minute, drafts_per_hour) = (count("CITIZEN_WRITES_PER_MINUTE")?, count("CITIZEN_DRAFTS_PER_HOUR")?);
         Ok(Self { bind, public_base_url, issuer, inline_relay, sweep_every, writes_per_minute, drafts_per_hour })
@@ -68,12 +78,21 @@ mod tests {
     #[test]
     fn defaults_follow_the_bound_address() {
         let s = parse(&[("BIND_ADDR", "127.0.0.1:4010")]).unwrap();
-        assert_eq!((s.public_base_url.as_str(), s.issuer.as_str(), s.inline_relay, s.sweep_every), ("http://127.0.0.1:4010", "http://127.0.0.1:4010", true, Duration::from_secs(5)));
+        assert_eq!(
+            (s.public_base_url.as_str(), s.issuer.as_str(), s.inline_relay, s.sweep_every),
+            ("http://127.0.0.1:4010", "http://127.0.0.1:4010", true, Duration::from_secs(5))
+        );
     }
 
     #[test]
     fn a_bad_value_names_its_variable() {
-        for (name, value) in [("BIND_ADDR", "localhost"), ("OUTBOX_INLINE_RELAY", "yes"), ("OUTBOX_SWEEP_SECONDS", "soon"), ("OUTBOX_SWEEP_SECONDS", "0"), ("CITIZEN_WRITES_PER_MINUTE", "-1")] {
+        for (name, value) in [
+            ("BIND_ADDR", "localhost"),
+            ("OUTBOX_INLINE_RELAY", "yes"),
+            ("OUTBOX_SWEEP_SECONDS", "soon"),
+            ("OUTBOX_SWEEP_SECONDS", "0"),
+            ("CITIZEN_WRITES_PER_MINUTE", "-1"),
+        ] {
             let error = parse(&[(name, value)]).unwrap_err().to_string();
             assert!(error.contains(name), "{name}={value}: {error}");
         }

@@ -35,9 +35,7 @@ impl Inn {
             return Err(InnError::InvalidFormat);
         }
         let digits: Vec<u32> = trimmed.bytes().map(|b| u32::from(b - b'0')).collect();
-        if digits[10] != check_digit(&digits[..10], &WEIGHTS_11)
-            || digits[11] != check_digit(&digits[..11], &WEIGHTS_12)
-        {
+        if digits[10] != check_digit(&digits[..10], &WEIGHTS_11) || digits[11] != check_digit(&digits[..11], &WEIGHTS_12) {
             return Err(InnError::ChecksumMismatch);
         }
         Ok(Self(trimmed.to_owned()))
@@ -145,12 +143,7 @@ mod tests {
 
     #[test]
     fn other_lengths_and_characters_are_rejected() {
-        for raw in [
-            "7707083893",
-            "5001007322591",
-            "5001-0073-2259",
-            "50010073225a",
-        ] {
+        for raw in ["7707083893", "5001007322591", "5001-0073-2259", "50010073225a"] {
             assert_eq!(Inn::parse(raw), Err(InnError::InvalidFormat), "{raw:?}");
         }
         assert_eq!(Inn::parse(""), Err(InnError::Empty));

@@ -77,33 +77,17 @@ impl Passport {
     }
 
     /// Checks every field, with `today` as the latest acceptable issue date.
-    pub fn parse_as_of(
-        input: &PassportInput,
-        today: NaiveDate,
-    ) -> Result<Self, Vec<PassportError>> {
+    pub fn parse_as_of(input: &PassportInput, today: NaiveDate) -> Result<Self, Vec<PassportError>> {
         let series = parse_series(&input.series);
         let number = parse_number(&input.number);
         let issued_at = parse_issued_at(&input.issued_at, today);
         let issued_by = parse_issued_by(&input.issued_by);
         let division_code = parse_division_code(&input.division_code);
         match (series, number, issued_at, issued_by, division_code) {
-            (Ok(series), Ok(number), Ok(issued_at), Ok(issued_by), Ok(division_code)) => Ok(Self {
-                series,
-                number,
-                issued_at,
-                issued_by,
-                division_code,
-            }),
-            (series, number, issued_at, issued_by, division_code) => Err([
-                series.err(),
-                number.err(),
-                issued_at.err(),
-                issued_by.err(),
-                division_code.err(),
-            ]
-            .into_iter()
-            .flatten()
-            .collect()),
+            (Ok(series), Ok(number), Ok(issued_at), Ok(issued_by), Ok(division_code)) => Ok(Self { series, number, issued_at, issued_by, division_code }),
+            (series, number, issued_at, issued_by, division_code) => {
+                Err([series.err(), number.err(), issued_at.err(), issued_by.err(), division_code.err()].into_iter().flatten().collect())
+            }
         }
     }
 
@@ -183,8 +167,7 @@ fn parse_issued_at(raw: &str, today: NaiveDate) -> Result<NaiveDate, PassportErr
     if trimmed.len() != 10 {
         return Err(PassportError::IssuedAtInvalid);
     }
-    let date = NaiveDate::parse_from_str(trimmed, "%Y-%m-%d")
-        .map_err(|_| PassportError::IssuedAtInvalid)?;
+    let date = NaiveDate::parse_from_str(trimmed, "%Y-%m-%d").map_err(|_| PassportError::IssuedAtInvalid)?;
     if date > today {
         return Err(PassportError::IssuedAtInFuture);
     }
@@ -232,28 +215,16 @@ impl PassportError {
         match self {
             Self::SeriesMissing | Self::SeriesInvalid => "passport.series",
             Self::NumberMissing | Self::NumberInvalid => "passport.number",
-            Self::IssuedAtMissing | Self::IssuedAtInvalid | Self::IssuedAtInFuture => {
-                "passport.issued_at"
-            }
-            Self::IssuedByMissing | Self::IssuedByTooLong | Self::IssuedByInvalid => {
-                "passport.issued_by"
-            }
+            Self::IssuedAtMissing | Self::IssuedAtInvalid | Self::IssuedAtInFuture => "passport.issued_at",
+            Self::IssuedByMissing | Self::IssuedByTooLong | Self::IssuedByInvalid => "passport.issued_by",
             Self::DivisionCodeMissing | Self::DivisionCodeInvalid => "passport.division_code",
         }
     }
 
     pub fn code(&self) -> &'static str {
         match self {
-            Self::SeriesMissing
-            | Self::NumberMissing
-            | Self::IssuedAtMissing
-            | Self::IssuedByMissing
-            | Self::DivisionCodeMissing => "required",
-            Self::SeriesInvalid
-            | Self::NumberInvalid
-            | Self::IssuedAtInvalid
-            | Self::IssuedByInvalid
-            | Self::DivisionCodeInvalid => "invalid_format",
+            Self::SeriesMissing | Self::NumberMissing | Self::IssuedAtMissing | Self::IssuedByMissing | Self::DivisionCodeMissing => "required",
+            Self::SeriesInvalid | Self::NumberInvalid | Self::IssuedAtInvalid | Self::IssuedByInvalid | Self::DivisionCodeInvalid => "invalid_format",
             Self::IssuedAtInFuture => "date_in_future",
             Self::IssuedByTooLong => "too_long",
         }
@@ -309,10 +280,7 @@ impl<'de> Deserialize<'de> for Passport {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let input = PassportInput::deserialize(deserializer)?;
         Self::parse(&input).map_err(|errors| {
-            let codes: Vec<String> = errors
-                .iter()
-                .map(|e| format!("{}: {}", e.field(), e.code()))
-                .collect();
+            let codes: Vec<String> = errors.iter().map(|e| format!("{}: {}", e.field(), e.code())).collect();
             serde::de::Error::custom(format!("invalid passport ({})", codes.join(", ")))
         })
     }
@@ -342,21 +310,14 @@ mod tests {
         let passport = Passport::parse_as_of(&valid_input(), today()).unwrap();
         assert_eq!(passport.series(), "4506");
         assert_eq!(passport.number(), "123456");
-        assert_eq!(
-            passport.issued_at(),
-            NaiveDate::from_ymd_opt(2015, 3, 20).unwrap()
-        );
+        assert_eq!(passport.issued_at(), NaiveDate::from_ymd_opt(2015, 3, 20).unwrap());
         assert_eq!(passport.issued_by(), "ОВД района Хамовники г. Москвы");
         assert_eq!(passport.division_code(), "772-001");
     }
 
     #[test]
     fn bare_division_code_is_normalised_to_the_dashed_form() {
-        let input = PassportInput {
-            division_code: "772001".into(),
-            series: "4506".into(),
-            ..valid_input()
-        };
+        let input = PassportInput { division_code: "772001".into(), series: "4506".into(), ..valid_input() };
         let passport = Passport::parse_as_of(&input, today()).unwrap();
         assert_eq!(passport.division_code(), "772-001");
         assert_eq!(passport.series(), "4506");
@@ -387,93 +348,45 @@ mod tests {
             issued_by: "ОВД\nрайона".into(),
             division_code: "77-2001".into(),
         };
-        let fields: Vec<&str> = Passport::parse_as_of(&input, today())
-            .unwrap_err()
-            .iter()
-            .map(PassportError::field)
-            .collect();
-        assert_eq!(
-            fields,
-            [
-                "passport.series",
-                "passport.number",
-                "passport.issued_at",
-                "passport.issued_by",
-                "passport.division_code"
-            ]
-        );
+        let fields: Vec<&str> = Passport::parse_as_of(&input, today()).unwrap_err().iter().map(PassportError::field).collect();
+        assert_eq!(fields, ["passport.series", "passport.number", "passport.issued_at", "passport.issued_by", "passport.division_code"]);
     }
 
     #[test]
     fn issue_date_today_is_accepted_and_tomorrow_is_rejected() {
-        let on_the_day = PassportInput {
-            issued_at: "2025-06-15".into(),
-            ..valid_input()
-        };
+        let on_the_day = PassportInput { issued_at: "2025-06-15".into(), ..valid_input() };
         assert!(Passport::parse_as_of(&on_the_day, today()).is_ok());
-        let tomorrow = PassportInput {
-            issued_at: "2025-06-16".into(),
-            ..valid_input()
-        };
-        assert_eq!(
-            Passport::parse_as_of(&tomorrow, today()).unwrap_err(),
-            vec![PassportError::IssuedAtInFuture]
-        );
+        let tomorrow = PassportInput { issued_at: "2025-06-16".into(), ..valid_input() };
+        assert_eq!(Passport::parse_as_of(&tomorrow, today()).unwrap_err(), vec![PassportError::IssuedAtInFuture]);
     }
 
     #[test]
     fn impossible_or_unpadded_dates_are_rejected() {
         for raw in ["2015-02-30", "2015-3-20", "2015-03-20T00:00:00Z", "вчера"] {
-            let input = PassportInput {
-                issued_at: raw.into(),
-                ..valid_input()
-            };
-            assert_eq!(
-                Passport::parse_as_of(&input, today()).unwrap_err(),
-                vec![PassportError::IssuedAtInvalid],
-                "{raw:?}"
-            );
+            let input = PassportInput { issued_at: raw.into(), ..valid_input() };
+            assert_eq!(Passport::parse_as_of(&input, today()).unwrap_err(), vec![PassportError::IssuedAtInvalid], "{raw:?}");
         }
     }
 
     #[test]
     fn issuer_longer_than_200_characters_is_rejected() {
-        let fits = PassportInput {
-            issued_by: "Ж".repeat(200),
-            ..valid_input()
-        };
+        let fits = PassportInput { issued_by: "Ж".repeat(200), ..valid_input() };
         assert!(Passport::parse_as_of(&fits, today()).is_ok());
-        let too_long = PassportInput {
-            issued_by: "Ж".repeat(201),
-            ..valid_input()
-        };
-        assert_eq!(
-            Passport::parse_as_of(&too_long, today()).unwrap_err(),
-            vec![PassportError::IssuedByTooLong]
-        );
+        let too_long = PassportInput { issued_by: "Ж".repeat(201), ..valid_input() };
+        assert_eq!(Passport::parse_as_of(&too_long, today()).unwrap_err(), vec![PassportError::IssuedByTooLong]);
     }
 
     #[test]
     fn series_with_misplaced_space_is_rejected() {
         for raw in ["450 6", "4 506", "45  06", "45061"] {
-            let input = PassportInput {
-                series: raw.into(),
-                ..valid_input()
-            };
-            assert_eq!(
-                Passport::parse_as_of(&input, today()).unwrap_err(),
-                vec![PassportError::SeriesInvalid],
-                "{raw:?}"
-            );
+            let input = PassportInput { series: raw.into(), ..valid_input() };
+            assert_eq!(Passport::parse_as_of(&input, today()).unwrap_err(), vec![PassportError::SeriesInvalid], "{raw:?}");
         }
     }
 
     #[test]
     fn field_errors_carry_the_request_path() {
-        let input = PassportInput {
-            number: "12".into(),
-            ..valid_input()
-        };
+        let input = PassportInput { number: "12".into(), ..valid_input() };
         let errors = Passport::parse_as_of(&input, today()).unwrap_err();
         let field_errors = PassportError::field_errors(&errors);
         assert_eq!(field_errors.len(), 1);

@@ -55,11 +55,7 @@ impl Password {
     /// Checks every rule except `reused` and returns all broken ones, in [`PasswordRule`] order.
     pub fn parse(raw: &str, personal: &PersonalData) -> Result<Self, Vec<PasswordRule>> {
         let broken = broken_rules(raw, personal);
-        if broken.is_empty() {
-            Ok(Self(raw.to_owned()))
-        } else {
-            Err(broken)
-        }
+        if broken.is_empty() { Ok(Self(raw.to_owned())) } else { Err(broken) }
     }
 
     /// The plain text, for hashing only.
@@ -103,9 +99,7 @@ impl PasswordRule {
             Self::MissingUpper => "Добавьте в пароль хотя бы одну заглавную букву",
             Self::MissingLower => "Добавьте в пароль хотя бы одну строчную букву",
             Self::MissingDigit => "Добавьте в пароль хотя бы одну цифру",
-            Self::MissingSpecial => {
-                "Добавьте в пароль хотя бы один специальный символ, например ! # % или *"
-            }
+            Self::MissingSpecial => "Добавьте в пароль хотя бы один специальный символ, например ! # % или *",
             Self::Sequence => {
                 "Пароль не должен содержать последовательностей из 4 и более символов подряд, \
                  например qwer, 1234, йцук или abcd"
@@ -131,30 +125,15 @@ fn broken_rules(raw: &str, personal: &PersonalData) -> Vec<PasswordRule> {
     let checks = [
         (PasswordRule::TooShort, length < MIN_CHARS),
         (PasswordRule::TooLong, length > MAX_CHARS),
-        (
-            PasswordRule::MissingUpper,
-            !raw.chars().any(char::is_uppercase),
-        ),
-        (
-            PasswordRule::MissingLower,
-            !raw.chars().any(char::is_lowercase),
-        ),
-        (
-            PasswordRule::MissingDigit,
-            !raw.chars().any(|c| c.is_ascii_digit()),
-        ),
+        (PasswordRule::MissingUpper, !raw.chars().any(char::is_uppercase)),
+        (PasswordRule::MissingLower, !raw.chars().any(char::is_lowercase)),
+        (PasswordRule::MissingDigit, !raw.chars().any(|c| c.is_ascii_digit())),
         (PasswordRule::MissingSpecial, !raw.chars().any(is_special)),
         (PasswordRule::Sequence, has_sequence(&lowered)),
         (PasswordRule::Common, is_common(&lowered)),
-        (
-            PasswordRule::PersonalData,
-            contains_personal_data(&lowered, personal),
-        ),
+        (PasswordRule::PersonalData, contains_personal_data(&lowered, personal)),
     ];
-    checks
-        .into_iter()
-        .filter_map(|(rule, broken)| broken.then_some(rule))
-        .collect()
+    checks.into_iter().filter_map(|(rule, broken)| broken.then_some(rule)).collect()
 }
 
 /// Punctuation and symbols; whitespace and control characters do not count.
@@ -164,10 +143,7 @@ fn is_special(c: char) -> bool {
 
 /// Lower-cased with `ё` folded into `е`, the way people spell names interchangeably.
 fn normalise(s: &str) -> String {
-    s.chars()
-        .flat_map(char::to_lowercase)
-        .map(|c| if c == 'ё' { 'е' } else { c })
-        .collect()
+    s.chars().flat_map(char::to_lowercase).map(|c| if c == 'ё' { 'е' } else { c }).collect()
 }
 
 // ---- sequence -------------------------------------------------------------------------
@@ -227,30 +203,21 @@ static SEQUENCE_RUNS: LazyLock<HashSet<[char; SEQUENCE_RUN]>> = LazyLock::new(||
 
 fn has_sequence(lowered: &str) -> bool {
     let chars: Vec<char> = lowered.chars().collect();
-    chars.windows(SEQUENCE_RUN).any(|window| {
-        <[char; SEQUENCE_RUN]>::try_from(window).is_ok_and(|run| SEQUENCE_RUNS.contains(&run))
-    })
+    chars.windows(SEQUENCE_RUN).any(|window| <[char; SEQUENCE_RUN]>::try_from(window).is_ok_and(|run| SEQUENCE_RUNS.contains(&run)))
 }
 
 // ---- common ---------------------------------------------------------------------------
 
 /// The shipped list (see `shared/data/README.md` for its source and licence).
-static COMMON_PASSWORDS: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
-    include_str!("../../data/common-passwords.txt")
-        .lines()
-        .map(str::trim)
-        .filter(|line| !line.is_empty())
-        .collect()
-});
+static COMMON_PASSWORDS: LazyLock<HashSet<&'static str>> =
+    LazyLock::new(|| include_str!("../../data/common-passwords.txt").lines().map(str::trim).filter(|line| !line.is_empty()).collect());
 
 /// The password itself, or its core once the digits and symbols people bolt onto a common
 /// word to satisfy the other rules (`Password1!`, `!Qwerty123`) are stripped.
 fn is_common(lowered: &str) -> bool {
     let without_symbols = lowered.trim_matches(|c: char| !c.is_alphanumeric());
     let without_digits_or_symbols = lowered.trim_matches(|c: char| !c.is_alphabetic());
-    [lowered, without_symbols, without_digits_or_symbols]
-        .iter()
-        .any(|candidate| COMMON_PASSWORDS.contains(candidate))
+    [lowered, without_symbols, without_digits_or_symbols].iter().any(|candidate| COMMON_PASSWORDS.contains(candidate))
 }
 
 // ---- personal data --------------------------------------------------------------------
@@ -259,13 +226,8 @@ fn is_common(lowered: &str) -> bool {
 const SEPARATORS: &[char] = &[' ', '-', '(', ')', '.', '/', '_', '+'];
 
 fn contains_personal_data(lowered: &str, personal: &PersonalData) -> bool {
-    let compact: String = lowered
-        .chars()
-        .filter(|c| !SEPARATORS.contains(c))
-        .collect();
-    personal_needles(personal)
-        .iter()
-        .any(|needle| lowered.contains(needle.as_str()) || compact.contains(needle.as_str()))
+    let compact: String = lowered.chars().filter(|c| !SEPARATORS.contains(c)).collect();
+    personal_needles(personal).iter().any(|needle| lowered.contains(needle.as_str()) || compact.contains(needle.as_str()))
 }
 
 /// Every fragment of the citizen's data that a password must not contain, normalised.
@@ -283,14 +245,7 @@ fn personal_needles(personal: &PersonalData) -> Vec<String> {
         needles.extend(words(&local, &['.', '_', '-', '+']));
         needles.push(local);
     }
-    for name in [
-        &personal.first_name,
-        &personal.last_name,
-        &personal.middle_name,
-    ]
-    .into_iter()
-    .flatten()
-    {
+    for name in [&personal.first_name, &personal.last_name, &personal.middle_name].into_iter().flatten() {
         let name = normalise(name.trim());
         for word in words(&name, &[' ', '-']).into_iter().chain([name.clone()]) {
             needles.extend(transliterations(&word));
@@ -298,21 +253,14 @@ fn personal_needles(personal: &PersonalData) -> Vec<String> {
         }
     }
     if let Some(date) = personal.birth_date {
-        needles.extend(
-            ["%d%m%Y", "%Y%m%d", "%d%m%y", "%Y-%m-%d", "%d.%m.%Y"]
-                .iter()
-                .map(|format| date.format(format).to_string()),
-        );
+        needles.extend(["%d%m%Y", "%Y%m%d", "%d%m%y", "%Y-%m-%d", "%d.%m.%Y"].iter().map(|format| date.format(format).to_string()));
     }
     needles.retain(|needle| needle.chars().count() >= MIN_PERSONAL_CHARS);
     needles
 }
 
 fn words(s: &str, separators: &[char]) -> Vec<String> {
-    s.split(separators)
-        .filter(|word| !word.is_empty())
-        .map(str::to_owned)
-        .collect()
+    s.split(separators).filter(|word| !word.is_empty()).map(str::to_owned).collect()
 }
 
 /// Latin spellings of a Cyrillic name: the passport (ICAO 9303) one and the popular one.
@@ -322,11 +270,7 @@ fn transliterations(word: &str) -> Vec<String> {
     }
     let icao: String = word.chars().map(|c| latin(c, false)).collect();
     let popular: String = word.chars().map(|c| latin(c, true)).collect();
-    if icao == popular {
-        vec![icao]
-    } else {
-        vec![icao, popular]
-    }
+    if icao == popular { vec![icao] } else { vec![icao, popular] }
 }
 
 fn latin(c: char, popular: bool) -> &'static str {
@@ -417,37 +361,17 @@ mod tests {
     #[test]
     fn cyrillic_letters_count_as_upper_and_lower_case() {
         assert_eq!(rules("Жёлтый-Кот7", &nobody()), []);
-        assert_eq!(
-            rules("жёлтый-кот7", &nobody()),
-            [PasswordRule::MissingUpper]
-        );
-        assert_eq!(
-            rules("ЖЁЛТЫЙ-КОТ7", &nobody()),
-            [PasswordRule::MissingLower]
-        );
+        assert_eq!(rules("жёлтый-кот7", &nobody()), [PasswordRule::MissingUpper]);
+        assert_eq!(rules("ЖЁЛТЫЙ-КОТ7", &nobody()), [PasswordRule::MissingLower]);
     }
 
     #[test]
     fn every_broken_rule_is_reported_not_just_the_first() {
         assert_eq!(
             rules("", &nobody()),
-            [
-                PasswordRule::TooShort,
-                PasswordRule::MissingUpper,
-                PasswordRule::MissingLower,
-                PasswordRule::MissingDigit,
-                PasswordRule::MissingSpecial,
-            ]
+            [PasswordRule::TooShort, PasswordRule::MissingUpper, PasswordRule::MissingLower, PasswordRule::MissingDigit, PasswordRule::MissingSpecial,]
         );
-        assert_eq!(
-            rules("password", &nobody()),
-            [
-                PasswordRule::MissingUpper,
-                PasswordRule::MissingDigit,
-                PasswordRule::MissingSpecial,
-                PasswordRule::Common,
-            ]
-        );
+        assert_eq!(rules("password", &nobody()), [PasswordRule::MissingUpper, PasswordRule::MissingDigit, PasswordRule::MissingSpecial, PasswordRule::Common,]);
     }
 
     #[test]
@@ -487,26 +411,17 @@ mod tests {
     #[test]
     fn keyboard_digit_and_alphabet_runs_of_four_are_sequences_in_both_directions() {
         for run in [
-            "qwer", "REWQ", "asdf", "zxcv", "1234", "4321", "7890", "0987", "0123", "йцук", "КУЦЙ",
-            "фыва", "ячсм", "abcd", "DCBA", "абвг", "гвба", "!@#$", "1qaz", "zaq1",
+            "qwer", "REWQ", "asdf", "zxcv", "1234", "4321", "7890", "0987", "0123", "йцук", "КУЦЙ", "фыва", "ячсм", "abcd", "DCBA", "абвг", "гвба", "!@#$",
+            "1qaz", "zaq1",
         ] {
             let raw = format!("Gx7!{run}Pz");
-            assert!(
-                rules(&raw, &nobody()).contains(&PasswordRule::Sequence),
-                "{run:?} not caught"
-            );
+            assert!(rules(&raw, &nobody()).contains(&PasswordRule::Sequence), "{run:?} not caught");
         }
     }
 
     #[test]
     fn runs_of_three_or_broken_runs_are_not_sequences() {
-        for raw in [
-            "Gx7!qweMz9",
-            "Gx7!123Pzx",
-            "Gx7!qwrtPz",
-            "Gx7!1245Pz",
-            "Gx7!abdePz",
-        ] {
+        for raw in ["Gx7!qweMz9", "Gx7!123Pzx", "Gx7!qwrtPz", "Gx7!1245Pz", "Gx7!abdePz"] {
             assert_eq!(rules(raw, &nobody()), [], "{raw:?}");
         }
     }
@@ -522,11 +437,7 @@ mod tests {
 
     #[test]
     fn common_list_is_big_lower_case_and_has_the_classics() {
-        assert!(
-            COMMON_PASSWORDS.len() >= 10_000,
-            "{}",
-            COMMON_PASSWORDS.len()
-        );
+        assert!(COMMON_PASSWORDS.len() >= 10_000, "{}", COMMON_PASSWORDS.len());
         assert!(COMMON_PASSWORDS.contains("password"));
         assert!(COMMON_PASSWORDS.contains("qwerty123"));
         assert!(COMMON_PASSWORDS.iter().all(|p| *p == p.to_lowercase()));
@@ -534,12 +445,7 @@ mod tests {
 
     #[test]
     fn phone_tail_or_national_number_is_personal_data() {
-        for raw in [
-            "Gx!5552971k",
-            "Gx!9165552971k",
-            "Gx!555-29-71k",
-            "Gx!+79165552971k",
-        ] {
+        for raw in ["Gx!5552971k", "Gx!9165552971k", "Gx!555-29-71k", "Gx!+79165552971k"] {
             assert_eq!(rules(raw, &ivan()), [PasswordRule::PersonalData], "{raw:?}");
         }
         assert_eq!(rules("Gx!552971kQ", &ivan()), []);
@@ -548,63 +454,34 @@ mod tests {
     #[test]
     fn email_local_part_and_its_words_are_personal_data() {
         for raw in ["S.Ivanov.Work9!", "Gx7!Work#Pz", "Gx7!wOrKpz"] {
-            assert!(
-                rules(raw, &ivan()).contains(&PasswordRule::PersonalData),
-                "{raw:?}"
-            );
+            assert!(rules(raw, &ivan()).contains(&PasswordRule::PersonalData), "{raw:?}");
         }
     }
 
     #[test]
     fn short_email_local_parts_are_ignored() {
-        let personal = PersonalData {
-            email_local_part: Some("ab".into()),
-            ..nobody()
-        };
+        let personal = PersonalData { email_local_part: Some("ab".into()), ..nobody() };
         assert_eq!(rules("Gx7!abPzm", &personal), []);
     }
 
     #[test]
     fn names_in_cyrillic_or_latin_spelling_are_personal_data() {
-        for raw in [
-            "Иванов#2024x",
-            "ПЕТРОВИЧ#7z",
-            "Семен#2024x",
-            "Ivanov#2024x",
-            "Gx7!Semen!",
-            "Gx7!Petrovich",
-        ] {
-            assert!(
-                rules(raw, &ivan()).contains(&PasswordRule::PersonalData),
-                "{raw:?}"
-            );
+        for raw in ["Иванов#2024x", "ПЕТРОВИЧ#7z", "Семен#2024x", "Ivanov#2024x", "Gx7!Semen!", "Gx7!Petrovich"] {
+            assert!(rules(raw, &ivan()).contains(&PasswordRule::PersonalData), "{raw:?}");
         }
     }
 
     #[test]
     fn names_shorter_than_three_letters_are_ignored() {
-        let personal = PersonalData {
-            first_name: Some("Ли".into()),
-            ..nobody()
-        };
+        let personal = PersonalData { first_name: Some("Ли".into()), ..nobody() };
         assert_eq!(rules("Gx7!ЛиPzm", &personal), []);
     }
 
     #[test]
     fn birth_date_in_every_common_form_is_personal_data() {
-        for date in [
-            "15061990",
-            "19900615",
-            "150690",
-            "1990-06-15",
-            "15.06.1990",
-            "15/06/1990",
-        ] {
+        for date in ["15061990", "19900615", "150690", "1990-06-15", "15.06.1990", "15/06/1990"] {
             let raw = format!("Gx!{date}k");
-            assert!(
-                rules(&raw, &ivan()).contains(&PasswordRule::PersonalData),
-                "{raw:?}"
-            );
+            assert!(rules(&raw, &ivan()).contains(&PasswordRule::PersonalData), "{raw:?}");
         }
     }
 
@@ -627,23 +504,9 @@ mod tests {
         .collect();
         assert_eq!(
             codes,
-            [
-                "too_short",
-                "too_long",
-                "missing_upper",
-                "missing_lower",
-                "missing_digit",
-                "missing_special",
-                "sequence",
-                "common",
-                "personal_data",
-                "reused"
-            ]
+            ["too_short", "too_long", "missing_upper", "missing_lower", "missing_digit", "missing_special", "sequence", "common", "personal_data", "reused"]
         );
-        assert_eq!(
-            serde_json::to_string(&PasswordRule::PersonalData).unwrap(),
-            "\"personal_data\""
-        );
+        assert_eq!(serde_json::to_string(&PasswordRule::PersonalData).unwrap(), "\"personal_data\"");
     }
 
     #[test]

@@ -42,9 +42,7 @@ impl Phone {
         }
         let (has_plus, digits) = strip_separators(trimmed)?;
         let national = match (has_plus, digits.as_bytes()) {
-            (true, [b'7', rest @ ..]) | (false, [b'7' | b'8', rest @ ..]) if rest.len() == 10 => {
-                &digits[1..]
-            }
+            (true, [b'7', rest @ ..]) | (false, [b'7' | b'8', rest @ ..]) if rest.len() == 10 => &digits[1..],
             (true, [first, ..]) if *first != b'7' => return Err(PhoneError::NotRussian),
             _ => return Err(PhoneError::WrongLength),
         };
@@ -102,9 +100,7 @@ impl PhoneError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::Empty => "required",
-            Self::InvalidCharacter | Self::UnbalancedBrackets | Self::WrongLength => {
-                "invalid_format"
-            }
+            Self::InvalidCharacter | Self::UnbalancedBrackets | Self::WrongLength => "invalid_format",
             Self::NotRussian => "not_russian",
             Self::NotMobile => "not_mobile",
         }
@@ -113,9 +109,7 @@ impl PhoneError {
     pub fn message(&self) -> &'static str {
         match self {
             Self::Empty => "Укажите номер телефона",
-            Self::InvalidCharacter | Self::UnbalancedBrackets | Self::WrongLength => {
-                "Укажите номер телефона в формате +7 XXX XXX-XX-XX"
-            }
+            Self::InvalidCharacter | Self::UnbalancedBrackets | Self::WrongLength => "Укажите номер телефона в формате +7 XXX XXX-XX-XX",
             Self::NotRussian => "Укажите российский номер телефона, начинающийся с +7",
             Self::NotMobile => "Укажите номер мобильного телефона, начинающийся с +7 9",
         }
@@ -153,16 +147,9 @@ mod tests {
 
     #[test]
     fn every_accepted_format_normalises_to_e164() {
-        for raw in [
-            "+79161234567",
-            "89161234567",
-            "79161234567",
-            "+7 916 123-45-67",
-            "8 (916) 123-45-67",
-            "+7(916)1234567",
-            "  8-916-123-45-67  ",
-            "7 916 123 45 67",
-        ] {
+        for raw in
+            ["+79161234567", "89161234567", "79161234567", "+7 916 123-45-67", "8 (916) 123-45-67", "+7(916)1234567", "  8-916-123-45-67  ", "7 916 123 45 67"]
+        {
             let phone = Phone::parse(raw).unwrap_or_else(|e| panic!("{raw:?} rejected: {e}"));
             assert_eq!(phone.as_str(), "+79161234567", "{raw:?}");
         }
@@ -184,13 +171,7 @@ mod tests {
 
     #[test]
     fn wrong_digit_counts_are_rejected() {
-        for raw in [
-            "9161234567",
-            "+7916123456",
-            "+791612345678",
-            "8916123456",
-            "123",
-        ] {
+        for raw in ["9161234567", "+7916123456", "+791612345678", "8916123456", "123"] {
             assert_eq!(Phone::parse(raw), Err(PhoneError::WrongLength), "{raw:?}");
         }
     }
@@ -204,36 +185,20 @@ mod tests {
     #[test]
     fn landlines_are_rejected() {
         assert_eq!(Phone::parse("+7 495 123-45-67"), Err(PhoneError::NotMobile));
-        assert_eq!(
-            Phone::parse("8 (812) 123-45-67"),
-            Err(PhoneError::NotMobile)
-        );
+        assert_eq!(Phone::parse("8 (812) 123-45-67"), Err(PhoneError::NotMobile));
     }
 
     #[test]
     fn letters_dots_and_misplaced_plus_are_rejected() {
-        for raw in [
-            "+7 916 abc 45 67",
-            "+7.916.123.45.67",
-            "8+9161234567",
-            "++79161234567",
-        ] {
-            assert_eq!(
-                Phone::parse(raw),
-                Err(PhoneError::InvalidCharacter),
-                "{raw:?}"
-            );
+        for raw in ["+7 916 abc 45 67", "+7.916.123.45.67", "8+9161234567", "++79161234567"] {
+            assert_eq!(Phone::parse(raw), Err(PhoneError::InvalidCharacter), "{raw:?}");
         }
     }
 
     #[test]
     fn unbalanced_or_nested_brackets_are_rejected() {
         for raw in ["8 (916 123-45-67", "8 916) 123-45-67", "8 ((916)) 1234567"] {
-            assert_eq!(
-                Phone::parse(raw),
-                Err(PhoneError::UnbalancedBrackets),
-                "{raw:?}"
-            );
+            assert_eq!(Phone::parse(raw), Err(PhoneError::UnbalancedBrackets), "{raw:?}");
         }
     }
 
@@ -250,18 +215,13 @@ mod tests {
         let phone = Phone::parse("8 916 123 45 67").unwrap();
         let json = serde_json::to_string(&phone).unwrap();
         assert_eq!(json, "\"+79161234567\"");
-        assert_eq!(
-            serde_json::from_str::<Phone>("\"8 (916) 123-45-67\"").unwrap(),
-            phone
-        );
+        assert_eq!(serde_json::from_str::<Phone>("\"8 (916) 123-45-67\"").unwrap(), phone);
         assert!(serde_json::from_str::<Phone>("\"+7 495 123-45-67\"").is_err());
     }
 
     #[test]
     fn errors_become_field_errors_with_stable_codes() {
-        let error = Phone::parse("+7 495 123-45-67")
-            .unwrap_err()
-            .field_error("phone");
+        let error = Phone::parse("+7 495 123-45-67").unwrap_err().field_error("phone");
         assert_eq!(error.field, "phone");
         assert_eq!(error.code, "not_mobile");
         assert!(!error.message.is_empty());

@@ -34,9 +34,7 @@ impl Snils {
             return Err(SnilsError::Empty);
         }
         let digits = bare_digits(trimmed).ok_or(SnilsError::InvalidFormat)?;
-        let number = digits[..9]
-            .iter()
-            .fold(0u32, |acc, d| acc * 10 + u32::from(*d));
+        let number = digits[..9].iter().fold(0u32, |acc, d| acc * 10 + u32::from(*d));
         if number == 0 {
             return Err(SnilsError::ZeroNumber);
         }
@@ -63,9 +61,7 @@ fn bare_digits(trimmed: &str) -> Option<[u8; 11]> {
     let bytes = trimmed.as_bytes();
     let positions: &[usize] = match bytes.len() {
         11 => &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
-        14 if bytes[3] == b'-' && bytes[7] == b'-' && bytes[11] == b' ' => {
-            &[0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13]
-        }
+        14 if bytes[3] == b'-' && bytes[7] == b'-' && bytes[11] == b' ' => &[0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13],
         _ => return None,
     };
     let mut digits = [0u8; 11];
@@ -81,11 +77,7 @@ fn bare_digits(trimmed: &str) -> Option<[u8; 11]> {
 
 /// Weights 9..1 over the first nine digits; 100 and 101 wrap to 00, larger sums mod 101.
 fn check_number(digits: &[u8; 11]) -> u32 {
-    let sum: u32 = digits[..9]
-        .iter()
-        .zip((1..=9u32).rev())
-        .map(|(d, weight)| u32::from(*d) * weight)
-        .sum();
+    let sum: u32 = digits[..9].iter().zip((1..=9u32).rev()).map(|(d, weight)| u32::from(*d) * weight).sum();
     match sum {
         0..=99 => sum,
         100 | 101 => 0,
@@ -109,9 +101,7 @@ impl SnilsError {
         match self {
             Self::Empty => "Укажите СНИЛС",
             Self::InvalidFormat => "Укажите СНИЛС из 11 цифр в формате XXX-XXX-XXX XX",
-            Self::ZeroNumber | Self::ChecksumMismatch => {
-                "СНИЛС указан с ошибкой: проверьте номер и контрольное число"
-            }
+            Self::ZeroNumber | Self::ChecksumMismatch => "СНИЛС указан с ошибкой: проверьте номер и контрольное число",
         }
     }
 
@@ -154,10 +144,7 @@ mod tests {
 
     /// Appends the check number; the algorithm is pinned by the hand-worked cases below.
     fn with_check(number: &str) -> String {
-        format!(
-            "{number}{:02}",
-            check_number(&digits(&format!("{number}00")))
-        )
+        format!("{number}{:02}", check_number(&digits(&format!("{number}00"))))
     }
 
     #[test]
@@ -183,11 +170,7 @@ mod tests {
         ];
         for (number, sum, expected) in cases {
             assert_eq!(weighted_sum(number), sum, "{number}");
-            assert_eq!(
-                check_number(&digits(&format!("{number}00"))),
-                expected,
-                "{number}"
-            );
+            assert_eq!(check_number(&digits(&format!("{number}00"))), expected, "{number}");
             let valid = format!("{number}{expected:02}");
             assert!(Snils::parse(&valid).is_ok(), "{valid}");
         }
@@ -195,14 +178,8 @@ mod tests {
 
     #[test]
     fn wrong_check_number_is_rejected() {
-        assert_eq!(
-            Snils::parse("112-233-445 96"),
-            Err(SnilsError::ChecksumMismatch)
-        );
-        assert_eq!(
-            Snils::parse("11223344594"),
-            Err(SnilsError::ChecksumMismatch)
-        );
+        assert_eq!(Snils::parse("112-233-445 96"), Err(SnilsError::ChecksumMismatch));
+        assert_eq!(Snils::parse("11223344594"), Err(SnilsError::ChecksumMismatch));
     }
 
     #[test]
@@ -211,10 +188,7 @@ mod tests {
         assert!(Snils::parse("000-000-001 00").is_ok());
         // 001-001-999 is the first checked number: weighted sum 7 + 4 + 27 + 18 + 9 = 65.
         assert!(Snils::parse("001-001-999 65").is_ok());
-        assert_eq!(
-            Snils::parse("001-001-999 42"),
-            Err(SnilsError::ChecksumMismatch)
-        );
+        assert_eq!(Snils::parse("001-001-999 42"), Err(SnilsError::ChecksumMismatch));
     }
 
     #[test]
@@ -224,14 +198,7 @@ mod tests {
 
     #[test]
     fn other_layouts_and_characters_are_rejected() {
-        for raw in [
-            "112 233 445 95",
-            "112-233-445-95",
-            "1122334459",
-            "112233445955",
-            "11223344S95",
-            "１１２２３３４４５９５",
-        ] {
+        for raw in ["112 233 445 95", "112-233-445-95", "1122334459", "112233445955", "11223344S95", "１１２２３３４４５９５"] {
             assert_eq!(Snils::parse(raw), Err(SnilsError::InvalidFormat), "{raw:?}");
         }
         assert_eq!(Snils::parse("  "), Err(SnilsError::Empty));
@@ -252,9 +219,7 @@ mod tests {
 
     #[test]
     fn errors_become_field_errors_with_stable_codes() {
-        let error = Snils::parse("112-233-445 96")
-            .unwrap_err()
-            .field_error("snils");
+        let error = Snils::parse("112-233-445 96").unwrap_err().field_error("snils");
         assert_eq!(error.code, "invalid_checksum");
     }
 
@@ -267,11 +232,7 @@ mod tests {
     }
 
     fn weighted_sum(number: &str) -> u32 {
-        number
-            .bytes()
-            .zip((1..=9u32).rev())
-            .map(|(c, w)| u32::from(c - b'0') * w)
-            .sum()
+        number.bytes().zip((1..=9u32).rev()).map(|(c, w)| u32::from(c - b'0') * w).sum()
     }
 
     proptest! {
@@ -301,4 +262,10 @@ mod tests {
     }
 }
 
-crate::string_schema!(Snils, "СНИЛС: 11 digits with a verified check number, answered as `XXX-XXX-XXX YY` (bare digits accepted)", Some(r"^(\d{3}-\d{3}-\d{3} \d{2}|\d{11})$"), "112-233-445 95", 14);
+crate::string_schema!(
+    Snils,
+    "СНИЛС: 11 digits with a verified check number, answered as `XXX-XXX-XXX YY` (bare digits accepted)",
+    Some(r"^(\d{3}-\d{3}-\d{3} \d{2}|\d{11})$"),
+    "112-233-445 95",
+    14
+);

@@ -178,7 +178,10 @@ mod tests {
 
     #[test]
     fn controls_and_invisible_or_reordering_characters_are_refused() {
-        for c in ['\u{0}', '\r', '\u{1B}', '\u{7F}', '\u{85}', '\u{9F}', '\u{200B}', '\u{200F}', '\u{202A}', '\u{202E}', '\u{2060}', '\u{2066}', '\u{2069}', '\u{FEFF}', '\u{061C}'] {
+        for c in [
+            '\u{0}', '\r', '\u{1B}', '\u{7F}', '\u{85}', '\u{9F}', '\u{200B}', '\u{200F}', '\u{202A}', '\u{202E}', '\u{2060}', '\u{2066}', '\u{2069}',
+            '\u{FEFF}', '\u{061C}',
+        ] {
             let text = format!("до{c}после");
             assert_eq!(Text::parse(&text, MESSAGE).unwrap_err(), TextError::ForbiddenCharacters, "U+{:04X}", c as u32);
             assert!(has_forbidden_characters(&text, true));

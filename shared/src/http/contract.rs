@@ -46,16 +46,11 @@ pub struct ProblemDoc {
 
 /// The problem+json response of `status` that may carry `codes`.
 pub fn problem_response(codes: &[&str]) -> Response {
-    let code_enum = ObjectBuilder::new()
-        .property("code", ObjectBuilder::new().schema_type(Type::String).enum_values(Some(codes.iter().copied())))
-        .required("code")
-        .build();
+    let code_enum =
+        ObjectBuilder::new().property("code", ObjectBuilder::new().schema_type(Type::String).enum_values(Some(codes.iter().copied()))).required("code").build();
     let schema = AllOfBuilder::new().item(RefOr::Ref(utoipa::openapi::Ref::from_schema_name("Problem"))).item(code_enum).build();
     let description = codes.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ");
-    ResponseBuilder::new()
-        .description(description)
-        .content(PROBLEM_CONTENT_TYPE, ContentBuilder::new().schema(Some(Schema::AllOf(schema))).build())
-        .build()
+    ResponseBuilder::new().description(description).content(PROBLEM_CONTENT_TYPE, ContentBuilder::new().schema(Some(Schema::AllOf(schema))).build()).build()
 }
 
 /// Builds the `IntoResponses` map of a `problems!` declaration.
@@ -100,7 +95,12 @@ pub fn base_document(title: &str) -> OpenApi {
     let components = doc.components.get_or_insert_with(Default::default);
     components.schemas.insert("Problem".into(), ProblemDoc::schema());
     components.schemas.insert("FieldError".into(), FieldError::schema());
-    components.add_security_scheme("bearer", utoipa::openapi::security::SecurityScheme::Http(utoipa::openapi::security::HttpBuilder::new().scheme(utoipa::openapi::security::HttpAuthScheme::Bearer).bearer_format("JWT").build()));
+    components.add_security_scheme(
+        "bearer",
+        utoipa::openapi::security::SecurityScheme::Http(
+            utoipa::openapi::security::HttpBuilder::new().scheme(utoipa::openapi::security::HttpAuthScheme::Bearer).bearer_format("JWT").build(),
+        ),
+    );
     doc
 }
 
@@ -120,7 +120,13 @@ fn add_openapi_path(doc: &mut OpenApi) {
         .tag("ops")
         .operation_id(Some("openapi"))
         .summary(Some("This document (OpenAPI 3.1)"))
-        .response("200", ResponseBuilder::new().description("The OpenAPI 3.1 document").content("application/json", ContentBuilder::new().schema(Some(ObjectBuilder::new().schema_type(Type::Object).build())).build()).build())
+        .response(
+            "200",
+            ResponseBuilder::new()
+                .description("The OpenAPI 3.1 document")
+                .content("application/json", ContentBuilder::new().schema(Some(ObjectBuilder::new().schema_type(Type::Object).build())).build())
+                .build(),
+        )
         .build();
     doc.paths.add_path_operation("/openapi.json", vec![utoipa::openapi::HttpMethod::Get], operation);
 }
@@ -183,7 +189,10 @@ mod tests {
         let json = serde_json::to_value(&doc).unwrap();
         assert!(json["openapi"].as_str().unwrap().starts_with("3.1"));
         let bad = &json["paths"]["/v1/example"]["post"]["responses"]["400"];
-        assert_eq!(bad["content"][PROBLEM_CONTENT_TYPE]["schema"]["allOf"][1]["properties"]["code"]["enum"], serde_json::json!(["validation_failed", "weak_password"]));
+        assert_eq!(
+            bad["content"][PROBLEM_CONTENT_TYPE]["schema"]["allOf"][1]["properties"]["code"]["enum"],
+            serde_json::json!(["validation_failed", "weak_password"])
+        );
         assert_eq!(routes_of(&doc), [("GET".to_owned(), "/health".to_owned()), ("GET".into(), "/openapi.json".into()), ("POST".into(), "/v1/example".into())]);
         assert!(json["components"]["schemas"]["Problem"].is_object());
     }

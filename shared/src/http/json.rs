@@ -40,11 +40,9 @@ impl<T: DeserializeOwned> ApiJson<T> {
 
 fn map_rejection(rejection: JsonRejection) -> ApiError {
     match rejection {
-        JsonRejection::MissingJsonContentType(_) => ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "Ожидается Content-Type: application/json",
-        ),
+        JsonRejection::MissingJsonContentType(_) => {
+            ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "Ожидается Content-Type: application/json")
+        }
         JsonRejection::JsonDataError(e) => ApiError::validation(vec![shape_error(&e.body_text())]),
         JsonRejection::JsonSyntaxError(_) => ApiError::validation(vec![FieldError {
             field: "body".into(),
@@ -88,7 +86,9 @@ fn shape_error(text: &str) -> FieldError {
 }
 
 fn is_serde_message(text: &str) -> bool {
-    ["missing field", "unknown field", "invalid type", "invalid value", "invalid length", "unknown variant", "duplicate field"].iter().any(|p| text.starts_with(p))
+    ["missing field", "unknown field", "invalid type", "invalid value", "invalid length", "unknown variant", "duplicate field"]
+        .iter()
+        .any(|p| text.starts_with(p))
 }
 
 fn is_field_path(path: &str) -> bool {

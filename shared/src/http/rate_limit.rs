@@ -44,8 +44,7 @@ impl RateLimiter {
         let now = chrono::Utc::now().timestamp();
         let window = limit.window.as_secs().max(1) as i64;
         let window_start = now - now.rem_euclid(window);
-        let item = Item::new(format!("RL#{scope}#{}", subject_hash(subject)), window_start.to_string(), Vec::new())
-            .expiring_at(window_start + window + 60);
+        let item = Item::new(format!("RL#{scope}#{}", subject_hash(subject)), window_start.to_string(), Vec::new()).expiring_at(window_start + window + 60);
         let count = self.kv.put(item, Condition::None).await?;
         if count > limit.max {
             let retry_after = (window_start + window - now).max(1) as u64;

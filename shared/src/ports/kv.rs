@@ -61,10 +61,21 @@ pub enum Condition {
 
 #[derive(Clone, Debug)]
 pub enum TxOp {
-    Put { item: Item, condition: Condition },
-    Delete { pk: String, sk: String, condition: Condition },
+    Put {
+        item: Item,
+        condition: Condition,
+    },
+    Delete {
+        pk: String,
+        sk: String,
+        condition: Condition,
+    },
     /// Asserts a condition without writing.
-    Check { pk: String, sk: String, condition: Condition },
+    Check {
+        pk: String,
+        sk: String,
+        condition: Condition,
+    },
 }
 
 #[derive(Clone, Debug, Default)]

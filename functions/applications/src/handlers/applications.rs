@@ -3,10 +3,10 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use shared::agencies::RawBody;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use shared::agencies::RawBody;
 
 use shared::domain::FieldError;
 use shared::http::{ApiError, ApiJson, ApiPath, ApiQuery, Authenticated};
@@ -153,7 +153,13 @@ pub struct PatchRequest {
     request_body = PatchRequest,
     responses((status = 200, description = "The draft as it now is", body = ApplicationBody,
         headers(("ETag" = String, description = "`\"<version>\"`, for `If-Match`"))), PatchErrors))]
-pub async fn patch(State(state): State<AppState>, CitizenWrite(auth): CitizenWrite, ApiPath(id): ApiPath<String>, headers: HeaderMap, ApiJson(body): ApiJson<Value>) -> Result<Response, ApiError> {
+pub async fn patch(
+    State(state): State<AppState>,
+    CitizenWrite(auth): CitizenWrite,
+    ApiPath(id): ApiPath<String>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<Response, ApiError> {
     let req: PatchRequest = common::object_body(body)?;
     let form = req.form.filter(|f| !f.is_null()).map(common::check_form_shape).transpose()?;
     let document_ids = req.document_ids.map(|ids| common::check_document_ids("/document_ids", ids)).transpose()?;
@@ -190,7 +196,12 @@ pub async fn patch(State(state): State<AppState>, CitizenWrite(auth): CitizenWri
         ("If-Match" = Option<String>, Header, description = "`\"<version>\"` from `ETag`: apply only to that version (else 412)")),
     responses((status = 200, description = "Submitted, with its number and expected completion date", body = ApplicationBody,
         headers(("ETag" = String, description = "`\"<version>\"`, for `If-Match`"))), SubmitErrors))]
-pub async fn submit(State(state): State<AppState>, CitizenWrite(auth): CitizenWrite, ApiPath(id): ApiPath<String>, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn submit(
+    State(state): State<AppState>,
+    CitizenWrite(auth): CitizenWrite,
+    ApiPath(id): ApiPath<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let expected = IfMatch::from_headers(&headers);
     let state_ref: &ApplicationsState = &state;
     let app = common::write_own(state_ref, auth.user_id(), &id, &expected, |app| submit_change(state_ref, app)).await?;
@@ -222,7 +233,11 @@ async fn submit_change(state: &ApplicationsState, mut app: Application) -> Resul
     app.updated_at = now;
     app.expected_completion_date = Some(expected_completion(now, service));
     app.record_transition(ApplicationStatus::Submitted, Actor::citizen(), None, now);
-    let effects = Effects { ops: vec![store::number_index_op(&number, &app.application_id)?], events: vec![common::status_event(&app, &service.title, None)], ..Effects::default() };
+    let effects = Effects {
+        ops: vec![store::number_index_op(&number, &app.application_id)?],
+        events: vec![common::status_event(&app, &service.title, None)],
+        ..Effects::default()
+    };
     Ok((app, effects))
 }
 
@@ -266,7 +281,13 @@ pub struct WithdrawRequest {
     request_body(content = WithdrawRequest, description = "Optional: an empty body withdraws without a reason"),
     responses((status = 200, description = "Withdrawn", body = ApplicationBody,
         headers(("ETag" = String, description = "`\"<version>\"`, for `If-Match`"))), WithdrawErrors))]
-pub async fn withdraw(State(state): State<AppState>, CitizenWrite(auth): CitizenWrite, ApiPath(id): ApiPath<String>, headers: HeaderMap, RawBody(body): RawBody) -> Result<Response, ApiError> {
+pub async fn withdraw(
+    State(state): State<AppState>,
+    CitizenWrite(auth): CitizenWrite,
+    ApiPath(id): ApiPath<String>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> Result<Response, ApiError> {
     let req: WithdrawRequest = common::optional_json(&body)?;
     let reason = common::check_text("/reason", req.reason, MAX_COMMENT_CHARS)?;
     let expected = IfMatch::from_headers(&headers);
@@ -308,7 +329,13 @@ pub struct SupplementRequest {
     request_body = SupplementRequest,
     responses((status = 200, description = "Back `in_progress` with the documents attached", body = ApplicationBody,
         headers(("ETag" = String, description = "`\"<version>\"`, for `If-Match`"))), SupplementErrors))]
-pub async fn supplement(State(state): State<AppState>, CitizenWrite(auth): CitizenWrite, ApiPath(id): ApiPath<String>, headers: HeaderMap, ApiJson(req): ApiJson<SupplementRequest>) -> Result<Response, ApiError> {
+pub async fn supplement(
+    State(state): State<AppState>,
+    CitizenWrite(auth): CitizenWrite,
+    ApiPath(id): ApiPath<String>,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<SupplementRequest>,
+) -> Result<Response, ApiError> {
     let document_ids = common::check_document_ids("/document_ids", req.document_ids)?;
     let comment = common::check_text("/comment", req.comment, MAX_COMMENT_CHARS)?;
     if document_ids.is_empty() && comment.is_none() {
@@ -316,11 +343,17 @@ pub async fn supplement(State(state): State<AppState>, CitizenWrite(auth): Citiz
     }
     let expected = IfMatch::from_headers(&headers);
     let state_ref: &ApplicationsState = &state;
-    let app = common::write_own(state_ref, auth.user_id(), &id, &expected, |app| supplement_change(state_ref, app, document_ids.clone(), comment.clone())).await?;
+    let app =
+        common::write_own(state_ref, auth.user_id(), &id, &expected, |app| supplement_change(state_ref, app, document_ids.clone(), comment.clone())).await?;
     Ok(common::application_response(StatusCode::OK, &app))
 }
 
-async fn supplement_change(state: &ApplicationsState, mut app: Application, document_ids: Vec<String>, comment: Option<String>) -> Result<(Application, Effects), ApiError> {
+async fn supplement_change(
+    state: &ApplicationsState,
+    mut app: Application,
+    document_ids: Vec<String>,
+    comment: Option<String>,
+) -> Result<(Application, Effects), ApiError> {
     if !can_transition(app.status, ApplicationStatus::InProgress, ActorKind::Citizen) {
         return Err(errors::invalid_transition(app.status, ApplicationStatus::InProgress));
     }

@@ -12,8 +12,8 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use shared::domain::text::{self, Text, TextRule};
 use shared::domain::FieldError;
+use shared::domain::text::{self, Text, TextRule};
 use shared::events::{Event, EventPayload};
 use shared::http::{ApiError, ApiJson, Authenticated};
 use shared::outbox;
@@ -88,7 +88,13 @@ pub struct Effects {
 /// Applies `change` to the caller's application as one conditional write on the version read.
 /// On a lost race it re-reads and re-decides, unless the caller pinned a version with
 /// `If-Match`, which then answers 412.
-pub async fn write_own<F, Fut>(state: &ApplicationsState, user_id: &str, application_id: &str, expected: &IfMatch, mut change: F) -> Result<Application, ApiError>
+pub async fn write_own<F, Fut>(
+    state: &ApplicationsState,
+    user_id: &str,
+    application_id: &str,
+    expected: &IfMatch,
+    mut change: F,
+) -> Result<Application, ApiError>
 where
     F: FnMut(Application) -> Fut,
     Fut: Future<Output = Result<(Application, Effects), ApiError>>,
@@ -288,7 +294,9 @@ pub async fn check_documents(state: &ApplicationsState, user_id: &str, pointer: 
         let field = format!("{pointer}/{index}");
         match document {
             None => errors.push(FieldError::new(field, "document_not_found", "Документ не найден")),
-            Some(d) if d.status != DocumentStatus::Available => errors.push(FieldError::new(field, "document_not_available", "Документ ещё не проверен или недоступен")),
+            Some(d) if d.status != DocumentStatus::Available => {
+                errors.push(FieldError::new(field, "document_not_available", "Документ ещё не проверен или недоступен"))
+            }
             Some(d) => types.push(d.doc_type),
         }
     }

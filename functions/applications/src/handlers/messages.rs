@@ -9,9 +9,9 @@ use serde::{Deserialize, Serialize};
 use shared::http::{ApiError, ApiJson, ApiPath, ApiQuery, Authenticated};
 
 use super::common::{self, CitizenWrite, Paging};
+use crate::AppState;
 use crate::errors;
 use crate::store::{self, Actor, Message};
-use crate::AppState;
 
 shared::problems!(ListErrors { 400 => ["validation_failed"], 401 => ["unauthorized", "invalid_token", "session_expired"], 404 => ["not_found"] });
 shared::problems!(PostErrors {
@@ -33,7 +33,12 @@ pub struct MessagePage {
 #[utoipa::path(get, path = "/v1/applications/{id}/messages", tag = "applications", operation_id = "list_application_messages", security(("bearer" = [])),
     params(("id" = String, Path, description = "Application id"), Paging),
     responses((status = 200, description = "The thread with the agency, oldest first", body = MessagePage), ListErrors))]
-pub async fn list(State(state): State<AppState>, auth: Authenticated, ApiPath(id): ApiPath<String>, ApiQuery(paging): ApiQuery<Paging>) -> Result<Response, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(paging): ApiQuery<Paging>,
+) -> Result<Response, ApiError> {
     let (cursor, limit) = paging.parse()?;
     let app = common::load_own(&state, auth.user_id(), &id).await?;
     let (messages, next) = store::messages(state.kv.as_ref(), &app.application_id, cursor, limit).await?;
@@ -55,7 +60,12 @@ pub struct PostRequest {
     params(("id" = String, Path, description = "Application id")),
     request_body = PostRequest,
     responses((status = 201, description = "The message as stored", body = Message), PostErrors))]
-pub async fn post(State(state): State<AppState>, CitizenWrite(auth): CitizenWrite, ApiPath(id): ApiPath<String>, ApiJson(req): ApiJson<PostRequest>) -> Result<Response, ApiError> {
+pub async fn post(
+    State(state): State<AppState>,
+    CitizenWrite(auth): CitizenWrite,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(req): ApiJson<PostRequest>,
+) -> Result<Response, ApiError> {
     let text = message_text("/text", &req.text)?;
     let app = common::load_own(&state, auth.user_id(), &id).await?;
     if !app.status.visible_to_agency() {

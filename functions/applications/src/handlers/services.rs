@@ -45,7 +45,11 @@ pub struct ServicePage<'a> {
 pub async fn list(State(state): State<AppState>, ApiQuery(query): ApiQuery<ServiceQuery>) -> Result<Json<Value>, ApiError> {
     let limit = match query.limit.as_deref() {
         None | Some("") => 50,
-        Some(raw) => raw.parse::<usize>().ok().filter(|n| (1..=100).contains(n)).ok_or_else(|| ApiError::field("limit", "out_of_range", "limit — целое число от 1 до 100"))?,
+        Some(raw) => raw
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=100).contains(n))
+            .ok_or_else(|| ApiError::field("limit", "out_of_range", "limit — целое число от 1 до 100"))?,
     };
     let text = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
     if text.is_some_and(|q| q.chars().count() > 100) {

@@ -16,8 +16,8 @@ use serde_json::{Value, json};
 
 use shared::agencies::{self, Agency, Capability, Decision, RawBody, StoredAnswer};
 use shared::domain::FieldError;
-use shared::events::{Event, EventPayload};
 use shared::domain::text;
+use shared::events::{Event, EventPayload};
 use shared::http::{ApiError, ApiJson, ApiPath};
 use shared::identity::{ACCOUNT_SK, Level, Verdict, VerdictError, user_pk};
 use shared::ports::{Condition, Item, TxOp};
@@ -111,7 +111,8 @@ struct Envelope {
 }
 
 async fn decide(state: &ApplicationsState, agency: &Agency, body: &[u8]) -> Result<Decision, ApiError> {
-    let envelope: Envelope = serde_json::from_slice(body).map_err(|_| errors::unprocessable_field("/", "malformed", "Тело должно быть JSON-объектом {\"type\", \"data\"}"))?;
+    let envelope: Envelope =
+        serde_json::from_slice(body).map_err(|_| errors::unprocessable_field("/", "malformed", "Тело должно быть JSON-объектом {\"type\", \"data\"}"))?;
     match envelope.kind.as_str() {
         "application.status_changed" => status_changed(state, agency, data(envelope.data)?).await,
         "application.message" => agency_message(state, agency, data(envelope.data)?).await,
@@ -209,7 +210,8 @@ struct StatusChanged {
 async fn status_changed(state: &ApplicationsState, agency: &Agency, data: StatusChanged) -> Result<Decision, ApiError> {
     // Everything the delivery says is checked before anything is read.
     let (application_id, number) = target(data.application_id.as_deref(), data.number.as_deref())?;
-    let to = ApplicationStatus::parse(&data.status).ok_or_else(|| errors::unprocessable_field("/data/status", "unknown_status", "Неизвестный статус заявления"))?;
+    let to =
+        ApplicationStatus::parse(&data.status).ok_or_else(|| errors::unprocessable_field("/data/status", "unknown_status", "Неизвестный статус заявления"))?;
     let comment = common::check_text("/data/comment", data.comment, MAX_COMMENT_CHARS).map_err(as_unprocessable)?;
     let rejection = rejection(to, data.rejection)?;
     let completion = data
@@ -456,7 +458,10 @@ fn account_op(account: &shared::identity::Account, version: u64) -> Result<TxOp,
 }
 
 fn level_event(user_id: &str, level: Level, previous: Level, reason: &str) -> Event {
-    Event::new(Some(user_id.to_owned()), EventPayload::IdentityLevelChanged { level: level.as_str().into(), previous_level: previous.as_str().into(), reason: reason.into() })
+    Event::new(
+        Some(user_id.to_owned()),
+        EventPayload::IdentityLevelChanged { level: level.as_str().into(), previous_level: previous.as_str().into(), reason: reason.into() },
+    )
 }
 
 fn level_conflict(current: Level, wanted: Level) -> ApiError {

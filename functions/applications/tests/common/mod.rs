@@ -135,7 +135,15 @@ impl Harness {
     /// drive one citizen far harder than a person would).
     pub fn with_write_budget(mut self, budget: shared::http::WriteBudget) -> Self {
         let state = Arc::new(
-            ApplicationsState::new(self.kv.clone(), self.state.relay.clone(), self.state.verifier.clone(), self.state.catalogue.clone(), self.state.agencies.clone(), self.state.index_key.clone()).with_write_budget(budget),
+            ApplicationsState::new(
+                self.kv.clone(),
+                self.state.relay.clone(),
+                self.state.verifier.clone(),
+                self.state.catalogue.clone(),
+                self.state.agencies.clone(),
+                self.state.index_key.clone(),
+            )
+            .with_write_budget(budget),
         );
         self.app = shared::http::finish(applications::router(state.clone()));
         self.state = state;
@@ -159,16 +167,15 @@ impl Harness {
         let agencies = Arc::new(Registry::dev_seed().expect("agency seed"));
         let catalogue = Arc::new(applications::Catalogue::seed(&agencies).expect("catalogue seed"));
         let relay = Relay::new(kv.clone(), relay_queue);
-        let state = Arc::new(ApplicationsState::new(kv.clone(), relay, verifier, catalogue, agencies, Arc::new(shared::keys::IndexKey::from_base64(&shared::keys::IndexKey::generate_base64()).unwrap())));
-        Self {
-            app: shared::http::finish(applications::router(state.clone())),
-            kv,
-            queue,
-            state,
-            keys,
-            secrets: seed_secrets(),
-            _dirs: dirs,
-        }
+        let state = Arc::new(ApplicationsState::new(
+            kv.clone(),
+            relay,
+            verifier,
+            catalogue,
+            agencies,
+            Arc::new(shared::keys::IndexKey::from_base64(&shared::keys::IndexKey::generate_base64()).unwrap()),
+        ));
+        Self { app: shared::http::finish(applications::router(state.clone())), kv, queue, state, keys, secrets: seed_secrets(), _dirs: dirs }
     }
 
     pub fn token(&self, user_id: &str, level_claim: &str) -> String {

@@ -10,11 +10,11 @@ use shared::outbox;
 use shared::ports::{Condition, KvError, TxOp};
 
 use super::budget::{Budget, destination_key};
+use crate::AuthState;
 use crate::errors;
 use crate::secrets;
 use crate::store::{self, Account, AttemptResult, Flow, FlowKind, LoginAttempt, LoginIndex, Session, Versioned};
 use crate::tokens::{self, Client};
-use crate::AuthState;
 
 shared::problems!(
     /// The answers of a route that needs only a live session: a missing, invalid or expired
@@ -70,7 +70,14 @@ pub async fn find_account(state: &AuthState, candidates: &[String]) -> Result<Op
 
 /// A fresh flow whose code (if any) goes to `destination`; returns the flow, the ops that
 /// store it and the event that delivers the code.
-pub fn new_flow(state: &AuthState, kind: FlowKind, user_id: Option<String>, destination: Option<Destination>, purpose: OtpPurpose, now: DateTime<Utc>) -> Result<(Flow, Option<Event>), ApiError> {
+pub fn new_flow(
+    state: &AuthState,
+    kind: FlowKind,
+    user_id: Option<String>,
+    destination: Option<Destination>,
+    purpose: OtpPurpose,
+    now: DateTime<Utc>,
+) -> Result<(Flow, Option<Event>), ApiError> {
     let flow_id = ulid::Ulid::new().to_string();
     let expires_at = now + chrono::Duration::from_std(state.settings.otp_ttl).unwrap_or_default();
     let sends_code = matches!(kind, FlowKind::Registration | FlowKind::Recovery | FlowKind::LoginMfa) && destination.is_some();
@@ -82,7 +89,19 @@ pub fn new_flow(state: &AuthState, kind: FlowKind, user_id: Option<String>, dest
     } else {
         (None, None)
     };
-    let flow = Flow { flow_id, kind, user_id, destination, code_hash, wrong_attempts: 0, code_issued_at: now, expires_at, password_hash: None, methods: Vec::new(), limit_key: None };
+    let flow = Flow {
+        flow_id,
+        kind,
+        user_id,
+        destination,
+        code_hash,
+        wrong_attempts: 0,
+        code_issued_at: now,
+        expires_at,
+        password_hash: None,
+        methods: Vec::new(),
+        limit_key: None,
+    };
     Ok((flow, event))
 }
 
@@ -117,7 +136,9 @@ pub async fn load_flow(state: &AuthState, flow_id: &str) -> Result<Versioned<Flo
 pub enum CodeCheck {
     Valid,
     /// Wrong code; the flow was updated with the new attempt count.
-    Wrong { attempts_exceeded: bool },
+    Wrong {
+        attempts_exceeded: bool,
+    },
 }
 
 /// Checks `code` against the flow's code: expiry (410), dead code (429), then counts the
@@ -183,12 +204,27 @@ pub fn wrong_code_error(check: CodeCheck) -> ApiError {
     }
 }
 
-pub fn attempt_op(user_id: &str, client: &Client, ua: &UserAgent, result: AttemptResult, mfa_method: Option<&str>, now: DateTime<Utc>) -> Result<TxOp, KvError> {
+pub fn attempt_op(
+    user_id: &str,
+    client: &Client,
+    ua: &UserAgent,
+    result: AttemptResult,
+    mfa_method: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<TxOp, KvError> {
     attempt_op_at(store::user_pk(user_id), client, ua, result, mfa_method, now, None)
 }
 
 /// A login-history entry under `pk` (an account, or an unknown login's record).
-pub fn attempt_op_at(pk: String, client: &Client, ua: &UserAgent, result: AttemptResult, mfa_method: Option<&str>, now: DateTime<Utc>, expires_at: Option<i64>) -> Result<TxOp, KvError> {
+pub fn attempt_op_at(
+    pk: String,
+    client: &Client,
+    ua: &UserAgent,
+    result: AttemptResult,
+    mfa_method: Option<&str>,
+    now: DateTime<Utc>,
+    expires_at: Option<i64>,
+) -> Result<TxOp, KvError> {
     let entry = LoginAttempt {
         at: now,
         ip: client.ip.clone(),

@@ -6,13 +6,13 @@ use axum::extract::State;
 use axum::response::IntoResponse;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 use totp_rs::{Algorithm, Secret, TOTP};
+use utoipa::ToSchema;
 
 use shared::domain::{LoginText, PasswordText, Token};
 use shared::events::{Destination, Event, EventPayload, OtpPurpose};
-use shared::http::{ApiError, ApiJson, ClientIp, UserAgent};
 use shared::http::rate_limit::Limit;
+use shared::http::{ApiError, ApiJson, ClientIp, UserAgent};
 use shared::ports::{Condition, KvError, TxOp};
 
 use super::common::{self, COUNTER_RETRIES, CodeCheck};
@@ -35,7 +35,10 @@ pub struct LoginRequest {
 #[derive(Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum LoginResponse {
-    Done { mfa_required: bool, tokens: Tokens },
+    Done {
+        mfa_required: bool,
+        tokens: Tokens,
+    },
     SecondFactor {
         mfa_required: bool,
         flow_id: String,
@@ -305,11 +308,18 @@ async fn release_reservation(state: &AuthState, user_id: &str) -> Result<(), Api
     Err(common::busy())
 }
 
-
 /// Records a failure (counting it unless `reserve_attempt` already did), locking the account
 /// at the threshold and telling its owner; writes the attempt to the history.
 /// Returns the error to answer with.
-pub(crate) async fn record_failure(state: &AuthState, user_id: &str, client: &Client, ua: &UserAgent, result: AttemptResult, mfa_method: Option<&str>, counted: Counted) -> ApiError {
+pub(crate) async fn record_failure(
+    state: &AuthState,
+    user_id: &str,
+    client: &Client,
+    ua: &UserAgent,
+    result: AttemptResult,
+    mfa_method: Option<&str>,
+    counted: Counted,
+) -> ApiError {
     let outcome = async {
         for _ in 0..COUNTER_RETRIES {
             let now = Utc::now();
@@ -322,14 +332,24 @@ pub(crate) async fn record_failure(state: &AuthState, user_id: &str, client: &Cl
             }
             let locks = !was_locked && account.value.failed_attempts >= state.settings.max_failed_logins;
             account.value.locked |= locks;
-            let events = if locks { vec![Event::new(Some(user_id.to_owned()), EventPayload::AccountLocked { destinations: account.value.security_destinations() })] } else { Vec::new() };
+            let events = if locks {
+                vec![Event::new(Some(user_id.to_owned()), EventPayload::AccountLocked { destinations: account.value.security_destinations() })]
+            } else {
+                Vec::new()
+            };
             let ops = vec![common::account_op(&account)?, common::attempt_op(user_id, client, ua, result, mfa_method, now)?];
             match common::commit(state, ops, events).await {
                 Ok(()) => {
                     if locks {
                         tracing::warn!(user_id, "account locked after consecutive failures");
                     }
-                    return Ok(if account.value.locked { errors::account_locked() } else if result == AttemptResult::WrongPassword { errors::invalid_credentials() } else { errors::otp_invalid() });
+                    return Ok(if account.value.locked {
+                        errors::account_locked()
+                    } else if result == AttemptResult::WrongPassword {
+                        errors::invalid_credentials()
+                    } else {
+                        errors::otp_invalid()
+                    });
                 }
                 Err(KvError::TransactionConflict { .. }) | Err(KvError::ConditionFailed) => continue,
                 Err(e) => return Err(ApiError::from(e)),
@@ -347,7 +367,15 @@ async fn succeed(state: &AuthState, user_id: &str, amr: Vec<String>, client: &Cl
 }
 
 /// Resets the failure counter, opens a session and records the success, in one transaction.
-async fn succeed_with(state: &AuthState, user_id: &str, amr: Vec<String>, client: &Client, ua: &UserAgent, mfa_method: Option<&str>, extra: Vec<TxOp>) -> Result<Tokens, ApiError> {
+async fn succeed_with(
+    state: &AuthState,
+    user_id: &str,
+    amr: Vec<String>,
+    client: &Client,
+    ua: &UserAgent,
+    mfa_method: Option<&str>,
+    extra: Vec<TxOp>,
+) -> Result<Tokens, ApiError> {
     for _ in 0..COUNTER_RETRIES {
         let now = Utc::now();
         let mut account = store::account(state.kv.as_ref(), user_id).await?.ok_or_else(errors::invalid_credentials)?;
@@ -363,7 +391,10 @@ async fn succeed_with(state: &AuthState, user_id: &str, amr: Vec<String>, client
         let events = if email_only.is_empty() {
             Vec::new()
         } else {
-            vec![Event::new(Some(user_id.to_owned()), EventPayload::NewLogin { destinations: email_only, device_type: ua.device_type().to_owned(), ip: client.ip.clone() })]
+            vec![Event::new(
+                Some(user_id.to_owned()),
+                EventPayload::NewLogin { destinations: email_only, device_type: ua.device_type().to_owned(), ip: client.ip.clone() },
+            )]
         };
         match common::commit(state, ops, events).await {
             Ok(()) => return Ok(tokens),
@@ -374,4 +405,3 @@ async fn succeed_with(state: &AuthState, user_id: &str, amr: Vec<String>, client
     }
     Err(common::busy())
 }
-

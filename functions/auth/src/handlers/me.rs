@@ -15,10 +15,10 @@ use shared::ports::{KvError, Query as KvQuery};
 
 use super::common::{self, MAX_RETRIES, Unauthenticated};
 use super::schemas::ProfileView;
+use crate::AppState;
 use crate::errors;
 use crate::secrets;
 use crate::store::{self, Account, LoginAttempt};
-use crate::AppState;
 
 #[derive(Serialize, ToSchema)]
 #[schema(as = Me)]
@@ -129,7 +129,11 @@ shared::problems!(ChangePasswordErrors {
 /// Changes the password and revokes every other session (SPEC §3.7).
 #[utoipa::path(post, path = "/v1/me/password", operation_id = "change_password", tag = "auth", security(("bearer" = [])), request_body = ChangePasswordRequest,
     responses((status = 204, description = "Password changed; other sessions revoked"), ChangePasswordErrors))]
-pub async fn change_password(State(state): State<AppState>, auth: Authenticated, ApiJson(req): ApiJson<ChangePasswordRequest>) -> Result<impl IntoResponse, ApiError> {
+pub async fn change_password(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    ApiJson(req): ApiJson<ChangePasswordRequest>,
+) -> Result<impl IntoResponse, ApiError> {
     let (account, _) = common::current(&state, &auth).await?;
     state.limiter.hit("password-change", auth.user_id(), Limit::per_hour(10)).await?;
     if !secrets::verify_password(req.current_password, account.value.password_hash.clone()).await {
@@ -148,7 +152,13 @@ pub async fn change_password(State(state): State<AppState>, auth: Authenticated,
         let absolute_end = session.value.created_at.timestamp() + state.settings.session_absolute.as_secs() as i64;
         let ops = vec![
             common::account_op(&account)?,
-            store::put_op(store::user_pk(auth.user_id()), &store::session_sk(auth.session_id()), &session.value, shared::ports::Condition::VersionIs(session.version), Some(absolute_end))?,
+            store::put_op(
+                store::user_pk(auth.user_id()),
+                &store::session_sk(auth.session_id()),
+                &session.value,
+                shared::ports::Condition::VersionIs(session.version),
+                Some(absolute_end),
+            )?,
         ];
         let event = Event::new(Some(auth.user_id().to_owned()), EventPayload::PasswordChanged { destinations: account.value.security_destinations() });
         match common::commit(&state, ops, vec![event]).await {

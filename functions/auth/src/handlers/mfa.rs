@@ -6,8 +6,8 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 use totp_rs::Secret;
+use utoipa::ToSchema;
 
 use shared::domain::Token;
 use shared::events::{Event, EventPayload};
@@ -90,7 +90,8 @@ pub async fn totp_confirm(State(state): State<AppState>, auth: Authenticated, Ap
         if a.totp_enabled() {
             return Err(errors::conflict("totp_already_enabled", "Приложение-аутентификатор уже подключено"));
         }
-        let pending = a.mfa.totp_pending_secret.clone().ok_or_else(|| errors::conflict("totp_not_started", "Сначала начните подключение приложения-аутентификатора"))?;
+        let pending =
+            a.mfa.totp_pending_secret.clone().ok_or_else(|| errors::conflict("totp_not_started", "Сначала начните подключение приложения-аутентификатора"))?;
         let step = totp_step(&pending, &req.code, now).ok_or_else(errors::otp_invalid)?;
         a.mfa.totp_secret = Some(pending);
         a.mfa.totp_pending_secret = None;

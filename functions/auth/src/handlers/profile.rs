@@ -16,8 +16,8 @@ use shared::ports::{Condition, KvError, TxOp};
 
 use super::common::{self, MAX_RETRIES};
 use super::schemas::{Gender as GenderSchema, PassportView, ProfileView};
-use crate::store::{self, LoginIndex};
 use crate::AppState;
+use crate::store::{self, LoginIndex};
 
 /// Every field is checked and each broken one reported (missing ones too) in `errors[]`.
 #[derive(Deserialize, ToSchema)]
@@ -88,7 +88,11 @@ pub async fn put_profile(State(state): State<AppState>, auth: Authenticated, Api
             if account.value.level != Level::Simplified {
                 events.push(Event::new(
                     Some(auth.user_id().to_owned()),
-                    EventPayload::IdentityLevelChanged { level: Level::Simplified.as_str().into(), previous_level: account.value.level.as_str().into(), reason: "profile_changed".into() },
+                    EventPayload::IdentityLevelChanged {
+                        level: Level::Simplified.as_str().into(),
+                        previous_level: account.value.level.as_str().into(),
+                        reason: "profile_changed".into(),
+                    },
                 ));
                 account.value.level = Level::Simplified;
             }

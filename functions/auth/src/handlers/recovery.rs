@@ -9,17 +9,17 @@ use utoipa::ToSchema;
 
 use shared::domain::{FieldError, LoginText, NewPasswordText, Token};
 use shared::events::{Destination, Event, EventPayload, OtpPurpose};
-use shared::http::{ApiError, ApiJson, ClientIp, UserAgent};
 use shared::http::rate_limit::Limit;
+use shared::http::{ApiError, ApiJson, ClientIp, UserAgent};
 use shared::ports::{Condition, KvError};
 
 use super::budget::{Budget, unknown_login_budget_key};
 use super::common::{self, CodeCheck, MAX_RETRIES};
 use super::login::{Counted, consume_backup_code, consume_totp, record_failure};
+use crate::AppState;
 use crate::errors;
 use crate::secrets;
 use crate::store::{self, AttemptResult, FlowKind};
-use crate::AppState;
 
 #[derive(Deserialize, ToSchema)]
 pub struct RecoverRequest {
@@ -100,7 +100,12 @@ shared::problems!(RecoverConfirmErrors {
 /// every session.
 #[utoipa::path(post, path = "/v1/auth/password/recover/confirm", operation_id = "password_recover_confirm", tag = "auth", request_body = RecoverConfirmRequest,
     responses((status = 204, description = "Password set, account unlocked, sessions revoked"), RecoverConfirmErrors))]
-pub async fn confirm(State(state): State<AppState>, ip: ClientIp, ua: UserAgent, ApiJson(req): ApiJson<RecoverConfirmRequest>) -> Result<impl IntoResponse, ApiError> {
+pub async fn confirm(
+    State(state): State<AppState>,
+    ip: ClientIp,
+    ua: UserAgent,
+    ApiJson(req): ApiJson<RecoverConfirmRequest>,
+) -> Result<impl IntoResponse, ApiError> {
     state.limiter.hit("code-confirm-ip", &ip.0.to_string(), Limit::per_minute(30)).await?;
     let now = Utc::now();
     let mut flow = common::load_flow(&state, &req.flow_id).await?;
@@ -160,10 +165,7 @@ pub async fn confirm(State(state): State<AppState>, ip: ClientIp, ua: UserAgent,
         account.value.locked = false;
         account.value.failed_attempts = 0;
         account.value.sessions_valid_from = Some(now);
-        let ops = vec![
-            common::consume_flow_op(&flow.value),
-            common::account_op(&account)?,
-        ];
+        let ops = vec![common::consume_flow_op(&flow.value), common::account_op(&account)?];
         let event = Event::new(Some(user_id.clone()), EventPayload::PasswordChanged { destinations: account.value.security_destinations() });
         match common::commit(&state, ops, vec![event]).await {
             Ok(()) => {

@@ -184,7 +184,13 @@ pub async fn confirm(State(state): State<AppState>, ip: ClientIp, ua: UserAgent,
     let mut ops = vec![
         // The flow is consumed by the same write: a second confirm finds it gone.
         common::consume_flow_op(&flow.value),
-        store::put_op(shared::identity::login_pk(&state.index_key, &login_of(&destination)), "LOGIN", &LoginIndex { user_id: user_id.clone() }, Condition::NotExists, None)?,
+        store::put_op(
+            shared::identity::login_pk(&state.index_key, &login_of(&destination)),
+            "LOGIN",
+            &LoginIndex { user_id: user_id.clone() },
+            Condition::NotExists,
+            None,
+        )?,
         store::put_op(store::user_pk(&user_id), store::ACCOUNT_SK, &account, Condition::NotExists, None)?,
     ];
     ops.extend(session_ops);

@@ -74,7 +74,13 @@ pub async fn refresh(State(state): State<AppState>, ApiJson(req): ApiJson<Refres
         let ops = vec![
             store::put_op(presented_pk.clone(), "REFRESH", &used, Condition::VersionIs(record.version), Some(absolute_end))?,
             store::put_op(next_pk, "REFRESH", &fresh, Condition::NotExists, Some(absolute_end))?,
-            store::put_op(user_pk.clone(), &store::session_sk(&session.value.session_id), &session.value, Condition::VersionIs(session.version), Some(absolute_end))?,
+            store::put_op(
+                user_pk.clone(),
+                &store::session_sk(&session.value.session_id),
+                &session.value,
+                Condition::VersionIs(session.version),
+                Some(absolute_end),
+            )?,
         ];
         match common::commit(&state, ops, Vec::new()).await {
             Ok(()) => {

@@ -34,7 +34,12 @@ pub async fn failed_login(state: &AuthState, limit_key: &str, password: impl Int
         count(state, limit_key, None).await?;
         secrets::burn_password_check(password).await;
         let now = Utc::now();
-        count(state, limit_key, Some(common::attempt_op_at(pk(limit_key), client, ua, AttemptResult::WrongPassword, None, now, Some(now.timestamp() + KEEP_SECONDS))?)).await
+        count(
+            state,
+            limit_key,
+            Some(common::attempt_op_at(pk(limit_key), client, ua, AttemptResult::WrongPassword, None, now, Some(now.timestamp() + KEEP_SECONDS))?),
+        )
+        .await
     };
     match outcome.await {
         Ok(()) => crate::errors::invalid_credentials(),
@@ -45,7 +50,14 @@ pub async fn failed_login(state: &AuthState, limit_key: &str, password: impl Int
 /// A wrong code in a decoy recovery flow: recorded as `record_failure` records it on an account.
 pub async fn failed_code(state: &AuthState, limit_key: &str, client: &Client, ua: &UserAgent) {
     let now = Utc::now();
-    let recorded = async { count(state, limit_key, Some(common::attempt_op_at(pk(limit_key), client, ua, AttemptResult::WrongCode, None, now, Some(now.timestamp() + KEEP_SECONDS))?)).await };
+    let recorded = async {
+        count(
+            state,
+            limit_key,
+            Some(common::attempt_op_at(pk(limit_key), client, ua, AttemptResult::WrongCode, None, now, Some(now.timestamp() + KEEP_SECONDS))?),
+        )
+        .await
+    };
     if let Err(error) = recorded.await {
         tracing::warn!(code = error.code, "could not record a wrong code for an unknown login");
     }

@@ -109,7 +109,9 @@ impl Harness {
 
     /// Registers an email account (no SMS factor) and returns its tokens.
     pub async fn registered(&self, email: &str) -> Value {
-        let (status, body) = self.call("POST", "/v1/auth/register", Some(json!({"email": email, "password": PASSWORD, "consents": {"terms": true, "personal_data": true}})), None).await;
+        let (status, body) = self
+            .call("POST", "/v1/auth/register", Some(json!({"email": email, "password": PASSWORD, "consents": {"terms": true, "personal_data": true}})), None)
+            .await;
         assert_eq!(status, StatusCode::ACCEPTED, "{body}");
         let code = self.last_code().await;
         let (status, body) = self.call("POST", "/v1/auth/register/confirm", Some(json!({"flow_id": body["flow_id"], "code": code})), None).await;

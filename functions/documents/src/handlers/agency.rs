@@ -70,14 +70,19 @@ pub async fn create(State(api): State<Api>, ApiPath(agency_id): ApiPath<String>,
 }
 
 async fn decide(api: &Api, agency_id: &str, body: &[u8]) -> Result<Decision, ApiError> {
-    let request: ResultUpload = serde_json::from_slice(body).map_err(|_| ApiError::field("body", "malformed_json", "Тело запроса не является корректным JSON-объектом"))?;
+    let request: ResultUpload =
+        serde_json::from_slice(body).map_err(|_| ApiError::field("body", "malformed_json", "Тело запроса не является корректным JSON-объектом"))?;
     let mut problems = Vec::new();
     let application_id = request.application_id.unwrap_or_default();
     if application_id.is_empty() {
         problems.push(FieldError::new("application_id", "required", "Укажите заявление"));
     } else if application_id.chars().take(text::ID_MAX_CHARS + 1).count() > text::ID_MAX_CHARS || text::has_forbidden_characters(&application_id, false) {
         // Bounded here, before the store is asked; ids that merely do not exist answer 404 below.
-        problems.push(FieldError::new("application_id", "invalid", format!("Номер заявления: не длиннее {} символов, без управляющих символов", text::ID_MAX_CHARS)));
+        problems.push(FieldError::new(
+            "application_id",
+            "invalid",
+            format!("Номер заявления: не длиннее {} символов, без управляющих символов", text::ID_MAX_CHARS),
+        ));
     }
     let file = check_file(request.file_name.as_deref(), request.content_type.as_deref(), request.size_bytes, &mut problems);
     let (Some(file), true) = (file, problems.is_empty()) else {

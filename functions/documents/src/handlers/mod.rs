@@ -8,8 +8,8 @@ use std::borrow::Cow;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::{PartialSchema, ToSchema};
 
 use shared::http::ApiError;
@@ -74,7 +74,8 @@ impl DocumentView {
     pub async fn build(state: &DocumentsState, doc: &Document) -> Result<Self, ApiError> {
         let download = match doc.status {
             DocumentStatus::Available => {
-                let presigned = state.objects.presign_get(&doc.object_key, state.settings.download_url_ttl, Some(&download_name(doc))).await.map_err(object_error)?;
+                let presigned =
+                    state.objects.presign_get(&doc.object_key, state.settings.download_url_ttl, Some(&download_name(doc))).await.map_err(object_error)?;
                 Some(Download { url: presigned.url, expires_at: presigned.expires_at })
             }
             _ => None,

@@ -67,10 +67,19 @@ pub struct ShareCreated {
     params(("id" = String, Path, description = "Document id", max_length = 64)),
     request_body = CreateBody,
     responses((status = 201, description = "The share link", body = ShareCreated), CreateErrors))]
-pub async fn create(State(api): State<Api>, auth: Authenticated, ApiPath(id): ApiPath<String>, ApiJson(body): ApiJson<CreateBody>) -> Result<Response, ApiError> {
+pub async fn create(
+    State(api): State<Api>,
+    auth: Authenticated,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<CreateBody>,
+) -> Result<Response, ApiError> {
     let max = i64::try_from(api.settings.max_share_ttl.as_secs()).unwrap_or(i64::MAX);
     let Some(seconds) = body.expires_in_seconds.filter(|s| (1..=max).contains(s)) else {
-        return Err(ApiError::validation(vec![FieldError::new("expires_in_seconds", "out_of_range", format!("Срок действия ссылки: от 1 до {max} секунд (7 дней)"))]));
+        return Err(ApiError::validation(vec![FieldError::new(
+            "expires_in_seconds",
+            "out_of_range",
+            format!("Срок действия ссылки: от 1 до {max} секунд (7 дней)"),
+        )]));
     };
     let doc = own_document(&api, &auth, &id).await?;
     if doc.value.status != DocumentStatus::Available {
@@ -84,7 +93,13 @@ pub async fn create(State(api): State<Api>, auth: Authenticated, ApiPath(id): Ap
     let token_hash = store::sha256_hex(token.as_bytes());
     let now = api.now();
     let expires_at = now + chrono::Duration::seconds(seconds);
-    let share = Share { share_id: ulid::Ulid::new().to_string(), document_id: doc.value.document_id.clone(), owner_user_id: auth.user_id().to_owned(), created_at: now, expires_at };
+    let share = Share {
+        share_id: ulid::Ulid::new().to_string(),
+        document_id: doc.value.document_id.clone(),
+        owner_user_id: auth.user_id().to_owned(),
+        created_at: now,
+        expires_at,
+    };
     let pointer = SharePointer { share_id: share.share_id.clone(), token_hash: token_hash.clone(), created_at: now, expires_at };
     let (share_pk, share_sk) = store::share_key(&token_hash);
     let owner_pk = user_pk(auth.user_id());

@@ -19,8 +19,8 @@ use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkErro
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, KeySchemaElement,
-    KeyType, ReturnValue, ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem, Update,
+    AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, KeySchemaElement, KeyType, ReturnValue, ScalarAttributeType,
+    TimeToLiveSpecification, TransactWriteItem, Update,
 };
 
 use crate::adapters::embedded::kv::rules::{self, is_live, unix_now};
@@ -46,27 +46,14 @@ pub struct DynamoKv {
 
 impl DynamoKv {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self {
-            client,
-            table: table.into(),
-        }
+        Self { client, table: table.into() }
     }
 
     /// Creates an on-demand table with this adapter's key schema and TTL on `expires_at`.
     /// For tests and emulators; deployed tables come from the SAM template.
     pub async fn create_table_for_tests(client: Client, name: &str) -> Result<Self, KvError> {
-        let key = |name: &str, key_type| {
-            KeySchemaElement::builder()
-                .attribute_name(name)
-                .key_type(key_type)
-                .build()
-        };
-        let string = |name: &str| {
-            AttributeDefinition::builder()
-                .attribute_name(name)
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-        };
+        let key = |name: &str, key_type| KeySchemaElement::builder().attribute_name(name).key_type(key_type).build();
+        let string = |name: &str| AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build();
         client
             .create_table()
             .table_name(name)
@@ -83,24 +70,9 @@ impl DynamoKv {
             .table_name(name)
             .wait(Duration::from_secs(120))
             .await
-            .map_err(|e| {
-                KvError::Backend(format!(
-                    "DynamoDB table did not become active: {}",
-                    DisplayErrorContext(&e)
-                ))
-            })?;
-        let ttl = TimeToLiveSpecification::builder()
-            .enabled(true)
-            .attribute_name(EXPIRES_AT)
-            .build()
-            .map_err(build_error)?;
-        client
-            .update_time_to_live()
-            .table_name(name)
-            .time_to_live_specification(ttl)
-            .send()
-            .await
-            .map_err(|e| sdk_error("UpdateTimeToLive", e))?;
+            .map_err(|e| KvError::Backend(format!("DynamoDB table did not become active: {}", DisplayErrorContext(&e))))?;
+        let ttl = TimeToLiveSpecification::builder().enabled(true).attribute_name(EXPIRES_AT).build().map_err(build_error)?;
+        client.update_time_to_live().table_name(name).time_to_live_specification(ttl).send().await.map_err(|e| sdk_error("UpdateTimeToLive", e))?;
         Ok(Self::new(client, name))
     }
 }
@@ -232,9 +204,7 @@ impl KeyValue for DynamoKv {
         match outcome {
             Ok(_) => Ok(()),
             Err(error) => match error.as_service_error() {
-                Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
-                    Err(cancellation_error(cancelled.cancellation_reasons(), &sent))
-                }
+                Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => Err(cancellation_error(cancelled.cancellation_reasons(), &sent)),
                 _ => Err(sdk_error("TransactWriteItems", error)),
             },
         }
@@ -252,9 +222,7 @@ impl KeyValue for DynamoKv {
         // later requests ask for more to cross runs of expired items in fewer round trips.
         let mut request_limit = limit;
         loop {
-            let output = self
-                .query_once(&query, request_limit, exclusive_start.take())
-                .await?;
+            let output = self.query_once(&query, request_limit, exclusive_start.take()).await?;
             for attributes in output.items.unwrap_or_default() {
                 if page.items.len() == limit {
                     page.last_key = page.items.last().map(|item| item.sk.clone());
@@ -270,8 +238,7 @@ impl KeyValue for DynamoKv {
                 }
                 Some(last_evaluated) => {
                     exclusive_start = Some(last_evaluated);
-                    request_limit =
-                        (request_limit * 2).clamp(limit - page.items.len(), rules::MAX_QUERY_LIMIT);
+                    request_limit = (request_limit * 2).clamp(limit - page.items.len(), rules::MAX_QUERY_LIMIT);
                 }
             }
         }
@@ -386,11 +353,7 @@ fn resume_point(query: &Query) -> ResumePoint<'_> {
         return ResumePoint::After(cursor);
     }
     let cursor_before_range = cursor < prefix;
-    if cursor_before_range == query.descending {
-        ResumePoint::PastTheEnd
-    } else {
-        ResumePoint::Beginning
-    }
+    if cursor_before_range == query.descending { ResumePoint::PastTheEnd } else { ResumePoint::Beginning }
 }
 
 /// Expression attribute names and values, holding exactly those an expression uses:
@@ -406,8 +369,7 @@ type AttributeValues = HashMap<String, AttributeValue>;
 
 impl Placeholders {
     fn name(&mut self, placeholder: &str, attribute: &str) {
-        self.names
-            .insert(placeholder.to_owned(), attribute.to_owned());
+        self.names.insert(placeholder.to_owned(), attribute.to_owned());
     }
 
     fn value(&mut self, placeholder: &str, value: AttributeValue) {
@@ -440,11 +402,7 @@ fn condition_expression(condition: Condition, placeholders: &mut Placeholders) -
 }
 
 /// The update that writes an item's data and expiry and bumps its version in place.
-fn put_expression(
-    data: Vec<u8>,
-    expires_at: Option<i64>,
-    placeholders: &mut Placeholders,
-) -> String {
+fn put_expression(data: Vec<u8>, expires_at: Option<i64>, placeholders: &mut Placeholders) -> String {
     placeholders.name("#v", VERSION);
     placeholders.name("#d", DATA);
     placeholders.name("#e", EXPIRES_AT);
@@ -461,45 +419,23 @@ fn put_expression(
     }
 }
 
-fn cancellation_error(
-    reasons: &[aws_sdk_dynamodb::types::CancellationReason],
-    sent: &[usize],
-) -> KvError {
-    let code_at = |code: &str| {
-        reasons
-            .iter()
-            .position(|reason| reason.code() == Some(code))
-    };
+fn cancellation_error(reasons: &[aws_sdk_dynamodb::types::CancellationReason], sent: &[usize]) -> KvError {
+    let code_at = |code: &str| reasons.iter().position(|reason| reason.code() == Some(code));
     if let Some(position) = code_at("ConditionalCheckFailed") {
-        return KvError::TransactionConflict {
-            index: sent.get(position).copied(),
-        };
+        return KvError::TransactionConflict { index: sent.get(position).copied() };
     }
     if code_at("TransactionConflict").is_some() {
         return KvError::TransactionConflict { index: None };
     }
-    let codes: Vec<&str> = reasons
-        .iter()
-        .filter_map(|reason| reason.code())
-        .filter(|code| *code != "None")
-        .collect();
+    let codes: Vec<&str> = reasons.iter().filter_map(|reason| reason.code()).filter(|code| *code != "None").collect();
     if codes.contains(&"ValidationError") {
-        return KvError::Invalid(format!(
-            "DynamoDB rejected a transaction op ({})",
-            codes.join(", ")
-        ));
+        return KvError::Invalid(format!("DynamoDB rejected a transaction op ({})", codes.join(", ")));
     }
-    KvError::Backend(format!(
-        "DynamoDB cancelled the transaction ({})",
-        codes.join(", ")
-    ))
+    KvError::Backend(format!("DynamoDB cancelled the transaction ({})", codes.join(", ")))
 }
 
 fn key(pk: &str, sk: &str) -> HashMap<String, AttributeValue> {
-    HashMap::from([
-        (PK.to_owned(), AttributeValue::S(pk.to_owned())),
-        (SK.to_owned(), AttributeValue::S(sk.to_owned())),
-    ])
+    HashMap::from([(PK.to_owned(), AttributeValue::S(pk.to_owned())), (SK.to_owned(), AttributeValue::S(sk.to_owned()))])
 }
 
 fn parse_item(mut attributes: HashMap<String, AttributeValue>) -> Result<Item, KvError> {
@@ -508,39 +444,21 @@ fn parse_item(mut attributes: HashMap<String, AttributeValue>) -> Result<Item, K
         _ => Err(corrupt(name)),
     };
     let (pk, sk) = (string(PK)?, string(SK)?);
-    let version = attributes
-        .get(VERSION)
-        .ok_or_else(|| corrupt(VERSION))
-        .and_then(|v| number(v, VERSION))?;
-    let expires_at = attributes
-        .get(EXPIRES_AT)
-        .map(|at| number(at, EXPIRES_AT))
-        .transpose()?;
+    let version = attributes.get(VERSION).ok_or_else(|| corrupt(VERSION)).and_then(|v| number(v, VERSION))?;
+    let expires_at = attributes.get(EXPIRES_AT).map(|at| number(at, EXPIRES_AT)).transpose()?;
     let data = match attributes.remove(DATA) {
         Some(AttributeValue::B(blob)) => blob.into_inner(),
         _ => return Err(corrupt(DATA)),
     };
-    Ok(Item {
-        pk,
-        sk,
-        version,
-        data,
-        expires_at,
-    })
+    Ok(Item { pk, sk, version, data, expires_at })
 }
 
 fn number<T: std::str::FromStr>(value: &AttributeValue, name: &str) -> Result<T, KvError> {
-    value
-        .as_n()
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .ok_or_else(|| corrupt(name))
+    value.as_n().ok().and_then(|n| n.parse().ok()).ok_or_else(|| corrupt(name))
 }
 
 fn corrupt(attribute: &str) -> KvError {
-    KvError::Backend(format!(
-        "DynamoDB item has a missing or malformed `{attribute}` attribute"
-    ))
+    KvError::Backend(format!("DynamoDB item has a missing or malformed `{attribute}` attribute"))
 }
 
 fn build_error(error: aws_sdk_dynamodb::error::BuildError) -> KvError {
@@ -567,13 +485,7 @@ where
     R: std::fmt::Debug,
 {
     if error.code() == Some("ValidationException") {
-        return KvError::Invalid(format!(
-            "DynamoDB {operation}: {}",
-            error.message().unwrap_or("validation failed")
-        ));
+        return KvError::Invalid(format!("DynamoDB {operation}: {}", error.message().unwrap_or("validation failed")));
     }
-    KvError::Backend(format!(
-        "DynamoDB {operation}: {}",
-        DisplayErrorContext(&error)
-    ))
+    KvError::Backend(format!("DynamoDB {operation}: {}", DisplayErrorContext(&error)))
 }

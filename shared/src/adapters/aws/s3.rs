@@ -195,11 +195,7 @@ fn whole_second_now() -> SystemTime {
 
 /// Signs as of `signed_at`, so the reported `expires_at` is exactly when S3 stops honouring the URL.
 fn presigning(signed_at: SystemTime, expires_in: Duration) -> Result<PresigningConfig, ObjectStoreError> {
-    PresigningConfig::builder()
-        .start_time(signed_at)
-        .expires_in(expires_in)
-        .build()
-        .map_err(|e| ObjectStoreError::Backend(format!("presigning config: {e}")))
+    PresigningConfig::builder().start_time(signed_at).expires_in(expires_in).build().map_err(|e| ObjectStoreError::Backend(format!("presigning config: {e}")))
 }
 
 fn presigned_request(presigned: &aws_sdk_s3::presigning::PresignedRequest, signed_at: SystemTime, expires_in: Duration) -> PresignedRequest {

@@ -30,12 +30,7 @@ impl SnsSms {
 #[async_trait]
 impl SmsSender for SnsSms {
     async fn send_sms(&self, to: &str, text: &str) -> Result<(), SendError> {
-        let mut publish = self
-            .client
-            .publish()
-            .phone_number(to)
-            .message(text)
-            .message_attributes("AWS.SNS.SMS.SMSType", string_attribute("Transactional")?);
+        let mut publish = self.client.publish().phone_number(to).message(text).message_attributes("AWS.SNS.SMS.SMSType", string_attribute("Transactional")?);
         if let Some(sender_id) = &self.sender_id {
             publish = publish.message_attributes("AWS.SNS.SMS.SenderID", string_attribute(sender_id)?);
         }
@@ -44,11 +39,7 @@ impl SmsSender for SnsSms {
 }
 
 fn string_attribute(value: &str) -> Result<MessageAttributeValue, SendError> {
-    MessageAttributeValue::builder()
-        .data_type("String")
-        .string_value(value)
-        .build()
-        .map_err(|e| SendError::Permanent(format!("sns message attribute: {e}")))
+    MessageAttributeValue::builder().data_type("String").string_value(value).build().map_err(|e| SendError::Permanent(format!("sns message attribute: {e}")))
 }
 
 /// Sorts an AWS failure into retry-later or give-up.

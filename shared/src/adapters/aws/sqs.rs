@@ -113,9 +113,7 @@ impl Queue for SqsQueue {
                     .and_then(|count| count.parse().ok())
                     .unwrap_or(1);
                 match (message.message_id, message.receipt_handle) {
-                    (Some(message_id), Some(receipt)) => {
-                        Ok(ReceivedMessage { message_id, receipt, body: message.body.unwrap_or_default(), receive_count })
-                    }
+                    (Some(message_id), Some(receipt)) => Ok(ReceivedMessage { message_id, receipt, body: message.body.unwrap_or_default(), receive_count }),
                     _ => Err(QueueError::Backend("receive messages: message without id or receipt".into())),
                 }
             })
@@ -123,14 +121,7 @@ impl Queue for SqsQueue {
     }
 
     async fn ack(&self, receipt: &str) -> Result<(), QueueError> {
-        self.client
-            .delete_message()
-            .queue_url(&self.queue_url)
-            .receipt_handle(receipt)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| backend("delete message", e))
+        self.client.delete_message().queue_url(&self.queue_url).receipt_handle(receipt).send().await.map(|_| ()).map_err(|e| backend("delete message", e))
     }
 
     async fn release(&self, receipt: &str, delay: Duration) -> Result<(), QueueError> {

@@ -44,8 +44,7 @@ impl RedbKv {
                 table
                     .retain(|_, value| {
                         // Undecodable values are kept so that a purge never destroys evidence.
-                        let expired =
-                            Stored::decode(value).is_ok_and(|stored| !stored.is_live(now));
+                        let expired = Stored::decode(value).is_ok_and(|stored| !stored.is_live(now));
                         removed += u64::from(expired);
                         !expired
                     })
@@ -63,9 +62,7 @@ impl RedbKv {
         F: FnOnce(&redb::Database) -> Result<T, KvError> + Send + 'static,
     {
         let db = Arc::clone(&self.db);
-        tokio::task::spawn_blocking(move || f(&db))
-            .await
-            .map_err(|e| KvError::Backend(format!("redb task failed: {e}")))?
+        tokio::task::spawn_blocking(move || f(&db)).await.map_err(|e| KvError::Backend(format!("redb task failed: {e}")))?
     }
 }
 
@@ -77,10 +74,7 @@ impl KeyValue for RedbKv {
         self.blocking(move |db| {
             let txn = db.begin_read().map_err(storage)?;
             let table = txn.open_table(TABLE).map_err(storage)?;
-            let Some(value) = table
-                .get(storage_key(&pk, &sk).as_slice())
-                .map_err(storage)?
-            else {
+            let Some(value) = table.get(storage_key(&pk, &sk).as_slice()).map_err(storage)? else {
                 return Ok(None);
             };
             let stored = Stored::decode(value.value())?;
@@ -144,9 +138,7 @@ impl KeyValue for RedbKv {
                 }
                 for (op, (key, current)) in ops.iter().zip(planned) {
                     match op {
-                        TxOp::Put { item, .. } => {
-                            insert(table, &key, next_version(current)?, item)?
-                        }
+                        TxOp::Put { item, .. } => insert(table, &key, next_version(current)?, item)?,
                         TxOp::Delete { .. } => {
                             table.remove(key.as_slice()).map_err(storage)?;
                         }
@@ -167,14 +159,8 @@ impl KeyValue for RedbKv {
             };
             let txn = db.begin_read().map_err(storage)?;
             let table = txn.open_table(TABLE).map_err(storage)?;
-            let range = table
-                .range::<&[u8]>((bound_ref(&lower), bound_ref(&upper)))
-                .map_err(storage)?;
-            let entries: Box<dyn Iterator<Item = _>> = if query.descending {
-                Box::new(range.rev())
-            } else {
-                Box::new(range)
-            };
+            let range = table.range::<&[u8]>((bound_ref(&lower), bound_ref(&upper))).map_err(storage)?;
+            let entries: Box<dyn Iterator<Item = _>> = if query.descending { Box::new(range.rev()) } else { Box::new(range) };
 
             let now = unix_now();
             let sk_offset = query.pk.len() + 1;
@@ -229,9 +215,7 @@ impl Stored {
         let corrupt = || KvError::Backend("corrupt value in embedded kv table".into());
         let (&format, rest) = bytes.split_first().ok_or_else(corrupt)?;
         if format != FORMAT_V1 {
-            return Err(KvError::Backend(format!(
-                "unknown embedded kv value format {format}"
-            )));
+            return Err(KvError::Backend(format!("unknown embedded kv value format {format}")));
         }
         let (version, rest) = rest.split_first_chunk::<8>().ok_or_else(corrupt)?;
         let (&has_expiry, rest) = rest.split_first().ok_or_else(corrupt)?;
@@ -243,11 +227,7 @@ impl Stored {
             }
             _ => return Err(corrupt()),
         };
-        Ok(Self {
-            version: u64::from_le_bytes(*version),
-            expires_at,
-            data: data.to_vec(),
-        })
+        Ok(Self { version: u64::from_le_bytes(*version), expires_at, data: data.to_vec() })
     }
 
     fn is_live(&self, now: i64) -> bool {
@@ -255,13 +235,7 @@ impl Stored {
     }
 
     fn into_item(self, pk: String, sk: String) -> Item {
-        Item {
-            pk,
-            sk,
-            version: self.version,
-            data: self.data,
-            expires_at: self.expires_at,
-        }
+        Item { pk, sk, version: self.version, data: self.data, expires_at: self.expires_at }
     }
 }
 
@@ -283,28 +257,20 @@ fn condition_holds(condition: Condition, current: Option<Header>, now: i64) -> b
 }
 
 fn next_version(current: Option<Header>) -> Result<u64, KvError> {
-    current
-        .map_or(0, |h| h.version)
-        .checked_add(1)
-        .ok_or_else(|| KvError::Backend("item version overflow".into()))
+    current.map_or(0, |h| h.version).checked_add(1).ok_or_else(|| KvError::Backend("item version overflow".into()))
 }
 
 fn op_target(op: &TxOp) -> (&str, &str, Condition) {
     match op {
         TxOp::Put { item, condition } => (&item.pk, &item.sk, *condition),
-        TxOp::Delete { pk, sk, condition } | TxOp::Check { pk, sk, condition } => {
-            (pk, sk, *condition)
-        }
+        TxOp::Delete { pk, sk, condition } | TxOp::Check { pk, sk, condition } => (pk, sk, *condition),
     }
 }
 
 type KvTable<'txn> = redb::Table<'txn, &'static [u8], &'static [u8]>;
 
 /// Runs `f` in one write transaction, committing only if it succeeds.
-fn write<T>(
-    db: &redb::Database,
-    f: impl FnOnce(&mut KvTable<'_>) -> Result<T, KvError>,
-) -> Result<T, KvError> {
+fn write<T>(db: &redb::Database, f: impl FnOnce(&mut KvTable<'_>) -> Result<T, KvError>) -> Result<T, KvError> {
     let txn = db.begin_write().map_err(storage)?;
     let outcome = {
         let mut table = txn.open_table(TABLE).map_err(storage)?;
@@ -327,10 +293,7 @@ fn read_header(table: &KvTable<'_>, key: &[u8]) -> Result<Option<Header>, KvErro
         return Ok(None);
     };
     let stored = Stored::decode(value.value())?;
-    Ok(Some(Header {
-        version: stored.version,
-        expires_at: stored.expires_at,
-    }))
+    Ok(Some(Header { version: stored.version, expires_at: stored.expires_at }))
 }
 
 fn insert(table: &mut KvTable<'_>, key: &[u8], version: u64, item: &Item) -> Result<(), KvError> {
@@ -348,10 +311,7 @@ fn storage_key(pk: &str, sk: &str) -> Vec<u8> {
 }
 
 fn sort_key_of(key: &[u8], offset: usize) -> Result<String, KvError> {
-    key.get(offset..)
-        .and_then(|sk| std::str::from_utf8(sk).ok())
-        .map(str::to_owned)
-        .ok_or_else(|| KvError::Backend("corrupt key in embedded kv table".into()))
+    key.get(offset..).and_then(|sk| std::str::from_utf8(sk).ok()).map(str::to_owned).ok_or_else(|| KvError::Backend("corrupt key in embedded kv table".into()))
 }
 
 /// Lower and upper bound of a scan over storage keys.
@@ -361,10 +321,7 @@ type KeyRange = (Bound<Vec<u8>>, Bound<Vec<u8>>);
 fn scan_bounds(query: &Query) -> Option<KeyRange> {
     let start = storage_key(&query.pk, query.sk_prefix.as_deref().unwrap_or(""));
     let end = successor(&start);
-    let (mut lower, mut upper) = (
-        Bound::Included(start.clone()),
-        end.clone().map_or(Bound::Unbounded, Bound::Excluded),
-    );
+    let (mut lower, mut upper) = (Bound::Included(start.clone()), end.clone().map_or(Bound::Unbounded, Bound::Excluded));
     if let Some(cursor) = &query.start_after {
         let cursor = storage_key(&query.pk, cursor);
         if query.descending {
@@ -432,9 +389,7 @@ pub(crate) mod rules {
     }
 
     pub(crate) fn unix_now() -> i64 {
-        let elapsed = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
+        let elapsed = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
         i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX)
     }
 
@@ -446,9 +401,7 @@ pub(crate) mod rules {
     pub(crate) fn check_item(item: &Item) -> Result<(), KvError> {
         check_key(&item.pk, &item.sk)?;
         if item.data.len() > MAX_DATA_BYTES {
-            return Err(KvError::Invalid(format!(
-                "item data exceeds {MAX_DATA_BYTES} bytes"
-            )));
+            return Err(KvError::Invalid(format!("item data exceeds {MAX_DATA_BYTES} bytes")));
         }
         Ok(())
     }
@@ -470,9 +423,7 @@ pub(crate) mod rules {
 
     pub(crate) fn check_transaction(ops: &[TxOp]) -> Result<(), KvError> {
         if ops.len() > MAX_TRANSACTION_OPS {
-            return Err(KvError::Invalid(format!(
-                "a transaction holds at most {MAX_TRANSACTION_OPS} ops"
-            )));
+            return Err(KvError::Invalid(format!("a transaction holds at most {MAX_TRANSACTION_OPS} ops")));
         }
         let mut keys = HashSet::with_capacity(ops.len());
         for op in ops {
@@ -487,9 +438,7 @@ pub(crate) mod rules {
                 }
             };
             if !keys.insert((pk, sk)) {
-                return Err(KvError::Invalid(
-                    "a transaction may touch each key only once".into(),
-                ));
+                return Err(KvError::Invalid("a transaction may touch each key only once".into()));
             }
         }
         Ok(())
@@ -504,9 +453,7 @@ pub(crate) mod rules {
 
     fn check_bytes(what: &str, value: &str) -> Result<(), KvError> {
         if value.len() > MAX_KEY_BYTES {
-            return Err(KvError::Invalid(format!(
-                "{what} exceeds {MAX_KEY_BYTES} bytes"
-            )));
+            return Err(KvError::Invalid(format!("{what} exceeds {MAX_KEY_BYTES} bytes")));
         }
         if value.contains('\0') {
             return Err(KvError::Invalid(format!("{what} must not contain NUL")));

@@ -263,9 +263,7 @@ impl ObjectStore for FileObjectStore {
 /// [`FileObjectStore::presign_put`] and then calls `on_created`; `GET` (and `HEAD`) serve a
 /// download granted by [`FileObjectStore::presign_get`]. Failures answer S3-style XML errors.
 pub fn routes(store: Arc<FileObjectStore>, on_created: OnObjectCreated) -> Router {
-    Router::new()
-        .route("/local-objects/{*key}", put(put_object).get(get_object))
-        .with_state(RouteState { store, on_created })
+    Router::new().route("/local-objects/{*key}", put(put_object).get(get_object)).with_state(RouteState { store, on_created })
 }
 
 /// Builds a `Content-Disposition: attachment` value that keeps a file name readable
@@ -273,10 +271,7 @@ pub fn routes(store: Arc<FileObjectStore>, on_created: OnObjectCreated) -> Route
 /// characters that hide or reorder text (SPEC §2) become `_`, so the saved name is the shown one.
 pub fn attachment_disposition(file_name: &str) -> String {
     let safe = safe_file_name(file_name);
-    let fallback: String = safe
-        .chars()
-        .map(|c| if c == ' ' || (c.is_ascii_graphic() && !matches!(c, '"' | '\\' | '%' | ';')) { c } else { '_' })
-        .collect();
+    let fallback: String = safe.chars().map(|c| if c == ' ' || (c.is_ascii_graphic() && !matches!(c, '"' | '\\' | '%' | ';')) { c } else { '_' }).collect();
     let encoded = utf8_percent_encode(&safe, RFC5987_ATTR);
     format!("attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}")
 }
@@ -288,10 +283,8 @@ pub fn default_download_name(key: &str) -> &str {
 
 fn safe_file_name(file_name: &str) -> String {
     let mut buffer = [0u8; 4];
-    let safe: String = file_name
-        .chars()
-        .map(|c| if matches!(c, '/' | '\\') || text::has_forbidden_characters(c.encode_utf8(&mut buffer), false) { '_' } else { c })
-        .collect();
+    let safe: String =
+        file_name.chars().map(|c| if matches!(c, '/' | '\\') || text::has_forbidden_characters(c.encode_utf8(&mut buffer), false) { '_' } else { c }).collect();
     if safe.trim().is_empty() { "download".to_owned() } else { safe }
 }
 
@@ -534,10 +527,7 @@ impl From<ObjectStoreError> for S3Error {
 
 impl IntoResponse for S3Error {
     fn into_response(self) -> Response {
-        let body = format!(
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{}</Code><Message>{}</Message></Error>",
-            self.code, self.message
-        );
+        let body = format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{}</Code><Message>{}</Message></Error>", self.code, self.message);
         (self.status, [(header::CONTENT_TYPE, "application/xml")], body).into_response()
     }
 }
@@ -609,13 +599,17 @@ mod tests {
         let store = Arc::new(FileObjectStore::new(dir.path(), "http://objects.test", vec![7u8; 32]).unwrap());
         let created = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let counter = created.clone();
-        let app = routes(store.clone(), Arc::new(move |_| {
-            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        }));
+        let app = routes(
+            store.clone(),
+            Arc::new(move |_| {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }),
+        );
         let upload = store.presign_put("documents/once", "application/pdf", 4, Duration::from_secs(60)).await.unwrap();
         let put = |body: &'static [u8]| {
             let path = upload.url.strip_prefix("http://objects.test").unwrap().to_owned();
-            let request = axum::http::Request::put(path).header("content-type", "application/pdf").header("content-length", "4").body(Body::from(body)).unwrap();
+            let request =
+                axum::http::Request::put(path).header("content-type", "application/pdf").header("content-length", "4").body(Body::from(body)).unwrap();
             let app = app.clone();
             async move { app.oneshot(request).await.unwrap().status() }
         };

@@ -79,11 +79,7 @@ impl DevOutbox {
         let item = Item::json(OUTBOX_PARTITION, sort_key, &message)
             .map_err(|e| SendError::Permanent(format!("encode dev outbox message: {e}")))?
             .expiring_at(at.timestamp() + RETENTION_SECONDS);
-        self.kv
-            .put(item, Condition::NotExists)
-            .await
-            .map(|_| ())
-            .map_err(|e| SendError::Temporary(format!("dev outbox write: {e}")))
+        self.kv.put(item, Condition::NotExists).await.map(|_| ()).map_err(|e| SendError::Temporary(format!("dev outbox write: {e}")))
     }
 }
 

@@ -79,11 +79,7 @@ impl RedbQueue {
         if max_receives == 0 {
             return Err(QueueError::Backend("max_receives must be at least 1".into()));
         }
-        let tables = TableNames {
-            messages: format!("queue/{name}/messages"),
-            ready: format!("queue/{name}/ready"),
-            dead: format!("queue/{name}/dead"),
-        };
+        let tables = TableNames { messages: format!("queue/{name}/messages"), ready: format!("queue/{name}/ready"), dead: format!("queue/{name}/dead") };
         let queue = Self { inner: Arc::new(Inner { db, tables, max_receives, notify: Notify::new() }) };
         queue
             .blocking(|inner| {
@@ -293,12 +289,8 @@ impl Inner {
                 let mut message = decode::<StoredMessage>(raw.value())?;
                 drop(raw);
                 if message.receive_count >= self.max_receives {
-                    let dead_message = DeadMessage {
-                        body: message.body,
-                        receive_count: message.receive_count,
-                        sent_at_ms: message.sent_at_ms,
-                        dead_lettered_at_ms: now,
-                    };
+                    let dead_message =
+                        DeadMessage { body: message.body, receive_count: message.receive_count, sent_at_ms: message.sent_at_ms, dead_lettered_at_ms: now };
                     dead.insert(id.as_str(), encode(&dead_message)?.as_slice())?;
                     dead_lettered = true;
                     continue;
