@@ -139,6 +139,8 @@ impl From<Email> for String {
     }
 }
 
+crate::string_schema!(Email, "Email address, trimmed and lower-cased", None, "citizen@example.ru", 320);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,5 +247,3 @@ mod tests {
         }
     }
 }
-
-crate::string_schema!(Email, "Email address, trimmed and lower-cased", None, "citizen@example.ru", 320);

@@ -99,6 +99,8 @@ impl From<Inn> for String {
     }
 }
 
+crate::string_schema!(Inn, "Personal INN: 12 digits, both check digits verified", Some(r"^\d{12}$"), "500100732259", 12);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,5 +192,3 @@ mod tests {
         }
     }
 }
-
-crate::string_schema!(Inn, "Personal INN: 12 digits, both check digits verified", Some(r"^\d{12}$"), "500100732259", 12);

@@ -61,6 +61,18 @@ impl<'de, const MAX: usize> Deserialize<'de> for Limited<MAX> {
     }
 }
 
+impl<const MAX: usize> utoipa::PartialSchema for Limited<MAX> {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new().schema_type(utoipa::openapi::schema::Type::String).max_length(Some(MAX)).into()
+    }
+}
+
+impl<const MAX: usize> utoipa::ToSchema for Limited<MAX> {
+    fn name() -> std::borrow::Cow<'static, str> {
+        format!("Text{MAX}").into()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,17 +84,5 @@ mod tests {
         let over = format!("\"{}\"", "secret".repeat(60));
         let error = serde_json::from_str::<LoginText>(&over).unwrap_err().to_string();
         assert!(error.contains("320") && !error.contains("secret"), "{error}");
-    }
-}
-
-impl<const MAX: usize> utoipa::PartialSchema for Limited<MAX> {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
-        utoipa::openapi::schema::ObjectBuilder::new().schema_type(utoipa::openapi::schema::Type::String).max_length(Some(MAX)).into()
-    }
-}
-
-impl<const MAX: usize> utoipa::ToSchema for Limited<MAX> {
-    fn name() -> std::borrow::Cow<'static, str> {
-        format!("Text{MAX}").into()
     }
 }

@@ -286,6 +286,18 @@ impl<'de> Deserialize<'de> for Passport {
     }
 }
 
+impl utoipa::PartialSchema for Passport {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+        <PassportInput as utoipa::PartialSchema>::schema()
+    }
+}
+
+impl utoipa::ToSchema for Passport {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "Passport".into()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -437,17 +449,5 @@ mod tests {
             prop_assert_eq!(passport.division_code(), division.as_str());
             prop_assert_eq!(passport.issued_at(), issued_at);
         }
-    }
-}
-
-impl utoipa::PartialSchema for Passport {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
-        <PassportInput as utoipa::PartialSchema>::schema()
-    }
-}
-
-impl utoipa::ToSchema for Passport {
-    fn name() -> std::borrow::Cow<'static, str> {
-        "Passport".into()
     }
 }

@@ -140,6 +140,8 @@ impl From<Phone> for String {
     }
 }
 
+crate::string_schema!(Phone, "Russian mobile phone in E.164 (`+7…`; `8…`, spaces, dashes and brackets are accepted on input)", None, "+79165551234", 32);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -256,5 +258,3 @@ mod tests {
         }
     }
 }
-
-crate::string_schema!(Phone, "Russian mobile phone in E.164 (`+7…`; `8…`, spaces, dashes and brackets are accepted on input)", None, "+79165551234", 32);

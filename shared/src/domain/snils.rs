@@ -137,6 +137,14 @@ impl From<Snils> for String {
     }
 }
 
+crate::string_schema!(
+    Snils,
+    "СНИЛС: 11 digits with a verified check number, answered as `XXX-XXX-XXX YY` (bare digits accepted)",
+    Some(r"^(\d{3}-\d{3}-\d{3} \d{2}|\d{11})$"),
+    "112-233-445 95",
+    14
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -261,11 +269,3 @@ mod tests {
         }
     }
 }
-
-crate::string_schema!(
-    Snils,
-    "СНИЛС: 11 digits with a verified check number, answered as `XXX-XXX-XXX YY` (bare digits accepted)",
-    Some(r"^(\d{3}-\d{3}-\d{3} \d{2}|\d{11})$"),
-    "112-233-445 95",
-    14
-);
