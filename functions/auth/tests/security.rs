@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use axum::http::StatusCode;
@@ -86,14 +85,7 @@ async fn store_work(h: &Harness, counter: &CountingKv, method: &str, path: &str,
 
 #[tokio::test]
 async fn unknown_and_known_logins_do_the_same_store_work() {
-    let mut counter = None;
-    let h = Harness::wrapping(|kv| {
-        let counting = CountingKv::new(kv);
-        counter = Some(counting.clone());
-        counting
-    })
-    .await;
-    let counter: Arc<CountingKv> = counter.unwrap();
+    let (h, counter) = Harness::counting().await;
     h.registered("known@example.ru").await;
     h.events().await;
 
@@ -192,14 +184,7 @@ async fn unknown_and_known_logins_take_the_same_time() {
 
 #[tokio::test]
 async fn oversized_logins_are_refused_before_anything_is_stored_and_never_echoed() {
-    let mut counter = None;
-    let h = Harness::wrapping(|kv| {
-        let counting = CountingKv::new(kv);
-        counter = Some(counting.clone());
-        counting
-    })
-    .await;
-    let counter: Arc<CountingKv> = counter.unwrap();
+    let (h, counter) = Harness::counting().await;
     let huge = format!("{}@example.ru", "x".repeat(350_000));
     for (path, body) in [
         ("/v1/auth/password/recover", json!({"login": huge})),

@@ -33,6 +33,18 @@ impl Harness {
         Self::build(wrap, auth::Settings::default()).await
     }
 
+    /// A harness whose store logs the shape of every call (see `CountingKv`).
+    pub async fn counting() -> (Self, Arc<CountingKv>) {
+        let mut counter = None;
+        let harness = Self::wrapping(|kv| {
+            let counting = CountingKv::new(kv);
+            counter = Some(counting.clone());
+            counting
+        })
+        .await;
+        (harness, counter.expect("the wrapper ran"))
+    }
+
     pub async fn with_settings(settings: auth::Settings) -> Self {
         Self::build(|kv| kv, settings).await
     }
