@@ -42,14 +42,15 @@ pub struct Config {
 
 impl Config {
     pub fn from_env() -> Result<Self, BoxError> {
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-        let backend = match var("BACKEND").as_deref() {
-            None | Some("embedded") => Backend::Embedded,
-            Some("aws") => Backend::Aws,
-            Some(other) => return Err(format!("BACKEND must be `embedded` or `aws`, not `{other}`").into()),
+        let env = crate::settings::Env::process();
+        let var = |name: &str| env.text(name);
+        let backend = match env.choice("BACKEND", &["embedded", "aws"], "embedded")? {
+            "aws" => Backend::Aws,
+            _ => Backend::Embedded,
         };
-        let on_lambda = crate::runtime::on_lambda();
-        let dev_outbox = !on_lambda && var("DEV_OUTBOX").map(|v| v == "1" || v == "true").unwrap_or(backend == Backend::Embedded);
+        // The dev outbox defaults on for the embedded backend only: beside real AWS senders it
+        // would expose codes sent to real people (an emulator run opts in with DEV_OUTBOX=1).
+        let dev_outbox = !crate::runtime::on_lambda() && env.flag("DEV_OUTBOX", backend == Backend::Embedded)?;
         Ok(Self {
             backend,
             data_dir: var("DATA_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".data")),

@@ -13,4 +13,5 @@ pub mod outbox;
 pub mod ports;
 pub mod records;
 pub mod runtime;
+pub mod settings;
 pub mod worker;

@@ -69,9 +69,7 @@ impl ApplicationsState {
     /// Builds everything from the environment: the token verifier from `JWT_ISSUER` /
     /// `JWT_AUDIENCE` (defaults as in auth) and `keys`, the agency registry and the catalogue.
     pub fn from_env(kv: Arc<dyn KeyValue>, relay: Relay, keys: &KeyRing, index_key: Arc<IndexKey>) -> Result<Self, shared::runtime::BoxError> {
-        let issuer = std::env::var("JWT_ISSUER").unwrap_or_else(|_| "http://127.0.0.1:3000".into());
-        let audience = std::env::var("JWT_AUDIENCE").unwrap_or_else(|_| "gosuslugi-api".into());
-        let verifier = Arc::new(TokenVerifier::new(issuer, audience, keys).with_sessions(kv.clone()));
+        let verifier = Arc::new(TokenVerifier::from_settings(&shared::settings::Env::process(), keys, kv.clone()));
         let agencies = Arc::new(Registry::load()?);
         let catalogue = Arc::new(Catalogue::load(&agencies)?);
         Ok(Self::new(kv, relay, verifier, catalogue, agencies, index_key))

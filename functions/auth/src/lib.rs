@@ -24,6 +24,7 @@ use shared::http::{RateLimiter, TokenVerifier};
 use shared::keys::{IndexKey, KeyRing};
 use shared::outbox::Relay;
 use shared::ports::KeyValue;
+use shared::settings::{Env, SettingError};
 
 pub use tokens::Tokens;
 
@@ -72,31 +73,32 @@ impl Default for Settings {
 }
 
 impl Settings {
-    /// Reads overrides from the environment (names in the README's configuration table).
-    pub fn from_env() -> Self {
-        let mut s = Self::default();
-        let secs = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok()).map(Duration::from_secs);
-        if let Ok(v) = std::env::var("JWT_ISSUER") {
-            s.issuer = v;
-        }
-        if let Ok(v) = std::env::var("JWT_AUDIENCE") {
-            s.audience = v;
-        }
-        s.session_idle = secs("SESSION_IDLE_SECONDS").unwrap_or(s.session_idle);
-        s.session_absolute = secs("SESSION_ABSOLUTE_SECONDS").unwrap_or(s.session_absolute);
-        s.otp_ttl = secs("OTP_TTL_SECONDS").unwrap_or(s.otp_ttl);
-        s.otp_resend = secs("OTP_RESEND_SECONDS").unwrap_or(s.otp_resend);
-        match std::env::var("REGISTRY_AGENCY_ID") {
-            Ok(v) => s.registry_agency_id = v,
+    /// Reads overrides from the environment (names in the README's configuration table); a
+    /// bad value is an error naming its variable.
+    pub fn from_env() -> Result<Self, SettingError> {
+        Self::from(&Env::process())
+    }
+
+    pub fn from(env: &Env) -> Result<Self, SettingError> {
+        let d = Self::default();
+        let registry_agency_id = match env.text("REGISTRY_AGENCY_ID") {
+            Some(id) => id,
             // Without an explicit id, ask the agency registry (the dev seed locally).
-            Err(_) => {
-                let registry = shared::agencies::Registry::load().ok();
-                if let Some(agency) = registry.as_ref().and_then(|r| r.first_with(shared::agencies::Capability::IdentityVerification)) {
-                    s.registry_agency_id = agency.id.clone();
-                }
-            }
-        }
-        s
+            None => shared::agencies::Registry::load()
+                .ok()
+                .and_then(|r| r.first_with(shared::agencies::Capability::IdentityVerification).map(|a| a.id.clone()))
+                .unwrap_or(d.registry_agency_id),
+        };
+        Ok(Self {
+            issuer: env.text("JWT_ISSUER").unwrap_or(d.issuer),
+            audience: env.text("JWT_AUDIENCE").unwrap_or(d.audience),
+            session_idle: env.seconds("SESSION_IDLE_SECONDS", d.session_idle)?,
+            session_absolute: env.seconds("SESSION_ABSOLUTE_SECONDS", d.session_absolute)?,
+            otp_ttl: env.seconds("OTP_TTL_SECONDS", d.otp_ttl)?,
+            otp_resend: env.seconds("OTP_RESEND_SECONDS", d.otp_resend)?,
+            registry_agency_id,
+            ..d
+        })
     }
 }
 

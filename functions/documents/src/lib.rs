@@ -37,6 +37,7 @@ use shared::http::{RateLimiter, TokenVerifier};
 use shared::keys::KeyRing;
 use shared::outbox::Relay;
 use shared::ports::{KeyValue, KvError, ObjectStore, TxOp};
+use shared::settings::{Env, SettingError};
 
 pub use purge::{PurgeReport, Purger};
 pub use uploads::UploadHandler;
@@ -80,19 +81,23 @@ impl Default for Settings {
 impl Settings {
     /// Reads overrides from the environment: `JWT_ISSUER`, `JWT_AUDIENCE`, `PUBLIC_BASE_URL`,
     /// `UPLOAD_URL_TTL_SECONDS`, `DOWNLOAD_URL_TTL_SECONDS`, `SHARE_REDIRECT_TTL_SECONDS`,
-    /// `DOCUMENT_QUOTA_BYTES`.
-    pub fn from_env() -> Self {
-        let mut s = Self::default();
-        let var = |name: &str| std::env::var(name).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
-        let secs = |name: &str| var(name).and_then(|v| v.parse::<u64>().ok()).filter(|v| *v > 0).map(Duration::from_secs);
-        s.issuer = var("JWT_ISSUER").unwrap_or(s.issuer);
-        s.audience = var("JWT_AUDIENCE").unwrap_or(s.audience);
-        s.public_base_url = var("PUBLIC_BASE_URL").map(|v| v.trim_end_matches('/').to_owned()).unwrap_or(s.public_base_url);
-        s.upload_url_ttl = secs("UPLOAD_URL_TTL_SECONDS").unwrap_or(s.upload_url_ttl);
-        s.download_url_ttl = secs("DOWNLOAD_URL_TTL_SECONDS").unwrap_or(s.download_url_ttl);
-        s.share_redirect_ttl = secs("SHARE_REDIRECT_TTL_SECONDS").unwrap_or(s.share_redirect_ttl);
-        s.quota_bytes = var("DOCUMENT_QUOTA_BYTES").and_then(|v| v.parse().ok()).unwrap_or(s.quota_bytes);
-        s
+    /// `DOCUMENT_QUOTA_BYTES`; a bad value is an error naming its variable.
+    pub fn from_env() -> Result<Self, SettingError> {
+        Self::from(&Env::process())
+    }
+
+    pub fn from(env: &Env) -> Result<Self, SettingError> {
+        let d = Self::default();
+        Ok(Self {
+            issuer: env.text("JWT_ISSUER").unwrap_or(d.issuer),
+            audience: env.text("JWT_AUDIENCE").unwrap_or(d.audience),
+            public_base_url: env.text("PUBLIC_BASE_URL").map(|v| v.trim_end_matches('/').to_owned()).unwrap_or(d.public_base_url),
+            upload_url_ttl: env.seconds("UPLOAD_URL_TTL_SECONDS", d.upload_url_ttl)?,
+            download_url_ttl: env.seconds("DOWNLOAD_URL_TTL_SECONDS", d.download_url_ttl)?,
+            share_redirect_ttl: env.seconds("SHARE_REDIRECT_TTL_SECONDS", d.share_redirect_ttl)?,
+            quota_bytes: env.parse("DOCUMENT_QUOTA_BYTES", d.quota_bytes, "a number of bytes")?,
+            ..d
+        })
     }
 }
 

@@ -86,8 +86,3 @@ pub fn api(state: Arc<NotificationsState>) -> OpenApiRouter {
 pub fn router(state: Arc<NotificationsState>) -> Router {
     api(state).split_for_parts().0
 }
-
-/// `PORTAL_URL` from the environment, if set.
-pub fn portal_url_from_env() -> Option<String> {
-    std::env::var("PORTAL_URL").ok().filter(|url| !url.trim().is_empty())
-}

@@ -28,11 +28,11 @@ impl States {
     /// the address it serves.
     pub fn build(adapters: &Adapters, relay: Relay, runner: &RunnerSettings) -> Result<Self, BoxError> {
         let agencies = Arc::new(shared::agencies::Registry::load()?);
-        let mut auth_settings = auth::Settings::from_env();
+        let mut auth_settings = auth::Settings::from_env()?;
         auth_settings.issuer = runner.issuer.clone();
         let auth = Arc::new(auth::AuthState::new(adapters.kv.clone(), relay.clone(), adapters.require_keys()?, adapters.require_index_key()?, auth_settings));
         let notifications = Arc::new(notifications::NotificationsState::new(adapters.kv.clone(), auth.verifier.clone()));
-        let mut documents_settings = documents::Settings::from_env();
+        let mut documents_settings = documents::Settings::from_env()?;
         (documents_settings.issuer, documents_settings.public_base_url) = (runner.issuer.clone(), runner.public_base_url.clone());
         let documents = Arc::new(documents::DocumentsState::new(adapters.kv.clone(), adapters.objects.clone(), relay.clone(), documents_settings));
         let documents_api = documents::Api::new(documents.clone(), adapters.require_keys()?.as_ref(), agencies.clone());

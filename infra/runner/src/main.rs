@@ -47,7 +47,8 @@ async fn main() -> Result<(), BoxError> {
         let _ = rx.wait_for(|s| *s).await;
     };
     let notifier = std::sync::Arc::new(
-        notifications::Notifier::new(adapters.kv.clone(), adapters.sms.clone(), adapters.email.clone()).with_portal_url(notifications::portal_url_from_env()),
+        notifications::Notifier::new(adapters.kv.clone(), adapters.sms.clone(), adapters.email.clone())
+            .with_portal_url(shared::settings::Env::process().text("PORTAL_URL")),
     );
     let consumer = tokio::spawn(run_consumer(adapters.events_queue.clone(), notifier, ConsumerOptions::default(), stopped(stop_rx.clone())));
     let sweeper = tokio::spawn(sweep_outbox(relay, settings.sweep_every, stopped(stop_rx.clone())));

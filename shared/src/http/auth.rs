@@ -28,6 +28,10 @@ pub struct AccessClaims {
     pub amr: Vec<String>,
 }
 
+/// The issuer and audience when `JWT_ISSUER` / `JWT_AUDIENCE` are unset (the local runner's).
+pub const DEFAULT_ISSUER: &str = "http://127.0.0.1:3000";
+pub const DEFAULT_AUDIENCE: &str = "gosuslugi-api";
+
 pub struct TokenVerifier {
     issuer: String,
     audience: String,
@@ -44,6 +48,14 @@ impl TokenVerifier {
     }
 
     /// Also require the token's session to be live in `kv` (one read per request).
+    /// The verifier every function uses: `JWT_ISSUER` / `JWT_AUDIENCE` (defaults as in auth)
+    /// over `ring`, with the session-liveness check against `kv`.
+    pub fn from_settings(env: &crate::settings::Env, ring: &KeyRing, kv: Arc<dyn KeyValue>) -> Self {
+        let issuer = env.text("JWT_ISSUER").unwrap_or_else(|| DEFAULT_ISSUER.to_owned());
+        let audience = env.text("JWT_AUDIENCE").unwrap_or_else(|| DEFAULT_AUDIENCE.to_owned());
+        Self::new(issuer, audience, ring).with_sessions(kv)
+    }
+
     pub fn with_sessions(mut self, kv: Arc<dyn KeyValue>) -> Self {
         self.sessions = Some(kv);
         self
