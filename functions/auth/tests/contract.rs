@@ -243,7 +243,7 @@ async fn the_schemas_of_shared_types_match_what_is_answered() {
         .iter()
         .map(|l| l.as_str().to_owned())
         .collect();
-    let documented: BTreeSet<String> = schemas["AccountLevel"]["enum"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect();
+    let documented: BTreeSet<String> = schemas["Level"]["enum"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect();
     assert_eq!(documented, levels);
 
     let (status, jwks) = raw(&h, "GET", "/.well-known/jwks.json", None, "", None).await;

@@ -14,7 +14,6 @@ use shared::http::{ApiError, ApiJson, ApiQuery, Authenticated};
 use shared::ports::{KvError, Query as KvQuery};
 
 use super::common::{self, MAX_RETRIES, Unauthenticated};
-use super::schemas::ProfileView;
 use crate::AppState;
 use crate::errors;
 use crate::secrets;
@@ -24,14 +23,13 @@ use crate::store::{self, Account, LoginAttempt};
 #[schema(as = Me)]
 pub struct MeView {
     user_id: String,
-    #[schema(value_type = super::schemas::AccountLevel)]
+    #[schema(value_type = shared::identity::Level)]
     level: &'static str,
     #[schema(example = "+79991234567")]
     phone: Option<String>,
     email: Option<String>,
     phone_confirmed: bool,
     email_confirmed: bool,
-    #[schema(value_type = Option<ProfileView>)]
     profile: Option<shared::identity::Profile>,
     mfa: MfaView,
     created_at: DateTime<Utc>,

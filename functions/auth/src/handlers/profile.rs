@@ -15,7 +15,6 @@ use shared::identity::{Gender, Level, Profile, Verification};
 use shared::ports::{Condition, KvError, TxOp};
 
 use super::common::{self, MAX_RETRIES};
-use super::schemas::{Gender as GenderSchema, PassportView, ProfileView};
 use crate::AppState;
 use crate::store::{self, LoginIndex};
 
@@ -35,7 +34,7 @@ pub struct ProfileRequest {
     #[schema(required = true, format = Date, example = "1990-05-17")]
     birth_date: String,
     #[serde(default)]
-    #[schema(required = true, value_type = GenderSchema)]
+    #[schema(required = true, value_type = shared::identity::Gender)]
     gender: String,
     /// 11 digits with a valid checksum, bare or `XXX-XXX-XXX YY`.
     #[serde(default)]
@@ -45,7 +44,7 @@ pub struct ProfileRequest {
     #[schema(example = "500100732259")]
     inn: Option<String>,
     #[serde(default)]
-    #[schema(required = true, value_type = PassportView)]
+    #[schema(required = true, value_type = shared::domain::PassportInput)]
     passport: PassportInput,
 }
 
@@ -60,7 +59,7 @@ shared::problems!(ProfileErrors {
 /// `PUT /v1/me/profile`: stores the personal data and asks the registry agency to verify it;
 /// changed core data drops a verified level back to `simplified`.
 #[utoipa::path(put, path = "/v1/me/profile", operation_id = "put_profile", tag = "auth", security(("bearer" = [])), request_body = ProfileRequest,
-    responses((status = 200, description = "The stored profile with its verification request", body = ProfileView), ProfileErrors))]
+    responses((status = 200, description = "The stored profile with its verification request", body = shared::identity::Profile), ProfileErrors))]
 pub async fn put_profile(State(state): State<AppState>, auth: Authenticated, ApiJson(req): ApiJson<ProfileRequest>) -> Result<impl IntoResponse, ApiError> {
     let parsed = parse(&req)?;
     let registry_agency_id = state.settings.registry_agency_id.clone();
