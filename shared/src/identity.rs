@@ -52,6 +52,19 @@ impl Level {
             Self::Confirmed => "confirmed",
         }
     }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        [Self::Simplified, Self::Standard, Self::Confirmed].into_iter().find(|l| l.as_str() == value)
+    }
+
+    /// The title citizens see.
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::Simplified => "Упрощённая",
+            Self::Standard => "Стандартная",
+            Self::Confirmed => "Подтверждённая",
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

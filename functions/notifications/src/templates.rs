@@ -300,29 +300,14 @@ pub fn inbox(event: &Event) -> Option<InboxMessage> {
     }
 }
 
-/// The Russian title of an application status (SPEC §4.2).
+/// The Russian title of an application status (SPEC §4.2), from the shared vocabulary.
 pub fn status_title(status: &str) -> Option<&'static str> {
-    Some(match status {
-        "draft" => "Черновик",
-        "submitted" => "Отправлено",
-        "accepted" => "Принято",
-        "in_progress" => "В работе",
-        "info_requested" => "Ожидание дополнений",
-        "approved" => "Одобрено",
-        "rejected" => "Отклонено",
-        "withdrawn" => "Отозвано",
-        _ => return None,
-    })
+    shared::domain::application::ApplicationStatus::parse(status).map(|s| s.title())
 }
 
-/// The Russian title of an account level (SPEC §3.8).
+/// The Russian title of an account level (SPEC §3.8), from the shared vocabulary.
 pub fn level_title(level: &str) -> Option<&'static str> {
-    Some(match level {
-        "simplified" => "Упрощённая",
-        "standard" => "Стандартная",
-        "confirmed" => "Подтверждённая",
-        _ => return None,
-    })
+    shared::identity::Level::parse(level).map(|l| l.title())
 }
 
 const FOOTER: &str = "—\nГосуслуги. Письмо отправлено автоматически, отвечать на него не нужно.";

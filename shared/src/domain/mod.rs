@@ -3,6 +3,7 @@
 //! Every type here has `parse` as its only constructor, a `Debug` that masks personal data,
 //! and an error type that turns into a [`FieldError`] for problem+json `errors[]`.
 
+pub mod application;
 pub mod email;
 pub mod inn;
 pub mod limited;
