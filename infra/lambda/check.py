@@ -377,7 +377,8 @@ class Checks:
             if logical_id != BASELINE:
                 self.check(logical_id, f"its environment ({environment_size(spec.env)} bytes) fits Lambda's 4 KB limit", lambda spec=spec: environment_fits(spec.env))
         self.check("AuthFunction", "GET /.well-known/jwks.json publishes the configured key ring", self.auth_jwks)
-        self.check("AuthFunction", "GET /health is no Lambda route: 404 problem+json", lambda: expect_problem(self.fixture("AuthFunction", "apigw-v2-get-health.json"), 404, "not_found"))
+        for http_function in ("AuthFunction", "NotificationsApiFunction", "ApplicationsFunction", "DocumentsApiFunction"):
+            self.check(http_function, "GET /health answers {status: ok}; GET /openapi.json its own OpenAPI 3.1 document (SPEC §2)", lambda f=http_function: self.health_and_document(f))
         self.check("AuthFunction", "POST /v1/auth/register (fixture) answers 202 or a problem", self.auth_register_fixture)
         self.check("NotificationsFunction", "SQS batch of two one-time codes: no batchItemFailures", lambda: expect_failures(self.fixture("NotificationsFunction", "sqs-events-otp.json"), []))
         self.check("NotificationsFunction", "SQS batch with a malformed event: only it is reported", lambda: expect_failures(self.fixture("NotificationsFunction", "sqs-events-malformed.json"), ["0e93d4b8-7c2a-45f1-b6e0-8a1f3c5d7e92"]))
@@ -397,6 +398,12 @@ class Checks:
         published = [k.get("kid") for k in body.get("keys", [])]
         expect(published == configured, f"published kids {published}, configured {configured}")
         expect(all(k.get("kty") == "OKP" and k.get("crv") == "Ed25519" for k in body["keys"]), f"keys are not Ed25519 JWKs: {body}")
+
+    def health_and_document(self, logical_id: str):
+        health = expect_status(self.fixture(logical_id, "apigw-v2-get-health.json"), 200)
+        expect(health == {"status": "ok"}, f"health answered {health}")
+        document = expect_status(self.fixture(logical_id, "apigw-v2-get-openapi.json"), 200)
+        expect(str(document.get("openapi", "")).startswith("3.1") and len(document.get("paths", {})) > 2, f"not an OpenAPI 3.1 document with routes: {str(document)[:300]}")
 
     def auth_register_fixture(self):
         response = self.fixture("AuthFunction", "apigw-v2-post-register.json")
