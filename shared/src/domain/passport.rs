@@ -30,7 +30,7 @@ pub struct PassportInput {
     #[schema(example = "123456", max_length = 16)]
     pub number: String,
     /// `YYYY-MM-DD`, not in the future.
-    #[schema(example = "2010-05-20", format = Date)]
+    #[schema(example = "2010-05-20", max_length = 16)]
     pub issued_at: String,
     #[schema(example = "ОВД района Арбат г. Москвы", max_length = 200)]
     pub issued_by: String,
