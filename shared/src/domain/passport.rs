@@ -182,7 +182,8 @@ fn parse_issued_by(raw: &str) -> Result<String, PassportError> {
     if trimmed.chars().count() > MAX_ISSUED_BY_CHARS {
         return Err(PassportError::IssuedByTooLong);
     }
-    if trimmed.chars().any(char::is_control) {
+    // Control, zero-width and bidirectional characters would let the text read differently.
+    if super::text::has_forbidden_characters(trimmed, false) {
         return Err(PassportError::IssuedByInvalid);
     }
     Ok(trimmed.to_owned())
@@ -301,6 +302,14 @@ impl utoipa::ToSchema for Passport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn issued_by_refuses_reordering_and_invisible_characters() {
+        for hidden in ["ОВД\u{202e}вотаб", "ОВД\u{200b}Арбат", "ОВД\0Арбат"] {
+            let input = PassportInput { series: "4510".into(), number: "123456".into(), issued_at: "2010-05-20".into(), issued_by: hidden.into(), division_code: "770-001".into() };
+            assert!(Passport::parse(&input).is_err_and(|e| e.contains(&PassportError::IssuedByInvalid)), "{hidden:?}");
+        }
+    }
     use proptest::prelude::*;
 
     fn today() -> NaiveDate {
