@@ -306,7 +306,13 @@ mod tests {
     #[test]
     fn issued_by_refuses_reordering_and_invisible_characters() {
         for hidden in ["ОВД\u{202e}вотаб", "ОВД\u{200b}Арбат", "ОВД\0Арбат"] {
-            let input = PassportInput { series: "4510".into(), number: "123456".into(), issued_at: "2010-05-20".into(), issued_by: hidden.into(), division_code: "770-001".into() };
+            let input = PassportInput {
+                series: "4510".into(),
+                number: "123456".into(),
+                issued_at: "2010-05-20".into(),
+                issued_by: hidden.into(),
+                division_code: "770-001".into(),
+            };
             assert!(Passport::parse(&input).is_err_and(|e| e.contains(&PassportError::IssuedByInvalid)), "{hidden:?}");
         }
     }
