@@ -8,11 +8,10 @@ use serde::{Deserialize, Serialize};
 
 use shared::events::Destination;
 use shared::http::ApiError;
-use shared::ports::{Condition, KvError};
 
-use super::common::COUNTER_RETRIES;
+use super::common::update_item;
 use crate::AuthState;
-use crate::store::{self, Versioned};
+use crate::store;
 
 /// What a budget counts.
 #[derive(Clone, Copy, Debug)]
@@ -32,8 +31,7 @@ struct Window {
     sent: Vec<i64>,
 }
 
-/// The budget key of a destination; `subject` names what is counted when it is no contact
-/// (an unknown login typed into recovery).
+/// The budget key of a destination.
 pub fn destination_key(destination: &Destination) -> String {
     match destination {
         Destination::Sms(p) => format!("sms:{p}"),
@@ -64,27 +62,12 @@ impl Budget {
     }
 
     /// Spends one unit for `key` at `now`: `Ok(None)` when spent, `Ok(Some(seconds))` when the
-    /// budget is exhausted for that long. A lost race re-reads and tries again.
+    /// budget is exhausted for that long.
     pub async fn spend(self, state: &AuthState, key: &str, now: DateTime<Utc>) -> Result<Option<u64>, ApiError> {
-        let pk = self.pk(key);
         let now = now.timestamp();
-        for _ in 0..COUNTER_RETRIES {
-            let current: Option<Versioned<Window>> = store::get(state.kv.as_ref(), &pk, SK).await?;
-            let (mut window, condition) = match current {
-                Some(v) => (v.value, Condition::VersionIs(v.version)),
-                None => (Window::default(), Condition::NotExists),
-            };
-            if let Err(retry_after) = admit(&mut window.sent, now, self.max(state)) {
-                return Ok(Some(retry_after));
-            }
-            let op = store::put_op(pk.clone(), SK, &window, condition, Some(now + WINDOW_SECONDS))?;
-            match state.kv.transact(vec![op]).await {
-                Ok(()) => return Ok(None),
-                Err(KvError::TransactionConflict { .. }) | Err(KvError::ConditionFailed) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(ApiError::rate_limited(1))
+        let max = self.max(state);
+        let spent = update_item(state, &self.pk(key), SK, now + WINDOW_SECONDS, &[], |window: &mut Window| admit(&mut window.sent, now, max)).await?;
+        Ok(spent.err())
     }
 }
 

@@ -147,22 +147,23 @@ pub enum CodeCheck {
 /// never match but count attempts the same way.
 pub async fn check_code(state: &AuthState, flow: &mut Versioned<Flow>, code: &str, now: DateTime<Utc>) -> Result<CodeCheck, ApiError> {
     let presented = secrets::code_hash(&flow.value.flow_id, code.trim());
-    let matches = flow.value.code_hash.as_deref().is_some_and(|h| secrets::ct_eq(h, &presented));
-    // A matching code is recorded too (same write, same cost) so both answers take one write.
-    record_attempt(state, flow, now, !matches).await?;
-    Ok(if matches { CodeCheck::Valid } else { CodeCheck::Wrong { attempts_exceeded: flow.value.wrong_attempts >= state.settings.max_code_attempts } })
+    // Compared against the flow as it is when the attempt is written (a resend may have
+    // replaced the code meanwhile). A matching code is recorded too (same write, same cost).
+    let wrong = record_attempt(state, flow, now, |f| !f.code_hash.as_deref().is_some_and(|h| secrets::ct_eq(h, &presented))).await?;
+    Ok(if wrong { CodeCheck::Wrong { attempts_exceeded: flow.value.wrong_attempts >= state.settings.max_code_attempts } } else { CodeCheck::Valid })
 }
 
 /// Counts one guess of a second factor checked outside the flow (TOTP or a backup code in
 /// recovery, SPEC §3.3) before it is compared, so those guesses share the flow's budget.
 pub async fn count_guess(state: &AuthState, flow: &mut Versioned<Flow>, now: DateTime<Utc>) -> Result<(), ApiError> {
-    record_attempt(state, flow, now, true).await
+    record_attempt(state, flow, now, |_| true).await.map(|_| ())
 }
 
-/// Writes one attempt on the flow (a wrong one adds to its count) unless the flow expired
-/// (410) or its attempts are spent (429). On a lost race the flow is re-read and the attempt
-/// counted again, never skipped.
-async fn record_attempt(state: &AuthState, flow: &mut Versioned<Flow>, now: DateTime<Utc>, wrong: bool) -> Result<(), ApiError> {
+/// Writes one attempt on the flow (a wrong one, as `is_wrong` judges the flow read, adds to
+/// its count) unless the flow expired (410) or its attempts are spent (429); answers whether
+/// it was wrong. On a lost race the flow is re-read and the attempt judged and counted again,
+/// never skipped.
+async fn record_attempt(state: &AuthState, flow: &mut Versioned<Flow>, now: DateTime<Utc>, is_wrong: impl Fn(&Flow) -> bool) -> Result<bool, ApiError> {
     for _ in 0..ATTEMPT_RETRIES {
         if now > flow.value.expires_at {
             return Err(errors::otp_expired());
@@ -170,13 +171,14 @@ async fn record_attempt(state: &AuthState, flow: &mut Versioned<Flow>, now: Date
         if flow.value.wrong_attempts >= state.settings.max_code_attempts {
             return Err(errors::otp_attempts_exceeded());
         }
+        let wrong = is_wrong(&flow.value);
         let mut counted = flow.value.clone();
         counted.wrong_attempts += u32::from(wrong);
         match state.kv.transact(vec![flow_op(&counted, Condition::VersionIs(flow.version))?]).await {
             Ok(()) => {
                 flow.value = counted;
                 flow.version += 1;
-                return Ok(());
+                return Ok(wrong);
             }
             Err(KvError::TransactionConflict { .. }) | Err(KvError::ConditionFailed) => {
                 *flow = load_flow(state, &flow.value.flow_id).await?;
@@ -289,6 +291,40 @@ pub fn personal_data(account: Option<&Account>, phone: Option<&str>, email: Opti
 
 /// Conditional writes on one counter under contention: each round re-reads it.
 pub const COUNTER_RETRIES: usize = 50;
+
+/// Reads the item at `pk`/`sk` (its `Default` when absent), lets `change` edit it and writes it
+/// back conditionally on the version read, expiring at `expires_at`, with `also` in the same
+/// transaction. A lost race re-reads and tries again (then 429). `change` answering `Err`
+/// stops without writing and hands the `Err` back.
+pub async fn update_item<T, E>(
+    state: &AuthState,
+    pk: &str,
+    sk: &str,
+    expires_at: i64,
+    also: &[TxOp],
+    change: impl Fn(&mut T) -> Result<(), E>,
+) -> Result<Result<(), E>, ApiError>
+where
+    T: Default + serde::Serialize + for<'de> serde::Deserialize<'de>,
+{
+    for _ in 0..COUNTER_RETRIES {
+        let (mut value, condition) = match store::get::<T>(state.kv.as_ref(), pk, sk).await? {
+            Some(read) => (read.value, Condition::VersionIs(read.version)),
+            None => (T::default(), Condition::NotExists),
+        };
+        if let Err(stop) = change(&mut value) {
+            return Ok(Err(stop));
+        }
+        let mut ops = vec![store::put_op(pk.to_owned(), sk, &value, condition, Some(expires_at))?];
+        ops.extend_from_slice(also);
+        match state.kv.transact(ops).await {
+            Ok(()) => return Ok(Ok(())),
+            Err(KvError::TransactionConflict { .. }) | Err(KvError::ConditionFailed) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::rate_limited(1))
+}
 
 /// Retries a read-modify-write on version conflicts (a few times; then the caller sees 409).
 pub const MAX_RETRIES: usize = 5;

@@ -3,11 +3,11 @@
 //! the login's hash, and the same password hashing. The record serves ops too: it counts
 //! guesses against logins that do not exist (credential stuffing) without keeping the login.
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
 use shared::http::{ApiError, UserAgent};
-use shared::ports::{Condition, KvError};
+use shared::ports::TxOp;
 
 use super::common;
 use crate::store::{self, AttemptResult, Versioned};
@@ -69,25 +69,12 @@ pub async fn read_record(state: &AuthState, limit_key: &str) -> Result<(), ApiEr
     Ok(())
 }
 
-/// Reads the record and writes it back one higher (with `also` in the same transaction),
-/// retrying on a lost race like the account's counter does.
-async fn count(state: &AuthState, limit_key: &str, also: Option<shared::ports::TxOp>) -> Result<(), ApiError> {
-    let key = pk(limit_key);
-    for _ in 0..common::COUNTER_RETRIES {
-        let current: Option<Versioned<UnknownLogin>> = store::get(state.kv.as_ref(), &key, SK).await?;
-        let (mut record, condition) = match current {
-            Some(v) => (v.value, Condition::VersionIs(v.version)),
-            None => (UnknownLogin::default(), Condition::NotExists),
-        };
+/// Adds one to the record (with `also` in the same transaction), as the account's counter does.
+async fn count(state: &AuthState, limit_key: &str, also: Option<TxOp>) -> Result<(), ApiError> {
+    let expires_at = Utc::now().timestamp() + KEEP_SECONDS;
+    let add_one = |record: &mut UnknownLogin| {
         record.failed_attempts = record.failed_attempts.saturating_add(1);
-        let expires: DateTime<Utc> = Utc::now() + chrono::Duration::seconds(KEEP_SECONDS);
-        let mut ops = vec![store::put_op(key.clone(), SK, &record, condition, Some(expires.timestamp()))?];
-        ops.extend(also.clone());
-        match common::commit(state, ops, Vec::new()).await {
-            Ok(()) => return Ok(()),
-            Err(KvError::TransactionConflict { .. }) | Err(KvError::ConditionFailed) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(ApiError::rate_limited(1))
+        Ok::<(), std::convert::Infallible>(())
+    };
+    common::update_item(state, &pk(limit_key), SK, expires_at, also.as_slice(), add_one).await.map(|_| ())
 }
