@@ -126,7 +126,7 @@ pub struct ConfirmRequest {
 pub struct Registered {
     user_id: String,
     /// Always `simplified` for a new account.
-    #[schema(value_type = String, example = "simplified")]
+    #[schema(value_type = shared::identity::Level, example = "simplified")]
     level: &'static str,
     tokens: Tokens,
 }
