@@ -1,10 +1,8 @@
 //! An email address: trimmed, lower-cased, one `@`, a dotted domain.
 
-use std::fmt;
-
 use serde::{Deserialize, Serialize};
 
-use super::FieldError;
+use super::newtype::{error_texts, non_blank, string_newtype};
 
 /// A syntactically sound, lower-cased email address; `Debug` masks the local part.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -29,6 +27,17 @@ pub enum EmailError {
     InvalidDomain,
 }
 
+error_texts!(EmailError {
+    Self::Empty => ("required", "Укажите адрес электронной почты"),
+    Self::TooLong | Self::LocalPartTooLong => ("too_long", "Адрес электронной почты слишком длинный"),
+    Self::ForbiddenCharacter => ("invalid_format", "Адрес электронной почты не должен содержать пробелов и символов <>()[]\\,;:\""),
+    Self::NotExactlyOneAt | Self::EmptyLocalPart | Self::InvalidDomain => ("invalid_format", "Укажите адрес электронной почты в формате name@example.ru"),
+});
+
+string_newtype!(Email, EmailError);
+
+crate::string_schema!(Email, "Email address, trimmed and lower-cased", None, "citizen@example.ru", 320);
+
 const MAX_CHARS: usize = 254;
 /// RFC 5321 limit; mail servers refuse longer local parts anyway.
 const MAX_LOCAL_PART_CHARS: usize = 64;
@@ -38,10 +47,7 @@ const RESERVED: &[char] = &['<', '>', '(', ')', '[', ']', '\\', ',', ';', ':', '
 
 impl Email {
     pub fn parse(raw: &str) -> Result<Self, EmailError> {
-        let trimmed = raw.trim();
-        if trimmed.is_empty() {
-            return Err(EmailError::Empty);
-        }
+        let trimmed = non_blank(raw).ok_or(EmailError::Empty)?;
         let lowered = trimmed.to_lowercase();
         if lowered.chars().count() > MAX_CHARS {
             return Err(EmailError::TooLong);
@@ -96,53 +102,9 @@ impl Email {
     }
 }
 
-impl EmailError {
-    pub fn code(&self) -> &'static str {
-        match self {
-            Self::Empty => "required",
-            Self::TooLong | Self::LocalPartTooLong => "too_long",
-            Self::ForbiddenCharacter | Self::NotExactlyOneAt | Self::EmptyLocalPart | Self::InvalidDomain => "invalid_format",
-        }
-    }
-
-    pub fn message(&self) -> &'static str {
-        match self {
-            Self::Empty => "Укажите адрес электронной почты",
-            Self::TooLong | Self::LocalPartTooLong => "Адрес электронной почты слишком длинный",
-            Self::ForbiddenCharacter => "Адрес электронной почты не должен содержать пробелов и символов <>()[]\\,;:\"",
-            Self::NotExactlyOneAt | Self::EmptyLocalPart | Self::InvalidDomain => "Укажите адрес электронной почты в формате name@example.ru",
-        }
-    }
-
-    pub fn field_error(&self, field: &str) -> FieldError {
-        FieldError::new(field, self.code(), self.message())
-    }
-}
-
-impl fmt::Debug for Email {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Email({})", self.masked())
-    }
-}
-
-impl TryFrom<String> for Email {
-    type Error = EmailError;
-
-    fn try_from(raw: String) -> Result<Self, Self::Error> {
-        Self::parse(&raw)
-    }
-}
-
-impl From<Email> for String {
-    fn from(email: Email) -> Self {
-        email.0
-    }
-}
-
-crate::string_schema!(Email, "Email address, trimmed and lower-cased", None, "citizen@example.ru", 320);
-
 #[cfg(test)]
 mod tests {
+    use super::super::newtype::contract;
     use super::*;
     use proptest::prelude::*;
 
@@ -161,34 +123,17 @@ mod tests {
     }
 
     #[test]
-    fn empty_input_is_required() {
-        assert_eq!(Email::parse(" \t "), Err(EmailError::Empty));
-    }
-
-    #[test]
-    fn missing_or_repeated_at_is_rejected() {
-        assert_eq!(Email::parse("ivan.example.ru"), Err(EmailError::NotExactlyOneAt));
-        assert_eq!(Email::parse("ivan@@example.ru"), Err(EmailError::NotExactlyOneAt));
-        assert_eq!(Email::parse("a@b@example.ru"), Err(EmailError::NotExactlyOneAt));
-    }
-
-    #[test]
-    fn empty_local_part_is_rejected() {
-        assert_eq!(Email::parse("@example.ru"), Err(EmailError::EmptyLocalPart));
-    }
-
-    #[test]
-    fn domain_without_a_dot_or_with_empty_labels_is_rejected() {
-        for raw in ["ivan@localhost", "ivan@", "ivan@.ru", "ivan@example.", "ivan@ex..ru"] {
-            assert_eq!(Email::parse(raw), Err(EmailError::InvalidDomain), "{raw:?}");
-        }
-    }
-
-    #[test]
-    fn inner_spaces_and_header_characters_are_rejected() {
-        for raw in ["ivan petrov@example.ru", "ivan@exa mple.ru", "a@b.ru,c@d.ru", "<a@b.ru>"] {
-            assert_eq!(Email::parse(raw), Err(EmailError::ForbiddenCharacter), "{raw:?}");
-        }
+    fn malformed_addresses_are_rejected_with_their_reason() {
+        contract::assert_refused(
+            Email::parse,
+            &[
+                (EmailError::Empty, &[" \t "]),
+                (EmailError::NotExactlyOneAt, &["ivan.example.ru", "ivan@@example.ru", "a@b@example.ru"]),
+                (EmailError::EmptyLocalPart, &["@example.ru"]),
+                (EmailError::InvalidDomain, &["ivan@localhost", "ivan@", "ivan@.ru", "ivan@example.", "ivan@ex..ru"]),
+                (EmailError::ForbiddenCharacter, &["ivan petrov@example.ru", "ivan@exa mple.ru", "a@b.ru,c@d.ru", "<a@b.ru>"]),
+            ],
+        );
     }
 
     #[test]
@@ -207,23 +152,9 @@ mod tests {
     }
 
     #[test]
-    fn debug_masks_the_local_part() {
-        let email = Email::parse("ivan.petrov@example.ru").unwrap();
-        assert_eq!(format!("{email:?}"), "Email(i***@example.ru)");
+    fn serde_goes_through_parse_and_debug_masks_the_local_part() {
+        contract::assert_serde_through_parse::<Email>(" Ivan.Petrov@Example.RU ", "ivan.petrov@example.ru", "Email(i***@example.ru)", "ivan@localhost");
         assert_eq!(Email::parse("ab@example.ru").unwrap().masked(), "***@example.ru");
-    }
-
-    #[test]
-    fn serde_round_trips_and_deserialize_goes_through_parse() {
-        let email: Email = serde_json::from_str("\" Ivan@Example.ru \"").unwrap();
-        assert_eq!(serde_json::to_string(&email).unwrap(), "\"ivan@example.ru\"");
-        assert!(serde_json::from_str::<Email>("\"ivan@localhost\"").is_err());
-    }
-
-    #[test]
-    fn errors_become_field_errors_with_stable_codes() {
-        let error = Email::parse("nope").unwrap_err().field_error("email");
-        assert_eq!((error.field.as_str(), error.code.as_str()), ("email", "invalid_format"));
     }
 
     proptest! {

@@ -1,10 +1,8 @@
 //! ИНН of a person: 12 digits, both check digits verified with the FNS weights.
 
-use std::fmt;
-
 use serde::{Deserialize, Serialize};
 
-use super::FieldError;
+use super::newtype::{error_texts, non_blank, string_newtype};
 
 /// A personal (12-digit) INN whose two check digits match; `Debug` is masked.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -21,16 +19,23 @@ pub enum InnError {
     ChecksumMismatch,
 }
 
+error_texts!(InnError {
+    Self::Empty => ("required", "Укажите ИНН"),
+    Self::InvalidFormat => ("invalid_format", "ИНН физического лица состоит из 12 цифр"),
+    Self::ChecksumMismatch => ("invalid_checksum", "ИНН указан с ошибкой: проверьте контрольные цифры"),
+});
+
+string_newtype!(Inn, InnError);
+
+crate::string_schema!(Inn, "Personal INN: 12 digits, both check digits verified", Some(r"^\d{12}$"), "500100732259", 12);
+
 /// FNS weights for the 11th digit (over digits 1–10) and the 12th (over digits 1–11).
 const WEIGHTS_11: [u32; 10] = [7, 2, 4, 10, 3, 5, 9, 4, 6, 8];
 const WEIGHTS_12: [u32; 11] = [3, 7, 2, 4, 10, 3, 5, 9, 4, 6, 8];
 
 impl Inn {
     pub fn parse(raw: &str) -> Result<Self, InnError> {
-        let trimmed = raw.trim();
-        if trimmed.is_empty() {
-            return Err(InnError::Empty);
-        }
+        let trimmed = non_blank(raw).ok_or(InnError::Empty)?;
         if trimmed.len() != 12 || !trimmed.bytes().all(|b| b.is_ascii_digit()) {
             return Err(InnError::InvalidFormat);
         }
@@ -57,52 +62,9 @@ fn check_digit(digits: &[u32], weights: &[u32]) -> u32 {
     sum % 11 % 10
 }
 
-impl InnError {
-    pub fn code(&self) -> &'static str {
-        match self {
-            Self::Empty => "required",
-            Self::InvalidFormat => "invalid_format",
-            Self::ChecksumMismatch => "invalid_checksum",
-        }
-    }
-
-    pub fn message(&self) -> &'static str {
-        match self {
-            Self::Empty => "Укажите ИНН",
-            Self::InvalidFormat => "ИНН физического лица состоит из 12 цифр",
-            Self::ChecksumMismatch => "ИНН указан с ошибкой: проверьте контрольные цифры",
-        }
-    }
-
-    pub fn field_error(&self, field: &str) -> FieldError {
-        FieldError::new(field, self.code(), self.message())
-    }
-}
-
-impl fmt::Debug for Inn {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Inn({})", self.masked())
-    }
-}
-
-impl TryFrom<String> for Inn {
-    type Error = InnError;
-
-    fn try_from(raw: String) -> Result<Self, Self::Error> {
-        Self::parse(&raw)
-    }
-}
-
-impl From<Inn> for String {
-    fn from(inn: Inn) -> Self {
-        inn.0
-    }
-}
-
-crate::string_schema!(Inn, "Personal INN: 12 digits, both check digits verified", Some(r"^\d{12}$"), "500100732259", 12);
-
 #[cfg(test)]
 mod tests {
+    use super::super::newtype::contract;
     use super::*;
     use proptest::prelude::*;
 
@@ -145,29 +107,15 @@ mod tests {
 
     #[test]
     fn other_lengths_and_characters_are_rejected() {
-        for raw in ["7707083893", "5001007322591", "5001-0073-2259", "50010073225a"] {
-            assert_eq!(Inn::parse(raw), Err(InnError::InvalidFormat), "{raw:?}");
-        }
-        assert_eq!(Inn::parse(""), Err(InnError::Empty));
+        contract::assert_refused(
+            Inn::parse,
+            &[(InnError::InvalidFormat, &["7707083893", "5001007322591", "5001-0073-2259", "50010073225a"]), (InnError::Empty, &[""])],
+        );
     }
 
     #[test]
-    fn debug_shows_only_the_check_digits() {
-        let inn = Inn::parse("500100732259").unwrap();
-        assert_eq!(format!("{inn:?}"), "Inn(**********59)");
-    }
-
-    #[test]
-    fn serde_round_trips_and_deserialize_goes_through_parse() {
-        let inn: Inn = serde_json::from_str("\"500100732259\"").unwrap();
-        assert_eq!(serde_json::to_string(&inn).unwrap(), "\"500100732259\"");
-        assert!(serde_json::from_str::<Inn>("\"500100732258\"").is_err());
-    }
-
-    #[test]
-    fn errors_become_field_errors_with_stable_codes() {
-        let error = Inn::parse("500100732258").unwrap_err().field_error("inn");
-        assert_eq!(error.code, "invalid_checksum");
+    fn serde_goes_through_parse_and_debug_shows_only_the_check_digits() {
+        contract::assert_serde_through_parse::<Inn>("500100732259", "500100732259", "Inn(**********59)", "500100732258");
     }
 
     proptest! {

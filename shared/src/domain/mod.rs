@@ -7,6 +7,7 @@ pub mod application;
 pub mod email;
 pub mod inn;
 pub mod limited;
+mod newtype;
 pub mod passport;
 pub mod password;
 pub mod phone;

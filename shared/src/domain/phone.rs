@@ -1,10 +1,8 @@
 //! A Russian mobile phone number, normalised to E.164 `+79XXXXXXXXX`.
 
-use std::fmt;
-
 use serde::{Deserialize, Serialize};
 
-use super::FieldError;
+use super::newtype::{error_texts, non_blank, string_newtype};
 
 /// A Russian mobile number in E.164 form (`+79XXXXXXXXX`); `Debug` never shows it whole.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -27,16 +25,24 @@ pub enum PhoneError {
     NotMobile,
 }
 
+error_texts!(PhoneError {
+    Self::Empty => ("required", "Укажите номер телефона"),
+    Self::InvalidCharacter | Self::UnbalancedBrackets | Self::WrongLength => ("invalid_format", "Укажите номер телефона в формате +7 XXX XXX-XX-XX"),
+    Self::NotRussian => ("not_russian", "Укажите российский номер телефона, начинающийся с +7"),
+    Self::NotMobile => ("not_mobile", "Укажите номер мобильного телефона, начинающийся с +7 9"),
+});
+
+string_newtype!(Phone, PhoneError);
+
+crate::string_schema!(Phone, "Russian mobile phone in E.164 (`+7…`; `8…`, spaces, dashes and brackets are accepted on input)", None, "+79165551234", 32);
+
 /// Longest input worth looking at; anything longer cannot be a phone number with separators.
 const MAX_INPUT_CHARS: usize = 40;
 
 impl Phone {
     /// Accepts `+7…`, `8…` or `7…` (11 digits) with spaces, dashes and brackets.
     pub fn parse(raw: &str) -> Result<Self, PhoneError> {
-        let trimmed = raw.trim();
-        if trimmed.is_empty() {
-            return Err(PhoneError::Empty);
-        }
+        let trimmed = non_blank(raw).ok_or(PhoneError::Empty)?;
         if trimmed.chars().count() > MAX_INPUT_CHARS {
             return Err(PhoneError::WrongLength);
         }
@@ -96,54 +102,9 @@ fn strip_separators(trimmed: &str) -> Result<(bool, String), PhoneError> {
     Ok((has_plus, digits))
 }
 
-impl PhoneError {
-    pub fn code(&self) -> &'static str {
-        match self {
-            Self::Empty => "required",
-            Self::InvalidCharacter | Self::UnbalancedBrackets | Self::WrongLength => "invalid_format",
-            Self::NotRussian => "not_russian",
-            Self::NotMobile => "not_mobile",
-        }
-    }
-
-    pub fn message(&self) -> &'static str {
-        match self {
-            Self::Empty => "Укажите номер телефона",
-            Self::InvalidCharacter | Self::UnbalancedBrackets | Self::WrongLength => "Укажите номер телефона в формате +7 XXX XXX-XX-XX",
-            Self::NotRussian => "Укажите российский номер телефона, начинающийся с +7",
-            Self::NotMobile => "Укажите номер мобильного телефона, начинающийся с +7 9",
-        }
-    }
-
-    pub fn field_error(&self, field: &str) -> FieldError {
-        FieldError::new(field, self.code(), self.message())
-    }
-}
-
-impl fmt::Debug for Phone {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Phone({})", self.masked())
-    }
-}
-
-impl TryFrom<String> for Phone {
-    type Error = PhoneError;
-
-    fn try_from(raw: String) -> Result<Self, Self::Error> {
-        Self::parse(&raw)
-    }
-}
-
-impl From<Phone> for String {
-    fn from(phone: Phone) -> Self {
-        phone.0
-    }
-}
-
-crate::string_schema!(Phone, "Russian mobile phone in E.164 (`+7…`; `8…`, spaces, dashes and brackets are accepted on input)", None, "+79165551234", 32);
-
 #[cfg(test)]
 mod tests {
+    use super::super::newtype::contract;
     use super::*;
     use proptest::prelude::*;
 
@@ -166,67 +127,24 @@ mod tests {
     }
 
     #[test]
-    fn empty_and_blank_input_is_required() {
-        assert_eq!(Phone::parse(""), Err(PhoneError::Empty));
-        assert_eq!(Phone::parse("   "), Err(PhoneError::Empty));
+    fn malformed_numbers_are_rejected_with_their_reason() {
+        contract::assert_refused(
+            Phone::parse,
+            &[
+                (PhoneError::Empty, &["", "   "]),
+                (PhoneError::WrongLength, &["9161234567", "+7916123456", "+791612345678", "8916123456", "123"]),
+                (PhoneError::NotRussian, &["+380501234567", "+89161234567"]),
+                (PhoneError::NotMobile, &["+7 495 123-45-67", "8 (812) 123-45-67"]),
+                (PhoneError::InvalidCharacter, &["+7 916 abc 45 67", "+7.916.123.45.67", "8+9161234567", "++79161234567"]),
+                (PhoneError::UnbalancedBrackets, &["8 (916 123-45-67", "8 916) 123-45-67", "8 ((916)) 1234567"]),
+            ],
+        );
     }
 
     #[test]
-    fn wrong_digit_counts_are_rejected() {
-        for raw in ["9161234567", "+7916123456", "+791612345678", "8916123456", "123"] {
-            assert_eq!(Phone::parse(raw), Err(PhoneError::WrongLength), "{raw:?}");
-        }
-    }
-
-    #[test]
-    fn foreign_numbers_are_rejected() {
-        assert_eq!(Phone::parse("+380501234567"), Err(PhoneError::NotRussian));
-        assert_eq!(Phone::parse("+89161234567"), Err(PhoneError::NotRussian));
-    }
-
-    #[test]
-    fn landlines_are_rejected() {
-        assert_eq!(Phone::parse("+7 495 123-45-67"), Err(PhoneError::NotMobile));
-        assert_eq!(Phone::parse("8 (812) 123-45-67"), Err(PhoneError::NotMobile));
-    }
-
-    #[test]
-    fn letters_dots_and_misplaced_plus_are_rejected() {
-        for raw in ["+7 916 abc 45 67", "+7.916.123.45.67", "8+9161234567", "++79161234567"] {
-            assert_eq!(Phone::parse(raw), Err(PhoneError::InvalidCharacter), "{raw:?}");
-        }
-    }
-
-    #[test]
-    fn unbalanced_or_nested_brackets_are_rejected() {
-        for raw in ["8 (916 123-45-67", "8 916) 123-45-67", "8 ((916)) 1234567"] {
-            assert_eq!(Phone::parse(raw), Err(PhoneError::UnbalancedBrackets), "{raw:?}");
-        }
-    }
-
-    #[test]
-    fn debug_output_never_contains_the_full_number() {
-        let phone = Phone::parse("+79161234567").unwrap();
-        let debug = format!("{phone:?}");
-        assert_eq!(debug, "Phone(+7 *** ***-**-67)");
-        assert!(!debug.contains("9161234567"));
-    }
-
-    #[test]
-    fn serde_round_trips_and_deserialize_goes_through_parse() {
-        let phone = Phone::parse("8 916 123 45 67").unwrap();
-        let json = serde_json::to_string(&phone).unwrap();
-        assert_eq!(json, "\"+79161234567\"");
-        assert_eq!(serde_json::from_str::<Phone>("\"8 (916) 123-45-67\"").unwrap(), phone);
-        assert!(serde_json::from_str::<Phone>("\"+7 495 123-45-67\"").is_err());
-    }
-
-    #[test]
-    fn errors_become_field_errors_with_stable_codes() {
-        let error = Phone::parse("+7 495 123-45-67").unwrap_err().field_error("phone");
-        assert_eq!(error.field, "phone");
-        assert_eq!(error.code, "not_mobile");
-        assert!(!error.message.is_empty());
+    fn serde_goes_through_parse_and_debug_never_shows_the_full_number() {
+        contract::assert_serde_through_parse::<Phone>("8 (916) 123-45-67", "+79161234567", "Phone(+7 *** ***-**-67)", "+7 495 123-45-67");
+        assert!(!format!("{:?}", Phone::parse("+79161234567").unwrap()).contains("9161234567"));
     }
 
     proptest! {

@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::FieldError;
+use super::newtype::{error_texts, non_blank, string_newtype};
 
 /// A SNILS whose check number matches; `Display` is `XXX-XXX-XXX YY`, `Debug` is masked.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -23,16 +23,36 @@ pub enum SnilsError {
     ChecksumMismatch,
 }
 
+error_texts!(SnilsError {
+    Self::Empty => ("required", "Укажите СНИЛС"),
+    Self::InvalidFormat => ("invalid_format", "Укажите СНИЛС из 11 цифр в формате XXX-XXX-XXX XX"),
+    Self::ZeroNumber | Self::ChecksumMismatch => ("invalid_checksum", "СНИЛС указан с ошибкой: проверьте номер и контрольное число"),
+});
+
+string_newtype!(Snils, SnilsError, |snils| snils.to_string());
+
+impl fmt::Display for Snils {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = &self.0;
+        write!(f, "{}-{}-{} {}", &d[..3], &d[3..6], &d[6..9], &d[9..])
+    }
+}
+
+crate::string_schema!(
+    Snils,
+    "СНИЛС: 11 digits with a verified check number, answered as `XXX-XXX-XXX YY` (bare digits accepted)",
+    Some(r"^(\d{3}-\d{3}-\d{3} \d{2}|\d{11})$"),
+    "112-233-445 95",
+    14
+);
+
 /// Numbers up to 001-001-998 were issued before the check number existed.
 const LAST_UNCHECKED_NUMBER: u32 = 1_001_998;
 
 impl Snils {
     /// Accepts `XXX-XXX-XXX YY` or 11 bare digits.
     pub fn parse(raw: &str) -> Result<Self, SnilsError> {
-        let trimmed = raw.trim();
-        if trimmed.is_empty() {
-            return Err(SnilsError::Empty);
-        }
+        let trimmed = non_blank(raw).ok_or(SnilsError::Empty)?;
         let digits = bare_digits(trimmed).ok_or(SnilsError::InvalidFormat)?;
         let number = digits[..9].iter().fold(0u32, |acc, d| acc * 10 + u32::from(*d));
         if number == 0 {
@@ -88,65 +108,9 @@ fn check_number(digits: &[u8; 11]) -> u32 {
     }
 }
 
-impl SnilsError {
-    pub fn code(&self) -> &'static str {
-        match self {
-            Self::Empty => "required",
-            Self::InvalidFormat => "invalid_format",
-            Self::ZeroNumber | Self::ChecksumMismatch => "invalid_checksum",
-        }
-    }
-
-    pub fn message(&self) -> &'static str {
-        match self {
-            Self::Empty => "Укажите СНИЛС",
-            Self::InvalidFormat => "Укажите СНИЛС из 11 цифр в формате XXX-XXX-XXX XX",
-            Self::ZeroNumber | Self::ChecksumMismatch => "СНИЛС указан с ошибкой: проверьте номер и контрольное число",
-        }
-    }
-
-    pub fn field_error(&self, field: &str) -> FieldError {
-        FieldError::new(field, self.code(), self.message())
-    }
-}
-
-impl fmt::Display for Snils {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let d = &self.0;
-        write!(f, "{}-{}-{} {}", &d[..3], &d[3..6], &d[6..9], &d[9..])
-    }
-}
-
-impl fmt::Debug for Snils {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Snils({})", self.masked())
-    }
-}
-
-impl TryFrom<String> for Snils {
-    type Error = SnilsError;
-
-    fn try_from(raw: String) -> Result<Self, Self::Error> {
-        Self::parse(&raw)
-    }
-}
-
-impl From<Snils> for String {
-    fn from(snils: Snils) -> Self {
-        snils.to_string()
-    }
-}
-
-crate::string_schema!(
-    Snils,
-    "СНИЛС: 11 digits with a verified check number, answered as `XXX-XXX-XXX YY` (bare digits accepted)",
-    Some(r"^(\d{3}-\d{3}-\d{3} \d{2}|\d{11})$"),
-    "112-233-445 95",
-    14
-);
-
 #[cfg(test)]
 mod tests {
+    use super::super::newtype::contract;
     use super::*;
     use proptest::prelude::*;
 
@@ -206,29 +170,13 @@ mod tests {
 
     #[test]
     fn other_layouts_and_characters_are_rejected() {
-        for raw in ["112 233 445 95", "112-233-445-95", "1122334459", "112233445955", "11223344S95", "１１２２３３４４５９５"] {
-            assert_eq!(Snils::parse(raw), Err(SnilsError::InvalidFormat), "{raw:?}");
-        }
-        assert_eq!(Snils::parse("  "), Err(SnilsError::Empty));
+        let layouts = ["112 233 445 95", "112-233-445-95", "1122334459", "112233445955", "11223344S95", "１１２２３３４４５９５"];
+        contract::assert_refused(Snils::parse, &[(SnilsError::InvalidFormat, &layouts), (SnilsError::Empty, &["  "])]);
     }
 
     #[test]
-    fn debug_shows_only_the_check_number() {
-        let snils = Snils::parse("112-233-445 95").unwrap();
-        assert_eq!(format!("{snils:?}"), "Snils(***-***-*** 95)");
-    }
-
-    #[test]
-    fn serde_uses_the_display_form_and_parses_on_the_way_in() {
-        let snils: Snils = serde_json::from_str("\"11223344595\"").unwrap();
-        assert_eq!(serde_json::to_string(&snils).unwrap(), "\"112-233-445 95\"");
-        assert!(serde_json::from_str::<Snils>("\"112-233-445 96\"").is_err());
-    }
-
-    #[test]
-    fn errors_become_field_errors_with_stable_codes() {
-        let error = Snils::parse("112-233-445 96").unwrap_err().field_error("snils");
-        assert_eq!(error.code, "invalid_checksum");
+    fn serde_uses_the_display_form_and_debug_shows_only_the_check_number() {
+        contract::assert_serde_through_parse::<Snils>("11223344595", "112-233-445 95", "Snils(***-***-*** 95)", "112-233-445 96");
     }
 
     fn digits(s: &str) -> [u8; 11] {
