@@ -24,27 +24,19 @@
 use std::collections::HashSet;
 use std::future::Future;
 
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use standardwebhooks::{Webhook, WebhookError};
 
-use crate::events::Event;
 use crate::http::ApiError;
-use crate::outbox::{self, Relay};
-use crate::ports::{Condition, Item, KeyValue, KvError, TxOp};
+use crate::idempotency;
+use crate::outbox::Relay;
+use crate::ports::KeyValue;
 
 /// The dev seed, compiled in so the local runner works from any directory.
 const DEV_SEED: &str = include_str!("../../infra/local/seed/agencies.json");
-
-/// How long a `webhook-id` is remembered (SPEC §4.4: "within 7 days").
-pub const DEDUPE_SECONDS: i64 = 7 * 24 * 3600;
-
-/// Attempts of a read-decide-commit cycle before answering `concurrent_update`.
-const MAX_ATTEMPTS: usize = 8;
-
-/// Stored answers are small JSON documents; anything larger is a bug, not a webhook answer.
-const MAX_ANSWER_BYTES: usize = 256 * 1024;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -258,133 +250,22 @@ pub fn webhook_id(headers: &HeaderMap) -> Result<&str, ApiError> {
 // Exactly-once application of deliveries
 // ---------------------------------------------------------------------------------------------
 
-/// The answer given to a delivery, replayed verbatim to redeliveries of the same `webhook-id`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StoredAnswer {
-    pub status: u16,
-    pub content_type: String,
-    pub body: String,
-}
+pub use crate::idempotency::{Decision, StoredAnswer};
 
-impl StoredAnswer {
-    pub fn json(status: StatusCode, value: &serde_json::Value) -> Self {
-        Self { status: status.as_u16(), content_type: "application/json".into(), body: value.to_string() }
-    }
-
-    /// Captures a response (e.g. a problem) so it can be stored and replayed.
-    pub async fn capture(response: Response) -> Result<Self, ApiError> {
-        let status = response.status().as_u16();
-        let content_type = response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json").to_owned();
-        let bytes = axum::body::to_bytes(response.into_body(), MAX_ANSWER_BYTES).await.map_err(ApiError::internal)?;
-        let body = String::from_utf8(bytes.to_vec()).map_err(ApiError::internal)?;
-        Ok(Self { status, content_type, body })
-    }
-}
-
-impl IntoResponse for StoredAnswer {
-    fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut response = (status, self.body).into_response();
-        if let Ok(content_type) = HeaderValue::from_str(&self.content_type) {
-            response.headers_mut().insert(header::CONTENT_TYPE, content_type);
-        }
-        response
-    }
-}
-
-/// `WEBHOOK#<agency>#<webhook-id>` / `WEBHOOK`.
-pub fn dedupe_key(agency_id: &str, webhook_id: &str) -> (String, String) {
-    (format!("WEBHOOK#{agency_id}#{webhook_id}"), "WEBHOOK".to_owned())
-}
-
-/// The answer stored for this delivery, if it was seen in the last 7 days.
-pub async fn stored_answer(kv: &dyn KeyValue, agency_id: &str, webhook_id: &str) -> Result<Option<StoredAnswer>, KvError> {
-    let (pk, sk) = dedupe_key(agency_id, webhook_id);
-    kv.get(&pk, &sk).await?.map(|item| item.parse()).transpose()
-}
-
-/// The op that records `answer` for this delivery; fails if another attempt recorded first.
-pub fn record_answer_op(agency_id: &str, webhook_id: &str, answer: &StoredAnswer) -> Result<TxOp, KvError> {
-    let (pk, sk) = dedupe_key(agency_id, webhook_id);
-    let item = Item::json(pk, sk, answer)?.expiring_at(chrono::Utc::now().timestamp() + DEDUPE_SECONDS);
-    Ok(TxOp::Put { item, condition: Condition::NotExists })
-}
-
-/// What one attempt at a delivery decided.
-pub enum Decision {
-    /// Commit `ops` with `events` staged in the outbox and `answer` recorded, all at once.
-    /// Ops should carry version conditions on what they read: a conflict re-runs the decision.
-    Apply { ops: Vec<TxOp>, events: Vec<Event>, answer: StoredAnswer },
-}
-
-/// Applies a verified delivery exactly once: replays the stored answer of a seen `webhook-id`;
-/// otherwise runs `decide` and commits its ops, events and the answer in one transaction,
-/// re-deciding on conflicts. A final refusal (a 4xx problem from `decide`) is stored too, so
-/// redeliveries get it again; transient failures (5xx, `concurrent_update`) are not.
-pub async fn apply_once<F, Fut>(kv: &dyn KeyValue, relay: &Relay, agency_id: &str, webhook_id: &str, mut decide: F) -> Response
+/// Applies a verified delivery exactly once (`idempotency::apply_once` keyed by the agency and
+/// its `webhook-id`, remembered 7 days): a redelivery gets the first answer again.
+pub async fn apply_once<F, Fut>(kv: &dyn KeyValue, relay: &Relay, agency_id: &str, webhook_id: &str, now: DateTime<Utc>, decide: F) -> Response
 where
-    F: FnMut() -> Fut,
+    F: Fn() -> Fut,
     Fut: Future<Output = Result<Decision, ApiError>>,
 {
-    match apply_once_inner(kv, relay, agency_id, webhook_id, &mut decide).await {
-        Ok(answer) => answer.into_response(),
-        Err(error) => error.into_response(),
-    }
-}
-
-async fn apply_once_inner<F, Fut>(kv: &dyn KeyValue, relay: &Relay, agency_id: &str, webhook_id: &str, decide: &mut F) -> Result<StoredAnswer, ApiError>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<Decision, ApiError>>,
-{
-    for _ in 0..MAX_ATTEMPTS {
-        if let Some(answer) = stored_answer(kv, agency_id, webhook_id).await? {
-            tracing::info!(agency_id, webhook_id, status = answer.status, "webhook redelivery answered from the dedupe record");
-            return Ok(answer);
-        }
-        let Decision::Apply { mut ops, events, answer } = match decide().await {
-            Ok(decision) => decision,
-            Err(refusal) if is_final(&refusal) => return record_refusal(kv, agency_id, webhook_id, refusal).await,
-            Err(transient) => return Err(transient),
-        };
-        for event in &events {
-            ops.push(outbox::stage(event)?);
-        }
-        ops.push(record_answer_op(agency_id, webhook_id, &answer)?);
-        match kv.transact(ops).await {
-            Ok(()) => {
-                relay.publish(&events).await;
-                return Ok(answer);
-            }
-            // Someone else's write (or the same delivery, concurrently) won: look again.
-            Err(KvError::TransactionConflict { .. } | KvError::ConditionFailed) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(ApiError::new(StatusCode::CONFLICT, "concurrent_update", "Запрос конфликтует с другим изменением, повторите попытку"))
-}
-
-/// Refusals that a redelivery would get again; 5xx and contention are worth a retry.
-fn is_final(error: &ApiError) -> bool {
-    error.status.is_client_error() && !matches!(error.code, "concurrent_update" | "rate_limited")
-}
-
-async fn record_refusal(kv: &dyn KeyValue, agency_id: &str, webhook_id: &str, refusal: ApiError) -> Result<StoredAnswer, ApiError> {
-    let answer = StoredAnswer::capture(refusal.into_response()).await?;
-    let TxOp::Put { item, condition } = record_answer_op(agency_id, webhook_id, &answer)? else {
-        return Err(ApiError::internal("record_answer_op built no put"));
-    };
-    match kv.put(item, condition).await {
-        Ok(_) => Ok(answer),
-        // A concurrent copy of this delivery answered first; its answer is the one to repeat.
-        Err(KvError::ConditionFailed) => Ok(stored_answer(kv, agency_id, webhook_id).await?.unwrap_or(answer)),
-        Err(e) => Err(e.into()),
-    }
+    idempotency::apply_once(kv, relay, &idempotency::Key::webhook(agency_id, webhook_id), None, now, decide).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::HeaderValue;
     use base64::Engine as _;
 
     const SECRET_A: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -530,109 +411,6 @@ mod tests {
             assert!(seed.first_with(capability).is_some(), "{capability:?}");
         }
         assert!(format!("{:?}", seed.get("mvd")).contains("secrets: 2"), "Debug shows the count, never a secret");
-    }
-
-    mod exactly_once {
-        use std::sync::Arc;
-        use std::sync::atomic::{AtomicUsize, Ordering};
-
-        use super::super::*;
-        use crate::adapters::embedded::{RedbKv, open_database, queue::RedbQueue};
-        use crate::ports::Queue;
-
-        struct Fixture {
-            kv: Arc<dyn KeyValue>,
-            relay: Relay,
-            queue: Arc<dyn Queue>,
-            _dir: tempfile::TempDir,
-        }
-
-        async fn fixture() -> Fixture {
-            let dir = tempfile::tempdir().unwrap();
-            let db = open_database(&dir.path().join("kv.redb")).unwrap();
-            let kv: Arc<dyn KeyValue> = Arc::new(RedbKv::new(db.clone()).unwrap());
-            let queue: Arc<dyn Queue> = Arc::new(RedbQueue::open(db, "events", 5).await.unwrap());
-            Fixture { relay: Relay::new(kv.clone(), queue.clone()), kv, queue, _dir: dir }
-        }
-
-        /// A decision that bumps a counter item and emits one event.
-        async fn bump(kv: &dyn KeyValue, calls: &AtomicUsize) -> Result<Decision, ApiError> {
-            calls.fetch_add(1, Ordering::SeqCst);
-            let current = kv.get("COUNTER", "C").await?;
-            let condition = current.as_ref().map_or(Condition::NotExists, |i| Condition::VersionIs(i.version));
-            let event = Event::new(
-                None,
-                crate::events::EventPayload::IdentityLevelChanged {
-                    level: "standard".into(),
-                    previous_level: "simplified".into(),
-                    reason: "registry_verified".into(),
-                },
-            );
-            Ok(Decision::Apply {
-                ops: vec![TxOp::Put { item: Item::new("COUNTER", "C", Vec::new()), condition }],
-                events: vec![event],
-                answer: StoredAnswer::json(StatusCode::OK, &serde_json::json!({"result": "applied"})),
-            })
-        }
-
-        async fn body(response: Response) -> (u16, String) {
-            let status = response.status().as_u16();
-            let bytes = axum::body::to_bytes(response.into_body(), 1 << 16).await.unwrap();
-            (status, String::from_utf8(bytes.to_vec()).unwrap())
-        }
-
-        async fn counter(kv: &dyn KeyValue) -> u64 {
-            kv.get("COUNTER", "C").await.unwrap().map_or(0, |i| i.version)
-        }
-
-        #[tokio::test]
-        async fn a_redelivery_replays_the_stored_answer_without_deciding_again() {
-            let f = fixture().await;
-            let calls = AtomicUsize::new(0);
-            let first = body(apply_once(f.kv.as_ref(), &f.relay, "mvd", "msg_1", || bump(f.kv.as_ref(), &calls)).await).await;
-            let again = body(apply_once(f.kv.as_ref(), &f.relay, "mvd", "msg_1", || bump(f.kv.as_ref(), &calls)).await).await;
-            assert_eq!(first, (200, r#"{"result":"applied"}"#.to_owned()));
-            assert_eq!(again, first);
-            assert_eq!((calls.load(Ordering::SeqCst), counter(f.kv.as_ref()).await), (1, 1));
-            assert_eq!(f.queue.receive(10, std::time::Duration::from_secs(30), std::time::Duration::ZERO).await.unwrap().len(), 1);
-            let stored = stored_answer(f.kv.as_ref(), "mvd", "msg_1").await.unwrap().expect("stored");
-            let item = f.kv.get(&dedupe_key("mvd", "msg_1").0, "WEBHOOK").await.unwrap().unwrap();
-            assert!(item.expires_at.is_some_and(|at| at > chrono::Utc::now().timestamp() + DEDUPE_SECONDS - 60));
-            assert_eq!(stored.status, 200);
-            // Another agency's delivery with the same id is a different delivery.
-            body(apply_once(f.kv.as_ref(), &f.relay, "fns", "msg_1", || bump(f.kv.as_ref(), &calls)).await).await;
-            assert_eq!(counter(f.kv.as_ref()).await, 2);
-        }
-
-        #[tokio::test]
-        async fn a_final_refusal_is_replayed_but_a_transient_failure_is_not_remembered() {
-            let f = fixture().await;
-            let refused = body(apply_once(f.kv.as_ref(), &f.relay, "mvd", "msg_2", || async { Err::<Decision, _>(ApiError::not_found()) }).await).await;
-            let calls = AtomicUsize::new(0);
-            let replay = body(apply_once(f.kv.as_ref(), &f.relay, "mvd", "msg_2", || bump(f.kv.as_ref(), &calls)).await).await;
-            assert_eq!(replay, refused);
-            assert_eq!(replay.0, 404);
-            assert_eq!(calls.load(Ordering::SeqCst), 0);
-
-            let failed = body(apply_once(f.kv.as_ref(), &f.relay, "mvd", "msg_3", || async { Err::<Decision, _>(ApiError::unavailable("test")) }).await).await;
-            assert_eq!(failed.0, 503);
-            let retried = body(apply_once(f.kv.as_ref(), &f.relay, "mvd", "msg_3", || bump(f.kv.as_ref(), &calls)).await).await;
-            assert_eq!(retried.0, 200);
-        }
-
-        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-        async fn concurrent_copies_of_a_delivery_apply_once_and_get_the_same_answer() {
-            let f = Arc::new(fixture().await);
-            let calls = Arc::new(AtomicUsize::new(0));
-            let copies = (0..16).map(|_| {
-                let (f, calls) = (f.clone(), calls.clone());
-                tokio::spawn(async move { body(apply_once(f.kv.as_ref(), &f.relay, "mvd", "msg_4", || bump(f.kv.as_ref(), &calls)).await).await })
-            });
-            for answer in futures::future::join_all(copies).await {
-                assert_eq!(answer.unwrap().0, 200);
-            }
-            assert_eq!(counter(f.kv.as_ref()).await, 1, "applied once");
-        }
     }
 
     #[test]

@@ -7,6 +7,10 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::domain::{Email, Phone};
+use crate::ports::Ticker;
+use crate::vocabulary::{ApplicationStatus, DeviceType, DocumentStatus, Level, LevelChangeReason, MfaMethod, RejectionReason};
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     /// ULID; the idempotency key for every consumer.
@@ -20,8 +24,13 @@ pub struct Event {
 }
 
 impl Event {
-    pub fn new(user_id: Option<String>, payload: EventPayload) -> Self {
-        Self { id: ulid::Ulid::new().to_string(), at: Utc::now(), user_id, payload }
+    /// A new event, stamped with the ticker's time and a fresh id.
+    pub fn new(ticker: &Ticker, user_id: Option<String>, payload: EventPayload) -> Self {
+        Self::at(ticker.now(), ticker.id(), user_id, payload)
+    }
+
+    pub fn at(at: DateTime<Utc>, id: String, user_id: Option<String>, payload: EventPayload) -> Self {
+        Self { id, at, user_id, payload }
     }
 
     pub fn type_name(&self) -> &'static str {
@@ -33,8 +42,8 @@ impl Event {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "channel", content = "to", rename_all = "snake_case")]
 pub enum Destination {
-    Sms(String),
-    Email(String),
+    Sms(Phone),
+    Email(Email),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,9 +73,9 @@ pub enum EventPayload {
     #[serde(rename = "auth.password_changed")]
     PasswordChanged { destinations: Vec<Destination> },
     #[serde(rename = "auth.new_login")]
-    NewLogin { destinations: Vec<Destination>, device_type: String, ip: String },
+    NewLogin { destinations: Vec<Destination>, device_type: DeviceType, ip: String },
     #[serde(rename = "auth.mfa_changed")]
-    MfaChanged { destinations: Vec<Destination>, method: String, enabled: bool },
+    MfaChanged { destinations: Vec<Destination>, method: MfaMethod, enabled: bool },
     /// An application moved to a new status; `status_title` is the Russian title (SPEC §4.2).
     #[serde(rename = "application.status_changed")]
     ApplicationStatusChanged {
@@ -74,7 +83,8 @@ pub enum EventPayload {
         number: Option<String>,
         service_code: String,
         service_title: String,
-        status: String,
+        status: ApplicationStatus,
+        /// The title at the time of the change (SPEC §4.2), for consumers that show it as is.
         status_title: String,
         comment: Option<String>,
     },
@@ -85,10 +95,10 @@ pub enum EventPayload {
     #[serde(rename = "identity.verification_requested")]
     IdentityVerificationRequested { registry_agency_id: String, request_id: String, profile: Box<crate::identity::Profile> },
     #[serde(rename = "identity.level_changed")]
-    IdentityLevelChanged { level: String, previous_level: String, reason: String },
+    IdentityLevelChanged { level: Level, previous_level: Level, reason: LevelChangeReason },
     /// `status` is `available` or `rejected`.
     #[serde(rename = "document.verdict")]
-    DocumentVerdict { document_id: String, file_name: String, status: String, rejection_reason: Option<String> },
+    DocumentVerdict { document_id: String, file_name: String, status: DocumentStatus, rejection_reason: Option<RejectionReason> },
 }
 
 impl EventPayload {

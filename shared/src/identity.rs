@@ -5,10 +5,11 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{Inn, Passport, Snils};
+use crate::domain::{Email, Inn, Passport, Phone, Snils};
 use crate::events::Destination;
 use crate::keys::IndexKey;
 use crate::ports::{KeyValue, KvError};
+use crate::vocabulary::MfaMethod;
 
 pub const ACCOUNT_SK: &str = "ACCOUNT";
 
@@ -70,8 +71,8 @@ impl Level {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Account {
     pub user_id: String,
-    pub phone: Option<String>,
-    pub email: Option<String>,
+    pub phone: Option<Phone>,
+    pub email: Option<Email>,
     pub phone_confirmed: bool,
     pub email_confirmed: bool,
     pub level: Level,
@@ -115,15 +116,15 @@ impl Account {
     }
 
     /// Second-factor methods this account can use, in SPEC order.
-    pub fn mfa_methods(&self) -> Vec<&'static str> {
+    pub fn mfa_methods(&self) -> Vec<MfaMethod> {
         let mut methods = Vec::new();
         if self.mfa.sms && self.phone_confirmed && self.phone.is_some() {
-            methods.push("sms");
+            methods.push(MfaMethod::Sms);
         }
         if self.totp_enabled() {
-            methods.push("totp");
+            methods.push(MfaMethod::Totp);
             if !self.mfa.backup_code_hashes.is_empty() {
-                methods.push("backup_code");
+                methods.push(MfaMethod::BackupCode);
             }
         }
         methods

@@ -169,6 +169,11 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     options.open(path)?.write_all(bytes)
 }
 
+/// Constant-time equality of two strings (hashes, tokens, fingerprints).
+pub fn ct_eq_str(a: &str, b: &str) -> bool {
+    subtle::ConstantTimeEq::ct_eq(a.as_bytes(), b.as_bytes()).into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::events::Event;
-use crate::ports::{Condition, Item, KeyValue, KvError, Query, Queue, QueueError, TxOp};
+use crate::ports::{Clock, Condition, Item, KeyValue, KvError, Query, Queue, QueueError, SystemClock, TxOp};
 
 const OUTBOX_PK: &str = "OUTBOX";
 
@@ -30,11 +30,18 @@ pub struct Relay {
     queue: Arc<dyn Queue>,
     /// Off only to simulate a crash between commit and relay (tests, drills).
     inline: bool,
+    clock: Arc<dyn Clock>,
 }
 
 impl Relay {
     pub fn new(kv: Arc<dyn KeyValue>, queue: Arc<dyn Queue>) -> Self {
-        Self { kv, queue, inline: true }
+        Self { kv, queue, inline: true, clock: Arc::new(SystemClock) }
+    }
+
+    /// The clock the sweep measures event age by.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// With `false`, `publish` leaves events to the sweep, exactly as if the process had died
@@ -42,6 +49,17 @@ impl Relay {
     pub fn with_inline_publish(mut self, inline: bool) -> Self {
         self.inline = inline;
         self
+    }
+
+    /// Commits `ops` together with the outbox items of `events` in one transaction, then
+    /// publishes the events. The state change and its events exist together or not at all.
+    pub async fn commit(&self, mut ops: Vec<TxOp>, events: &[Event]) -> Result<(), KvError> {
+        for event in events {
+            ops.push(stage(event)?);
+        }
+        self.kv.transact(ops).await?;
+        self.publish(events).await;
+        Ok(())
     }
 
     /// Publishes events that were just committed. Failures are logged, not returned: the
@@ -60,7 +78,7 @@ impl Relay {
     /// Relays every staged event older than `min_age` (younger ones are probably being relayed
     /// by the request that wrote them). Returns how many were relayed.
     pub async fn sweep(&self, min_age: Duration) -> Result<usize, RelayError> {
-        let cutoff = chrono::Utc::now() - chrono::Duration::from_std(min_age).unwrap_or_default();
+        let cutoff = self.clock.now() - chrono::Duration::from_std(min_age).unwrap_or_default();
         let mut relayed = 0;
         let mut cursor = None;
         loop {

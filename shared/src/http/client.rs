@@ -59,35 +59,7 @@ impl<S: Send + Sync> FromRequestParts<S> for UserAgent {
 
 impl UserAgent {
     /// Coarse device class for the login history (SPEC §3.7).
-    pub fn device_type(&self) -> &'static str {
-        let ua = self.0.to_ascii_lowercase();
-        if ua.is_empty() {
-            "other"
-        } else if ua.contains("ipad") || ua.contains("tablet") || (ua.contains("android") && !ua.contains("mobile")) {
-            "tablet"
-        } else if ua.contains("mobile") || ua.contains("iphone") || ua.contains("android") {
-            "mobile"
-        } else if ua.contains("windows") || ua.contains("macintosh") || ua.contains("x11") || ua.contains("linux") || ua.contains("cros") {
-            "desktop"
-        } else {
-            "other"
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn device_type_classifies_common_agents() {
-        let ua = |s: &str| UserAgent(s.to_owned()).device_type();
-        assert_eq!(ua("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Mobile/15E148"), "mobile");
-        assert_eq!(ua("Mozilla/5.0 (Linux; Android 14; Pixel 8) Mobile Safari/537.36"), "mobile");
-        assert_eq!(ua("Mozilla/5.0 (Linux; Android 13; SM-X700) Safari/537.36"), "tablet");
-        assert_eq!(ua("Mozilla/5.0 (iPad; CPU OS 16_0 like Mac OS X)"), "tablet");
-        assert_eq!(ua("Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/120"), "desktop");
-        assert_eq!(ua("curl/8.5.0"), "other");
-        assert_eq!(ua(""), "other");
+    pub fn device_type(&self) -> crate::vocabulary::DeviceType {
+        crate::vocabulary::DeviceType::of_user_agent(&self.0)
     }
 }

@@ -66,6 +66,11 @@ impl ApiError {
         e
     }
 
+    /// A write kept losing races with other writes (`persist::Contended`); the client may retry.
+    pub fn concurrent_update() -> Self {
+        Self::new(StatusCode::CONFLICT, "concurrent_update", "Запрос конфликтует с другим изменением, повторите попытку")
+    }
+
     /// An unexpected failure: the cause is logged, the client sees a generic 500.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
@@ -117,6 +122,13 @@ impl From<crate::ports::KvError> for ApiError {
             crate::ports::KvError::Backend(_) => Self::unavailable(e),
             _ => Self::internal(e),
         }
+    }
+}
+
+/// Every round of an optimistic write lost its race (`persist::retry`): 409, try again.
+impl From<crate::persist::Contended> for ApiError {
+    fn from(_: crate::persist::Contended) -> Self {
+        Self::concurrent_update()
     }
 }
 

@@ -2,6 +2,8 @@
 
 use async_trait::async_trait;
 
+use crate::domain::{Email, Phone};
+
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
     /// Worth retrying later (throttling, network).
@@ -14,11 +16,10 @@ pub enum SendError {
 
 #[async_trait]
 pub trait SmsSender: Send + Sync {
-    /// `to` is E.164 (`+7XXXXXXXXXX`).
-    async fn send_sms(&self, to: &str, text: &str) -> Result<(), SendError>;
+    async fn send_sms(&self, to: &Phone, text: &str) -> Result<(), SendError>;
 }
 
 #[async_trait]
 pub trait EmailSender: Send + Sync {
-    async fn send_email(&self, to: &str, subject: &str, text_body: &str) -> Result<(), SendError>;
+    async fn send_email(&self, to: &Email, subject: &str, text_body: &str) -> Result<(), SendError>;
 }

@@ -36,12 +36,12 @@ impl SesEmail {
 
 #[async_trait]
 impl EmailSender for SesEmail {
-    async fn send_email(&self, to: &str, subject: &str, text_body: &str) -> Result<(), SendError> {
+    async fn send_email(&self, to: &crate::domain::Email, subject: &str, text_body: &str) -> Result<(), SendError> {
         let message = Message::builder().subject(utf8(subject)?).body(Body::builder().text(utf8(text_body)?).build()).build();
         self.client
             .send_email()
             .from_email_address(&self.from)
-            .destination(Destination::builder().to_addresses(to).build())
+            .destination(Destination::builder().to_addresses(to.as_str()).build())
             .content(EmailContent::builder().simple(message).build())
             .set_configuration_set_name(self.configuration_set.clone())
             .send()

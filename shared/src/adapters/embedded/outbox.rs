@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::domain::{Email, Phone};
 use crate::ports::kv::{Condition, Item, KeyValue, KvError, Query};
 use crate::ports::senders::{EmailSender, SendError, SmsSender};
 
@@ -85,15 +86,15 @@ impl DevOutbox {
 
 #[async_trait]
 impl SmsSender for DevOutbox {
-    async fn send_sms(&self, to: &str, text: &str) -> Result<(), SendError> {
-        self.record(OutboxChannel::Sms, to, None, text).await
+    async fn send_sms(&self, to: &Phone, text: &str) -> Result<(), SendError> {
+        self.record(OutboxChannel::Sms, to.as_str(), None, text).await
     }
 }
 
 #[async_trait]
 impl EmailSender for DevOutbox {
-    async fn send_email(&self, to: &str, subject: &str, text_body: &str) -> Result<(), SendError> {
-        self.record(OutboxChannel::Email, to, Some(subject), text_body).await
+    async fn send_email(&self, to: &Email, subject: &str, text_body: &str) -> Result<(), SendError> {
+        self.record(OutboxChannel::Email, to.as_str(), Some(subject), text_body).await
     }
 }
 
@@ -117,7 +118,7 @@ fn log_outbox_failure(error: &SendError) {
 
 #[async_trait]
 impl<P: SmsSender + ?Sized> SmsSender for Tee<P> {
-    async fn send_sms(&self, to: &str, text: &str) -> Result<(), SendError> {
+    async fn send_sms(&self, to: &Phone, text: &str) -> Result<(), SendError> {
         self.primary.send_sms(to, text).await?;
         if let Err(error) = self.outbox.send_sms(to, text).await {
             log_outbox_failure(&error);
@@ -128,7 +129,7 @@ impl<P: SmsSender + ?Sized> SmsSender for Tee<P> {
 
 #[async_trait]
 impl<P: EmailSender + ?Sized> EmailSender for Tee<P> {
-    async fn send_email(&self, to: &str, subject: &str, text_body: &str) -> Result<(), SendError> {
+    async fn send_email(&self, to: &Email, subject: &str, text_body: &str) -> Result<(), SendError> {
         self.primary.send_email(to, subject, text_body).await?;
         if let Err(error) = self.outbox.send_email(to, subject, text_body).await {
             log_outbox_failure(&error);
@@ -146,9 +147,17 @@ mod tests {
 
     #[async_trait]
     impl SmsSender for Failing {
-        async fn send_sms(&self, _to: &str, _text: &str) -> Result<(), SendError> {
+        async fn send_sms(&self, _to: &Phone, _text: &str) -> Result<(), SendError> {
             Err(SendError::Permanent("invalid destination".into()))
         }
+    }
+
+    fn phone(raw: &str) -> Phone {
+        Phone::parse(raw).expect("valid phone")
+    }
+
+    fn email(raw: &str) -> Email {
+        Email::parse(raw).expect("valid email")
     }
 
     fn outbox() -> (tempfile::TempDir, Arc<DevOutbox>) {
@@ -161,9 +170,9 @@ mod tests {
     #[tokio::test]
     async fn messages_are_listed_newest_first_with_their_channel_and_subject() {
         let (_dir, outbox) = outbox();
-        outbox.send_sms("+79990000001", "code 1").await.expect("sms");
-        outbox.send_email("a@example.com", "Тема", "body").await.expect("email");
-        outbox.send_sms("+79990000001", "code 2").await.expect("sms");
+        outbox.send_sms(&phone("+79990000001"), "code 1").await.expect("sms");
+        outbox.send_email(&email("a@example.com"), "Тема", "body").await.expect("email");
+        outbox.send_sms(&phone("+79990000001"), "code 2").await.expect("sms");
 
         let all = outbox.list(None, 10).await.expect("list");
         let bodies: Vec<_> = all.iter().map(|m| m.body.as_str()).collect();
@@ -178,8 +187,8 @@ mod tests {
     async fn filtering_by_recipient_matches_exactly_and_honours_the_limit() {
         let (_dir, outbox) = outbox();
         for i in 0..5 {
-            outbox.send_sms("+79990000001", &format!("to one {i}")).await.expect("sms");
-            outbox.send_sms("+799900000011", &format!("to other {i}")).await.expect("sms");
+            outbox.send_sms(&phone("+79990000001"), &format!("to one {i}")).await.expect("sms");
+            outbox.send_sms(&phone("+79990000010"), &format!("to other {i}")).await.expect("sms");
         }
         let mine = outbox.list(Some("+79990000001"), 3).await.expect("list");
         let bodies: Vec<_> = mine.iter().map(|m| m.body.as_str()).collect();
@@ -190,9 +199,9 @@ mod tests {
     #[tokio::test]
     async fn filtering_reads_past_the_first_page_of_other_recipients() {
         let (_dir, outbox) = outbox();
-        outbox.send_sms("+79990000002", "old one").await.expect("sms");
+        outbox.send_sms(&phone("+79990000002"), "old one").await.expect("sms");
         for i in 0..(PAGE_SIZE + 5) {
-            outbox.send_sms("+79990000003", &format!("noise {i}")).await.expect("sms");
+            outbox.send_sms(&phone("+79990000003"), &format!("noise {i}")).await.expect("sms");
         }
         let found = outbox.list(Some("+79990000002"), 10).await.expect("list");
         assert_eq!(found.len(), 1);
@@ -202,7 +211,7 @@ mod tests {
     #[tokio::test]
     async fn messages_serialise_in_the_dev_outbox_api_shape() {
         let (_dir, outbox) = outbox();
-        outbox.send_sms("+79990000001", "code").await.expect("sms");
+        outbox.send_sms(&phone("+79990000001"), "code").await.expect("sms");
         let listed = outbox.list(None, 1).await.expect("list");
         let json = serde_json::to_value(&listed[0]).expect("json");
         assert_eq!(json["channel"], "sms");
@@ -217,7 +226,7 @@ mod tests {
         let (_dir, outbox) = outbox();
         let primary = Arc::new(DevOutbox::new(Arc::clone(&outbox.kv)));
         let tee = Tee::new(primary as Arc<dyn SmsSender>, Arc::clone(&outbox));
-        tee.send_sms("+79990000001", "hello").await.expect("sent");
+        tee.send_sms(&phone("+79990000001"), "hello").await.expect("sent");
         // The primary here is a second outbox over the same store, so two copies prove both ran.
         assert_eq!(outbox.list(Some("+79990000001"), 10).await.expect("list").len(), 2);
     }
@@ -226,7 +235,7 @@ mod tests {
     async fn tee_passes_on_a_primary_failure_and_records_nothing() {
         let (_dir, outbox) = outbox();
         let tee = Tee::new(Arc::new(Failing), Arc::clone(&outbox));
-        let result = tee.send_sms("+79990000001", "hello").await;
+        let result = tee.send_sms(&phone("+79990000001"), "hello").await;
         assert!(matches!(result, Err(SendError::Permanent(_))));
         assert!(outbox.list(None, 10).await.expect("list").is_empty());
     }
