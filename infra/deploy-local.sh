@@ -44,17 +44,9 @@ bash "$ROOT/infra/test.sh" tools >/dev/null || {
   echo "installing the pinned tools failed; run 'bash infra/test.sh tools' to see why" >&2
   exit 1
 }
-if [[ -n "${GOSUSLUGI_VENV:-}" ]]; then
-  VENV="$GOSUSLUGI_VENV"
-elif [[ -d "$HOME/.cache" ]]; then
-  VENV="$HOME/.cache/gosuslugi/venv"
-else
-  VENV="$ROOT/.venv"
-fi
-export GOSUSLUGI_VENV="$VENV" PATH="$VENV/bin:$PATH"
-if [[ -z "${CARGO_TARGET_DIR:-}" && -d "$HOME/.cache" ]]; then
-  export CARGO_TARGET_DIR="$HOME/.cache/gosuslugi/target"
-fi
+# shellcheck source=infra/lib.sh
+source "$ROOT/infra/lib.sh"
+use_tool_dirs
 # Only the emulator is ever addressed; never a real account.
 unset AWS_PROFILE AWS_SESSION_TOKEN AWS_DEFAULT_PROFILE
 export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test

@@ -34,6 +34,8 @@ set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT" || exit 1
+# shellcheck source=infra/lib.sh
+source "$ROOT/infra/lib.sh"
 
 ALL_STEPS=(tools fmt clippy moto rust-tests contract sam-validate cfn-lint routes sam-build deploy-local lambda e2e-stack)
 RUST_TEST_ARGS=()
@@ -191,19 +193,8 @@ step_lambda() {
 # ---------------------------------------------------------------- plumbing
 
 setup_environment() {
-  if [[ -z "${CARGO_TARGET_DIR:-}" && -d "$HOME/.cache" ]]; then
-    export CARGO_TARGET_DIR="$HOME/.cache/gosuslugi/target"
-  fi
-  if [[ -n "${GOSUSLUGI_VENV:-}" ]]; then
-    VENV="$GOSUSLUGI_VENV"
-  elif [[ -d "$HOME/.cache" ]]; then
-    VENV="$HOME/.cache/gosuslugi/venv"
-  else
-    VENV="$ROOT/.venv"
-  fi
-  export GOSUSLUGI_VENV="$VENV"
+  use_tool_dirs
   CONTRACT_VENV="${VENV}-contract"
-  export PATH="$VENV/bin:$PATH"
 
   # A private moto per run, so parallel runs in one tree never stop each other's server.
   MOTO_RUN_DIR="$(mktemp -d "${TMPDIR:-/tmp}/gosuslugi-moto.XXXXXX")"

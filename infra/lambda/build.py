@@ -18,7 +18,6 @@ hello-lambda.zip, and .aws-sam/zips/sizes.json. Wall times go to .aws-sam/zips/t
 import argparse
 import hashlib
 import json
-import os
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import template_model  # noqa: E402
+from common import cargo_target_dir  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 BASELINE_BINARY = "hello-lambda"
@@ -74,14 +74,6 @@ def main() -> int:
     print_table(rows)
     print("build wall time: " + ", ".join(f"{k.removesuffix('_seconds')} {v}s" for k, v in timings.items()))
     return 0
-
-
-def cargo_target_dir() -> Path:
-    configured = os.environ.get("CARGO_TARGET_DIR")
-    if configured:
-        return Path(configured)
-    metadata = subprocess.run(["cargo", "metadata", "--no-deps", "--format-version", "1"], cwd=ROOT, check=True, capture_output=True, text=True)
-    return Path(json.loads(metadata.stdout)["target_directory"])
 
 
 def run(command: list[str]) -> None:

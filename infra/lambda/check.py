@@ -37,6 +37,7 @@ import boto3
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import template_model  # noqa: E402
+from common import cargo_target_dir  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
@@ -126,14 +127,6 @@ def main() -> int:
     Path(args.report).write_text(json.dumps({"checks": results.rows, "cold_starts": timings}, indent=2) + "\n")
     print(f"lambda check: {results.passed} passed, {len(results.failed)} failed (report: {args.report})")
     return 1 if results.failed else 0
-
-
-def cargo_target_dir() -> Path:
-    configured = os.environ.get("CARGO_TARGET_DIR")
-    if configured:
-        return Path(configured)
-    metadata = subprocess.run(["cargo", "metadata", "--no-deps", "--format-version", "1"], cwd=ROOT, check=True, capture_output=True, text=True)
-    return Path(json.loads(metadata.stdout)["target_directory"])
 
 
 # ---------------------------------------------------------------------------------------------
