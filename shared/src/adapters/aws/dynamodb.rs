@@ -79,9 +79,7 @@ impl DynamoKv {
 
 impl DynamoKv {
     async fn put_whole(&self, item: Item, condition: Condition, version: u64) -> Result<u64, KvError> {
-        let mut placeholders = Placeholders::default();
-        let condition = condition_expression(condition, &mut placeholders);
-        let (names, values) = placeholders.into_parts();
+        let WriteExpressions { condition, names, values } = Placeholders::default().with_condition(condition);
         let mut attributes = key(&item.pk, &item.sk);
         attributes.insert(VERSION.to_owned(), AttributeValue::N(version.to_string()));
         attributes.insert(DATA.to_owned(), AttributeValue::B(Blob::new(item.data)));
@@ -134,20 +132,9 @@ impl KeyValue for DynamoKv {
         if let Some(version) = known_version {
             return self.put_whole(item, condition, version).await;
         }
-        let mut placeholders = Placeholders::default();
-        let condition = condition_expression(condition, &mut placeholders);
-        let key = key(&item.pk, &item.sk);
-        let update = put_expression(item.data, item.expires_at, &mut placeholders);
-        let (names, values) = placeholders.into_parts();
-        let output = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key))
+        let (update, expressions) = put_expressions(item.data, item.expires_at, condition);
+        let output = keyed_write!(self.client.update_item(), &self.table, key(&item.pk, &item.sk), expressions)
             .update_expression(update)
-            .set_condition_expression(condition)
-            .set_expression_attribute_names(names)
-            .set_expression_attribute_values(values)
             .return_values(ReturnValue::UpdatedNew)
             .send()
             .await
@@ -161,16 +148,7 @@ impl KeyValue for DynamoKv {
 
     async fn delete(&self, pk: &str, sk: &str, condition: Condition) -> Result<(), KvError> {
         rules::check_key(pk, sk)?;
-        let mut placeholders = Placeholders::default();
-        let condition = condition_expression(condition, &mut placeholders);
-        let (names, values) = placeholders.into_parts();
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(key(pk, sk)))
-            .set_condition_expression(condition)
-            .set_expression_attribute_names(names)
-            .set_expression_attribute_values(values)
+        keyed_write!(self.client.delete_item(), &self.table, key(pk, sk), Placeholders::default().with_condition(condition))
             .send()
             .await
             .map_err(|e| write_error("DeleteItem", e))?;
@@ -247,50 +225,26 @@ impl KeyValue for DynamoKv {
 
 impl DynamoKv {
     fn transact_item(&self, op: TxOp) -> Result<Option<TransactWriteItem>, KvError> {
-        let mut placeholders = Placeholders::default();
         let item = match op {
             TxOp::Put { item, condition } => {
-                let condition = condition_expression(condition, &mut placeholders);
-                let key = key(&item.pk, &item.sk);
-                let update = put_expression(item.data, item.expires_at, &mut placeholders);
-                let (names, values) = placeholders.into_parts();
-                let update = Update::builder()
-                    .table_name(&self.table)
-                    .set_key(Some(key))
+                let (update, expressions) = put_expressions(item.data, item.expires_at, condition);
+                let update = keyed_write!(Update::builder(), &self.table, key(&item.pk, &item.sk), expressions)
                     .update_expression(update)
-                    .set_condition_expression(condition)
-                    .set_expression_attribute_names(names)
-                    .set_expression_attribute_values(values)
                     .build()
                     .map_err(build_error)?;
                 TransactWriteItem::builder().update(update).build()
             }
             TxOp::Delete { pk, sk, condition } => {
-                let condition = condition_expression(condition, &mut placeholders);
-                let (names, values) = placeholders.into_parts();
-                let delete = Delete::builder()
-                    .table_name(&self.table)
-                    .set_key(Some(key(&pk, &sk)))
-                    .set_condition_expression(condition)
-                    .set_expression_attribute_names(names)
-                    .set_expression_attribute_values(values)
-                    .build()
-                    .map_err(build_error)?;
+                let expressions = Placeholders::default().with_condition(condition);
+                let delete = keyed_write!(Delete::builder(), &self.table, key(&pk, &sk), expressions).build().map_err(build_error)?;
                 TransactWriteItem::builder().delete(delete).build()
             }
             TxOp::Check { pk, sk, condition } => {
-                let Some(condition) = condition_expression(condition, &mut placeholders) else {
+                let expressions = Placeholders::default().with_condition(condition);
+                if expressions.condition.is_none() {
                     return Ok(None);
-                };
-                let (names, values) = placeholders.into_parts();
-                let check = ConditionCheck::builder()
-                    .table_name(&self.table)
-                    .set_key(Some(key(&pk, &sk)))
-                    .condition_expression(condition)
-                    .set_expression_attribute_names(names)
-                    .set_expression_attribute_values(values)
-                    .build()
-                    .map_err(build_error)?;
+                }
+                let check = keyed_write!(ConditionCheck::builder(), &self.table, key(&pk, &sk), expressions).build().map_err(build_error)?;
                 TransactWriteItem::builder().condition_check(check).build()
             }
         };
@@ -382,7 +336,36 @@ impl Placeholders {
         let values = (!self.values.is_empty()).then_some(self.values);
         (names, values)
     }
+
+    /// Adds the condition's placeholders and closes the set: what a conditional write sends.
+    fn with_condition(mut self, condition: Condition) -> WriteExpressions {
+        let condition = condition_expression(condition, &mut self);
+        let (names, values) = self.into_parts();
+        WriteExpressions { condition, names, values }
+    }
 }
+
+/// A write's condition (none for an unconditional one) and the placeholders of all its expressions.
+struct WriteExpressions {
+    condition: Option<String>,
+    names: Option<AttributeNames>,
+    values: Option<AttributeValues>,
+}
+
+/// Table, key, condition and placeholders on an SDK write builder: UpdateItem, DeleteItem and
+/// their transaction forms share these setters but no trait.
+macro_rules! keyed_write {
+    ($builder:expr, $table:expr, $key:expr, $expressions:expr) => {{
+        let WriteExpressions { condition, names, values } = $expressions;
+        $builder
+            .table_name($table)
+            .set_key(Some($key))
+            .set_condition_expression(condition)
+            .set_expression_attribute_names(names)
+            .set_expression_attribute_values(values)
+    }};
+}
+use keyed_write;
 
 fn condition_expression(condition: Condition, placeholders: &mut Placeholders) -> Option<String> {
     let expression = match condition {
@@ -401,7 +384,14 @@ fn condition_expression(condition: Condition, placeholders: &mut Placeholders) -
     Some(expression)
 }
 
-/// The update that writes an item's data and expiry and bumps its version in place.
+/// The update that writes an item's data and expiry and bumps its version in place, under
+/// `condition`.
+fn put_expressions(data: Vec<u8>, expires_at: Option<i64>, condition: Condition) -> (String, WriteExpressions) {
+    let mut placeholders = Placeholders::default();
+    let update = put_expression(data, expires_at, &mut placeholders);
+    (update, placeholders.with_condition(condition))
+}
+
 fn put_expression(data: Vec<u8>, expires_at: Option<i64>, placeholders: &mut Placeholders) -> String {
     placeholders.name("#v", VERSION);
     placeholders.name("#d", DATA);

@@ -21,7 +21,9 @@ use async_trait::async_trait;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::get_object::GetObjectError;
+use aws_sdk_s3::operation::get_object::builders::GetObjectFluentBuilder;
 use aws_sdk_s3::operation::head_object::HeadObjectError;
+use aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder;
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ServerSideEncryption;
@@ -73,11 +75,17 @@ impl S3ObjectStore {
         &self.client
     }
 
-    fn sse(&self) -> (ServerSideEncryption, Option<&str>) {
-        match &self.encryption {
+    /// A PUT of `key` in the bucket, encrypted as configured; uploads and presigned uploads alike.
+    fn put_object(&self, key: &str, content_type: &str) -> PutObjectFluentBuilder {
+        let (sse, kms_key) = match &self.encryption {
             Encryption::S3Managed => (ServerSideEncryption::Aes256, None),
-            Encryption::Kms { key_id } => (ServerSideEncryption::AwsKms, key_id.as_deref()),
-        }
+            Encryption::Kms { key_id } => (ServerSideEncryption::AwsKms, key_id.clone()),
+        };
+        self.client.put_object().bucket(&self.bucket).key(key).content_type(content_type).server_side_encryption(sse).set_ssekms_key_id(kms_key)
+    }
+
+    fn get_object(&self, key: &str) -> GetObjectFluentBuilder {
+        self.client.get_object().bucket(&self.bucket).key(key)
     }
 }
 
@@ -92,19 +100,12 @@ pub fn client_for(sdk_config: &aws_config::SdkConfig) -> Client {
 impl ObjectStore for S3ObjectStore {
     async fn presign_put(&self, key: &str, content_type: &str, content_length: u64, expires_in: Duration) -> Result<PresignedRequest, ObjectStoreError> {
         let length = i64::try_from(content_length).map_err(|_| ObjectStoreError::Backend("content length out of range".into()))?;
-        let (sse, kms_key) = self.sse();
         let signed_at = whole_second_now();
         let presigned = self
-            .client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .content_type(content_type)
+            .put_object(key, content_type)
             .content_length(length)
             // One upload per URL: S3 refuses (412) a PUT onto an existing key.
             .if_none_match("*")
-            .server_side_encryption(sse)
-            .set_ssekms_key_id(kms_key.map(str::to_owned))
             .presigned(presigning(signed_at, expires_in)?)
             .await
             .map_err(|e| backend("presign put", e))?;
@@ -117,10 +118,7 @@ impl ObjectStore for S3ObjectStore {
     async fn presign_get(&self, key: &str, expires_in: Duration, download_name: Option<&str>) -> Result<PresignedRequest, ObjectStoreError> {
         let signed_at = whole_second_now();
         let presigned = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
+            .get_object(key)
             // SPEC §2 wants `nosniff` too, but a presigned GET cannot ask S3 for it: the only
             // response overrides are content-type/-language/-disposition/-encoding, cache-control
             // and expires, and object metadata cannot carry it either (user metadata comes back
@@ -150,7 +148,7 @@ impl ObjectStore for S3ObjectStore {
             return Ok(Bytes::new());
         }
         let last = offset.saturating_add(len - 1);
-        let result = self.client.get_object().bucket(&self.bucket).key(key).range(format!("bytes={offset}-{last}")).send().await;
+        let result = self.get_object(key).range(format!("bytes={offset}-{last}")).send().await;
         let output = match result {
             Ok(output) => output,
             Err(SdkError::ServiceError(service)) if matches!(service.err(), GetObjectError::NoSuchKey(_)) => {
@@ -167,19 +165,7 @@ impl ObjectStore for S3ObjectStore {
     }
 
     async fn put(&self, key: &str, content_type: &str, body: Bytes) -> Result<(), ObjectStoreError> {
-        let (sse, kms_key) = self.sse();
-        self.client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .content_type(content_type)
-            .server_side_encryption(sse)
-            .set_ssekms_key_id(kms_key.map(str::to_owned))
-            .body(ByteStream::from(body))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| backend("put object", e))
+        self.put_object(key, content_type).body(ByteStream::from(body)).send().await.map(|_| ()).map_err(|e| backend("put object", e))
     }
 
     async fn delete(&self, key: &str) -> Result<(), ObjectStoreError> {
@@ -225,12 +211,7 @@ mod tests {
     async fn presigned_put_signs_if_none_match_so_a_url_uploads_once() {
         let upload = store().presign_put("documents/01ABC", "application/pdf", 42, Duration::from_secs(60)).await.expect("presign");
         assert_eq!(upload.headers.get("if-none-match").map(String::as_str), Some("*"));
-        let signed = url::Url::parse(&upload.url)
-            .expect("url")
-            .query_pairs()
-            .find(|(name, _)| name == "X-Amz-SignedHeaders")
-            .map(|(_, value)| value.into_owned())
-            .unwrap_or_default();
+        let signed = query_param(&upload.url, "X-Amz-SignedHeaders").unwrap_or_default();
         assert!(signed.split(';').any(|h| h == "if-none-match"), "{signed}");
     }
 
