@@ -16,70 +16,25 @@ use shared::adapters::aws::{DynamoKv, sdk_config};
 use shared::adapters::embedded::{RedbKv, open_database};
 use shared::ports::kv::{Condition, Item, KeyValue, KvError, Page, Query, TxOp};
 
-/// Generates, for each check, `embedded::<name>` and `dynamodb::<name>` tests. Checks listed
-/// under `store` also need to know what the backend behind the port guarantees.
-macro_rules! contract_tests {
-    (kv: [$($name:ident),* $(,)?], store: [$($store_check:ident),* $(,)?] $(,)?) => {
-        mod embedded {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let store = super::embedded_store();
-                    super::$name(store.kv.as_ref()).await;
-                }
-            )*
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $store_check() {
-                    super::$store_check(&super::embedded_store()).await;
-                }
-            )*
-        }
-
-        mod dynamodb {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let Some(store) = super::dynamodb_store().await else { return };
-                    super::$name(store.kv.as_ref()).await;
-                }
-            )*
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $store_check() {
-                    let Some(store) = super::dynamodb_store().await else { return };
-                    super::$store_check(&store).await;
-                }
-            )*
-        }
-    };
-}
+mod common;
+use common::contract_tests;
 
 contract_tests!(
-    kv: [
-        get_of_a_missing_key_returns_none,
-        put_then_get_returns_the_same_data_and_expiry,
-        every_put_bumps_the_store_managed_version,
-        put_if_not_exists_fails_over_a_live_item_and_changes_nothing,
-        put_with_a_stale_version_fails_and_leaves_the_item_unchanged,
-        put_requiring_existence_fails_on_a_missing_key,
-        delete_honours_its_condition,
-        transaction_with_one_failing_condition_writes_nothing,
-        transaction_reports_the_first_failing_op,
-        transaction_applies_puts_deletes_and_checks_together,
-        check_op_guards_a_transaction_without_writing,
-        transaction_limits_are_enforced,
-        malformed_requests_are_rejected_as_invalid,
-        query_returns_one_partition_in_sort_key_order,
-        query_with_a_prefix_returns_only_matching_sort_keys,
-        query_pages_through_every_item_without_gaps_or_duplicates,
-        cursor_outside_the_prefix_resumes_at_the_right_place,
-        expired_items_are_invisible_to_get_and_query,
-        conditions_treat_an_expired_item_as_absent,
-        query_fills_its_limit_past_expired_items,
-        random_operation_sequences_agree_with_a_model,
-    ],
-    store: [concurrent_version_checked_puts_let_exactly_one_win],
+    checks: {
+        (store.kv.as_ref()) [
+            get_of_a_missing_key_returns_none, put_then_get_returns_the_same_data_and_expiry, every_put_bumps_the_store_managed_version,
+            put_if_not_exists_fails_over_a_live_item_and_changes_nothing, put_with_a_stale_version_fails_and_leaves_the_item_unchanged,
+            put_requiring_existence_fails_on_a_missing_key, delete_honours_its_condition, transaction_with_one_failing_condition_writes_nothing,
+            transaction_reports_the_first_failing_op, transaction_applies_puts_deletes_and_checks_together, check_op_guards_a_transaction_without_writing,
+            transaction_limits_are_enforced, malformed_requests_are_rejected_as_invalid, query_returns_one_partition_in_sort_key_order,
+            query_with_a_prefix_returns_only_matching_sort_keys, query_pages_through_every_item_without_gaps_or_duplicates,
+            cursor_outside_the_prefix_resumes_at_the_right_place, expired_items_are_invisible_to_get_and_query, conditions_treat_an_expired_item_as_absent,
+            query_fills_its_limit_past_expired_items, random_operation_sequences_agree_with_a_model,
+        ],
+        (&store) [concurrent_version_checked_puts_let_exactly_one_win],
+    },
+    embedded: { store = super::embedded_store() },
+    dynamodb: { Some(store) = super::dynamodb_store().await },
 );
 
 /// A store under test together with whatever must outlive it.
@@ -98,11 +53,7 @@ fn embedded_store() -> Store {
 }
 
 async fn dynamodb_store() -> Option<Store> {
-    if std::env::var("AWS_ENDPOINT_URL").map_or(true, |url| url.is_empty()) {
-        assert!(std::env::var("REQUIRE_AWS_EMULATOR").as_deref() != Ok("1"), "REQUIRE_AWS_EMULATOR=1 but AWS_ENDPOINT_URL is not set");
-        eprintln!("skipping DynamoDB contract test: AWS_ENDPOINT_URL is not set");
-        return None;
-    }
+    common::emulator("DynamoDB")?;
     let client = aws_sdk_dynamodb::Client::new(&sdk_config().await);
     let table = format!("kv-contract-{}", ulid::Ulid::new().to_string().to_lowercase());
     let kv = DynamoKv::create_table_for_tests(client, &table).await.expect("create DynamoDB table");

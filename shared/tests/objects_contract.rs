@@ -23,41 +23,22 @@ use shared::adapters::aws::sdk_config;
 use shared::adapters::embedded::objects::{FileObjectStore, attachment_disposition, routes};
 use shared::ports::objects::{ObjectCreated, ObjectMeta, ObjectStore, ObjectStoreError, PresignedRequest};
 
+mod common;
+use common::contract_tests;
+
 const MINUTE: Duration = Duration::from_secs(60);
 const PDF: &[u8] = b"%PDF-1.7 test document\n%%EOF";
 
-/// Generates, for each check, `embedded::<name>` and `s3::<name>` tests.
-macro_rules! contract_tests {
-    ($($name:ident),* $(,)?) => {
-        mod embedded {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let fixture = super::embedded_store().await;
-                    super::$name(&fixture).await;
-                }
-            )*
-        }
-
-        mod s3 {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let Some(fixture) = super::s3_store().await else { return };
-                    super::$name(&fixture).await;
-                }
-            )*
-        }
-    };
-}
-
 contract_tests!(
-    presigned_put_then_presigned_get_round_trips_the_bytes,
-    presigned_put_names_the_headers_to_send_and_its_expiry,
-    head_reports_size_and_type_and_nothing_for_a_missing_key,
-    read_range_returns_the_requested_slice,
-    delete_removes_the_object_and_may_be_repeated,
-    server_side_put_replaces_an_object_and_is_downloadable,
+    checks: {
+        (&fixture) [
+            presigned_put_then_presigned_get_round_trips_the_bytes, presigned_put_names_the_headers_to_send_and_its_expiry,
+            head_reports_size_and_type_and_nothing_for_a_missing_key, read_range_returns_the_requested_slice, delete_removes_the_object_and_may_be_repeated,
+            server_side_put_replaces_an_object_and_is_downloadable,
+        ]
+    },
+    embedded: { fixture = super::embedded_store().await },
+    s3: { Some(fixture) = super::s3_store().await },
 );
 
 /// A store under test, an HTTP client, and whatever must outlive them.
@@ -86,15 +67,11 @@ async fn embedded_store() -> Fixture {
 }
 
 async fn s3_store() -> Option<Fixture> {
-    if std::env::var("AWS_ENDPOINT_URL").is_ok_and(|url| !url.is_empty()) {
-        let bucket = format!("objects-contract-{}", ulid::Ulid::new().to_string().to_lowercase());
-        let store = S3ObjectStore::from_sdk_config(&sdk_config().await, &bucket);
-        store.client().create_bucket().bucket(&bucket).send().await.expect("create bucket");
-        return Some(Fixture { store: Arc::new(store.clone()), http: reqwest::Client::new(), created: Arc::default(), s3: Some(store), _dir: None });
-    }
-    assert!(std::env::var("REQUIRE_AWS_EMULATOR").as_deref() != Ok("1"), "REQUIRE_AWS_EMULATOR=1 but AWS_ENDPOINT_URL is not set");
-    eprintln!("skipping S3 contract test: AWS_ENDPOINT_URL is not set");
-    None
+    common::emulator("S3")?;
+    let bucket = format!("objects-contract-{}", ulid::Ulid::new().to_string().to_lowercase());
+    let store = S3ObjectStore::from_sdk_config(&sdk_config().await, &bucket);
+    store.client().create_bucket().bucket(&bucket).send().await.expect("create bucket");
+    Some(Fixture { store: Arc::new(store.clone()), http: reqwest::Client::new(), created: Arc::default(), s3: Some(store), _dir: None })
 }
 
 // ---------------------------------------------------------------------------------------------

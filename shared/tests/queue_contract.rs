@@ -19,44 +19,24 @@ use shared::adapters::embedded::open_database;
 use shared::adapters::embedded::queue::RedbQueue;
 use shared::ports::queue::{Queue, ReceivedMessage};
 
+mod common;
+use common::contract_tests;
+
 /// Every queue under test dead-letters a message on its third receive.
 const MAX_RECEIVES: u32 = 2;
 const LONG: Duration = Duration::from_secs(30);
 
-/// Generates, for each check, `embedded::<name>` and `sqs::<name>` tests.
-macro_rules! contract_tests {
-    ($($name:ident),* $(,)?) => {
-        mod embedded {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let fixture = super::embedded_queue().await;
-                    super::$name(fixture.queue.as_ref()).await;
-                }
-            )*
-        }
-
-        mod sqs {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let Some(fixture) = super::sqs_queue().await else { return };
-                    super::$name(fixture.queue.as_ref()).await;
-                }
-            )*
-        }
-    };
-}
-
 contract_tests!(
-    acked_message_is_never_delivered_again,
-    received_message_is_hidden_until_its_visibility_timeout_passes,
-    released_message_is_delivered_again_at_once,
-    release_with_a_delay_hides_the_message_for_that_delay,
-    message_received_max_times_moves_to_the_dead_letter_queue,
-    long_poll_returns_as_soon_as_a_message_arrives,
-    long_poll_on_an_empty_queue_returns_nothing_after_the_wait,
-    many_messages_are_each_delivered_exactly_once_when_acked,
+    checks: {
+        (fixture.queue.as_ref()) [
+            acked_message_is_never_delivered_again, received_message_is_hidden_until_its_visibility_timeout_passes, released_message_is_delivered_again_at_once,
+            release_with_a_delay_hides_the_message_for_that_delay, message_received_max_times_moves_to_the_dead_letter_queue,
+            long_poll_returns_as_soon_as_a_message_arrives, long_poll_on_an_empty_queue_returns_nothing_after_the_wait,
+            many_messages_are_each_delivered_exactly_once_when_acked,
+        ]
+    },
+    embedded: { fixture = super::embedded_queue().await },
+    sqs: { Some(fixture) = super::sqs_queue().await },
 );
 
 /// A queue under test together with whatever must outlive it.
@@ -73,15 +53,11 @@ async fn embedded_queue() -> Fixture {
 }
 
 async fn sqs_queue() -> Option<Fixture> {
-    if std::env::var("AWS_ENDPOINT_URL").is_ok_and(|url| !url.is_empty()) {
-        let client = aws_sdk_sqs::Client::new(&sdk_config().await);
-        let name = format!("queue-contract-{}", ulid::Ulid::new().to_string().to_lowercase());
-        let queue = SqsQueue::create_with_dlq(client, &name, MAX_RECEIVES).await.expect("create SQS queues");
-        return Some(Fixture { queue: Box::new(queue), _dir: None });
-    }
-    assert!(std::env::var("REQUIRE_AWS_EMULATOR").as_deref() != Ok("1"), "REQUIRE_AWS_EMULATOR=1 but AWS_ENDPOINT_URL is not set");
-    eprintln!("skipping SQS contract test: AWS_ENDPOINT_URL is not set");
-    None
+    common::emulator("SQS")?;
+    let client = aws_sdk_sqs::Client::new(&sdk_config().await);
+    let name = format!("queue-contract-{}", ulid::Ulid::new().to_string().to_lowercase());
+    let queue = SqsQueue::create_with_dlq(client, &name, MAX_RECEIVES).await.expect("create SQS queues");
+    Some(Fixture { queue: Box::new(queue), _dir: None })
 }
 
 // ---------------------------------------------------------------------------------------------
