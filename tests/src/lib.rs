@@ -667,6 +667,16 @@ impl Api {
         me.expect(200);
         me.body
     }
+
+    /// PUTs `bytes` to a presigned upload (`{url, headers}` as the documents API answers it)
+    /// with exactly the headers it names.
+    pub async fn put_presigned(&self, upload: &Value, bytes: &[u8]) -> reqwest::Response {
+        let mut request = self.client.put(upload["url"].as_str().expect("upload.url")).body(bytes.to_vec());
+        for (name, value) in upload["headers"].as_object().expect("upload.headers") {
+            request = request.header(name.as_str(), value.as_str().expect("header values are text"));
+        }
+        request.send().await.expect("PUT to the upload URL")
+    }
 }
 
 impl Reply {
@@ -864,6 +874,24 @@ pub fn six_digit_numbers(text: &str) -> Vec<String> {
 
 fn first_six_digit_number(text: &str) -> Option<String> {
     six_digit_numbers(text).into_iter().next()
+}
+
+/// A PDF file of `objects` (numbered from 1, the catalog first) after `header` (the `%PDF-1.4`
+/// line and any binary-marker comment), with a correct cross-reference table and trailer.
+pub fn pdf_file(header: &[u8], objects: &[String]) -> Vec<u8> {
+    let mut out = header.to_vec();
+    let mut offsets = Vec::new();
+    for (index, object) in objects.iter().enumerate() {
+        offsets.push(out.len());
+        out.extend_from_slice(format!("{} 0 obj\n{object}\nendobj\n", index + 1).as_bytes());
+    }
+    let xref = out.len();
+    out.extend_from_slice(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes());
+    for offset in offsets {
+        out.extend_from_slice(format!("{offset:010} 00000 n \n").as_bytes());
+    }
+    out.extend_from_slice(format!("trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n", objects.len() + 1).as_bytes());
+    out
 }
 
 /// Parses an RFC 3339 time and checks it is UTC, as SPEC §2 requires.

@@ -123,29 +123,12 @@ fn pdf(label: &str) -> Vec<u8> {
         "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R >>".to_owned(),
         format!("<< /Length {} >>\nstream\n{stream}\nendstream", stream.len()),
     ];
-    let mut bytes = b"%PDF-1.4\n".to_vec();
-    let mut offsets = Vec::new();
-    for (n, body) in bodies.iter().enumerate() {
-        offsets.push(bytes.len());
-        bytes.extend_from_slice(format!("{} 0 obj\n{body}\nendobj\n", n + 1).as_bytes());
-    }
-    let xref = bytes.len();
-    bytes.extend_from_slice(format!("xref\n0 {}\n0000000000 65535 f \n", bodies.len() + 1).as_bytes());
-    for offset in offsets {
-        bytes.extend_from_slice(format!("{offset:010} 00000 n \n").as_bytes());
-    }
-    bytes.extend_from_slice(format!("trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n", bodies.len() + 1).as_bytes());
-    bytes
+    e2e::pdf_file(b"%PDF-1.4\n", &bodies)
 }
 
 /// PUTs `bytes` to a slot's presigned upload.
 async fn upload(api: &Api, slot: &Value, bytes: &[u8]) {
-    let upload = &slot["upload"];
-    let mut request = api.client.put(upload["url"].as_str().expect("upload.url")).body(bytes.to_vec());
-    for (name, value) in upload["headers"].as_object().expect("upload.headers") {
-        request = request.header(name.as_str(), value.as_str().unwrap_or_default());
-    }
-    let response = request.send().await.expect("PUT the upload");
+    let response = api.put_presigned(&slot["upload"], bytes).await;
     assert!(response.status().is_success(), "upload refused: {}", response.status());
 }
 

@@ -29,13 +29,16 @@ async fn create_slot(api: &Api, doc_type: &str, purpose: &str, file_name: &str, 
 
 /// PUTs `bytes` to the slot's presigned URL with exactly the headers it names.
 async fn put_upload(api: &Api, slot: &Reply, bytes: &[u8]) -> reqwest::Response {
-    let upload = &slot.body["upload"];
-    assert_eq!(upload["method"], "PUT", "{slot}");
-    let mut request = api.client.put(upload["url"].as_str().expect("upload.url")).body(bytes.to_vec());
-    for (name, value) in upload["headers"].as_object().expect("upload.headers") {
-        request = request.header(name.as_str(), value.as_str().expect("header values are text"));
-    }
-    request.send().await.expect("PUT to the upload URL")
+    assert_eq!(slot.body["upload"]["method"], "PUT", "{slot}");
+    api.put_presigned(&slot.body["upload"], bytes).await
+}
+
+/// Uploads `bytes` into the slot, which must accept them, and waits for the verdict; returns
+/// the document and how long the verdict took.
+async fn upload_and_wait(api: &Api, slot: &Reply, bytes: &[u8]) -> (Value, Duration) {
+    let put = put_upload(api, slot, bytes).await;
+    assert!(put.status().is_success(), "upload refused: {}", put.status());
+    wait_for_verdict(api, &slot.str_at("/document_id")).await
 }
 
 /// Polls the document until it leaves `pending_upload`; returns it and how long that took.
@@ -56,9 +59,7 @@ async fn wait_for_verdict(api: &Api, id: &str) -> (Value, Duration) {
 async fn upload_document(api: &Api, doc_type: &str, purpose: &str, file_name: &str, content_type: &str, bytes: &[u8]) -> Value {
     let slot = create_slot(api, doc_type, purpose, file_name, content_type, bytes.len()).await;
     slot.expect(201);
-    let put = put_upload(api, &slot, bytes).await;
-    assert!(put.status().is_success(), "upload refused: {}", put.status());
-    wait_for_verdict(api, &slot.str_at("/document_id")).await.0
+    upload_and_wait(api, &slot, bytes).await.0
 }
 
 async fn download(api: &Api, url: &str) -> (StatusCode, Vec<u8>) {
@@ -81,19 +82,7 @@ fn pdf(text: &str) -> Vec<u8> {
         format!("<< /Length {} >>\nstream\n{content}\nendstream", content.len()),
         "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_owned(),
     ];
-    let mut out = b"%PDF-1.4\n%\xE2\xE3\xCF\xD3\n".to_vec();
-    let mut offsets = Vec::new();
-    for (index, object) in objects.iter().enumerate() {
-        offsets.push(out.len());
-        out.extend_from_slice(format!("{} 0 obj\n{object}\nendobj\n", index + 1).as_bytes());
-    }
-    let xref = out.len();
-    out.extend_from_slice(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes());
-    for offset in offsets {
-        out.extend_from_slice(format!("{offset:010} 00000 n \n").as_bytes());
-    }
-    out.extend_from_slice(format!("trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n", objects.len() + 1).as_bytes());
-    out
+    e2e::pdf_file(b"%PDF-1.4\n%\xE2\xE3\xCF\xD3\n", &objects)
 }
 
 /// The start of a 64-bit Linux executable, padded: what a renamed binary looks like.
@@ -118,10 +107,8 @@ async fn citizen_uploads_a_pdf_and_downloads_identical_bytes() {
     let lifetime = (expires_at - chrono::Utc::now()).num_seconds();
     assert!((800..=900).contains(&lifetime), "upload URLs live about 15 minutes, this one {lifetime}s");
 
-    let put = put_upload(&api, &slot, &bytes).await;
-    assert!(put.status().is_success(), "upload refused: {}", put.status());
     let id = slot.str_at("/document_id");
-    let (doc, took) = wait_for_verdict(&api, &id).await;
+    let (doc, took) = upload_and_wait(&api, &slot, &bytes).await;
     assert_eq!(doc["status"], "available", "{doc}");
     assert_eq!(doc["sha256"], sha256_hex(&bytes));
     assert_eq!(doc["size_bytes"], bytes.len());
@@ -269,9 +256,7 @@ async fn twenty_uploads_become_available_quickly() {
         let bytes = pdf(&format!("Upload number {i}"));
         let slot = create_slot(&api, "other", "vault", &format!("doc-{i}.pdf"), "application/pdf", bytes.len()).await;
         slot.expect(201);
-        let put = put_upload(&api, &slot, &bytes).await;
-        assert!(put.status().is_success());
-        let (doc, took) = wait_for_verdict(&api, &slot.str_at("/document_id")).await;
+        let (doc, took) = upload_and_wait(&api, &slot, &bytes).await;
         assert_eq!(doc["status"], "available", "{doc}");
         latencies.push(took);
     }
@@ -298,9 +283,8 @@ async fn an_upload_url_stores_once_and_download_urls_carry_no_file_name() {
     let bytes = pdf("Справка для Иванова");
     let slot = create_slot(&api, "other", "vault", "Иванов справка.pdf", "application/pdf", bytes.len()).await;
     slot.expect(201);
-    assert!(put_upload(&api, &slot, &bytes).await.status().is_success());
     let id = slot.str_at("/document_id");
-    let (doc, _) = wait_for_verdict(&api, &id).await;
+    let (doc, _) = upload_and_wait(&api, &slot, &bytes).await;
     assert_eq!(doc["status"], "available", "{doc}");
 
     let mut replacement = executable();
