@@ -14,6 +14,7 @@
 //! URLs, and verification reads only ranges (the head to sniff the format, then 1 MiB chunks
 //! for the SHA-256).
 
+pub mod domain;
 pub mod errors;
 mod handlers;
 pub mod notification;
@@ -36,7 +37,8 @@ use shared::events::Event;
 use shared::http::{RateLimiter, TokenVerifier};
 use shared::keys::KeyRing;
 use shared::outbox::Relay;
-use shared::ports::{KeyValue, KvError, ObjectStore, TxOp};
+use shared::persist::Attempt;
+use shared::ports::{KeyValue, KvError, ObjectStore, Ticker, TxOp};
 use shared::settings::{Env, SettingError};
 
 pub use purge::{PurgeReport, Purger};
@@ -101,41 +103,41 @@ impl Settings {
     }
 }
 
-/// The current time; tests inject a fixed or shifted one.
-pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
-
 /// Everything the three entry points share.
 pub struct DocumentsState {
     pub kv: Arc<dyn KeyValue>,
     pub objects: Arc<dyn ObjectStore>,
+    /// Commits state changes with their events (`Relay::commit`) and relays them.
     pub relay: Relay,
     pub limiter: RateLimiter,
     pub settings: Settings,
-    clock: Clock,
+    /// Time and new ids; tests fix and move time with `Ticker::fixed`.
+    pub ticker: Ticker,
 }
 
 impl DocumentsState {
     pub fn new(kv: Arc<dyn KeyValue>, objects: Arc<dyn ObjectStore>, relay: Relay, settings: Settings) -> Self {
-        Self { limiter: RateLimiter::new(kv.clone()), kv, objects, relay, settings, clock: Arc::new(Utc::now) }
+        Self { limiter: RateLimiter::new(kv.clone()), kv, objects, relay, settings, ticker: Ticker::default() }
     }
 
-    pub fn with_clock(mut self, clock: Clock) -> Self {
-        self.clock = clock;
+    /// Uses `ticker` for time and ids, the relay's sweep included.
+    pub fn with_ticker(mut self, ticker: Ticker) -> Self {
+        self.relay = self.relay.with_clock(ticker.clock.clone());
+        self.ticker = ticker;
         self
     }
 
     pub fn now(&self) -> DateTime<Utc> {
-        (self.clock)()
+        self.ticker.now()
     }
 
-    /// Commits `ops` together with the outbox items of `events`, then relays the events.
-    pub async fn commit(&self, mut ops: Vec<TxOp>, events: Vec<Event>) -> Result<(), KvError> {
-        for event in &events {
-            ops.push(shared::outbox::stage(event)?);
-        }
-        self.kv.transact(ops).await?;
-        self.relay.publish(&events).await;
-        Ok(())
+    /// Commits `ops` with `events` as one round of `persist::retry`: `value` once written,
+    /// `Conflict` when the round lost a race.
+    pub(crate) async fn commit_round<T>(&self, ops: Vec<TxOp>, events: &[Event], value: T) -> Result<Attempt<T>, KvError> {
+        Ok(match Attempt::of(self.relay.commit(ops, events).await)? {
+            Attempt::Done(()) => Attempt::Done(value),
+            Attempt::Conflict => Attempt::Conflict,
+        })
     }
 }
 

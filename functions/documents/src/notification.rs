@@ -6,8 +6,9 @@
 //! so one parser serves both backends.
 
 use aws_lambda_events::event::s3::S3Event;
-use chrono::{NaiveDateTime, SecondsFormat, Utc};
+use chrono::{NaiveDateTime, SecondsFormat};
 use serde_json::{Value, json};
+use shared::ports::Ticker;
 use shared::ports::objects::ObjectCreated;
 
 /// What one notification message carries.
@@ -82,24 +83,30 @@ pub fn decode_key(raw: &str) -> Result<String, NotificationError> {
 const KEY_LITERAL: &percent_encoding::AsciiSet =
     &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'/').remove(b' ');
 
-/// The notification S3 would send for `created` in `bucket` (used by the local runner).
+/// The notification S3 would send for `created` in `bucket` now (used by the local runner).
 pub fn s3_object_created(bucket: &str, created: &ObjectCreated) -> String {
+    s3_object_created_by(&Ticker::default(), bucket, created)
+}
+
+/// The same, with the time and request id of `ticker`.
+pub fn s3_object_created_by(ticker: &Ticker, bucket: &str, created: &ObjectCreated) -> String {
+    let now = ticker.now();
     let key = percent_encoding::utf8_percent_encode(&created.key, KEY_LITERAL).to_string().replace(' ', "+");
     json!({
         "Records": [{
             "eventVersion": "2.1",
             "eventSource": "aws:s3",
             "awsRegion": "local",
-            "eventTime": Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
+            "eventTime": now.to_rfc3339_opts(SecondsFormat::Millis, true),
             "eventName": "ObjectCreated:Put",
             "userIdentity": {"principalId": "local"},
             "requestParameters": {"sourceIPAddress": "127.0.0.1"},
-            "responseElements": {"x-amz-request-id": ulid::Ulid::new().to_string()},
+            "responseElements": {"x-amz-request-id": ticker.id()},
             "s3": {
                 "s3SchemaVersion": "1.0",
                 "configurationId": "uploads",
                 "bucket": {"name": bucket, "ownerIdentity": {"principalId": "local"}, "arn": format!("arn:aws:s3:::{bucket}")},
-                "object": {"key": key, "size": created.size, "sequencer": format!("{:016X}", Utc::now().timestamp_micros())}
+                "object": {"key": key, "size": created.size, "sequencer": format!("{:016X}", now.timestamp_micros())}
             }
         }]
     })

@@ -15,18 +15,16 @@ use std::sync::Arc;
 use chrono::{DateTime, Days, NaiveDate, Utc};
 use serde::Serialize;
 
-use shared::ports::{Condition, KvError, ObjectStoreError, Query, TxOp};
-use shared::worker::HandlerError;
+use shared::persist::{self, Attempt};
+use shared::ports::{Condition, KvError, ObjectStoreError, Query};
 
 use crate::DocumentsState;
+use crate::domain::{self, PurgeStep};
 use crate::store::{self, DocumentStatus, PurgeEntry, Watermark};
-use crate::uploads::UploadHandler;
+use crate::uploads::{UploadError, UploadHandler};
 
 /// Where the first run starts when no watermark exists yet.
 const FIRST_RUN_LOOKBACK_DAYS: u64 = 60;
-/// A document is purged this long after it fell due, so a restore that the API accepted just
-/// before the deadline (by a clock slightly behind ours) can never lose its object.
-const GRACE: chrono::Duration = chrono::Duration::minutes(10);
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct PurgeReport {
@@ -45,14 +43,15 @@ pub struct PurgeReport {
     pub not_yet_due: u32,
 }
 
+/// Why one entry stays for the next run.
 #[derive(Debug, thiserror::Error)]
 pub enum PurgeError {
-    #[error(transparent)]
+    #[error("key-value store: {0}")]
     Kv(#[from] KvError),
-    #[error(transparent)]
+    #[error("object store: {0}")]
     Objects(#[from] ObjectStoreError),
     #[error("verification: {0}")]
-    Verify(#[from] HandlerError),
+    Verify(#[from] UploadError),
     #[error("document changed during the purge")]
     Conflict,
 }
@@ -71,7 +70,7 @@ impl Purger {
     pub async fn run(&self, now: DateTime<Utc>) -> Result<PurgeReport, KvError> {
         let kv = self.state.kv.as_ref();
         let today = now.date_naive();
-        let watermark = store::get::<Watermark>(kv, store::WATERMARK_KEY.0, store::WATERMARK_KEY.1).await?;
+        let watermark = persist::get::<Watermark>(kv, store::WATERMARK_KEY.0, store::WATERMARK_KEY.1).await?;
         let mut day = watermark.as_ref().map_or_else(|| today - Days::new(FIRST_RUN_LOOKBACK_DAYS), |w| w.value.next_day);
         let mut report = PurgeReport::default();
         let mut clean_until = None;
@@ -91,8 +90,7 @@ impl Purger {
         }
         if let Some(last_clean) = clean_until {
             let next = Watermark { next_day: last_clean + Days::new(1) };
-            let condition = watermark.as_ref().map_or(Condition::NotExists, |w| Condition::VersionIs(w.version));
-            let op = store::put_op(store::WATERMARK_KEY.0, store::WATERMARK_KEY.1, &next, condition, None)?;
+            let op = persist::put_op(store::WATERMARK_KEY.0, store::WATERMARK_KEY.1, &next, persist::condition_for(watermark.as_ref()), None)?;
             if let Err(error) = kv.transact(vec![op]).await {
                 // Another run moved it; the next run starts from wherever it is.
                 tracing::warn!(%error, "purge watermark not advanced");
@@ -124,44 +122,36 @@ impl Purger {
     async fn purge_entry(&self, pk: &str, sk: &str, entry: &PurgeEntry, now: DateTime<Utc>, report: &mut PurgeReport) -> Result<(), PurgeError> {
         let kv = self.state.kv.as_ref();
         let doc = store::load_document(kv, &entry.owner_user_id, &entry.document_id).await?;
-        let due = doc.as_ref().and_then(|d| d.value.purge_due);
-        let current_entry = due.map(|due| store::purge_key(&entry.document_id, due));
-        let (Some(doc), Some(due), true) = (doc, due, current_entry.as_ref().is_some_and(|(p, s)| p == pk && s == sk)) else {
-            kv.delete(pk, sk, Condition::None).await?;
-            report.stale_entries += 1;
-            return Ok(());
-        };
-        if due + GRACE > now {
-            report.not_yet_due += 1;
-            return Ok(());
-        }
-        match doc.value.status {
-            DocumentStatus::PendingUpload if self.state.objects.head(&doc.value.object_key).await?.is_some() => {
-                tracing::info!(document_id = %entry.document_id, "pending upload had arrived unnoticed; verifying it now");
-                self.uploads.process_object(&doc.value.object_key).await?;
-                report.verified_late += 1;
+        let step = domain::purge_step(doc.as_ref().map(|d| &d.value), (pk, sk), now);
+        let doc = match (step, doc) {
+            (PurgeStep::NotYetDue, _) => {
+                report.not_yet_due += 1;
+                return Ok(());
             }
-            DocumentStatus::PendingUpload | DocumentStatus::Deleted => {
-                // Object first: a crash after it leaves a record that the next run purges again.
-                self.state.objects.delete(&doc.value.object_key).await?;
-                let usage = if doc.value.charged_bytes > 0 { store::load_usage(kv, &entry.owner_user_id).await? } else { None };
-                let ops: Vec<TxOp> = store::removal_ops(&doc, usage.as_ref())?;
-                match self.state.commit(ops, Vec::new()).await {
-                    Ok(()) => {}
-                    Err(KvError::ConditionFailed | KvError::TransactionConflict { .. }) => return Err(PurgeError::Conflict),
-                    Err(error) => return Err(error.into()),
-                }
-                tracing::info!(document_id = %entry.document_id, status = store::status_str(doc.value.status), "document purged");
-                if doc.value.status == DocumentStatus::Deleted {
-                    report.purged_deleted += 1;
-                } else {
-                    report.purged_abandoned += 1;
-                }
-            }
-            DocumentStatus::Available | DocumentStatus::Rejected => {
+            (PurgeStep::RemoveDeleted | PurgeStep::ResolvePending, Some(doc)) => doc,
+            (PurgeStep::Stale | PurgeStep::RemoveDeleted | PurgeStep::ResolvePending, _) => {
                 kv.delete(pk, sk, Condition::None).await?;
                 report.stale_entries += 1;
+                return Ok(());
             }
+        };
+        if step == PurgeStep::ResolvePending && self.state.objects.head(&doc.value.object_key).await?.is_some() {
+            tracing::info!(document_id = %entry.document_id, "pending upload had arrived unnoticed; verifying it now");
+            self.uploads.process_object(&doc.value.object_key).await?;
+            report.verified_late += 1;
+            return Ok(());
+        }
+        // Object first: a crash after it leaves a record that the next run purges again.
+        self.state.objects.delete(&doc.value.object_key).await?;
+        let usage = if doc.value.charged_bytes > 0 { store::load_usage(kv, &entry.owner_user_id).await? } else { None };
+        if let Attempt::Conflict = self.state.commit_round(store::removal_ops(&doc, usage.as_ref())?, &[], ()).await? {
+            return Err(PurgeError::Conflict);
+        }
+        tracing::info!(document_id = %entry.document_id, status = store::status_str(doc.value.status), "document purged");
+        if doc.value.status == DocumentStatus::Deleted {
+            report.purged_deleted += 1;
+        } else {
+            report.purged_abandoned += 1;
         }
         Ok(())
     }

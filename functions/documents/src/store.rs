@@ -16,13 +16,14 @@
 //! the purge entry and the quota in step with the document in one transaction.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use shared::identity::user_pk;
-use shared::ports::{Condition, Item, KeyValue, KvError, Query, TxOp};
+use shared::persist::{Versioned, condition_for, get, put_op, query_all};
+use shared::ports::{Condition, KeyValue, KvError, Query, TxOp};
 pub use shared::records::DocumentStatus;
+pub use shared::vocabulary::RejectionReason;
 
 use crate::policy::Purpose;
 
@@ -31,7 +32,7 @@ pub const PURGE_SHARDS: u8 = 8;
 /// Prefix of every object key; the rest is the document id, so keys carry no personal data.
 pub const OBJECT_KEY_PREFIX: &str = "documents/";
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Document {
     pub document_id: String,
     pub owner_user_id: String,
@@ -78,25 +79,8 @@ pub enum Source {
     Agency { agency_id: String, application_id: String },
 }
 
-/// Why verification refused an uploaded file.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum RejectionReason {
-    ContentMismatch,
-    TooLarge,
-    Empty,
-}
-
-impl RejectionReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::ContentMismatch => "content_mismatch",
-            Self::TooLarge => "too_large",
-            Self::Empty => "empty",
-        }
-    }
-}
-
+/// The API shows and filters statuses by their wire names; `shared::records::DocumentStatus`
+/// has no `as_str`/`parse` of its own yet.
 pub fn status_str(status: DocumentStatus) -> &'static str {
     match status {
         DocumentStatus::PendingUpload => "pending_upload",
@@ -107,13 +91,7 @@ pub fn status_str(status: DocumentStatus) -> &'static str {
 }
 
 pub fn parse_status(raw: &str) -> Option<DocumentStatus> {
-    match raw {
-        "pending_upload" => Some(DocumentStatus::PendingUpload),
-        "available" => Some(DocumentStatus::Available),
-        "rejected" => Some(DocumentStatus::Rejected),
-        "deleted" => Some(DocumentStatus::Deleted),
-        _ => None,
-    }
+    [DocumentStatus::PendingUpload, DocumentStatus::Available, DocumentStatus::Rejected, DocumentStatus::Deleted].into_iter().find(|s| status_str(*s) == raw)
 }
 
 impl Document {
@@ -251,30 +229,6 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// A stored value with the store-managed version it was read at.
-#[derive(Clone, Debug)]
-pub struct Versioned<T> {
-    pub value: T,
-    pub version: u64,
-}
-
-pub async fn get<T: DeserializeOwned>(kv: &dyn KeyValue, pk: &str, sk: &str) -> Result<Option<Versioned<T>>, KvError> {
-    match kv.get(pk, sk).await? {
-        Some(item) => Ok(Some(Versioned { value: item.parse()?, version: item.version })),
-        None => Ok(None),
-    }
-}
-
-pub fn put_op<T: Serialize>(pk: impl Into<String>, sk: impl Into<String>, value: &T, condition: Condition, expires_at: Option<i64>) -> Result<TxOp, KvError> {
-    let mut item = Item::json(pk, sk, value)?;
-    item.expires_at = expires_at;
-    Ok(TxOp::Put { item, condition })
-}
-
-fn condition_for<T>(previous: Option<&Versioned<T>>) -> Condition {
-    previous.map_or(Condition::NotExists, |p| Condition::VersionIs(p.version))
-}
-
 pub async fn load_document(kv: &dyn KeyValue, owner_user_id: &str, document_id: &str) -> Result<Option<Versioned<Document>>, KvError> {
     if !is_document_id(document_id) {
         return Ok(None);
@@ -359,27 +313,34 @@ pub async fn load_usage(kv: &dyn KeyValue, owner_user_id: &str) -> Result<Option
 
 /// Every version entry of a vault series, newest first.
 pub async fn versions(kv: &dyn KeyValue, owner_user_id: &str, doc_type: &str) -> Result<Vec<VersionEntry>, KvError> {
-    let mut out = Vec::new();
-    let mut cursor = None;
-    loop {
-        let page = kv.query(Query::partition(user_pk(owner_user_id)).prefix(version_prefix(doc_type)).descending().limit(100).after(cursor)).await?;
-        for item in &page.items {
-            out.push(item.parse()?);
-        }
-        match page.last_key {
-            Some(key) => cursor = Some(key),
-            None => return Ok(out),
-        }
-    }
+    let query = Query::partition(user_pk(owner_user_id)).prefix(version_prefix(doc_type)).descending().limit(100);
+    Ok(query_all(kv, query).await?.into_iter().map(|entry| entry.value).collect())
+}
+
+/// Every share pointer of a document, expired ones included (their items may outlive the TTL).
+pub async fn share_pointers(kv: &dyn KeyValue, owner_user_id: &str, document_id: &str) -> Result<Vec<SharePointer>, KvError> {
+    let query = Query::partition(user_pk(owner_user_id)).prefix(share_pointer_prefix(document_id)).limit(100);
+    Ok(query_all(kv, query).await?.into_iter().map(|pointer| pointer.value).collect())
+}
+
+/// The ops that revoke one share: its pointer and the token item.
+pub fn revoke_share_ops(owner_user_id: &str, document_id: &str, pointer: &SharePointer) -> [TxOp; 2] {
+    let (share_pk, share_sk) = share_key(&pointer.token_hash);
+    [
+        TxOp::Delete { pk: user_pk(owner_user_id), sk: share_pointer_sk(document_id, &pointer.share_id), condition: Condition::None },
+        TxOp::Delete { pk: share_pk, sk: share_sk, condition: Condition::None },
+    ]
 }
 
 #[cfg(test)]
 mod tests {
+    use shared::ports::Item;
+
     use super::*;
 
     /// The API writes these names by hand; the OpenAPI schemas are those of the serde forms.
     #[test]
-    fn status_purpose_and_rejection_names_are_their_serialized_forms() {
+    fn status_and_purpose_names_are_their_serialized_forms() {
         use DocumentStatus::*;
         for status in [PendingUpload, Available, Rejected, Deleted] {
             assert_eq!(serde_json::to_value(status).unwrap(), status_str(status), "{status:?}");
@@ -387,9 +348,6 @@ mod tests {
         }
         for purpose in [Purpose::Vault, Purpose::Identity, Purpose::Application] {
             assert_eq!(serde_json::to_value(purpose).unwrap(), purpose.as_str(), "{purpose:?}");
-        }
-        for reason in [RejectionReason::ContentMismatch, RejectionReason::TooLarge, RejectionReason::Empty] {
-            assert_eq!(serde_json::to_value(reason).unwrap(), reason.as_str(), "{reason:?}");
         }
     }
 

@@ -19,26 +19,21 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 
-use shared::events::{Event, EventPayload};
+use shared::events::Event;
+use shared::persist::{self, Attempt, Contended};
 use shared::ports::{KvError, ObjectStoreError};
 use shared::worker::{HandlerError, MessageHandler};
 
 use crate::DocumentsState;
+pub use crate::domain::Verdict;
+use crate::domain::{self, Recording};
 use crate::notification::{self, Notification};
 use crate::policy::FileFormat;
 use crate::sniff::{self, ContentScan, ScanFor, Sniffed};
-use crate::store::{self, Document, DocumentStatus, RejectionReason, Versioned};
+use crate::store::{self, Document, RejectionReason};
 
 /// Bytes read per range while hashing.
 pub const HASH_CHUNK_BYTES: u64 = 1024 * 1024;
-const MAX_RETRIES: usize = 5;
-
-/// What the content of an object says about its document.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Verdict {
-    Available { sha256: String },
-    Rejected(RejectionReason),
-}
 
 /// What handling one object-created notification did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,6 +43,25 @@ pub enum Outcome {
     /// The document already carries this verdict (a redelivery or a repeated identical PUT).
     Unchanged,
     Decided(Verdict),
+}
+
+/// Why an object could not be judged now; every cause is worth a redelivery.
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    #[error("key-value store: {0}")]
+    Kv(#[from] KvError),
+    #[error("object store: {0}")]
+    Objects(#[from] ObjectStoreError),
+    #[error("object shrank while it was being hashed")]
+    Shrank,
+    #[error("concurrent updates of the document")]
+    Contended(#[from] Contended),
+}
+
+impl From<UploadError> for HandlerError {
+    fn from(error: UploadError) -> Self {
+        HandlerError::Retry(error.to_string())
+    }
 }
 
 /// The uploads-queue consumer: plug it into `shared::worker::run_consumer` (local runner,
@@ -71,7 +85,7 @@ impl MessageHandler for UploadHandler {
         for object in objects {
             // Every object gets its turn even if an earlier one has to be retried.
             if let Err(error) = self.process_object(&object.key).await {
-                failure = Some(error);
+                failure = Some(error.into());
             }
         }
         failure.map_or(Ok(()), Err)
@@ -83,90 +97,68 @@ impl UploadHandler {
         Self { state }
     }
 
-    /// Verifies the object at `key` and records the verdict on its document.
-    pub async fn process_object(&self, key: &str) -> Result<Outcome, HandlerError> {
+    /// Verifies the object at `key` and records the verdict on its document. A lost race
+    /// (another delivery, a deletion) reads the document again and judges again.
+    pub async fn process_object(&self, key: &str) -> Result<Outcome, UploadError> {
         let Some(document_id) = store::document_id_of_key(key) else {
             tracing::warn!("object-created notification for a key outside documents/; ignored");
             return Ok(Outcome::Ignored);
         };
-        for _ in 0..MAX_RETRIES {
-            let Some(doc) = store::load_document_anyone(self.state.kv.as_ref(), document_id).await.map_err(kv_retry)? else {
-                tracing::warn!(document_id, "object-created notification for an unknown document; ignored");
-                return Ok(Outcome::Ignored);
-            };
-            match self.decide(doc).await? {
-                Some(outcome) => return Ok(outcome),
-                None => continue,
-            }
-        }
-        Err(HandlerError::Retry(format!("document {document_id}: concurrent updates")))
+        persist::retry(|| self.judge(document_id)).await
     }
 
-    /// One attempt; `None` when the document changed under us and must be read again.
-    async fn decide(&self, doc: Versioned<Document>) -> Result<Option<Outcome>, HandlerError> {
+    /// One round: read the document, judge its object, record the verdict conditionally.
+    async fn judge(&self, document_id: &str) -> Result<Attempt<Outcome>, UploadError> {
         let state = &self.state;
+        let Some(doc) = store::load_document_anyone(state.kv.as_ref(), document_id).await? else {
+            tracing::warn!(document_id, "object-created notification for an unknown document; ignored");
+            return Ok(Attempt::Done(Outcome::Ignored));
+        };
         let current = &doc.value;
-        if current.effective_status() == DocumentStatus::Rejected {
+        if !current.awaits_verdict() {
             // Whatever arrives for a rejected document is discarded; deleting again is harmless.
             self.discard(current).await?;
-            return Ok(Some(Outcome::Unchanged));
+            return Ok(Attempt::Done(Outcome::Unchanged));
         }
         let Some(verdict) = verify(state, current).await? else {
-            tracing::warn!(document_id = %current.document_id, "object-created notification but the object is gone; ignored");
-            return Ok(Some(Outcome::Ignored));
+            tracing::warn!(document_id, "object-created notification but the object is gone; ignored");
+            return Ok(Attempt::Done(Outcome::Ignored));
         };
-        let already = current.effective_status() == DocumentStatus::Available
-            && matches!(&verdict, Verdict::Available { sha256 } if current.sha256.as_ref() == Some(sha256));
-        if already {
-            return Ok(Some(Outcome::Unchanged));
-        }
-
-        let after = apply(current, &verdict, state.now());
-        let usage = if after.charged_bytes != current.charged_bytes {
-            store::load_usage(state.kv.as_ref(), &current.owner_user_id).await.map_err(kv_retry)?
-        } else {
-            None
+        let Recording::Changed { after, event } = current.record_verdict(&verdict, state.now()) else {
+            return Ok(Attempt::Done(Outcome::Unchanged));
         };
-        let ops = store::transition_ops(Some(&doc), &after, usage.as_ref()).map_err(kv_retry)?;
-        // A deleted document learns its verdict silently; the citizen hears of it only if restored.
-        let events = if current.status == DocumentStatus::Deleted { Vec::new() } else { vec![verdict_event(&after, &verdict)] };
-        match state.commit(ops, events).await {
-            Ok(()) => {}
-            Err(KvError::ConditionFailed | KvError::TransactionConflict { .. }) => return Ok(None),
-            Err(error) => return Err(kv_retry(error)),
+        let usage = if after.charged_bytes != current.charged_bytes { store::load_usage(state.kv.as_ref(), &current.owner_user_id).await? } else { None };
+        let ops = store::transition_ops(Some(&doc), &after, usage.as_ref())?;
+        let events: Vec<Event> = event.into_iter().map(|payload| Event::new(&state.ticker, Some(after.owner_user_id.clone()), payload)).collect();
+        if let Attempt::Conflict = state.commit_round(ops, &events, ()).await? {
+            return Ok(Attempt::Conflict);
         }
         match &verdict {
-            Verdict::Available { .. } => tracing::info!(document_id = %after.document_id, size_bytes = after.size_bytes, "document verified: available"),
+            Verdict::Available { .. } => tracing::info!(document_id, size_bytes = after.size_bytes, "document verified: available"),
             Verdict::Rejected(reason) => {
-                tracing::info!(document_id = %after.document_id, reason = reason.as_str(), "document verified: rejected");
+                tracing::info!(document_id, reason = reason.as_str(), "document verified: rejected");
                 self.discard(&after).await?;
             }
         }
-        Ok(Some(Outcome::Decided(verdict)))
+        Ok(Attempt::Done(Outcome::Decided(verdict)))
     }
 
-    async fn discard(&self, doc: &Document) -> Result<(), HandlerError> {
-        self.state.objects.delete(&doc.object_key).await.map_err(object_retry)
+    async fn discard(&self, doc: &Document) -> Result<(), UploadError> {
+        Ok(self.state.objects.delete(&doc.object_key).await?)
     }
 }
 
 /// Reads the object behind `doc` and judges it; `None` when there is no object.
-pub async fn verify(state: &DocumentsState, doc: &Document) -> Result<Option<Verdict>, HandlerError> {
+pub async fn verify(state: &DocumentsState, doc: &Document) -> Result<Option<Verdict>, UploadError> {
     let objects = state.objects.as_ref();
     let key = doc.object_key.as_str();
-    let Some(meta) = objects.head(key).await.map_err(object_retry)? else { return Ok(None) };
+    let Some(meta) = objects.head(key).await? else { return Ok(None) };
     let size = meta.size;
-    if size == 0 {
-        return Ok(Some(Verdict::Rejected(RejectionReason::Empty)));
-    }
-    if size > doc.purpose.max_bytes() || size > doc.size_bytes {
-        return Ok(Some(Verdict::Rejected(RejectionReason::TooLarge)));
-    }
-    if size < doc.size_bytes {
-        return Ok(Some(Verdict::Rejected(RejectionReason::ContentMismatch)));
+    if let Some(verdict) = domain::size_verdict(doc, size) {
+        return Ok(Some(verdict));
     }
 
-    let head = objects.read_range(key, 0, sniff::HEAD_BYTES).await.map_err(object_retry)?;
+    let head = objects.read_range(key, 0, sniff::HEAD_BYTES).await?;
     let sniffed = sniff::sniff_head(&head);
     let declared = FileFormat::from_content_type(&doc.content_type);
     let expected = |format: FileFormat| Some(format) == declared && doc.purpose.accepts(format);
@@ -196,7 +188,7 @@ pub async fn verify(state: &DocumentsState, doc: &Document) -> Result<Option<Ver
 
 /// Whether the object ends with the end marker of `format`; the head already holds the tail
 /// of a small object, so only larger ones cost another read.
-async fn ends_properly(state: &DocumentsState, key: &str, size: u64, head: &[u8], format: FileFormat) -> Result<bool, HandlerError> {
+async fn ends_properly(state: &DocumentsState, key: &str, size: u64, head: &[u8], format: FileFormat) -> Result<bool, UploadError> {
     if matches!(format, FileFormat::Docx | FileFormat::Xml) {
         return Ok(true);
     }
@@ -204,23 +196,23 @@ async fn ends_properly(state: &DocumentsState, key: &str, size: u64, head: &[u8]
     if size <= head.len() as u64 {
         return Ok(sniff::has_end_marker(format, &head[head.len() - tail_len as usize..]));
     }
-    let tail = state.objects.read_range(key, size - tail_len, tail_len).await.map_err(object_retry)?;
+    let tail = state.objects.read_range(key, size - tail_len, tail_len).await?;
     Ok(sniff::has_end_marker(format, &tail))
 }
 
 /// Reads the ZIP's central directory from the end of the object and checks the listed names
 /// and declared sizes; then inflates every entry (within those sizes) to refuse XML with a
 /// DOCTYPE or entities, and to see `[Content_Types].xml` declare a Word document.
-async fn zip_is_docx(state: &DocumentsState, key: &str, size: u64) -> Result<bool, HandlerError> {
+async fn zip_is_docx(state: &DocumentsState, key: &str, size: u64) -> Result<bool, UploadError> {
     let objects = state.objects.as_ref();
     let tail_len = size.min(sniff::ZIP_TAIL_BYTES);
     let tail_start = size - tail_len;
-    let tail = objects.read_range(key, tail_start, tail_len).await.map_err(object_retry)?;
+    let tail = objects.read_range(key, tail_start, tail_len).await?;
     let Some(directory) = sniff::find_central_directory(&tail, size) else { return Ok(false) };
     if directory.size > sniff::MAX_CENTRAL_DIRECTORY_BYTES {
         return Ok(false);
     }
-    let listing = objects.read_range(key, directory.offset, directory.size).await.map_err(object_retry)?;
+    let listing = objects.read_range(key, directory.offset, directory.size).await?;
     let Some(entries) = sniff::central_directory_entries(&listing) else { return Ok(false) };
     let names: Vec<String> = entries.iter().map(|entry| entry.name.clone()).collect();
     if entries.len() != usize::from(directory.entries) || !sniff::check_package(&names) || !sniff::check_declared_sizes(&entries) {
@@ -232,7 +224,7 @@ async fn zip_is_docx(state: &DocumentsState, key: &str, size: u64) -> Result<boo
     for (index, offset, len) in spans {
         let is_content_types = entries[index].name == sniff::CONTENT_TYPES_PART;
         let keep = if is_content_types { sniff::MAX_CONTENT_TYPES_BYTES as usize } else { 0 };
-        let span = objects.read_range(key, offset, len).await.map_err(object_retry)?;
+        let span = objects.read_range(key, offset, len).await?;
         let Some(inflated) = inspector.inflate(index, offset, span, keep) else { return Ok(false) };
         if inflated.declares_entities {
             return Ok(false);
@@ -246,13 +238,13 @@ async fn zip_is_docx(state: &DocumentsState, key: &str, size: u64) -> Result<boo
 
 /// SHA-256 of the first `size` bytes, streamed in ranges so memory stays at one chunk; the
 /// same bytes feed `scan`, whose finding comes back with the digest.
-async fn sha256_of(state: &DocumentsState, key: &str, size: u64, mut scan: Option<ContentScan>) -> Result<(String, bool), HandlerError> {
+async fn sha256_of(state: &DocumentsState, key: &str, size: u64, mut scan: Option<ContentScan>) -> Result<(String, bool), UploadError> {
     let mut hasher = Sha256::new();
     let mut offset = 0;
     while offset < size {
-        let chunk = state.objects.read_range(key, offset, HASH_CHUNK_BYTES.min(size - offset)).await.map_err(object_retry)?;
+        let chunk = state.objects.read_range(key, offset, HASH_CHUNK_BYTES.min(size - offset)).await?;
         if chunk.is_empty() {
-            return Err(HandlerError::Retry("object shrank while it was being hashed".into()));
+            return Err(UploadError::Shrank);
         }
         hasher.update(&chunk);
         if let Some(scan) = scan.as_mut() {
@@ -261,52 +253,4 @@ async fn sha256_of(state: &DocumentsState, key: &str, size: u64, mut scan: Optio
         offset += chunk.len() as u64;
     }
     Ok((store::hex(&hasher.finalize()), scan.is_some_and(ContentScan::finish)))
-}
-
-/// The document after `verdict`; a deleted document keeps its status and records the verdict
-/// as what a restore returns to.
-fn apply(doc: &Document, verdict: &Verdict, now: chrono::DateTime<chrono::Utc>) -> Document {
-    let mut after = doc.clone();
-    let status = match verdict {
-        Verdict::Available { sha256 } => {
-            after.sha256 = Some(sha256.clone());
-            after.rejection_reason = None;
-            DocumentStatus::Available
-        }
-        Verdict::Rejected(reason) => {
-            after.sha256 = None;
-            after.rejection_reason = Some(*reason);
-            // Rejected content is deleted at once, so it no longer counts against the quota.
-            after.charged_bytes = 0;
-            DocumentStatus::Rejected
-        }
-    };
-    if after.status == DocumentStatus::Deleted {
-        after.status_before_delete = Some(status);
-    } else {
-        after.status = status;
-        after.purge_due = None;
-    }
-    after.verified_at = Some(now);
-    after.updated_at = now;
-    after
-}
-
-fn verdict_event(doc: &Document, verdict: &Verdict) -> Event {
-    let (status, rejection_reason) = match verdict {
-        Verdict::Available { .. } => ("available", None),
-        Verdict::Rejected(reason) => ("rejected", Some(reason.as_str().to_owned())),
-    };
-    Event::new(
-        Some(doc.owner_user_id.clone()),
-        EventPayload::DocumentVerdict { document_id: doc.document_id.clone(), file_name: doc.file_name.clone(), status: status.to_owned(), rejection_reason },
-    )
-}
-
-fn kv_retry(error: KvError) -> HandlerError {
-    HandlerError::Retry(format!("key-value store: {error}"))
-}
-
-fn object_retry(error: ObjectStoreError) -> HandlerError {
-    HandlerError::Retry(format!("object store: {error}"))
 }

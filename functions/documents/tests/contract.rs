@@ -10,13 +10,10 @@ use axum::http::{Request, StatusCode, header};
 use serde_json::Value;
 use tower::ServiceExt;
 
-use documents::{Api, DocumentsState, Settings};
-use shared::adapters::embedded::objects::FileObjectStore;
-use shared::adapters::embedded::{RedbKv, open_database, queue::RedbQueue};
+use documents::{Api, Settings};
 use shared::http::contract::{PROBLEM_CONTENT_TYPE, routes_of, split};
-use shared::keys::KeyRing;
-use shared::outbox::Relay;
-use shared::ports::{KeyValue, Queue};
+
+mod common;
 
 const METHODS: [&str; 5] = ["GET", "PUT", "POST", "DELETE", "PATCH"];
 
@@ -39,19 +36,13 @@ const EXPECTED_ROUTES: &[(&str, &str)] = &[
 
 struct Fixture {
     api: Api,
-    _dir: tempfile::TempDir,
+    _backend: common::Backend,
 }
 
 async fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let db = open_database(&dir.path().join("state.redb")).unwrap();
-    let kv: Arc<dyn KeyValue> = Arc::new(RedbKv::new(db.clone()).unwrap());
-    let events: Arc<dyn Queue> = Arc::new(RedbQueue::open(db, "events", 5).await.unwrap());
-    let objects = Arc::new(FileObjectStore::new(dir.path(), "http://objects.test", vec![7u8; 32]).unwrap());
-    let state = Arc::new(DocumentsState::new(kv.clone(), objects, Relay::new(kv, events), Settings::default()));
-    let keys = KeyRing::from_json(&KeyRing::generate_json().unwrap()).unwrap();
-    let agencies = Arc::new(shared::agencies::Registry::dev_seed().unwrap());
-    Fixture { api: Api::new(state, &keys, agencies), _dir: dir }
+    let backend = common::Backend::open().await;
+    let state = Arc::new(backend.state(backend.objects.clone(), Settings::default()));
+    Fixture { api: common::api(state, &common::key_ring()), _backend: backend }
 }
 
 fn document(api: Api) -> Value {

@@ -4,7 +4,7 @@
 //! object-created callback collects notifications that the tests hand to the upload handler,
 //! as the local runner does through the uploads queue.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,19 +15,20 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tower::ServiceExt;
 
+use common::OBJECTS_BASE;
 use documents::notification::s3_object_created;
-use documents::{Api, DocumentsState, Purger, Settings, UploadHandler};
+use documents::{DocumentsState, Purger, Settings, UploadHandler};
 use shared::adapters::embedded::objects::{FileObjectStore, routes};
-use shared::adapters::embedded::{RedbKv, open_database, queue::RedbQueue};
 use shared::events::{Event, EventPayload};
 use shared::http::AccessClaims;
 use shared::keys::KeyRing;
-use shared::outbox::Relay;
 use shared::ports::objects::ObjectCreated;
-use shared::ports::{KeyValue, ObjectStore, Queue};
+use shared::ports::{ManualClock, ObjectStore, Queue, Ticker};
+use shared::records::DocumentStatus;
+use shared::vocabulary::RejectionReason;
 use shared::worker::MessageHandler;
 
-const OBJECTS_BASE: &str = "http://objects.test";
+mod common;
 const MIB: u64 = 1024 * 1024;
 const DAY: i64 = 24 * 60 * 60;
 
@@ -74,9 +75,9 @@ struct Harness {
     /// Bytes the documents function read from the object store.
     read_bytes: Arc<std::sync::atomic::AtomicU64>,
     keys: Arc<KeyRing>,
-    /// Seconds added to the documents function's clock.
-    shift: Arc<AtomicI64>,
-    _dir: tempfile::TempDir,
+    /// The documents function's clock.
+    clock: Arc<ManualClock>,
+    _backend: common::Backend,
 }
 
 impl Harness {
@@ -85,22 +86,14 @@ impl Harness {
     }
 
     async fn with_settings(settings: Settings) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let db = open_database(&dir.path().join("state.redb")).unwrap();
-        let kv: Arc<dyn KeyValue> = Arc::new(RedbKv::new(db.clone()).unwrap());
-        let events: Arc<dyn Queue> = Arc::new(RedbQueue::open(db, "events", 5).await.unwrap());
-        let objects = Arc::new(FileObjectStore::new(dir.path(), OBJECTS_BASE, vec![7u8; 32]).unwrap());
-        let shift = Arc::new(AtomicI64::new(0));
-        let clock_shift = shift.clone();
+        let backend = common::Backend::open().await;
+        let objects = backend.objects.clone();
         let read_bytes = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let counted: Arc<dyn ObjectStore> = Arc::new(CountingStore { inner: objects.clone(), read_bytes: read_bytes.clone() });
-        let state = Arc::new(
-            DocumentsState::new(kv.clone(), counted, Relay::new(kv, events.clone()), settings)
-                .with_clock(Arc::new(move || Utc::now() + chrono::Duration::seconds(clock_shift.load(Ordering::SeqCst)))),
-        );
-        let keys = Arc::new(KeyRing::from_json(&KeyRing::generate_json().unwrap()).unwrap());
-        let agencies = Arc::new(shared::agencies::Registry::dev_seed().unwrap());
-        let api = Api::new(state.clone(), &keys, agencies);
+        let (ticker, clock) = Ticker::fixed(Utc::now());
+        let state = Arc::new(backend.state(counted, settings).with_ticker(ticker));
+        let keys = common::key_ring();
+        let api = common::api(state.clone(), &keys);
         let contract = Arc::new(serde_json::to_value(shared::http::contract::split(documents::api(api.clone()), "Documents").1).unwrap());
         let app = shared::http::finish(documents::router(api)).layer(axum::middleware::from_fn(
             move |request: axum::extract::Request, next: axum::middleware::Next| {
@@ -111,7 +104,8 @@ impl Harness {
         let created = Arc::new(Mutex::new(Vec::new()));
         let sink = created.clone();
         let objects_app = routes(objects.clone(), Arc::new(move |event| sink.lock().unwrap().push(event)));
-        Self { app, objects_app, objects, handler: UploadHandler::new(state.clone()), state, created, events, read_bytes, keys, shift, _dir: dir }
+        let events = backend.events.clone();
+        Self { app, objects_app, objects, handler: UploadHandler::new(state.clone()), state, created, events, read_bytes, keys, clock, _backend: backend }
     }
 
     /// A fresh access token with a live session behind it (the verifier checks sessions).
@@ -223,7 +217,7 @@ impl Harness {
     }
 
     fn travel(&self, seconds: i64) {
-        self.shift.fetch_add(seconds, Ordering::SeqCst);
+        self.clock.advance(chrono::Duration::seconds(seconds));
     }
 }
 
@@ -336,7 +330,7 @@ async fn citizen_uploads_a_pdf_and_downloads_the_same_bytes_after_verification()
     assert_eq!(verdicts.len(), 1);
     assert_eq!(verdicts[0].user_id.as_deref(), Some(alice.as_str()));
     assert!(
-        matches!(&verdicts[0].payload, EventPayload::DocumentVerdict { status, rejection_reason: None, file_name, .. } if status == "available" && file_name == "Паспорт.pdf")
+        matches!(&verdicts[0].payload, EventPayload::DocumentVerdict { status, rejection_reason: None, file_name, .. } if *status == DocumentStatus::Available && file_name == "Паспорт.pdf")
     );
 }
 
@@ -383,7 +377,7 @@ async fn executable_renamed_pdf_is_rejected_as_content_mismatch_and_deleted() {
         EventPayload::DocumentVerdict { status, rejection_reason, .. } => Some((status, rejection_reason)),
         _ => None,
     });
-    assert_eq!(verdict, Some(("rejected".into(), Some("content_mismatch".into()))));
+    assert_eq!(verdict, Some((DocumentStatus::Rejected, Some(RejectionReason::ContentMismatch))));
 }
 
 #[tokio::test]

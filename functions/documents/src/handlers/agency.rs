@@ -15,8 +15,9 @@ use shared::domain::text;
 use shared::http::{ApiError, ApiPath};
 use shared::records;
 
-use super::documents::{NewDocument, SlotView, check_file, prepare_slot, slot_view};
+use super::documents::{SlotView, check_file, prepare_slot, slot_view};
 use crate::Api;
+use crate::domain::NewDocument;
 use crate::policy::{Purpose, RESULT_TYPE};
 use crate::store::Source;
 
@@ -66,7 +67,7 @@ pub async fn create(State(api): State<Api>, ApiPath(agency_id): ApiPath<String>,
         Err(error) => return error.into_response(),
     };
     let agency_id = agency.id.as_str();
-    agencies::apply_once(api.kv.as_ref(), &api.relay, agency_id, webhook_id, || decide(&api, agency_id, &body)).await
+    agencies::apply_once(api.kv.as_ref(), &api.relay, agency_id, webhook_id, api.now(), || decide(&api, agency_id, &body)).await
 }
 
 async fn decide(api: &Api, agency_id: &str, body: &[u8]) -> Result<Decision, ApiError> {
@@ -97,11 +98,11 @@ async fn decide(api: &Api, agency_id: &str, body: &[u8]) -> Result<Decision, Api
         owner_user_id: application.user_id.clone(),
         doc_type: RESULT_TYPE.to_owned(),
         purpose: Purpose::Application,
-        file: file.check(Purpose::Application)?,
+        file: file.accept(Purpose::Application)?,
         source: Source::Agency { agency_id: agency_id.to_owned(), application_id: application.application_id.clone() },
         enforce_quota: false,
     };
-    let (doc, ops) = prepare_slot(api, &new).await?;
+    let (doc, ops) = prepare_slot(api, &new, &api.ticker.id()).await?;
     let slot = slot_view(api, &doc).await?;
     let answer = serde_json::to_value(&slot).map_err(ApiError::internal)?;
     tracing::info!(agency_id, application_id = %application.application_id, document_id = %doc.document_id, "agency result document slot");

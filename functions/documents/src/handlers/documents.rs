@@ -12,12 +12,14 @@ use shared::domain::text::{Text, TextRule};
 use shared::http::rate_limit::Limit;
 use shared::http::{ApiError, ApiJson, ApiPath, ApiQuery, Authenticated};
 use shared::identity::user_pk;
+use shared::persist::{self, Attempt, Versioned};
 use shared::ports::{Condition, Query as KvQuery, TxOp};
 
-use super::{CitizenDocumentType, DocumentType, DocumentView, MAX_RETRIES, UploadView, is_conflict, object_error, shares};
-use crate::policy::{self, FileFormat, Purpose, SlotRefusal};
+use super::{CitizenDocumentType, DocumentType, DocumentView, UploadView, object_error, shares};
+use crate::domain::{DeclaredFile, NewDocument};
+use crate::policy::{self, Purpose};
 use crate::store::{self, DocOwner, Document, DocumentStatus, Series, Source};
-use crate::{Api, DocumentsState, errors};
+use crate::{Api, DocumentsState};
 
 const DEFAULT_PAGE: usize = 20;
 const MAX_PAGE: usize = 100;
@@ -26,21 +28,13 @@ const FILE_NAME: TextRule = TextRule::line(255);
 /// A media type with its parameters; registered names are far shorter.
 const MAX_CONTENT_TYPE_BYTES: usize = 255;
 
-shared::problems!(CreateErrors {
-    400 => ["validation_failed"],
-    401 => ["unauthorized", "invalid_token", "session_expired"],
-    409 => ["concurrent_update"],
-    413 => ["payload_too_large", "quota_exceeded"],
-    415 => ["unsupported_media_type"],
-    429 => ["rate_limited"],
-});
+shared::problems!(CreateErrors { 400 => ["validation_failed"], 401 => ["unauthorized", "invalid_token", "session_expired"], 409 => ["concurrent_update"],
+    413 => ["payload_too_large", "quota_exceeded"], 415 => ["unsupported_media_type"], 429 => ["rate_limited"] });
 shared::problems!(ListErrors { 400 => ["validation_failed"], 401 => ["unauthorized", "invalid_token", "session_expired"] });
 shared::problems!(ReadErrors { 401 => ["unauthorized", "invalid_token", "session_expired"], 404 => ["not_found"] });
 shared::problems!(DeleteErrors { 401 => ["unauthorized", "invalid_token", "session_expired"], 404 => ["not_found"], 409 => ["concurrent_update"] });
 shared::problems!(RestoreErrors {
-    401 => ["unauthorized", "invalid_token", "session_expired"],
-    404 => ["not_found"],
-    409 => ["document_not_deleted", "concurrent_update"],
+    401 => ["unauthorized", "invalid_token", "session_expired"], 404 => ["not_found"], 409 => ["document_not_deleted", "concurrent_update"],
 });
 
 /// What the client is about to upload. Fields are checked by hand so every problem is named.
@@ -81,42 +75,12 @@ pub async fn create(State(api): State<Api>, auth: Authenticated, ApiJson(body): 
     let (Some(purpose), Some(file), true) = (purpose, file, problems.is_empty()) else {
         return Err(ApiError::validation(problems));
     };
-    let declared = file.check(purpose)?;
+    let accepted = file.accept(purpose)?;
     api.limiter.hit("document-slots", auth.user_id(), Limit::per_minute(60)).await?;
 
-    let new = NewDocument { owner_user_id: auth.user_id().to_owned(), doc_type, purpose, file: declared, source: Source::Citizen, enforce_quota: true };
+    let new = NewDocument { owner_user_id: auth.user_id().to_owned(), doc_type, purpose, file: accepted, source: Source::Citizen, enforce_quota: true };
     let slot = create_slot(&api, new).await?;
     Ok((StatusCode::CREATED, ApiJson(slot)).into_response())
-}
-
-/// A file as declared by the client, with well-formed fields (not yet checked against a purpose).
-pub(crate) struct DeclaredFile {
-    pub file_name: String,
-    pub content_type: String,
-    pub size_bytes: u64,
-}
-
-/// A declared file accepted for a purpose.
-pub(crate) struct AcceptedFile {
-    pub file_name: String,
-    /// Canonical media type of the declared format.
-    pub content_type: String,
-    pub size_bytes: u64,
-}
-
-impl DeclaredFile {
-    /// Format (415) before size (413), as a client would fix them.
-    pub fn check(self, purpose: Purpose) -> Result<AcceptedFile, ApiError> {
-        match policy::check_declared(purpose, &self.content_type, self.size_bytes) {
-            Ok(format) => Ok(AcceptedFile {
-                content_type: FileFormat::canonical_content_type(format, &self.content_type).to_owned(),
-                file_name: self.file_name,
-                size_bytes: self.size_bytes,
-            }),
-            Err(SlotRefusal::UnsupportedMediaType) => Err(errors::unsupported_media_type()),
-            Err(SlotRefusal::TooLarge { limit }) => Err(errors::payload_too_large(limit)),
-        }
-    }
 }
 
 /// Checks the file fields every upload carries; problems are appended to `problems`. Every
@@ -154,109 +118,50 @@ fn is_plain_file_name(name: &str) -> bool {
     !name.contains(['/', '\\']) && name != "." && name != ".."
 }
 
-/// A document about to get an upload slot.
-pub(crate) struct NewDocument {
-    pub owner_user_id: String,
-    pub doc_type: String,
-    pub purpose: Purpose,
-    pub file: AcceptedFile,
-    pub source: Source,
-    /// Citizens' own uploads are refused past the quota; agency results are always accepted
-    /// (and still counted).
-    pub enforce_quota: bool,
-}
-
 /// An upload slot (SPEC §5): the pending document and its presigned PUT.
 #[derive(Serialize, utoipa::ToSchema)]
 #[schema(as = UploadSlot)]
 pub(crate) struct SlotView {
     document_id: String,
     /// Always `pending_upload`.
-    #[schema(value_type = DocumentStatus)]
-    status: &'static str,
+    status: DocumentStatus,
     upload: UploadView,
 }
 
-/// Records a pending document and presigns its upload, retrying on conflicts. Every slot of a
-/// citizen updates the same usage item, so parallel uploads collide by design: they retry
-/// many times with jittered backoff instead of failing after a few attempts.
+/// Records a pending document and presigns its upload. Every slot of a citizen updates the
+/// same usage item, so parallel uploads collide by design and retry under the one policy.
 pub(crate) async fn create_slot(state: &DocumentsState, new: NewDocument) -> Result<SlotView, ApiError> {
-    for attempt in 0..SLOT_ATTEMPTS {
-        if attempt > 0 {
-            tokio::time::sleep(jittered_backoff(attempt)).await;
-        }
-        let (doc, ops) = prepare_slot(state, &new).await?;
-        match state.commit(ops, Vec::new()).await {
-            Ok(()) => {}
-            Err(e) if is_conflict(&e) => continue,
-            Err(e) => return Err(e.into()),
-        }
-        // Presigned only once the record exists, so every object that lands has a document.
-        return slot_view(state, &doc).await;
-    }
-    Err(errors::busy())
-}
-
-/// Attempts of a slot creation before answering `concurrent_update`.
-const SLOT_ATTEMPTS: u32 = 60;
-/// Longest pause between two attempts.
-const MAX_BACKOFF: std::time::Duration = std::time::Duration::from_millis(40);
-
-/// "Full jitter": a random pause up to an exponentially growing cap, so colliding requests spread out.
-fn jittered_backoff(attempt: u32) -> std::time::Duration {
-    use rand::Rng as _;
-    let cap = std::time::Duration::from_millis(1u64 << attempt.min(6)).min(MAX_BACKOFF);
-    cap.mul_f64(rand::thread_rng().r#gen::<f64>())
+    let document_id = state.ticker.id();
+    let doc = persist::retry(|| async {
+        let (doc, ops) = prepare_slot(state, &new, &document_id).await?;
+        Ok::<_, ApiError>(state.commit_round(ops, &[], doc).await?)
+    })
+    .await?;
+    // Presigned only once the record exists, so every object that lands has a document.
+    slot_view(state, &doc).await
 }
 
 /// The pending document for `new` and the ops that record it: the document with its indexes,
-/// its size charged to the owner's quota and, in the vault, the next version number taken.
-pub(crate) async fn prepare_slot(state: &DocumentsState, new: &NewDocument) -> Result<(Document, Vec<TxOp>), ApiError> {
+/// its size charged to the owner's quota and, in the vault, the next version number taken
+/// (conditional on the series as read, so a lost race takes the number again).
+pub(crate) async fn prepare_slot(state: &DocumentsState, new: &NewDocument, document_id: &str) -> Result<(Document, Vec<TxOp>), ApiError> {
     let kv = state.kv.as_ref();
     let owner_pk = user_pk(&new.owner_user_id);
-    let now = state.now();
     let usage = store::load_usage(kv, &new.owner_user_id).await?;
-    let used = usage.as_ref().map_or(0, |u| u.value.bytes);
-    if new.enforce_quota && used.saturating_add(new.file.size_bytes) > state.settings.quota_bytes {
-        return Err(errors::quota_exceeded(state.settings.quota_bytes));
-    }
-
-    let document_id = ulid::Ulid::new().to_string();
+    let series = match new.purpose {
+        Purpose::Vault => persist::get::<Series>(kv, &owner_pk, &store::series_sk(&new.doc_type)).await?,
+        _ => None,
+    };
+    let last_version = series.as_ref().map_or(0, |s| s.value.last_version);
+    let doc = new.reserve(document_id, usage.as_ref().map_or(0, |u| u.value.bytes), last_version, &state.settings, state.now())?;
     let mut ops = Vec::new();
-    let version = if new.purpose == Purpose::Vault {
-        let series = store::get::<Series>(kv, &owner_pk, &store::series_sk(&new.doc_type)).await?;
-        let version = series.as_ref().map_or(0, |s| s.value.last_version) + 1;
-        let condition = series.as_ref().map_or(Condition::NotExists, |s| Condition::VersionIs(s.version));
-        ops.push(store::put_op(owner_pk.clone(), store::series_sk(&new.doc_type), &Series { last_version: version }, condition, None)?);
-        version
-    } else {
-        1
-    };
-    let doc = Document {
-        document_id: document_id.clone(),
-        owner_user_id: new.owner_user_id.clone(),
-        doc_type: new.doc_type.clone(),
-        status: DocumentStatus::PendingUpload,
-        purpose: new.purpose,
-        file_name: new.file.file_name.clone(),
-        content_type: new.file.content_type.clone(),
-        size_bytes: new.file.size_bytes,
-        sha256: None,
-        version,
-        object_key: store::object_key(&document_id),
-        source: new.source.clone(),
-        created_at: now,
-        updated_at: now,
-        verified_at: None,
-        rejection_reason: None,
-        deleted_at: None,
-        status_before_delete: None,
-        purge_due: Some(now + state.settings.pending_upload_timeout),
-        charged_bytes: new.file.size_bytes,
-    };
+    if new.purpose == Purpose::Vault {
+        let next = Series { last_version: doc.version };
+        ops.push(persist::put_op(owner_pk, store::series_sk(&new.doc_type), &next, persist::condition_for(series.as_ref()), None)?);
+    }
     ops.extend(store::transition_ops(None, &doc, usage.as_ref())?);
-    let (owner_index_pk, owner_index_sk) = store::owner_key(&document_id);
-    ops.push(store::put_op(owner_index_pk, owner_index_sk, &DocOwner { owner_user_id: new.owner_user_id.clone() }, Condition::NotExists, None)?);
+    let (owner_index_pk, owner_index_sk) = store::owner_key(document_id);
+    ops.push(persist::put_op(owner_index_pk, owner_index_sk, &DocOwner { owner_user_id: new.owner_user_id.clone() }, Condition::NotExists, None)?);
     Ok((doc, ops))
 }
 
@@ -264,7 +169,7 @@ pub(crate) async fn prepare_slot(state: &DocumentsState, new: &NewDocument) -> R
 pub(crate) async fn slot_view(state: &DocumentsState, doc: &Document) -> Result<SlotView, ApiError> {
     let upload = state.objects.presign_put(&doc.object_key, &doc.content_type, doc.size_bytes, state.settings.upload_url_ttl).await.map_err(object_error)?;
     tracing::info!(document_id = %doc.document_id, purpose = doc.purpose.as_str(), size_bytes = doc.size_bytes, "upload slot created");
-    Ok(SlotView { document_id: doc.document_id.clone(), status: store::status_str(DocumentStatus::PendingUpload), upload: upload.into() })
+    Ok(SlotView { document_id: doc.document_id.clone(), status: doc.status, upload: upload.into() })
 }
 
 /// `GET /v1/documents/{id}`
@@ -276,7 +181,7 @@ pub async fn show(State(api): State<Api>, auth: Authenticated, ApiPath(id): ApiP
     Ok(ApiJson(DocumentView::build(&api, &doc.value).await?))
 }
 
-pub(crate) async fn own_document(state: &DocumentsState, auth: &Authenticated, id: &str) -> Result<store::Versioned<Document>, ApiError> {
+pub(crate) async fn own_document(state: &DocumentsState, auth: &Authenticated, id: &str) -> Result<Versioned<Document>, ApiError> {
     store::load_document(state.kv.as_ref(), auth.user_id(), id).await?.ok_or_else(ApiError::not_found)
 }
 
@@ -379,11 +284,7 @@ pub async fn list(State(api): State<Api>, auth: Authenticated, ApiQuery(q): ApiQ
             None => break,
         }
     }
-    let mut items = Vec::with_capacity(found.len());
-    for doc in &found {
-        items.push(DocumentView::build(&api, doc).await?);
-    }
-    Ok(ApiJson(ListView { items, next_cursor }))
+    Ok(ApiJson(ListView { items: DocumentView::build_all(&api, &found).await?, next_cursor }))
 }
 
 /// An available vault document is superseded once a newer version of its type is available.
@@ -416,11 +317,7 @@ pub async fn versions(State(api): State<Api>, auth: Authenticated, ApiPath(id): 
             docs
         }
     };
-    let mut items = Vec::with_capacity(docs.len());
-    for doc in &docs {
-        items.push(DocumentView::build(&api, doc).await?);
-    }
-    Ok(ApiJson(ListView { items, next_cursor: None }))
+    Ok(ApiJson(ListView { items: DocumentView::build_all(&api, &docs).await?, next_cursor: None }))
 }
 
 /// `DELETE /v1/documents/{id}` → 204; the document stays restorable for the restore window,
@@ -429,38 +326,27 @@ pub async fn versions(State(api): State<Api>, auth: Authenticated, ApiPath(id): 
     params(("id" = String, Path, description = "Document id", max_length = 64)),
     responses((status = 204, description = "Deleted (or already deleted); restorable for 30 days"), DeleteErrors))]
 pub async fn delete(State(api): State<Api>, auth: Authenticated, ApiPath(id): ApiPath<String>) -> Result<StatusCode, ApiError> {
-    for _ in 0..MAX_RETRIES {
+    persist::retry(|| async {
         let doc = own_document(&api, &auth, &id).await?;
-        if doc.value.status == DocumentStatus::Deleted {
-            return Ok(StatusCode::NO_CONTENT);
-        }
+        let Some(after) = doc.value.delete(api.now(), api.settings.restore_window) else { return Ok(Attempt::Done(())) };
         // Creating a share bumps the document's version, so a link made after this listing
         // makes the conditional commit below fail and the listing is taken again.
-        let mut pointers = shares::pointers(api.kv.as_ref(), auth.user_id(), &doc.value.document_id).await?;
+        let mut pointers = store::share_pointers(api.kv.as_ref(), auth.user_id(), &after.document_id).await?;
         let in_delete = pointers.len().min(shares::REVOCATIONS_WITH_DELETE);
         for excess in pointers.split_off(in_delete).chunks(shares::REVOCATIONS_PER_TRANSACTION) {
-            let ops = excess.iter().flat_map(|p| shares::revoke_ops(auth.user_id(), &doc.value.document_id, p)).collect();
-            api.commit(ops, Vec::new()).await?;
+            let ops = excess.iter().flat_map(|p| store::revoke_share_ops(auth.user_id(), &after.document_id, p)).collect();
+            api.relay.commit(ops, &[]).await?;
         }
-        let now = api.now();
-        let mut after = doc.value.clone();
-        after.status_before_delete = Some(after.status);
-        after.status = DocumentStatus::Deleted;
-        after.deleted_at = Some(now);
-        after.updated_at = now;
-        after.purge_due = Some(now + api.settings.restore_window);
         let mut ops = store::transition_ops(Some(&doc), &after, None)?;
-        ops.extend(pointers.iter().flat_map(|p| shares::revoke_ops(auth.user_id(), &after.document_id, p)));
-        match api.commit(ops, Vec::new()).await {
-            Ok(()) => {
-                tracing::info!(document_id = %after.document_id, revoked_shares = pointers.len(), "document deleted");
-                return Ok(StatusCode::NO_CONTENT);
-            }
-            Err(e) if is_conflict(&e) => continue,
-            Err(e) => return Err(e.into()),
+        ops.extend(pointers.iter().flat_map(|p| store::revoke_share_ops(auth.user_id(), &after.document_id, p)));
+        let attempt = api.commit_round(ops, &[], ()).await?;
+        if let Attempt::Done(()) = attempt {
+            tracing::info!(document_id = %after.document_id, revoked_shares = pointers.len(), "document deleted");
         }
-    }
-    Err(errors::busy())
+        Ok::<_, ApiError>(attempt)
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `POST /v1/documents/{id}/restore` → 200 with the document as it was before deletion.
@@ -468,30 +354,12 @@ pub async fn delete(State(api): State<Api>, auth: Authenticated, ApiPath(id): Ap
     params(("id" = String, Path, description = "Document id", max_length = 64)),
     responses((status = 200, description = "The document as it was before deletion", body = DocumentView), RestoreErrors))]
 pub async fn restore(State(api): State<Api>, auth: Authenticated, ApiPath(id): ApiPath<String>) -> Result<ApiJson<DocumentView>, ApiError> {
-    for _ in 0..MAX_RETRIES {
+    let after = persist::retry(|| async {
         let doc = own_document(&api, &auth, &id).await?;
-        let Some(deleted_at) = doc.value.deleted_at.filter(|_| doc.value.status == DocumentStatus::Deleted) else {
-            return Err(errors::not_deleted());
-        };
-        let now = api.now();
-        if now > deleted_at + api.settings.restore_window {
-            // Past the window it is as good as purged, whether or not the purge ran yet.
-            return Err(ApiError::not_found());
-        }
-        let mut after = doc.value.clone();
-        after.status = after.effective_status();
-        after.status_before_delete = None;
-        after.deleted_at = None;
-        after.updated_at = now;
-        after.purge_due = (after.status == DocumentStatus::PendingUpload).then(|| after.created_at + api.settings.pending_upload_timeout);
-        match api.commit(store::transition_ops(Some(&doc), &after, None)?, Vec::new()).await {
-            Ok(()) => {
-                tracing::info!(document_id = %after.document_id, "document restored");
-                return Ok(ApiJson(DocumentView::build(&api, &after).await?));
-            }
-            Err(e) if is_conflict(&e) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(errors::busy())
+        let after = doc.value.restore(api.now(), &api.settings)?;
+        Ok::<_, ApiError>(api.commit_round(store::transition_ops(Some(&doc), &after, None)?, &[], after).await?)
+    })
+    .await?;
+    tracing::info!(document_id = %after.document_id, "document restored");
+    Ok(ApiJson(DocumentView::build(&api, &after).await?))
 }

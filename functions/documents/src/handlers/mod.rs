@@ -13,14 +13,11 @@ use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::{PartialSchema, ToSchema};
 
 use shared::http::ApiError;
-use shared::ports::{KvError, ObjectStoreError, PresignedRequest};
+use shared::ports::{ObjectStoreError, PresignedRequest};
 
 use crate::DocumentsState;
 use crate::policy::{self, FileFormat, Purpose};
-use crate::store::{self, Document, DocumentStatus, RejectionReason};
-
-/// How often a read-modify-write is retried on a version conflict before answering 409.
-pub const MAX_RETRIES: usize = 5;
+use crate::store::{Document, DocumentStatus, RejectionReason};
 
 /// A document as the API shows it (SPEC §5, plus purpose, rejection and deletion details).
 #[derive(Serialize, ToSchema)]
@@ -33,8 +30,7 @@ pub struct DocumentView {
     #[serde(rename = "type")]
     #[schema(example = "passport")]
     doc_type: String,
-    #[schema(value_type = Purpose)]
-    purpose: &'static str,
+    purpose: Purpose,
     file_name: String,
     /// The canonical media type of the declared format.
     content_type: String,
@@ -42,13 +38,12 @@ pub struct DocumentView {
     /// Hex SHA-256 of the stored bytes, once verified.
     #[schema(required = true, pattern = "^[0-9a-f]{64}$")]
     sha256: Option<String>,
-    #[schema(value_type = DocumentStatus)]
-    status: &'static str,
+    status: DocumentStatus,
     /// Version within the vault series of its type (1 outside the vault).
     version: u32,
     /// Why verification refused the file (status `rejected` only).
-    #[schema(value_type = Option<RejectionReason>, required = true)]
-    rejection_reason: Option<&'static str>,
+    #[schema(required = true)]
+    rejection_reason: Option<RejectionReason>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     #[schema(required = true)]
@@ -83,20 +78,30 @@ impl DocumentView {
         Ok(Self {
             document_id: doc.document_id.clone(),
             doc_type: doc.doc_type.clone(),
-            purpose: doc.purpose.as_str(),
+            purpose: doc.purpose,
             file_name: doc.file_name.clone(),
             content_type: doc.content_type.clone(),
             size_bytes: doc.size_bytes,
             sha256: doc.sha256.clone(),
-            status: store::status_str(doc.status),
+            status: doc.status,
             version: doc.version,
-            rejection_reason: doc.rejection_reason.map(|r| r.as_str()),
+            rejection_reason: doc.rejection_reason,
             created_at: doc.created_at,
             updated_at: doc.updated_at,
             deleted_at: doc.deleted_at,
             restorable_until: doc.deleted_at.map(|at| at + state.settings.restore_window),
             download,
         })
+    }
+}
+
+impl DocumentView {
+    pub async fn build_all(state: &DocumentsState, docs: &[Document]) -> Result<Vec<Self>, ApiError> {
+        let mut views = Vec::with_capacity(docs.len());
+        for doc in docs {
+            views.push(Self::build(state, doc).await?);
+        }
+        Ok(views)
     }
 }
 
@@ -167,9 +172,4 @@ fn type_enum<'a>(description: &str, values: impl IntoIterator<Item = &'a str>) -
 
 pub fn object_error(error: ObjectStoreError) -> ApiError {
     ApiError::unavailable(error)
-}
-
-/// Conflicts mean "read again and retry"; anything else is a failure for the caller.
-pub fn is_conflict(error: &KvError) -> bool {
-    matches!(error, KvError::ConditionFailed | KvError::TransactionConflict { .. })
 }

@@ -13,16 +13,17 @@ use chrono::{DateTime, Utc};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
-use shared::domain::FieldError;
 use shared::http::rate_limit::Limit;
 use shared::http::{ApiError, ApiJson, ApiPath, Authenticated, ClientIp};
 use shared::identity::user_pk;
-use shared::ports::{Condition, KeyValue, KvError, Query as KvQuery, TxOp};
+use shared::persist;
+use shared::ports::Condition;
 
 use super::documents::own_document;
-use super::{is_conflict, object_error};
-use crate::store::{self, DocumentStatus, Share, SharePointer};
-use crate::{Api, errors};
+use super::object_error;
+use crate::Api;
+use crate::domain::{self, ShareError};
+use crate::store::{self, Share, SharePointer};
 
 /// Random bytes in a share token.
 const TOKEN_BYTES: usize = 32;
@@ -32,15 +33,8 @@ pub(crate) const REVOCATIONS_WITH_DELETE: usize = 10;
 /// Revocations per transaction when a deletion has more links than fit with it.
 pub(crate) const REVOCATIONS_PER_TRANSACTION: usize = 12;
 
-shared::problems!(CreateErrors {
-    400 => ["validation_failed"],
-    401 => ["unauthorized", "invalid_token", "session_expired"],
-    404 => ["not_found"],
-    409 => ["document_not_available", "concurrent_update"],
-    413 => ["payload_too_large"],
-    415 => ["unsupported_media_type"],
-    429 => ["rate_limited"],
-});
+shared::problems!(CreateErrors { 400 => ["validation_failed"], 401 => ["unauthorized", "invalid_token", "session_expired"], 404 => ["not_found"],
+    409 => ["document_not_available", "concurrent_update"], 413 => ["payload_too_large"], 415 => ["unsupported_media_type"], 429 => ["rate_limited"] });
 shared::problems!(ReadErrors { 401 => ["unauthorized", "invalid_token", "session_expired"], 404 => ["not_found"] });
 shared::problems!(FollowErrors { 404 => ["not_found"], 429 => ["rate_limited"] });
 
@@ -73,17 +67,10 @@ pub async fn create(
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<CreateBody>,
 ) -> Result<Response, ApiError> {
-    let max = i64::try_from(api.settings.max_share_ttl.as_secs()).unwrap_or(i64::MAX);
-    let Some(seconds) = body.expires_in_seconds.filter(|s| (1..=max).contains(s)) else {
-        return Err(ApiError::validation(vec![FieldError::new(
-            "expires_in_seconds",
-            "out_of_range",
-            format!("Срок действия ссылки: от 1 до {max} секунд (7 дней)"),
-        )]));
-    };
+    let lifetime = domain::share_lifetime(body.expires_in_seconds, api.settings.max_share_ttl)?;
     let doc = own_document(&api, &auth, &id).await?;
-    if doc.value.status != DocumentStatus::Available {
-        return Err(errors::not_available());
+    if doc.value.status != store::DocumentStatus::Available {
+        return Err(ShareError::NotAvailable.into());
     }
     api.limiter.hit("document-shares", auth.user_id(), Limit::per_minute(30)).await?;
 
@@ -91,33 +78,27 @@ pub async fn create(
     rand::rngs::OsRng.fill_bytes(&mut raw);
     let token = URL_SAFE_NO_PAD.encode(raw);
     let token_hash = store::sha256_hex(token.as_bytes());
-    let now = api.now();
-    let expires_at = now + chrono::Duration::seconds(seconds);
-    let share = Share {
-        share_id: ulid::Ulid::new().to_string(),
-        document_id: doc.value.document_id.clone(),
-        owner_user_id: auth.user_id().to_owned(),
-        created_at: now,
-        expires_at,
-    };
-    let pointer = SharePointer { share_id: share.share_id.clone(), token_hash: token_hash.clone(), created_at: now, expires_at };
-    let (share_pk, share_sk) = store::share_key(&token_hash);
-    let owner_pk = user_pk(auth.user_id());
-    let ops = vec![
-        // Still available at commit time, and the version bump tells a concurrent delete
-        // (which revokes every link it listed) that there is one more to revoke.
-        store::put_op(owner_pk.clone(), store::document_sk(&doc.value.document_id), &doc.value, Condition::VersionIs(doc.version), None)?,
-        store::put_op(share_pk, share_sk, &share, Condition::NotExists, Some(expires_at.timestamp()))?,
-        store::put_op(owner_pk, store::share_pointer_sk(&share.document_id, &share.share_id), &pointer, Condition::NotExists, Some(expires_at.timestamp()))?,
-    ];
-    match api.commit(ops, Vec::new()).await {
-        Ok(()) => {}
-        Err(e) if is_conflict(&e) => return Err(errors::busy()),
-        Err(e) => return Err(e.into()),
-    }
+    let share_id = api.ticker.id();
+    let share = persist::retry(|| async {
+        // Read again on a lost race: the document may have been deleted meanwhile.
+        let doc = own_document(&api, &auth, &id).await?;
+        let (share, pointer) = Share::issue(&doc.value, share_id.clone(), token_hash.clone(), lifetime, api.now())?;
+        let (share_pk, share_sk) = store::share_key(&token_hash);
+        let owner_pk = user_pk(auth.user_id());
+        let expires = Some(share.expires_at.timestamp());
+        let ops = vec![
+            // Still available at commit time, and the version bump tells a concurrent delete
+            // (which revokes every link it listed) that there is one more to revoke.
+            persist::put_op(owner_pk.clone(), store::document_sk(&doc.value.document_id), &doc.value, doc.unchanged(), None)?,
+            persist::put_op(share_pk, share_sk, &share, Condition::NotExists, expires)?,
+            persist::put_op(owner_pk, store::share_pointer_sk(&share.document_id, &share.share_id), &pointer, Condition::NotExists, expires)?,
+        ];
+        Ok::<_, ApiError>(api.commit_round(ops, &[], share).await?)
+    })
+    .await?;
     tracing::info!(document_id = %share.document_id, share_id = %share.share_id, "share link created");
     let url = format!("{}/v1/shares/{token}", api.settings.public_base_url);
-    Ok((StatusCode::CREATED, ApiJson(ShareCreated { share_id: share.share_id, url, expires_at })).into_response())
+    Ok((StatusCode::CREATED, ApiJson(ShareCreated { share_id: share.share_id, url, expires_at: share.expires_at })).into_response())
 }
 
 /// A share link still in force (its URL is not kept).
@@ -146,39 +127,13 @@ pub struct ShareList {
 pub async fn list(State(api): State<Api>, auth: Authenticated, ApiPath(id): ApiPath<String>) -> Result<ApiJson<ShareList>, ApiError> {
     let doc = own_document(&api, &auth, &id).await?;
     let now = api.now();
-    let items = pointers(api.kv.as_ref(), auth.user_id(), &doc.value.document_id)
+    let items = store::share_pointers(api.kv.as_ref(), auth.user_id(), &doc.value.document_id)
         .await?
         .into_iter()
-        .filter(|pointer| pointer.expires_at > now)
+        .filter(|pointer| pointer.is_live(now))
         .map(|pointer| ShareView { share_id: pointer.share_id, created_at: pointer.created_at, expires_at: pointer.expires_at })
         .collect();
     Ok(ApiJson(ShareList { items, next_cursor: None }))
-}
-
-/// Every share pointer of a document, expired ones included (their items may outlive the TTL).
-pub(crate) async fn pointers(kv: &dyn KeyValue, owner_user_id: &str, document_id: &str) -> Result<Vec<SharePointer>, KvError> {
-    let mut out = Vec::new();
-    let mut cursor = None;
-    loop {
-        let query = KvQuery::partition(user_pk(owner_user_id)).prefix(store::share_pointer_prefix(document_id)).limit(100).after(cursor);
-        let page = kv.query(query).await?;
-        for item in &page.items {
-            out.push(item.parse()?);
-        }
-        match page.last_key {
-            Some(key) => cursor = Some(key),
-            None => return Ok(out),
-        }
-    }
-}
-
-/// The ops that revoke one share: its pointer and the token item.
-pub(crate) fn revoke_ops(owner_user_id: &str, document_id: &str, pointer: &SharePointer) -> [TxOp; 2] {
-    let (share_pk, share_sk) = store::share_key(&pointer.token_hash);
-    [
-        TxOp::Delete { pk: user_pk(owner_user_id), sk: store::share_pointer_sk(document_id, &pointer.share_id), condition: Condition::None },
-        TxOp::Delete { pk: share_pk, sk: share_sk, condition: Condition::None },
-    ]
 }
 
 /// `DELETE /v1/documents/{id}/shares/{share_id}` → 204.
@@ -192,8 +147,8 @@ pub async fn revoke(State(api): State<Api>, auth: Authenticated, ApiPath((id, sh
     }
     let owner_pk = user_pk(auth.user_id());
     let pointer_sk = store::share_pointer_sk(&doc.value.document_id, &share_id);
-    let pointer = store::get::<SharePointer>(api.kv.as_ref(), &owner_pk, &pointer_sk).await?.ok_or_else(ApiError::not_found)?;
-    api.commit(revoke_ops(auth.user_id(), &doc.value.document_id, &pointer.value).into(), Vec::new()).await?;
+    let pointer = persist::get::<SharePointer>(api.kv.as_ref(), &owner_pk, &pointer_sk).await?.ok_or_else(ApiError::not_found)?;
+    api.relay.commit(store::revoke_share_ops(auth.user_id(), &doc.value.document_id, &pointer.value).into(), &[]).await?;
     tracing::info!(document_id = %doc.value.document_id, share_id, "share link revoked");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -211,12 +166,9 @@ pub async fn follow(State(api): State<Api>, ip: ClientIp, ApiPath(token): ApiPat
         return Err(ApiError::not_found());
     }
     let (pk, sk) = store::share_key(&store::sha256_hex(token.as_bytes()));
-    let share = store::get::<Share>(api.kv.as_ref(), &pk, &sk).await?.ok_or_else(ApiError::not_found)?.value;
-    if share.expires_at <= api.now() {
-        return Err(ApiError::not_found());
-    }
+    let share = persist::get::<Share>(api.kv.as_ref(), &pk, &sk).await?.ok_or_else(ApiError::not_found)?.value;
     let doc = store::load_document(api.kv.as_ref(), &share.owner_user_id, &share.document_id).await?.ok_or_else(ApiError::not_found)?.value;
-    if doc.status != DocumentStatus::Available {
+    if !share.opens(&doc, api.now()) {
         return Err(ApiError::not_found());
     }
     let download = api.objects.presign_get(&doc.object_key, api.settings.share_redirect_ttl, Some(&super::download_name(&doc))).await.map_err(object_error)?;
