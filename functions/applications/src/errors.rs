@@ -1,34 +1,66 @@
-//! The applications function's problem codes (SPEC §4), built once here.
+//! The applications function's problem codes (SPEC §4): every domain refusal is mapped to
+//! problem+json here, once.
 
 use axum::http::StatusCode;
 use shared::domain::FieldError;
 use shared::http::ApiError;
+use shared::vocabulary::Level;
 
-use crate::status::ApplicationStatus;
+use crate::domain::{ChangeError, LevelError, SubmitError, Transition};
 
-pub fn invalid_transition(from: ApplicationStatus, to: ApplicationStatus) -> ApiError {
-    ApiError::new(StatusCode::CONFLICT, "invalid_transition", format!("Заявление в статусе «{}» нельзя перевести в статус «{}»", from.title(), to.title()))
+impl From<Transition> for ApiError {
+    fn from(Transition { from, to }: Transition) -> Self {
+        ApiError::new(StatusCode::CONFLICT, "invalid_transition", format!("Заявление в статусе «{}» нельзя перевести в статус «{}»", from.title(), to.title()))
+    }
 }
 
-pub fn not_a_draft(status: ApplicationStatus) -> ApiError {
-    ApiError::new(StatusCode::CONFLICT, "invalid_transition", format!("Изменять можно только черновик; заявление в статусе «{}»", status.title()))
+impl From<SubmitError> for ApiError {
+    fn from(error: SubmitError) -> Self {
+        match error {
+            SubmitError::Transition(transition) => transition.into(),
+            SubmitError::ServiceUnavailable => unprocessable_field("/service_code", "service_unavailable", "Услуга больше не оказывается"),
+            SubmitError::LevelInsufficient(required) => {
+                let level = match required {
+                    Level::Simplified => "упрощённая",
+                    Level::Standard => "стандартная",
+                    Level::Confirmed => "подтверждённая",
+                };
+                ApiError::new(StatusCode::FORBIDDEN, "level_insufficient", format!("Для этой услуги нужна {level} учётная запись"))
+            }
+            SubmitError::Incomplete(problems) => unprocessable(problems),
+        }
+    }
 }
 
-pub fn draft_has_no_thread() -> ApiError {
-    ApiError::new(StatusCode::CONFLICT, "invalid_state", "Переписка с ведомством доступна после отправки заявления")
+impl From<ChangeError> for ApiError {
+    fn from(error: ChangeError) -> Self {
+        match error {
+            ChangeError::Transition(transition) => transition.into(),
+            ChangeError::NotADraft(status) => {
+                ApiError::new(StatusCode::CONFLICT, "invalid_transition", format!("Изменять можно только черновик; заявление в статусе «{}»", status.title()))
+            }
+            ChangeError::NoThread => ApiError::new(StatusCode::CONFLICT, "invalid_state", "Переписка с ведомством доступна после отправки заявления"),
+            ChangeError::Unprocessable(problems) => unprocessable(problems),
+        }
+    }
+}
+
+impl From<LevelError> for ApiError {
+    fn from(error: LevelError) -> Self {
+        match error {
+            LevelError::NoProfile => unprocessable_field("/data/user_id", "no_profile", "Гражданин не заполнил СНИЛС и паспортные данные"),
+            LevelError::Outdated => {
+                ApiError::new(StatusCode::CONFLICT, "verification_outdated", "Решение относится не к последнему запросу на проверку данных")
+            }
+            LevelError::Conflict { from, to } => {
+                ApiError::new(StatusCode::CONFLICT, "invalid_transition", format!("Уровень учётной записи {} нельзя сменить на {}", from.as_str(), to.as_str()))
+            }
+        }
+    }
 }
 
 pub fn precondition_failed() -> ApiError {
     ApiError::new(StatusCode::PRECONDITION_FAILED, "precondition_failed", "Заявление изменилось с момента последнего чтения; обновите его и повторите действие")
-}
-
-pub fn level_insufficient(required: shared::identity::Level) -> ApiError {
-    let level = match required {
-        shared::identity::Level::Simplified => "упрощённая",
-        shared::identity::Level::Standard => "стандартная",
-        shared::identity::Level::Confirmed => "подтверждённая",
-    };
-    ApiError::new(StatusCode::FORBIDDEN, "level_insufficient", format!("Для этой услуги нужна {level} учётная запись"))
 }
 
 /// 422 `validation_failed`: the request is well-formed but the application cannot proceed.
@@ -38,8 +70,4 @@ pub fn unprocessable(errors: Vec<FieldError>) -> ApiError {
 
 pub fn unprocessable_field(field: &str, code: &str, message: &str) -> ApiError {
     unprocessable(vec![FieldError::new(field, code, message)])
-}
-
-pub fn busy() -> ApiError {
-    ApiError::new(StatusCode::CONFLICT, "concurrent_update", "Запрос конфликтует с другим изменением, повторите попытку")
 }

@@ -7,9 +7,9 @@
 //! with the other functions.
 
 pub mod catalogue;
+pub mod domain;
 mod errors;
 mod handlers;
-pub mod status;
 pub mod store;
 
 use std::sync::Arc;
@@ -22,10 +22,9 @@ use shared::http::contract::{OpenApiRouter, routes};
 use shared::http::{Limit, RateLimiter, TokenVerifier, WriteBudget};
 use shared::keys::{IndexKey, KeyRing};
 use shared::outbox::Relay;
-use shared::ports::KeyValue;
+use shared::ports::{KeyValue, Ticker};
 
 pub use catalogue::{Catalogue, Service};
-pub use status::{ActorKind, ApplicationStatus, can_transition};
 
 /// Drafts a citizen may create per hour: far more than anyone fills in by hand, and each one
 /// is kept for years.
@@ -45,6 +44,8 @@ pub struct ApplicationsState {
     pub index_key: Arc<IndexKey>,
     pub limiter: RateLimiter,
     pub write_budget: WriteBudget,
+    /// Time and new ids.
+    pub ticker: Ticker,
 }
 
 impl ApplicationsState {
@@ -57,7 +58,13 @@ impl ApplicationsState {
         index_key: Arc<IndexKey>,
     ) -> Self {
         let limiter = RateLimiter::new(kv.clone());
-        Self { kv, relay, verifier, catalogue, agencies, index_key, limiter, write_budget: WRITE_BUDGET }
+        Self { kv, relay, verifier, catalogue, agencies, index_key, limiter, write_budget: WRITE_BUDGET, ticker: Ticker::default() }
+    }
+
+    /// Replaces the system clock and random ids (tests fix time with `Ticker::fixed`).
+    pub fn with_ticker(mut self, ticker: Ticker) -> Self {
+        self.ticker = ticker;
+        self
     }
 
     /// Replaces `WRITE_BUDGET` (load tests drive one citizen far harder than a person would).

@@ -11,13 +11,14 @@
 //! Every write of an application puts the record with `VersionIs(read version)` and the copy in
 //! the same transaction, so the two never disagree and two concurrent writers never both win.
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
+use shared::persist::{self, put_op};
 use shared::ports::{Condition, Item, KeyValue, KvError, Query, TxOp};
+use shared::records::DocumentRef;
 
-use crate::status::{ActorKind, ApplicationStatus};
+use crate::domain::{Application, Message};
 
 pub const APP_SK: &str = "APP";
 
@@ -38,185 +39,12 @@ pub fn is_id(value: &str) -> bool {
     value.len() == 26 && value.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Application {
-    pub application_id: String,
-    pub user_id: String,
-    pub service_code: String,
-    pub agency_id: String,
-    pub status: ApplicationStatus,
-    pub number: Option<String>,
-    pub form: Value,
-    pub document_ids: Vec<String>,
-    pub created_at: DateTime<Utc>,
-    pub submitted_at: Option<DateTime<Utc>>,
-    pub updated_at: DateTime<Utc>,
-    pub expected_completion_date: Option<NaiveDate>,
-    pub rejection: Option<Rejection>,
-    pub result_document_ids: Vec<String>,
-    pub history: Vec<HistoryEntry>,
-    /// The store version of the record after the write that produced this state.
-    pub version: u64,
-}
-
-/// An agency's refusal (SPEC §4.2: `rejected` requires a reason).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-#[schema(as = ApplicationRejection)]
-pub struct Rejection {
-    pub reason: String,
-    /// What the citizen can do about it.
-    #[schema(required = true)]
-    pub recommendations: Option<String>,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct HistoryEntry {
-    pub status: ApplicationStatus,
-    pub at: DateTime<Utc>,
-    pub actor: Actor,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub comment: Option<String>,
-}
-
-/// Who did something to an application: the citizen, an agency (with its employee's name and
-/// position when given) or the system.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-#[schema(as = ApplicationActor)]
-pub struct Actor {
-    #[serde(rename = "type")]
-    pub kind: ActorKind,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub position: Option<String>,
-}
-
-impl Actor {
-    pub fn citizen() -> Self {
-        Self { kind: ActorKind::Citizen, name: None, position: None }
-    }
-}
-
-impl Application {
-    pub fn new_draft(user_id: &str, service: &crate::catalogue::Service, form: Value, document_ids: Vec<String>, now: DateTime<Utc>) -> Self {
-        Self {
-            application_id: ulid::Ulid::new().to_string(),
-            user_id: user_id.to_owned(),
-            service_code: service.code.clone(),
-            agency_id: service.agency_id.clone(),
-            status: ApplicationStatus::Draft,
-            number: None,
-            form,
-            document_ids,
-            created_at: now,
-            submitted_at: None,
-            updated_at: now,
-            expected_completion_date: None,
-            rejection: None,
-            result_document_ids: Vec::new(),
-            history: vec![HistoryEntry { status: ApplicationStatus::Draft, at: now, actor: Actor::citizen(), comment: None }],
-            version: 0,
-        }
-    }
-
-    /// Moves to `status`, recording who did it and why.
-    pub fn record_transition(&mut self, status: ApplicationStatus, actor: Actor, comment: Option<String>, now: DateTime<Utc>) {
-        self.status = status;
-        self.history.push(HistoryEntry { status, at: now, actor, comment });
-    }
-
-    /// The API body (SPEC §4.3); the owner's id stays inside.
-    pub fn body(&self) -> ApplicationBody {
-        let history = self
-            .history
-            .iter()
-            .map(|h| HistoryBody { status: h.status, status_title: h.status.title(), at: h.at, actor: h.actor.clone(), comment: h.comment.clone() })
-            .collect();
-        ApplicationBody {
-            application_id: self.application_id.clone(),
-            number: self.number.clone(),
-            service_code: self.service_code.clone(),
-            agency_id: self.agency_id.clone(),
-            status: self.status,
-            status_title: self.status.title(),
-            form: self.form.clone(),
-            document_ids: self.document_ids.clone(),
-            created_at: self.created_at,
-            submitted_at: self.submitted_at,
-            updated_at: self.updated_at,
-            expected_completion_date: self.expected_completion_date,
-            rejection: self.rejection.clone(),
-            result_document_ids: self.result_document_ids.clone(),
-            history,
-            version: self.version,
-        }
-    }
-}
-
-/// An application as its citizen sees it (SPEC §4.3).
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
-#[schema(as = Application)]
-pub struct ApplicationBody {
-    #[schema(max_length = 26, example = "01JD3Q0Z8X4ZK6V5W7Y9A1B2C3")]
-    pub application_id: String,
-    /// Human-readable unique number (`YYYY-NNNNNNN`), given on submission.
-    #[schema(required = true, example = "2026-0000123")]
-    pub number: Option<String>,
-    /// The catalogue service applied for.
-    pub service_code: String,
-    /// The agency that handles the service.
-    pub agency_id: String,
-    pub status: ApplicationStatus,
-    /// The status in Russian, as citizens see it («Черновик», «Отправлено»…).
-    pub status_title: &'static str,
-    /// The form; checked against the service's `form_schema` on submission.
-    #[schema(value_type = Object)]
-    pub form: Value,
-    /// Attached documents (ids from the documents function).
-    pub document_ids: Vec<String>,
-    pub created_at: DateTime<Utc>,
-    #[schema(required = true)]
-    pub submitted_at: Option<DateTime<Utc>>,
-    pub updated_at: DateTime<Utc>,
-    /// Set on submission from the service's processing days; the agency may move it.
-    #[schema(required = true)]
-    pub expected_completion_date: Option<NaiveDate>,
-    /// Why the agency refused, when `status` is `rejected`.
-    #[schema(required = true)]
-    pub rejection: Option<Rejection>,
-    /// Documents the agency issued as the result.
-    pub result_document_ids: Vec<String>,
-    /// Every status the application has had, oldest first.
-    pub history: Vec<HistoryBody>,
-    /// Bumped by every write; send it back as `If-Match: "<version>"`.
-    pub version: u64,
-}
-
-/// One step of an application's history.
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
-#[schema(as = ApplicationHistoryEntry)]
-pub struct HistoryBody {
-    pub status: ApplicationStatus,
-    /// The status in Russian.
-    pub status_title: &'static str,
-    pub at: DateTime<Utc>,
-    pub actor: Actor,
-    /// The actor's comment or reason, if any.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub comment: Option<String>,
-}
-
 /// Reads the record of truth; `version` is the store's.
 pub async fn load(kv: &dyn KeyValue, application_id: &str) -> Result<Option<Application>, KvError> {
     if !is_id(application_id) {
         return Ok(None);
     }
-    let Some(item) = kv.get(&app_pk(application_id), APP_SK).await? else {
-        return Ok(None);
-    };
-    let mut app: Application = item.parse()?;
-    app.version = item.version;
-    Ok(Some(app))
+    Ok(persist::get::<Application>(kv, &app_pk(application_id), APP_SK).await?.map(|read| Application { version: read.version, ..read.value }))
 }
 
 /// The ops that write `app` as its next version: the record (only if it is still at
@@ -225,10 +53,12 @@ pub fn save_ops(app: &mut Application) -> Result<Vec<TxOp>, KvError> {
     let condition = if app.version == 0 { Condition::NotExists } else { Condition::VersionIs(app.version) };
     app.version += 1;
     let (copy_pk, copy_sk) = user_copy_key(&app.user_id, &app.application_id);
-    Ok(vec![
-        TxOp::Put { item: Item::json(app_pk(&app.application_id), APP_SK, app)?, condition },
-        TxOp::Put { item: Item::json(copy_pk, copy_sk, app)?, condition: Condition::None },
-    ])
+    Ok(vec![put_op(app_pk(&app.application_id), APP_SK, app, condition, None)?, put_op(copy_pk, copy_sk, app, Condition::None, None)?])
+}
+
+/// The citizen's documents `ids` names, in order (`None` where there is none).
+pub async fn documents(kv: &dyn KeyValue, user_id: &str, ids: &[String]) -> Result<Vec<Option<DocumentRef>>, KvError> {
+    futures::future::try_join_all(ids.iter().map(|id| shared::records::load_document(kv, user_id, id))).await
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -238,7 +68,7 @@ pub struct NumberIndex {
 
 pub fn number_index_op(number: &str, application_id: &str) -> Result<TxOp, KvError> {
     let (pk, sk) = number_key(number);
-    Ok(TxOp::Put { item: Item::json(pk, sk, &NumberIndex { application_id: application_id.to_owned() })?, condition: Condition::NotExists })
+    put_op(pk, sk, &NumberIndex { application_id: application_id.to_owned() }, Condition::NotExists, None)
 }
 
 pub async fn find_by_number(kv: &dyn KeyValue, number: &str) -> Result<Option<Application>, KvError> {
@@ -246,15 +76,16 @@ pub async fn find_by_number(kv: &dyn KeyValue, number: &str) -> Result<Option<Ap
         return Ok(None);
     }
     let (pk, sk) = number_key(number);
-    let Some(index) = kv.get(&pk, &sk).await? else {
+    let Some(index) = persist::get::<NumberIndex>(kv, &pk, &sk).await? else {
         return Ok(None);
     };
-    load(kv, &index.parse::<NumberIndex>()?.application_id).await
+    load(kv, &index.value.application_id).await
 }
 
 /// A new human-readable number, `YYYY-NNNNNNN`: the year's counter is bumped by one
 /// unconditional put whose store-managed version is the sequence, so concurrent processes
-/// never draw the same number. A number drawn by an attempt that then fails is skipped.
+/// never draw the same number. A number drawn for a write that then fails is skipped, so a
+/// caller draws once per submission, never once per retried round.
 pub async fn next_number(kv: &dyn KeyValue, now: DateTime<Utc>) -> Result<String, KvError> {
     let year = now.format("%Y").to_string();
     let counter = Item::new(format!("COUNTER#application-number#{year}"), "COUNTER", Vec::new());
@@ -266,21 +97,8 @@ pub fn format_number(year: &str, sequence: u64) -> String {
     format!("{year}-{sequence:07}")
 }
 
-/// A message of the thread between the citizen and the agency.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-#[schema(as = ApplicationMessage)]
-pub struct Message {
-    pub message_id: String,
-    pub author: Actor,
-    /// 1–4,000 characters.
-    #[schema(max_length = 4000)]
-    pub text: String,
-    pub at: DateTime<Utc>,
-}
-
 pub fn message_op(application_id: &str, message: &Message) -> Result<TxOp, KvError> {
-    let item = Item::json(app_pk(application_id), format!("MSG#{}", message.message_id), message)?;
-    Ok(TxOp::Put { item, condition: Condition::NotExists })
+    put_op(app_pk(application_id), format!("MSG#{}", message.message_id), message, Condition::NotExists, None)
 }
 
 /// One page of the thread, oldest first; the cursor is a message id.

@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use applications::{ActorKind, ApplicationStatus, can_transition};
 use common::Harness;
+use shared::domain::application::{ActorKind, ApplicationStatus, can_transition};
 use shared::events::EventPayload;
 
 const CONCURRENT: usize = 50;
@@ -129,7 +129,7 @@ async fn status_events(h: &Harness) -> Vec<String> {
         .await
         .into_iter()
         .filter_map(|e| match e.payload {
-            EventPayload::ApplicationStatusChanged { status, .. } => Some(status),
+            EventPayload::ApplicationStatusChanged { status, .. } => Some(status.as_str().to_owned()),
             _ => None,
         })
         .collect()

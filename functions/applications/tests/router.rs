@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 
 use common::{Harness, embedded_kv};
 use shared::events::EventPayload;
-use shared::identity::Level;
 use shared::ports::{Query, Queue, QueueError, ReceivedMessage};
+use shared::vocabulary::{ApplicationStatus, Level, LevelChangeReason};
 
 fn id_of(app: &Value) -> String {
     app["application_id"].as_str().expect("application_id").to_owned()
@@ -150,13 +150,13 @@ async fn submit_assigns_a_number_and_commits_a_status_event() {
             EventPayload::ApplicationStatusChanged { application_id, status, status_title, number, service_title, .. } => {
                 assert_eq!(e.user_id.as_deref(), Some(anna.user_id.as_str()));
                 assert_eq!(service_title, "Запись на приём в МФЦ");
-                Some((application_id.clone(), status.clone(), status_title.clone(), number.clone()))
+                Some((application_id.clone(), *status, status_title.clone(), number.clone()))
             }
             _ => None,
         })
         .collect();
     assert_eq!(changes.len(), 2, "{changes:?}");
-    assert_eq!(changes[0], (id_of(&first), "submitted".into(), "Отправлено".into(), first["number"].as_str().map(str::to_owned)));
+    assert_eq!(changes[0], (id_of(&first), ApplicationStatus::Submitted, "Отправлено".into(), first["number"].as_str().map(str::to_owned)));
     let left: Vec<_> = h.kv.query(Query::partition("OUTBOX")).await.unwrap().items;
     assert!(left.is_empty(), "relayed events leave the outbox");
 }
@@ -564,7 +564,7 @@ async fn registry_verification_raises_simplified_to_standard_with_an_event() {
     // The request is answered: the same verdict again under a new webhook-id changes nothing.
     h.webhook("sfr", "verify-2", &verdict).await.problem(409, "verification_outdated");
 
-    let changes: Vec<(String, String)> = h
+    let changes: Vec<(Level, Level)> = h
         .events()
         .await
         .into_iter()
@@ -573,7 +573,7 @@ async fn registry_verification_raises_simplified_to_standard_with_an_event() {
             _ => None,
         })
         .collect();
-    assert_eq!(changes, [("simplified".to_owned(), "standard".to_owned())]);
+    assert_eq!(changes, [(Level::Simplified, Level::Standard)]);
 
     let confirm = json!({"type": "identity.confirmed", "data": {"user_id": anna.user_id, "method": "mfc"}});
     h.webhook("sfr", "confirm-by-sfr", &confirm).await.problem(403, "forbidden");
@@ -605,7 +605,7 @@ async fn identity_verdicts_need_a_profile_a_known_user_and_a_known_result() {
         (shared::identity::VerificationStatus::Rejected, Some("Паспорт недействителен"))
     );
     assert_eq!(account.level, Level::Simplified);
-    let notices: Vec<(String, String)> = h
+    let notices: Vec<(Level, LevelChangeReason)> = h
         .events()
         .await
         .into_iter()
@@ -614,7 +614,7 @@ async fn identity_verdicts_need_a_profile_a_known_user_and_a_known_result() {
             _ => None,
         })
         .collect();
-    assert_eq!(notices, [("simplified".to_owned(), "registry_rejected".to_owned())], "the citizen hears of the rejection");
+    assert_eq!(notices, [(Level::Simplified, LevelChangeReason::RegistryRejected)], "the citizen hears of the rejection");
     let confirm = json!({"type": "identity.confirmed", "data": {"user_id": anna.user_id, "method": "mfc"}});
     h.webhook("mfc", "c-1", &confirm).await.problem(409, "invalid_transition");
     assert_eq!(h.level_of(&bare.user_id).await, "simplified");
@@ -672,6 +672,9 @@ async fn a_change_committed_while_the_queue_is_down_is_relayed_later_by_the_swee
     let relayed = shared::outbox::Relay::new(kv.clone(), flaky.clone()).sweep(Duration::ZERO).await.expect("sweep");
     assert_eq!(relayed, 1);
     let events = h.events().await;
-    assert!(matches!(&events[..], [e] if matches!(&e.payload, EventPayload::ApplicationStatusChanged { status, .. } if status == "submitted")), "{events:?}");
+    assert!(
+        matches!(&events[..], [e] if matches!(&e.payload, EventPayload::ApplicationStatusChanged { status, .. } if *status == ApplicationStatus::Submitted)),
+        "{events:?}"
+    );
     assert!(kv.query(Query::partition("OUTBOX")).await.unwrap().items.is_empty());
 }

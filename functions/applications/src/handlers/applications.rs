@@ -1,22 +1,21 @@
 //! The citizen's applications (SPEC §4.3): drafts, submission, withdrawal, supplements, lists.
 
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use tokio::sync::OnceCell;
+
 use shared::agencies::RawBody;
-
-use shared::domain::FieldError;
 use shared::http::{ApiError, ApiJson, ApiPath, ApiQuery, Authenticated};
-use shared::identity::Level;
+use shared::vocabulary::ApplicationStatus;
 
-use super::common::{self, CitizenCreate, CitizenWrite, Effects, IfMatch, MAX_COMMENT_CHARS, Paging};
-use crate::catalogue::{Service, document_type_title};
+use super::body::{ApplicationBody, application_response};
+use super::common::{self, Citizen, CitizenCreate, Effects, MAX_COMMENT_CHARS, OwnWrite, Paging};
+use crate::domain::Application;
 use crate::errors;
-use crate::status::{ActorKind, ApplicationStatus, can_transition};
-use crate::store::{self, Actor, Application, ApplicationBody};
+use crate::store;
 use crate::{AppState, ApplicationsState};
 
 shared::problems!(CreateErrors {
@@ -67,18 +66,17 @@ pub struct CreateRequest {
     request_body = CreateRequest,
     responses((status = 201, description = "The new draft", body = ApplicationBody,
         headers(("Location" = String, description = "`/v1/applications/{id}`"), ("ETag" = String, description = "`\"<version>\"`, for `If-Match`"))), CreateErrors))]
-pub async fn create(State(state): State<AppState>, CitizenCreate(auth): CitizenCreate, ApiJson(req): ApiJson<CreateRequest>) -> Result<Response, ApiError> {
+pub async fn create(State(state): State<AppState>, Citizen(auth): CitizenCreate, ApiJson(req): ApiJson<CreateRequest>) -> Result<Response, ApiError> {
     let service = state
         .catalogue
         .get(common::check_id("/service_code", &req.service_code)?)
         .ok_or_else(|| errors::unprocessable_field("/service_code", "unknown_service", "Услуга не найдена в каталоге"))?;
     let form = common::check_form_shape(req.form.unwrap_or_else(|| Value::Object(Default::default())))?;
     let document_ids = common::check_document_ids("/document_ids", req.document_ids.unwrap_or_default())?;
-    let mut app = Application::new_draft(auth.user_id(), service, form, document_ids, common::now());
-    let ops = store::save_ops(&mut app)?;
-    common::commit(&state, ops, Vec::new()).await?;
+    let mut app = Application::new_draft(state.ticker.id(), auth.user_id(), service, form, document_ids, state.ticker.now());
+    state.relay.commit(store::save_ops(&mut app)?, &[]).await?;
     tracing::info!(application_id = %app.application_id, service = %app.service_code, "draft created");
-    let mut response = common::application_response(StatusCode::CREATED, &app);
+    let mut response = application_response(StatusCode::CREATED, &app);
     if let Ok(location) = HeaderValue::from_str(&format!("/v1/applications/{}", app.application_id)) {
         response.headers_mut().insert(header::LOCATION, location);
     }
@@ -116,7 +114,7 @@ pub async fn list(State(state): State<AppState>, auth: Authenticated, ApiQuery(q
     let service_code = query.service_code.as_deref().filter(|s| !s.is_empty());
     let filter = |app: &Application| status.is_none_or(|s| app.status == s) && service_code.is_none_or(|c| app.service_code == c);
     let (apps, next) = store::list_for_user(state.kv.as_ref(), auth.user_id(), filter, cursor, limit).await?;
-    let items = apps.iter().map(Application::body).collect();
+    let items = apps.iter().map(ApplicationBody::from).collect();
     Ok(axum::Json(ApplicationPage { items, next_cursor: next }).into_response())
 }
 
@@ -127,7 +125,7 @@ pub async fn list(State(state): State<AppState>, auth: Authenticated, ApiQuery(q
         headers(("ETag" = String, description = "`\"<version>\"`, for `If-Match`"))), GetErrors))]
 pub async fn get(State(state): State<AppState>, auth: Authenticated, ApiPath(id): ApiPath<String>) -> Result<Response, ApiError> {
     let app = common::load_own(&state, auth.user_id(), &id).await?;
-    Ok(common::application_response(StatusCode::OK, &app))
+    Ok(application_response(StatusCode::OK, &app))
 }
 
 /// The fields of a draft to replace.
@@ -148,120 +146,52 @@ pub struct PatchRequest {
 /// `PATCH /v1/applications/{id}` — drafts only (409 otherwise). The body is an object of the
 /// fields to replace; one that changes nothing writes nothing and keeps the version.
 #[utoipa::path(patch, path = "/v1/applications/{id}", tag = "applications", operation_id = "update_application", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Application id"),
-        ("If-Match" = Option<String>, Header, description = "`\"<version>\"` from `ETag`: apply only to that version (else 412)")),
-    request_body = PatchRequest,
+    params(OwnWrite), request_body = PatchRequest,
     responses((status = 200, description = "The draft as it now is", body = ApplicationBody,
         headers(("ETag" = String, description = "`\"<version>\"`, for `If-Match`"))), PatchErrors))]
-pub async fn patch(
-    State(state): State<AppState>,
-    CitizenWrite(auth): CitizenWrite,
-    ApiPath(id): ApiPath<String>,
-    headers: HeaderMap,
-    ApiJson(body): ApiJson<Value>,
-) -> Result<Response, ApiError> {
+pub async fn patch(State(state): State<AppState>, target: OwnWrite, ApiJson(body): ApiJson<Value>) -> Result<Response, ApiError> {
     let req: PatchRequest = common::object_body(body)?;
     let form = req.form.filter(|f| !f.is_null()).map(common::check_form_shape).transpose()?;
     let document_ids = req.document_ids.map(|ids| common::check_document_ids("/document_ids", ids)).transpose()?;
-    let expected = IfMatch::from_headers(&headers);
-    let app = common::write_own(&state, auth.user_id(), &id, &expected, |mut app| {
-        let (form, document_ids) = (form.clone(), document_ids.clone());
+    let now = state.ticker.now();
+    let app = common::write_own(&state, &target, |mut app| {
+        let changed = app.revise(form.clone(), document_ids.clone(), now);
         async move {
-            if app.status != ApplicationStatus::Draft {
-                return Err(errors::not_a_draft(app.status));
-            }
-            let form = form.filter(|f| *f != app.form);
-            let document_ids = document_ids.filter(|ids| *ids != app.document_ids);
-            if form.is_none() && document_ids.is_none() {
-                return Ok((app, Effects { unchanged: true, ..Effects::default() }));
-            }
-            if let Some(form) = form {
-                app.form = form;
-            }
-            if let Some(ids) = document_ids {
-                app.document_ids = ids;
-            }
-            app.updated_at = common::now();
-            Ok((app, Effects::default()))
+            let effects = Effects { unchanged: !changed?, ..Effects::default() };
+            Ok((app, effects))
         }
     })
     .await?;
-    Ok(common::application_response(StatusCode::OK, &app))
+    Ok(application_response(StatusCode::OK, &app))
 }
 
 /// `POST /v1/applications/{id}/submit` → `submitted` with a number, after checking the account
 /// level (as it is now, not as the token says), the form and the documents.
 #[utoipa::path(post, path = "/v1/applications/{id}/submit", tag = "applications", operation_id = "submit_application", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Application id"),
-        ("If-Match" = Option<String>, Header, description = "`\"<version>\"` from `ETag`: apply only to that version (else 412)")),
+    params(OwnWrite),
     responses((status = 200, description = "Submitted, with its number and expected completion date", body = ApplicationBody,
         headers(("ETag" = String, description = "`\"<version>\"`, for `If-Match`"))), SubmitErrors))]
-pub async fn submit(
-    State(state): State<AppState>,
-    CitizenWrite(auth): CitizenWrite,
-    ApiPath(id): ApiPath<String>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let expected = IfMatch::from_headers(&headers);
-    let state_ref: &ApplicationsState = &state;
-    let app = common::write_own(state_ref, auth.user_id(), &id, &expected, |app| submit_change(state_ref, app)).await?;
-    tracing::info!(application_id = %app.application_id, number = ?app.number, "application submitted");
-    Ok(common::application_response(StatusCode::OK, &app))
-}
-
-async fn submit_change(state: &ApplicationsState, mut app: Application) -> Result<(Application, Effects), ApiError> {
-    if !can_transition(app.status, ApplicationStatus::Submitted, ActorKind::Citizen) {
-        return Err(errors::invalid_transition(app.status, ApplicationStatus::Submitted));
-    }
-    let service = state
-        .catalogue
-        .get(&app.service_code)
-        .ok_or_else(|| errors::unprocessable_field("/service_code", "service_unavailable", "Услуга больше не оказывается"))?;
-    let (account, _) = shared::identity::load(state.kv.as_ref(), &app.user_id).await?.ok_or_else(ApiError::unauthorized)?;
-    if rank(account.level) < rank(service.required_level) {
-        return Err(errors::level_insufficient(service.required_level));
-    }
-    let mut problems = state.catalogue.check_form(service, &app.form);
-    problems.extend(document_problems(state, &app, service).await?);
-    if !problems.is_empty() {
-        return Err(errors::unprocessable(problems));
-    }
-    let now = common::now();
-    let number = store::next_number(state.kv.as_ref(), now).await?;
-    app.number = Some(number.clone());
-    app.submitted_at = Some(now);
-    app.updated_at = now;
-    app.expected_completion_date = Some(expected_completion(now, service));
-    app.record_transition(ApplicationStatus::Submitted, Actor::citizen(), None, now);
-    let effects = Effects {
-        ops: vec![store::number_index_op(&number, &app.application_id)?],
-        events: vec![common::status_event(&app, &service.title, None)],
-        ..Effects::default()
-    };
-    Ok((app, effects))
-}
-
-/// Unusable attached documents, then each required type no usable document covers.
-async fn document_problems(state: &ApplicationsState, app: &Application, service: &Service) -> Result<Vec<FieldError>, ApiError> {
-    let (mut problems, types) = common::check_documents(state, &app.user_id, "/document_ids", &app.document_ids).await?;
-    for required in &service.required_documents {
-        if !types.contains(required) {
-            problems.push(FieldError::new("/document_ids", "missing_document", format!("Приложите документ: {}", document_type_title(required))));
+pub async fn submit(State(state): State<AppState>, target: OwnWrite) -> Result<Response, ApiError> {
+    let state: &ApplicationsState = &state;
+    let now = state.ticker.now();
+    // Drawn by the first round that passes the checks and kept for any retried round.
+    let number = OnceCell::new();
+    let app = common::write_own(state, &target, |mut app| {
+        let number = &number;
+        async move {
+            let (account, _) = shared::identity::load(state.kv.as_ref(), &app.user_id).await?.ok_or_else(ApiError::unauthorized)?;
+            let documents = store::documents(state.kv.as_ref(), &app.user_id, &app.document_ids).await?;
+            let submission = app.check_submission(&state.catalogue, account.level, &documents)?;
+            let number = number.get_or_try_init(|| store::next_number(state.kv.as_ref(), now)).await?.clone();
+            let index = store::number_index_op(&number, &app.application_id)?;
+            let payload = app.submit(submission, number, now);
+            let event = common::event(state, &app, payload);
+            Ok((app, Effects { ops: vec![index], ..Effects::event(event) }))
         }
-    }
-    Ok(problems)
-}
-
-fn expected_completion(submitted_at: DateTime<Utc>, service: &Service) -> chrono::NaiveDate {
-    submitted_at.date_naive() + chrono::Days::new(u64::from(service.processing_days))
-}
-
-fn rank(level: Level) -> u8 {
-    match level {
-        Level::Simplified => 0,
-        Level::Standard => 1,
-        Level::Confirmed => 2,
-    }
+    })
+    .await?;
+    tracing::info!(application_id = %app.application_id, number = ?app.number, "application submitted");
+    Ok(application_response(StatusCode::OK, &app))
 }
 
 /// `{"reason"?}`; the body may be empty.
@@ -276,37 +206,23 @@ pub struct WithdrawRequest {
 
 /// `POST /v1/applications/{id}/withdraw {"reason"?}` (the body may be empty).
 #[utoipa::path(post, path = "/v1/applications/{id}/withdraw", tag = "applications", operation_id = "withdraw_application", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Application id"),
-        ("If-Match" = Option<String>, Header, description = "`\"<version>\"` from `ETag`: apply only to that version (else 412)")),
-    request_body(content = WithdrawRequest, description = "Optional: an empty body withdraws without a reason"),
+    params(OwnWrite), request_body(content = WithdrawRequest, description = "Optional: an empty body withdraws without a reason"),
     responses((status = 200, description = "Withdrawn", body = ApplicationBody,
         headers(("ETag" = String, description = "`\"<version>\"`, for `If-Match`"))), WithdrawErrors))]
-pub async fn withdraw(
-    State(state): State<AppState>,
-    CitizenWrite(auth): CitizenWrite,
-    ApiPath(id): ApiPath<String>,
-    headers: HeaderMap,
-    RawBody(body): RawBody,
-) -> Result<Response, ApiError> {
+pub async fn withdraw(State(state): State<AppState>, target: OwnWrite, RawBody(body): RawBody) -> Result<Response, ApiError> {
     let req: WithdrawRequest = common::optional_json(&body)?;
     let reason = common::check_text("/reason", req.reason, MAX_COMMENT_CHARS)?;
-    let expected = IfMatch::from_headers(&headers);
-    let state_ref: &ApplicationsState = &state;
-    let app = common::write_own(state_ref, auth.user_id(), &id, &expected, |mut app| {
-        let reason = reason.clone();
+    let state: &ApplicationsState = &state;
+    let now = state.ticker.now();
+    let app = common::write_own(state, &target, |mut app| {
+        let withdrawn = app.withdraw(reason.clone(), &common::service_title(state, &app), now);
         async move {
-            if !can_transition(app.status, ApplicationStatus::Withdrawn, ActorKind::Citizen) {
-                return Err(errors::invalid_transition(app.status, ApplicationStatus::Withdrawn));
-            }
-            let now = common::now();
-            app.updated_at = now;
-            app.record_transition(ApplicationStatus::Withdrawn, Actor::citizen(), reason.clone(), now);
-            let event = common::status_event(&app, &common::service_title(state_ref, &app), reason);
-            Ok((app, Effects { events: vec![event], ..Effects::default() }))
+            let event = common::event(state, &app, withdrawn?);
+            Ok((app, Effects::event(event)))
         }
     })
     .await?;
-    Ok(common::application_response(StatusCode::OK, &app))
+    Ok(application_response(StatusCode::OK, &app))
 }
 
 /// `{"document_ids", "comment"?}`: what the agency asked for (documents, a comment or both).
@@ -324,54 +240,26 @@ pub struct SupplementRequest {
 /// `POST /v1/applications/{id}/supplement {"document_ids", "comment"?}`: answers an information
 /// request; the documents join the application and it goes back `in_progress`.
 #[utoipa::path(post, path = "/v1/applications/{id}/supplement", tag = "applications", operation_id = "supplement_application", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Application id"),
-        ("If-Match" = Option<String>, Header, description = "`\"<version>\"` from `ETag`: apply only to that version (else 412)")),
-    request_body = SupplementRequest,
+    params(OwnWrite), request_body = SupplementRequest,
     responses((status = 200, description = "Back `in_progress` with the documents attached", body = ApplicationBody,
         headers(("ETag" = String, description = "`\"<version>\"`, for `If-Match`"))), SupplementErrors))]
-pub async fn supplement(
-    State(state): State<AppState>,
-    CitizenWrite(auth): CitizenWrite,
-    ApiPath(id): ApiPath<String>,
-    headers: HeaderMap,
-    ApiJson(req): ApiJson<SupplementRequest>,
-) -> Result<Response, ApiError> {
+pub async fn supplement(State(state): State<AppState>, target: OwnWrite, ApiJson(req): ApiJson<SupplementRequest>) -> Result<Response, ApiError> {
     let document_ids = common::check_document_ids("/document_ids", req.document_ids)?;
     let comment = common::check_text("/comment", req.comment, MAX_COMMENT_CHARS)?;
     if document_ids.is_empty() && comment.is_none() {
         return Err(errors::unprocessable_field("/document_ids", "required", "Приложите документы или напишите комментарий"));
     }
-    let expected = IfMatch::from_headers(&headers);
-    let state_ref: &ApplicationsState = &state;
-    let app =
-        common::write_own(state_ref, auth.user_id(), &id, &expected, |app| supplement_change(state_ref, app, document_ids.clone(), comment.clone())).await?;
-    Ok(common::application_response(StatusCode::OK, &app))
-}
-
-async fn supplement_change(
-    state: &ApplicationsState,
-    mut app: Application,
-    document_ids: Vec<String>,
-    comment: Option<String>,
-) -> Result<(Application, Effects), ApiError> {
-    if !can_transition(app.status, ApplicationStatus::InProgress, ActorKind::Citizen) {
-        return Err(errors::invalid_transition(app.status, ApplicationStatus::InProgress));
-    }
-    let (problems, _) = common::check_documents(state, &app.user_id, "/document_ids", &document_ids).await?;
-    if !problems.is_empty() {
-        return Err(errors::unprocessable(problems));
-    }
-    for id in document_ids {
-        if !app.document_ids.contains(&id) {
-            app.document_ids.push(id);
+    let state: &ApplicationsState = &state;
+    let now = state.ticker.now();
+    let app = common::write_own(state, &target, |mut app| {
+        let (document_ids, comment) = (document_ids.clone(), comment.clone());
+        async move {
+            let documents = store::documents(state.kv.as_ref(), &app.user_id, &document_ids).await?;
+            let payload = app.supplement(document_ids, &documents, comment, &common::service_title(state, &app), now)?;
+            let event = common::event(state, &app, payload);
+            Ok((app, Effects::event(event)))
         }
-    }
-    if app.document_ids.len() > common::MAX_DOCUMENTS {
-        return Err(errors::unprocessable_field("/document_ids", "too_many", "К заявлению приложено слишком много документов"));
-    }
-    let now = common::now();
-    app.updated_at = now;
-    app.record_transition(ApplicationStatus::InProgress, Actor::citizen(), comment.clone(), now);
-    let event = common::status_event(&app, &common::service_title(state, &app), comment);
-    Ok((app, Effects { events: vec![event], ..Effects::default() }))
+    })
+    .await?;
+    Ok(application_response(StatusCode::OK, &app))
 }

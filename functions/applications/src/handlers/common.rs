@@ -1,71 +1,92 @@
-//! Steps the handlers share: committing with events, optimistic writes of one application,
-//! `If-Match`, paging, input limits, the citizen's write budget and document checks.
+//! Steps the handlers share: the citizen's write budget, optimistic writes of one application
+//! with `If-Match`, paging, input limits and events.
 
 use std::future::Future;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, Utc};
+use axum::http::{HeaderMap, header};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
+use utoipa::openapi::{Object, Required, Type};
 
-use shared::domain::FieldError;
 use shared::domain::text::{self, Text, TextRule};
 use shared::events::{Event, EventPayload};
-use shared::http::{ApiError, ApiJson, Authenticated};
-use shared::outbox;
-use shared::ports::{KvError, TxOp};
-use shared::records::DocumentStatus;
+use shared::http::{ApiError, ApiJson, ApiPath, Authenticated};
+use shared::persist::{self, Attempt};
+use shared::ports::TxOp;
 
+use crate::domain::{Application, MAX_DOCUMENTS};
 use crate::errors;
-use crate::store::{self, Application};
+use crate::store;
 use crate::{AppState, ApplicationsState};
 
-/// Read-modify-write attempts before answering `concurrent_update`.
-pub const MAX_RETRIES: usize = 8;
-pub const MAX_DOCUMENTS: usize = 50;
 pub const MAX_FORM_BYTES: usize = 64 * 1024;
 /// Comments, reasons and recommendations (`shared::domain::text::COMMENT`).
 pub const MAX_COMMENT_CHARS: usize = text::COMMENT.max_chars;
 
-/// The signed-in citizen, having spent one write of their budget (`crate::WRITE_BUDGET`).
-/// Spent before the body is read, so refused requests count too.
-pub struct CitizenWrite(pub Authenticated);
+/// The signed-in citizen, having spent one write of their budget (`crate::WRITE_BUDGET`) and,
+/// with `DRAFT`, one draft. Spent before the body is read, so refused requests count too.
+pub struct Citizen<const DRAFT: bool>(pub Authenticated);
 
-/// The signed-in citizen, having spent one write and one draft of their budget.
-pub struct CitizenCreate(pub Authenticated);
+pub type CitizenWrite = Citizen<false>;
+pub type CitizenCreate = Citizen<true>;
 
-impl FromRequestParts<AppState> for CitizenWrite {
+impl<const DRAFT: bool> FromRequestParts<AppState> for Citizen<DRAFT> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let auth = Authenticated::from_request_parts(parts, state).await?;
-        state.limiter.write(&state.write_budget, auth.user_id()).await?;
+        if DRAFT {
+            state.limiter.create(&state.write_budget, auth.user_id()).await?;
+        } else {
+            state.limiter.write(&state.write_budget, auth.user_id()).await?;
+        }
         Ok(Self(auth))
     }
 }
 
-impl FromRequestParts<AppState> for CitizenCreate {
+/// A write to one of the citizen's applications: the citizen (budget spent), the `{id}` of the
+/// path and the `If-Match` they sent.
+pub struct OwnWrite {
+    pub auth: Authenticated,
+    pub id: String,
+    pub expected: IfMatch,
+}
+
+impl FromRequestParts<AppState> for OwnWrite {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let auth = Authenticated::from_request_parts(parts, state).await?;
-        state.limiter.create(&state.write_budget, auth.user_id()).await?;
-        Ok(Self(auth))
+        let Citizen(auth) = CitizenWrite::from_request_parts(parts, state).await?;
+        let ApiPath(id) = ApiPath::<String>::from_request_parts(parts, state).await?;
+        Ok(Self { auth, id, expected: IfMatch::from_headers(&parts.headers) })
     }
 }
 
-/// Commits `ops` together with the outbox items of `events`, then relays the events.
-pub async fn commit(state: &ApplicationsState, mut ops: Vec<TxOp>, events: Vec<Event>) -> Result<(), KvError> {
-    for event in &events {
-        ops.push(outbox::stage(event)?);
+/// `{id}` and `If-Match` in the contract, as `OwnWrite` reads them.
+impl utoipa::IntoParams for OwnWrite {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        let string = || Object::with_type(Type::String);
+        vec![
+            ParameterBuilder::new()
+                .name("id")
+                .parameter_in(ParameterIn::Path)
+                .required(Required::True)
+                .description(Some("Application id"))
+                .schema(Some(string()))
+                .build(),
+            ParameterBuilder::new()
+                .name("If-Match")
+                .parameter_in(ParameterIn::Header)
+                .required(Required::False)
+                .description(Some("`\"<version>\"` from `ETag`: apply only to that version (else 412)"))
+                .schema(Some(string()))
+                .build(),
+        ]
     }
-    state.kv.transact(ops).await?;
-    state.relay.publish(&events).await;
-    Ok(())
 }
 
 /// The caller's application, or 404 when it does not exist or is someone else's.
@@ -85,37 +106,37 @@ pub struct Effects {
     pub unchanged: bool,
 }
 
-/// Applies `change` to the caller's application as one conditional write on the version read.
-/// On a lost race it re-reads and re-decides, unless the caller pinned a version with
-/// `If-Match`, which then answers 412.
-pub async fn write_own<F, Fut>(
-    state: &ApplicationsState,
-    user_id: &str,
-    application_id: &str,
-    expected: &IfMatch,
-    mut change: F,
-) -> Result<Application, ApiError>
+impl Effects {
+    pub fn event(event: Event) -> Self {
+        Self { events: vec![event], ..Self::default() }
+    }
+}
+
+/// Applies `change` to the caller's application as one conditional write on the version read,
+/// with its events (`Relay::commit`). On a lost race it re-reads and re-decides under the one
+/// retry policy (`persist::retry`), unless the caller pinned a version with `If-Match`, which
+/// then answers 412.
+pub async fn write_own<F, Fut>(state: &ApplicationsState, target: &OwnWrite, change: F) -> Result<Application, ApiError>
 where
-    F: FnMut(Application) -> Fut,
+    F: Fn(Application) -> Fut,
     Fut: Future<Output = Result<(Application, Effects), ApiError>>,
 {
-    for _ in 0..MAX_RETRIES {
-        let app = load_own(state, user_id, application_id).await?;
-        expected.check(app.version)?;
+    persist::retry(|| async {
+        let app = load_own(state, target.auth.user_id(), &target.id).await?;
+        target.expected.check(app.version)?;
         let (mut app, effects) = change(app).await?;
         if effects.unchanged {
-            return Ok(app);
+            return Ok(Attempt::Done(app));
         }
         let mut ops = store::save_ops(&mut app)?;
         ops.extend(effects.ops);
-        match commit(state, ops, effects.events).await {
-            Ok(()) => return Ok(app),
-            Err(KvError::TransactionConflict { .. } | KvError::ConditionFailed) if expected.is_pinned() => return Err(errors::precondition_failed()),
-            Err(KvError::TransactionConflict { .. } | KvError::ConditionFailed) => continue,
-            Err(e) => return Err(e.into()),
+        match Attempt::of(state.relay.commit(ops, &effects.events).await)? {
+            Attempt::Done(()) => Ok(Attempt::Done(app)),
+            Attempt::Conflict if target.expected.is_pinned() => Err(errors::precondition_failed()),
+            Attempt::Conflict => Ok(Attempt::Conflict),
         }
-    }
-    Err(errors::busy())
+    })
+    .await
 }
 
 /// `If-Match` as sent: absent, `*`, or a list of entity tags (`"3"`, `W/"3"` or bare `3`).
@@ -152,13 +173,14 @@ impl IfMatch {
     }
 }
 
-/// An application answer with its `ETag`, so clients can send it back as `If-Match`.
-pub fn application_response(status: StatusCode, app: &Application) -> Response {
-    let mut response = (status, axum::Json(app.body())).into_response();
-    if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", app.version)) {
-        response.headers_mut().insert(header::ETAG, etag);
-    }
-    response
+/// `payload` as an event about `app`'s citizen, stamped by the state's ticker.
+pub fn event(state: &ApplicationsState, app: &Application, payload: EventPayload) -> Event {
+    Event::new(&state.ticker, Some(app.user_id.clone()), payload)
+}
+
+/// The service title for events; an application outlives catalogue edits, so fall back to the code.
+pub fn service_title(state: &ApplicationsState, app: &Application) -> String {
+    state.catalogue.get(&app.service_code).map_or_else(|| app.service_code.clone(), |s| s.title.clone())
 }
 
 /// `?cursor=&limit=` of the citizen's lists (SPEC §2).
@@ -283,70 +305,10 @@ pub fn required_text(field: &str, text: &str, rule: TextRule) -> Result<String, 
     Text::parse(text, rule).map(Text::into_string).map_err(|e| ApiError::validation(vec![e.field_error(field)]))
 }
 
-/// Each document that is missing, someone else's or not `available`, as a 422 field error
-/// at `{pointer}/{index}`; also returns the types of the usable ones.
-pub async fn check_documents(state: &ApplicationsState, user_id: &str, pointer: &str, ids: &[String]) -> Result<(Vec<FieldError>, Vec<String>), ApiError> {
-    let loads = ids.iter().map(|id| shared::records::load_document(state.kv.as_ref(), user_id, id));
-    let documents = futures::future::try_join_all(loads).await?;
-    let mut errors = Vec::new();
-    let mut types = Vec::new();
-    for (index, document) in documents.into_iter().enumerate() {
-        let field = format!("{pointer}/{index}");
-        match document {
-            None => errors.push(FieldError::new(field, "document_not_found", "Документ не найден")),
-            Some(d) if d.status != DocumentStatus::Available => {
-                errors.push(FieldError::new(field, "document_not_available", "Документ ещё не проверен или недоступен"))
-            }
-            Some(d) => types.push(d.doc_type),
-        }
-    }
-    Ok((errors, types))
-}
-
-pub fn status_event(app: &Application, service_title: &str, comment: Option<String>) -> Event {
-    Event::new(
-        Some(app.user_id.clone()),
-        EventPayload::ApplicationStatusChanged {
-            application_id: app.application_id.clone(),
-            number: app.number.clone(),
-            service_code: app.service_code.clone(),
-            service_title: service_title.to_owned(),
-            status: app.status.as_str().to_owned(),
-            status_title: app.status.title().to_owned(),
-            comment,
-        },
-    )
-}
-
-pub fn message_event(app: &Application, service_title: &str, from_agency: bool, text: &str) -> Event {
-    const PREVIEW_CHARS: usize = 100;
-    let mut preview: String = text.chars().take(PREVIEW_CHARS).collect();
-    if text.chars().count() > PREVIEW_CHARS {
-        preview.push('…');
-    }
-    Event::new(
-        Some(app.user_id.clone()),
-        EventPayload::ApplicationMessage {
-            application_id: app.application_id.clone(),
-            number: app.number.clone(),
-            service_title: service_title.to_owned(),
-            from_agency,
-            preview,
-        },
-    )
-}
-
-/// The service title for events; an application outlives catalogue edits, so fall back to the code.
-pub fn service_title(state: &ApplicationsState, app: &Application) -> String {
-    state.catalogue.get(&app.service_code).map_or_else(|| app.service_code.clone(), |s| s.title.clone())
-}
-
-pub fn now() -> DateTime<Utc> {
-    Utc::now()
-}
-
 #[cfg(test)]
 mod tests {
+    use axum::http::HeaderValue;
+
     use super::*;
 
     fn headers(values: &[&str]) -> HeaderMap {

@@ -8,10 +8,10 @@ use serde::{Deserialize, Serialize};
 
 use shared::http::{ApiError, ApiJson, ApiPath, ApiQuery, Authenticated};
 
-use super::common::{self, CitizenWrite, Paging};
+use super::common::{self, Citizen, CitizenWrite, Paging};
 use crate::AppState;
-use crate::errors;
-use crate::store::{self, Actor, Message};
+use crate::domain::{Actor, Message};
+use crate::store;
 
 shared::problems!(ListErrors { 400 => ["validation_failed"], 401 => ["unauthorized", "invalid_token", "session_expired"], 404 => ["not_found"] });
 shared::problems!(PostErrors {
@@ -62,18 +62,15 @@ pub struct PostRequest {
     responses((status = 201, description = "The message as stored", body = Message), PostErrors))]
 pub async fn post(
     State(state): State<AppState>,
-    CitizenWrite(auth): CitizenWrite,
+    Citizen(auth): CitizenWrite,
     ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<PostRequest>,
 ) -> Result<Response, ApiError> {
     let text = message_text("/text", &req.text)?;
     let app = common::load_own(&state, auth.user_id(), &id).await?;
-    if !app.status.visible_to_agency() {
-        return Err(errors::draft_has_no_thread());
-    }
-    let message = Message { message_id: ulid::Ulid::new().to_string(), author: Actor::citizen(), text, at: common::now() };
-    let event = common::message_event(&app, &common::service_title(&state, &app), false, &message.text);
-    common::commit(&state, vec![store::message_op(&app.application_id, &message)?], vec![event]).await?;
+    let message = Message { message_id: state.ticker.id(), author: Actor::citizen(), text, at: state.ticker.now() };
+    let event = common::event(&state, &app, app.message(&message, &common::service_title(&state, &app))?);
+    state.relay.commit(vec![store::message_op(&app.application_id, &message)?], &[event]).await?;
     Ok((StatusCode::CREATED, axum::Json(message)).into_response())
 }
 

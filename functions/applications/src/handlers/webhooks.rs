@@ -19,15 +19,16 @@ use shared::domain::FieldError;
 use shared::domain::text;
 use shared::events::{Event, EventPayload};
 use shared::http::{ApiError, ApiJson, ApiPath};
-use shared::identity::{ACCOUNT_SK, Level, Verdict, VerdictError, user_pk};
+use shared::identity::{ACCOUNT_SK, Account, Verdict, user_pk};
+use shared::persist::{self, Versioned};
 use shared::ports::{Condition, Item, TxOp};
-use shared::records::DocumentStatus;
+use shared::vocabulary::{ActorKind, ApplicationStatus};
 
 use super::common::{self, MAX_COMMENT_CHARS};
 use super::messages::message_text;
+use crate::domain::{self, Actor, AgencyUpdate, Application, Message, Rejection};
 use crate::errors;
-use crate::status::{ActorKind, ApplicationStatus, can_transition};
-use crate::store::{self, Actor, Application, Message, Rejection};
+use crate::store;
 use crate::{AppState, ApplicationsState};
 
 /// The largest delivery body: a status change with a full comment, rejection reason and
@@ -97,7 +98,8 @@ pub async fn receive(State(state): State<AppState>, ApiPath(agency_id): ApiPath<
         Err(error) => return error.into_response(),
     };
     let state_ref: &ApplicationsState = &state;
-    let response = agencies::apply_once(state.kv.as_ref(), &state.relay, &agency.id, webhook_id, || decide(state_ref, agency, &body)).await;
+    let now = state.ticker.now();
+    let response = agencies::apply_once(state.kv.as_ref(), &state.relay, &agency.id, webhook_id, now, || decide(state_ref, agency, &body)).await;
     tracing::info!(agency_id = %agency.id, webhook_id, status = response.status().as_u16(), "webhook answered");
     response
 }
@@ -214,7 +216,7 @@ async fn status_changed(state: &ApplicationsState, agency: &Agency, data: Status
         ApplicationStatus::parse(&data.status).ok_or_else(|| errors::unprocessable_field("/data/status", "unknown_status", "Неизвестный статус заявления"))?;
     let comment = common::check_text("/data/comment", data.comment, MAX_COMMENT_CHARS).map_err(as_unprocessable)?;
     let rejection = rejection(to, data.rejection)?;
-    let completion = data
+    let expected_completion_date = data
         .expected_completion_date
         .map(|raw| NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d"))
         .transpose()
@@ -223,28 +225,10 @@ async fn status_changed(state: &ApplicationsState, agency: &Agency, data: Status
     let result_ids = common::check_document_ids("/data/result_document_ids", data.result_document_ids.unwrap_or_default()).map_err(as_unprocessable)?;
 
     let mut app = resolve(state, agency, application_id, number).await?;
-    if !can_transition(app.status, to, ActorKind::Agency) {
-        return Err(errors::invalid_transition(app.status, to));
-    }
-    let results = result_documents(state, &app, result_ids).await?;
-
-    let now = common::now();
-    app.record_transition(to, actor, comment.clone(), now);
-    app.updated_at = now;
-    if rejection.is_some() {
-        app.rejection = rejection;
-    }
-    if completion.is_some() {
-        app.expected_completion_date = completion;
-    }
-    for id in results {
-        if !app.result_document_ids.contains(&id) {
-            app.result_document_ids.push(id);
-        }
-    }
-    // A rejection's reason is what the citizen most needs to read in the notification.
-    let note = comment.or_else(|| app.rejection.as_ref().filter(|_| to == ApplicationStatus::Rejected).map(|r| r.reason.clone()));
-    let event = common::status_event(&app, &common::service_title(state, &app), note);
+    let documents = store::documents(state.kv.as_ref(), &app.user_id, &result_ids).await?;
+    let update = AgencyUpdate { to, actor, comment, rejection, expected_completion_date, results: result_ids.into_iter().zip(documents).collect() };
+    let payload = app.agency_update(update, &common::service_title(state, &app), state.ticker.now())?;
+    let event = common::event(state, &app, payload);
     let ops = store::save_ops(&mut app)?;
     Ok(Decision::Apply { ops, events: vec![event], answer: applied() })
 }
@@ -270,8 +254,8 @@ async fn agency_message(state: &ApplicationsState, agency: &Agency, data: Agency
     let text = message_text("/data/text", &data.text).map_err(as_unprocessable)?;
     let author = agency_actor(agency, data.employee)?;
     let app = resolve(state, agency, application_id, number).await?;
-    let message = Message { message_id: ulid::Ulid::new().to_string(), author, text, at: common::now() };
-    let event = common::message_event(&app, &common::service_title(state, &app), true, &message.text);
+    let message = Message { message_id: state.ticker.id(), author, text, at: state.ticker.now() };
+    let event = common::event(state, &app, app.message(&message, &common::service_title(state, &app))?);
     Ok(Decision::Apply { ops: vec![store::message_op(&app.application_id, &message)?], events: vec![event], answer: applied() })
 }
 
@@ -325,26 +309,6 @@ fn rejection(to: ApplicationStatus, data: Option<RejectionData>) -> Result<Optio
     }
 }
 
-/// Result documents (already checked as ids) must be agency-issued (`result`) documents of
-/// the application's citizen that were not rejected or deleted.
-async fn result_documents(state: &ApplicationsState, app: &Application, ids: Vec<String>) -> Result<Vec<String>, ApiError> {
-    let loads = ids.iter().map(|id| shared::records::load_document(state.kv.as_ref(), &app.user_id, id));
-    let documents = futures::future::try_join_all(loads).await?;
-    let mut problems = Vec::new();
-    for (index, document) in documents.iter().enumerate() {
-        let field = format!("/data/result_document_ids/{index}");
-        match document {
-            None => problems.push(FieldError::new(field, "document_not_found", "Документ не найден у заявителя")),
-            Some(d) if d.doc_type != "result" => problems.push(FieldError::new(field, "not_a_result", "Документ не является результатом услуги")),
-            Some(d) if matches!(d.status, DocumentStatus::Rejected | DocumentStatus::Deleted) => {
-                problems.push(FieldError::new(field, "document_not_available", "Документ отклонён проверкой или удалён"))
-            }
-            Some(_) => {}
-        }
-    }
-    if problems.is_empty() { Ok(ids) } else { Err(errors::unprocessable(problems)) }
-}
-
 /// Agencies get 422 for bad data, as SPEC §4.4 lists; the shared checks answer 400.
 fn as_unprocessable(error: ApiError) -> ApiError {
     if error.status == StatusCode::BAD_REQUEST { errors::unprocessable(error.errors) } else { error }
@@ -381,16 +345,14 @@ async fn verification_completed(state: &ApplicationsState, data: VerificationCom
         "rejected" => Verdict::Rejected { reason: common::check_text("/data/reason", data.reason, 500).map_err(as_unprocessable)? },
         _ => return Err(errors::unprocessable_field("/data/result", "invalid", "result: verified или rejected")),
     };
-    let (mut account, version) = load_account(state, &data.user_id).await?;
-    let (previous, level) = account.apply_verdict(&data.request_id, verdict.clone()).map_err(verdict_error)?;
-    let reason = if verdict == Verdict::Verified { "registry_verified" } else { "registry_rejected" };
-    // On rejection the level stays, but the citizen must learn the data was not confirmed.
-    let events = vec![level_event(&account.user_id, level, previous, reason)];
-    let mut ops = vec![account_op(&account, version)?];
-    if let (Verdict::Verified, Some(profile)) = (&verdict, &account.profile) {
-        ops.extend(claim_snils_login(state, &account.user_id, &profile.snils).await?);
+    let mut account = load_account(state, &data.user_id).await?;
+    let verified = verdict == Verdict::Verified;
+    let payload = domain::registry_verdict(&mut account.value, &data.request_id, verdict)?;
+    let mut ops = vec![account_op(&account)?];
+    if let (true, Some(profile)) = (verified, &account.value.profile) {
+        ops.extend(claim_snils_login(state, &account.value.user_id, &profile.snils).await?);
     }
-    Ok(Decision::Apply { ops, events, answer: applied() })
+    Ok(Decision::Apply { ops, events: vec![level_event(state, &account.value, payload)], answer: applied() })
 }
 
 /// A verified SNILS becomes a login of this account (SPEC §3.1), unless it already names an
@@ -411,14 +373,6 @@ async fn claim_snils_login(state: &ApplicationsState, user_id: &str, snils: &sha
     }
 }
 
-fn verdict_error(error: VerdictError) -> ApiError {
-    match error {
-        VerdictError::NoProfile => errors::unprocessable_field("/data/user_id", "no_profile", "Гражданин не заполнил СНИЛС и паспортные данные"),
-        VerdictError::Outdated => ApiError::new(StatusCode::CONFLICT, "verification_outdated", "Решение относится не к последнему запросу на проверку данных"),
-        VerdictError::LevelConflict(level) => level_conflict(level, Level::Standard),
-    }
-}
-
 /// `identity.confirmed`: identity confirmed in person or by a trusted channel.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[schema(as = IdentityConfirmation)]
@@ -435,35 +389,24 @@ async fn identity_confirmed(state: &ApplicationsState, data: IdentityConfirmed) 
     if !matches!(data.method.as_str(), "mfc" | "bank" | "post" | "signature") {
         return Err(errors::unprocessable_field("/data/method", "invalid", "method: mfc, bank, post или signature"));
     }
-    let (mut account, version) = load_account(state, &data.user_id).await?;
-    if account.level != Level::Standard {
-        return Err(level_conflict(account.level, Level::Confirmed));
-    }
-    account.level = Level::Confirmed;
-    tracing::info!(user_id = %account.user_id, method = %data.method, "identity confirmed");
-    let event = level_event(&account.user_id, Level::Confirmed, Level::Standard, "identity_confirmed");
-    Ok(Decision::Apply { ops: vec![account_op(&account, version)?], events: vec![event], answer: applied() })
+    let mut account = load_account(state, &data.user_id).await?;
+    let payload = domain::confirm_identity(&mut account.value)?;
+    tracing::info!(user_id = %account.value.user_id, method = %data.method, "identity confirmed");
+    Ok(Decision::Apply { ops: vec![account_op(&account)?], events: vec![level_event(state, &account.value, payload)], answer: applied() })
 }
 
-async fn load_account(state: &ApplicationsState, user_id: &str) -> Result<(shared::identity::Account, u64), ApiError> {
+async fn load_account(state: &ApplicationsState, user_id: &str) -> Result<Versioned<Account>, ApiError> {
     if user_id.is_empty() || user_id.len() > 64 || !user_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return Err(ApiError::not_found());
     }
-    shared::identity::load(state.kv.as_ref(), user_id).await?.ok_or_else(ApiError::not_found)
+    persist::get(state.kv.as_ref(), &user_pk(user_id), ACCOUNT_SK).await?.ok_or_else(ApiError::not_found)
 }
 
-fn account_op(account: &shared::identity::Account, version: u64) -> Result<TxOp, ApiError> {
-    let item = Item::json(user_pk(&account.user_id), ACCOUNT_SK, account)?;
-    Ok(TxOp::Put { item, condition: Condition::VersionIs(version) })
+/// The account as changed, written only if it is still as read.
+fn account_op(account: &Versioned<Account>) -> Result<TxOp, ApiError> {
+    Ok(persist::put_op(user_pk(&account.value.user_id), ACCOUNT_SK, &account.value, account.unchanged(), None)?)
 }
 
-fn level_event(user_id: &str, level: Level, previous: Level, reason: &str) -> Event {
-    Event::new(
-        Some(user_id.to_owned()),
-        EventPayload::IdentityLevelChanged { level: level.as_str().into(), previous_level: previous.as_str().into(), reason: reason.into() },
-    )
-}
-
-fn level_conflict(current: Level, wanted: Level) -> ApiError {
-    ApiError::new(StatusCode::CONFLICT, "invalid_transition", format!("Уровень учётной записи {} нельзя сменить на {}", current.as_str(), wanted.as_str()))
+fn level_event(state: &ApplicationsState, account: &Account, payload: EventPayload) -> Event {
+    Event::new(&state.ticker, Some(account.user_id.clone()), payload)
 }
