@@ -5,14 +5,11 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::Value;
 use shared::http::{ApiError, ApiJson, ApiPath, ApiQuery, Authenticated};
-use shared::ports::kv::KvError;
 
 use crate::ApiState;
 use crate::inbox::{self, Page};
-use crate::preferences::{self, Preferences, UpdateError};
+use crate::preferences::{self, Preferences};
 
-/// Optimistic-concurrency attempts for a settings update.
-const MAX_ATTEMPTS: usize = 5;
 const DEFAULT_PAGE: usize = 20;
 const MAX_PAGE: usize = 100;
 
@@ -35,17 +32,7 @@ pub async fn settings(State(state): State<ApiState>, auth: Authenticated) -> Res
     request_body(content = Preferences, description = "The GET shape, whole or in part"),
     responses((status = 200, description = "The resulting settings", body = Preferences), UpdateErrors))]
 pub async fn update_settings(State(state): State<ApiState>, auth: Authenticated, ApiJson(body): ApiJson<Value>) -> Result<ApiJson<Preferences>, ApiError> {
-    let kv = state.kv.as_ref();
-    for _ in 0..MAX_ATTEMPTS {
-        let (current, version) = preferences::load_versioned(kv, auth.user_id()).await?;
-        let next = current.updated(&body).map_err(refusal)?;
-        match preferences::store(kv, auth.user_id(), &next, version).await {
-            Ok(()) => return Ok(ApiJson(next)),
-            Err(KvError::ConditionFailed) => continue,
-            Err(error) => return Err(error.into()),
-        }
-    }
-    Err(ApiError::new(StatusCode::CONFLICT, "concurrent_update", "Запрос конфликтует с другим изменением, повторите попытку"))
+    Ok(ApiJson(preferences::update(state.kv.as_ref(), auth.user_id(), &body, state.ticker.now()).await?))
 }
 
 /// `DELETE /v1/me/notification-settings`: back to the defaults; 200 with them, so a client
@@ -100,19 +87,7 @@ pub async fn list(State(state): State<ApiState>, auth: Authenticated, ApiQuery(p
     params(("id" = String, Path, description = "Inbox entry id", max_length = 64)),
     responses((status = 204, description = "Marked read"), MarkReadErrors))]
 pub async fn mark_read(State(state): State<ApiState>, auth: Authenticated, ApiPath(id): ApiPath<String>) -> Result<StatusCode, ApiError> {
-    if inbox::mark_read(state.kv.as_ref(), auth.user_id(), &id).await? { Ok(StatusCode::NO_CONTENT) } else { Err(ApiError::not_found()) }
-}
-
-fn refusal(error: UpdateError) -> ApiError {
-    match error {
-        UpdateError::Malformed(errors) => ApiError::validation(errors),
-        UpdateError::MandatoryChannelOff(errors) => ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "validation_failed",
-            "Уведомления о безопасности по SMS, электронной почте и в личном кабинете отключить нельзя",
-        )
-        .with_errors(errors),
-    }
+    if inbox::mark_read(state.kv.as_ref(), auth.user_id(), &id, state.ticker.now()).await? { Ok(StatusCode::NO_CONTENT) } else { Err(ApiError::not_found()) }
 }
 
 #[cfg(test)]

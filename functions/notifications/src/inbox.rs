@@ -13,15 +13,15 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use shared::events::Event;
 use shared::identity::user_pk;
-use shared::ports::kv::{Condition, Item, KeyValue, KvError, Query, TxOp};
+use shared::persist::{self, Attempt};
+use shared::ports::kv::{Condition, KeyValue, KvError, Query, TxOp};
 
-use crate::preferences::Category;
+use crate::domain::preferences::Category;
+use crate::error::Error;
 use crate::templates::InboxMessage;
 
 const ENTRY_PREFIX: &str = "INBOX#";
 const UNREAD_PREFIX: &str = "INBOX_UNREAD#";
-/// Optimistic-concurrency attempts for marking an entry read.
-const MAX_ATTEMPTS: usize = 5;
 
 /// An inbox entry as the API shows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -92,13 +92,13 @@ pub async fn deliver(kv: &dyn KeyValue, user_id: &str, event: &Event, category: 
     let pk = user_pk(user_id);
     let id = &stored.notification.id;
     let ops = vec![
-        TxOp::Put { item: Item::json(pk.clone(), format!("{ENTRY_PREFIX}{id}"), &stored)?, condition: Condition::NotExists },
-        TxOp::Put { item: Item::json(pk.clone(), format!("{UNREAD_PREFIX}{id}"), &stored)?, condition: Condition::NotExists },
+        persist::put_op(pk.clone(), format!("{ENTRY_PREFIX}{id}"), &stored, Condition::NotExists, None)?,
+        persist::put_op(pk.clone(), format!("{UNREAD_PREFIX}{id}"), &stored, Condition::NotExists, None)?,
     ];
     match kv.transact(ops).await {
         Ok(()) => Ok(Written::Created),
         // Either key existing means this event was written before (and maybe read since).
-        Err(KvError::TransactionConflict { .. }) | Err(KvError::ConditionFailed) => match kv.get(&pk, &format!("{ENTRY_PREFIX}{id}")).await? {
+        Err(error) if persist::is_conflict(&error) => match kv.get(&pk, &format!("{ENTRY_PREFIX}{id}")).await? {
             Some(_) => Ok(Written::AlreadyThere),
             None => Err(KvError::Backend("inbox write conflicted but the entry is absent".to_owned())),
         },
@@ -119,33 +119,32 @@ pub async fn list(kv: &dyn KeyValue, user_id: &str, unread_only: bool, cursor: O
     Ok(Page { items, next_cursor })
 }
 
-/// Marks an entry read; `false` when `user_id` has no entry with this id (another citizen's
-/// ids included). Marking a read entry again changes nothing.
-pub async fn mark_read(kv: &dyn KeyValue, user_id: &str, id: &str) -> Result<bool, KvError> {
+/// Marks an entry read at `now`; `false` when `user_id` has no entry with this id (another
+/// citizen's ids included). Marking a read entry again changes nothing.
+pub async fn mark_read(kv: &dyn KeyValue, user_id: &str, id: &str, now: DateTime<Utc>) -> Result<bool, Error> {
     if !is_valid_id(id) {
         return Ok(false);
     }
     let pk = user_pk(user_id);
     let entry_sk = format!("{ENTRY_PREFIX}{id}");
-    for _ in 0..MAX_ATTEMPTS {
-        let Some(item) = kv.get(&pk, &entry_sk).await? else { return Ok(false) };
-        let mut stored: Stored = item.parse()?;
-        if stored.notification.read {
-            return Ok(true);
+    persist::retry(|| async {
+        let Some(read) = persist::get::<Stored>(kv, &pk, &entry_sk).await? else { return Ok(Attempt::Done(false)) };
+        if read.value.notification.read {
+            return Ok(Attempt::Done(true));
         }
+        let mut stored = read.value.clone();
         stored.notification.read = true;
-        stored.read_at = Some(Utc::now());
+        stored.read_at = Some(now);
         let ops = vec![
-            TxOp::Put { item: Item::json(pk.clone(), entry_sk.clone(), &stored)?, condition: Condition::VersionIs(item.version) },
+            persist::put_op(pk.clone(), entry_sk.clone(), &stored, read.unchanged(), None)?,
             TxOp::Delete { pk: pk.clone(), sk: format!("{UNREAD_PREFIX}{id}"), condition: Condition::None },
         ];
-        match kv.transact(ops).await {
-            Ok(()) => return Ok(true),
-            Err(KvError::TransactionConflict { .. }) | Err(KvError::ConditionFailed) => continue,
-            Err(error) => return Err(error),
-        }
-    }
-    Err(KvError::Backend("the inbox entry kept changing while it was marked read".to_owned()))
+        Ok(match Attempt::of(kv.transact(ops).await)? {
+            Attempt::Done(()) => Attempt::Done(true),
+            Attempt::Conflict => Attempt::Conflict,
+        })
+    })
+    .await
 }
 
 #[cfg(test)]

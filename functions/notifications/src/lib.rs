@@ -7,7 +7,7 @@
 //!   at most once (its entry's key derives from the event id); temporary failures are retried by
 //!   the queue, and messages that keep failing land in its dead-letter queue.
 //! - [`router`] serves `GET|PUT|DELETE /v1/me/notification-settings`,
-//!   `GET /v1/me/notifications` and `POST /v1/me/notifications/{id}/read` (see [`ROUTES`]).
+//!   `GET /v1/me/notifications` and `POST /v1/me/notifications/{id}/read` (see [`api`]).
 //!   `PUT` takes the GET shape, whole or in part, and answers 200 with the resulting settings;
 //!   switching a security SMS/email/inbox channel off is refused with 422 `validation_failed`
 //!   (SPEC: they "cannot be switched off" — refusing tells the client its request did not take
@@ -23,6 +23,8 @@
 //! and without it they name the cabinet section instead.
 
 pub mod api;
+pub mod domain;
+pub mod error;
 pub mod inbox;
 pub mod ledger;
 pub mod notifier;
@@ -36,22 +38,29 @@ use axum::Router;
 use axum::extract::FromRef;
 use shared::http::TokenVerifier;
 use shared::http::contract::{OpenApiRouter, routes};
+use shared::ports::Ticker;
 use shared::ports::kv::KeyValue;
 
+pub use domain::preferences::{Category, Channel, Preferences};
 pub use ledger::DEFAULT_CLAIM_LEASE;
 pub use notifier::{Notifier, parse_event};
-pub use preferences::{Category, Channel, Preferences};
 pub use sms::{MAX_SMS_SEGMENTS, sms_segments};
 
 /// What the HTTP handlers need.
 pub struct NotificationsState {
     pub kv: Arc<dyn KeyValue>,
     pub verifier: Arc<TokenVerifier>,
+    pub ticker: Ticker,
 }
 
 impl NotificationsState {
     pub fn new(kv: Arc<dyn KeyValue>, verifier: Arc<TokenVerifier>) -> Self {
-        Self { kv, verifier }
+        Self { kv, verifier, ticker: Ticker::default() }
+    }
+
+    /// The clock that stamps settings changes and read marks (tests fix it).
+    pub fn with_ticker(self, ticker: Ticker) -> Self {
+        Self { ticker, ..self }
     }
 }
 

@@ -1,12 +1,8 @@
 //! The queue consumer: turns one domain event into its SMS, email and inbox entry.
 //!
-//! Who hears what: one-time codes and the warning to a contact someone tried to register go to
-//! the destination the event names and ignore preferences. Security events (lockout, password,
-//! new login, second factor) go to the destinations auth named — security SMS and email cannot
-//! be switched off — plus an inbox entry when the event names the citizen. Every other event
-//! names only the citizen: contacts come from the account (confirmed phone for SMS, confirmed
-//! email for email) and the citizen's preferences decide the channels. `push` has no provider
-//! yet: a preference for it is honoured by sending nothing.
+//! Who hears what is decided in [`crate::domain::routing`]; this module reads what the decision
+//! needs (the citizen's preferences and contacts), renders the texts and delivers them. `push`
+//! has no provider yet: a preference for it is honoured by sending nothing.
 //!
 //! Delivery is idempotent per (event id, destination) through the [`ledger`](crate::ledger),
 //! and per event for the inbox (the entry's key derives from the event). Destinations, codes
@@ -16,15 +12,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::Utc;
-use shared::events::{Destination, Event, EventPayload};
+use shared::events::{Destination, Event};
+use shared::ports::Ticker;
 use shared::ports::kv::{KeyValue, KvError};
 use shared::ports::senders::{EmailSender, SendError, SmsSender};
 use shared::worker::{HandlerError, MessageHandler};
 
+use crate::domain::preferences::{Category, Preferences};
+use crate::domain::routing::{self, Audience};
 use crate::inbox::{self, Written};
 use crate::ledger::{Claim, DEFAULT_CLAIM_LEASE, Ledger, MarkerKey, channel_and_address};
-use crate::preferences::{self, Category, Channel, Preferences};
+use crate::preferences;
 use crate::templates::{self, EmailMessage, InboxMessage};
 
 /// Delivers the messages of one event; plug it into `shared::worker::run_consumer` (local
@@ -35,11 +33,19 @@ pub struct Notifier {
     sms: Arc<dyn SmsSender>,
     email: Arc<dyn EmailSender>,
     portal_url: Option<String>,
+    ticker: Ticker,
 }
 
 impl Notifier {
     pub fn new(kv: Arc<dyn KeyValue>, sms: Arc<dyn SmsSender>, email: Arc<dyn EmailSender>) -> Self {
-        Self { ledger: Ledger::new(kv.clone(), DEFAULT_CLAIM_LEASE), kv, sms, email, portal_url: None }
+        Self { ledger: Ledger::new(kv.clone(), DEFAULT_CLAIM_LEASE), kv, sms, email, portal_url: None, ticker: Ticker::default() }
+    }
+
+    /// The clock that judges code expiry and stamps delivery markers (tests fix it).
+    pub fn with_ticker(mut self, ticker: Ticker) -> Self {
+        self.ledger = self.ledger.with_ticker(ticker.clone());
+        self.ticker = ticker;
+        self
     }
 
     /// Overrides how long a delivery claim holds before another attempt may take it over.
@@ -61,10 +67,7 @@ impl Notifier {
     /// else `Reject` if any failed for good, else success.
     pub async fn deliver(&self, event: &Event) -> Result<(), HandlerError> {
         let event_type = event.type_name();
-        if let EventPayload::OtpIssued { expires_at, .. } = &event.payload
-            && *expires_at <= Utc::now()
-        {
-            // The code is dead already; delivering it would only confuse the citizen.
+        if routing::is_expired(event, self.ticker.now()) {
             tracing::info!(event_id = %event.id, event_type, outcome = "expired", "one-time code expired before delivery; dropped");
             return Ok(());
         }
@@ -96,20 +99,19 @@ impl Notifier {
         }
     }
 
-    /// Decides the messages of `event`: destinations with their rendered texts, and the inbox entry.
+    /// Reads what the routing decision needs, decides, and renders the messages of `event`.
     async fn plan(&self, event: &Event) -> Result<Plan, KvError> {
         let category = Category::of(&event.payload);
         let preferences = match (category, event.user_id.as_deref()) {
             (Some(_), Some(user_id)) => preferences::load(self.kv.as_ref(), user_id).await?,
             _ => Preferences::default(),
         };
-        let wants = |channel: Channel| category.is_none_or(|category| preferences.allows(category, channel));
-        let candidates = match named_destinations(&event.payload) {
-            Some(named) => named,
-            None => {
+        let candidates = match routing::audience(&event.payload) {
+            Audience::Named(named) => named,
+            Audience::Citizen => {
                 let Some(user_id) = event.user_id.as_deref() else { return Ok(Plan::default()) };
                 match shared::identity::load(self.kv.as_ref(), user_id).await? {
-                    // Every confirmed contact; the preferences below pick among them.
+                    // Every confirmed contact; the preferences pick among them.
                     Some((account, _)) => account.security_destinations(),
                     None => {
                         tracing::info!(event_id = %event.id, event_type = event.type_name(), outcome = "no_account", "the citizen has no account; nothing to deliver");
@@ -118,27 +120,23 @@ impl Notifier {
                 }
             }
         };
-        let sms = templates::sms_text(event);
-        let email = templates::email(event, self.portal_url.as_deref());
+        let route = routing::route(category, &preferences, event.user_id.is_some(), candidates);
+        let rendered = templates::render(event, self.portal_url.as_deref());
         let mut plan = Plan::default();
-        for destination in unique(candidates) {
+        for destination in route.destinations {
             let message = match &destination {
-                Destination::Sms(_) => wants(Channel::Sms).then(|| sms.clone().map(Outgoing::Sms)).flatten(),
-                Destination::Email(_) => wants(Channel::Email).then(|| email.clone().map(Outgoing::Email)).flatten(),
+                Destination::Sms(_) => rendered.sms.clone().map(Outgoing::Sms),
+                Destination::Email(_) => rendered.email.clone().map(Outgoing::Email),
             };
             if let Some(message) = message {
                 plan.messages.push((destination, message));
             }
         }
-        if let (Some(category), Some(user_id)) = (category, event.user_id.as_deref()) {
-            if wants(Channel::Inbox)
-                && let Some(message) = templates::inbox(event)
-            {
-                plan.inbox = Some(InboxEntry { user_id: user_id.to_owned(), category, message });
-            }
-            if wants(Channel::Push) {
-                tracing::debug!(event_id = %event.id, channel = "push", outcome = "no_provider", "push is wanted but no push provider exists; nothing sent");
-            }
+        if let (true, Some(category), Some(user_id), Some(message)) = (route.inbox, category, event.user_id.as_deref(), rendered.inbox) {
+            plan.inbox = Some(InboxEntry { user_id: user_id.to_owned(), category, message });
+        }
+        if route.push {
+            tracing::debug!(event_id = %event.id, channel = "push", outcome = "no_provider", "push is wanted but no push provider exists; nothing sent");
         }
         Ok(plan)
     }
@@ -156,9 +154,6 @@ impl Notifier {
 
     /// One destination: claim, send, settle.
     async fn deliver_to(&self, event: &Event, destination: &Destination, message: &Outgoing) -> Delivery {
-        if !is_plausible(destination) {
-            return Delivery::InvalidDestination;
-        }
         let key = MarkerKey::new(&event.id, destination);
         let version = match self.ledger.claim(&key).await {
             Ok(Claim::Acquired { version }) => version,
@@ -215,74 +210,11 @@ impl MessageHandler for Notifier {
 pub fn parse_event(body: &str) -> Result<Event, HandlerError> {
     let event: Event = serde_json::from_str(body)
         .map_err(|error| HandlerError::Reject(format!("malformed event ({:?} error at line {} column {})", error.classify(), error.line(), error.column())))?;
-    let reject = |reason: &str| Err(HandlerError::Reject(format!("{} {}: {reason}", event.type_name(), event.id)));
-    if !is_key_safe(&event.id) {
-        return Err(HandlerError::Reject(format!("{} event with an unusable id", event.type_name())));
-    }
-    if event.user_id.as_deref().is_some_and(|user_id| !is_key_safe(user_id)) {
-        return reject("the citizen id is unusable");
-    }
-    if named_destinations(&event.payload).is_none() && event.user_id.is_none() {
-        return reject("the event names neither a destination nor a citizen");
-    }
-    if let EventPayload::OtpIssued { code, expires_at, .. } = &event.payload {
-        if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
-            return reject("the one-time code is not six digits");
-        }
-        if templates::lifetime_minutes(event.at, *expires_at) > templates::MAX_OTP_LIFETIME_MINUTES {
-            return reject("the one-time code lives implausibly long");
-        }
-    }
-    Ok(event)
-}
-
-/// Ids become parts of store keys: short, and nothing that could bend a key.
-fn is_key_safe(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-}
-
-/// The destinations an event names itself (auth's events); `None` for events that name only
-/// the citizen, whose contacts come from the account.
-fn named_destinations(payload: &EventPayload) -> Option<Vec<Destination>> {
-    match payload {
-        EventPayload::OtpIssued { destination, .. } | EventPayload::RegistrationAttempted { destination } => Some(vec![destination.clone()]),
-        // Published only so an unknown login costs what a known one does: it names no one.
-        EventPayload::RecoveryUnmatched { .. } => Some(Vec::new()),
-        EventPayload::AccountLocked { destinations }
-        | EventPayload::PasswordChanged { destinations }
-        | EventPayload::NewLogin { destinations, .. }
-        | EventPayload::MfaChanged { destinations, .. } => Some(destinations.clone()),
-        EventPayload::ApplicationStatusChanged { .. }
-        | EventPayload::ApplicationMessage { .. }
-        | EventPayload::IdentityVerificationRequested { .. }
-        | EventPayload::IdentityLevelChanged { .. }
-        | EventPayload::DocumentVerdict { .. } => None,
-    }
-}
-
-/// Each destination once, in the order given.
-fn unique(destinations: Vec<Destination>) -> Vec<Destination> {
-    let mut unique: Vec<Destination> = Vec::with_capacity(destinations.len());
-    for destination in destinations {
-        if !unique.contains(&destination) {
-            unique.push(destination);
-        }
-    }
-    unique
-}
-
-/// A cheap shape check, so garbage never reaches a provider or the ledger: E.164 phones,
-/// `local@domain.tld` emails without whitespace.
-fn is_plausible(destination: &Destination) -> bool {
-    match destination {
-        Destination::Sms(phone) => phone.strip_prefix('+').is_some_and(|digits| (8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())),
-        Destination::Email(address) => {
-            address.len() <= 254
-                && !address.chars().any(|c| c.is_whitespace() || c.is_control())
-                && address.split_once('@').is_some_and(|(local, domain)| {
-                    !local.is_empty() && !domain.contains('@') && domain.split('.').count() >= 2 && domain.split('.').all(|label| !label.is_empty())
-                })
-        }
+    match routing::admit(&event) {
+        Ok(()) => Ok(event),
+        // The id itself may be what is wrong with the event: it is not quoted then.
+        Err(refusal @ routing::Refusal::UnusableId) => Err(HandlerError::Reject(format!("{} event: {refusal}", event.type_name()))),
+        Err(refusal) => Err(HandlerError::Reject(format!("{} {}: {refusal}", event.type_name(), event.id))),
     }
 }
 
@@ -317,7 +249,6 @@ enum Delivery {
     StoreUnavailable,
     PermanentFailure,
     FailedBefore,
-    InvalidDestination,
 }
 
 impl Delivery {
@@ -330,7 +261,6 @@ impl Delivery {
             Self::StoreUnavailable => "store_unavailable",
             Self::PermanentFailure => "permanent_failure",
             Self::FailedBefore => "failed_before",
-            Self::InvalidDestination => "invalid_destination",
         }
     }
 
@@ -339,6 +269,6 @@ impl Delivery {
     }
 
     fn is_permanent(self) -> bool {
-        matches!(self, Self::PermanentFailure | Self::FailedBefore | Self::InvalidDestination)
+        matches!(self, Self::PermanentFailure | Self::FailedBefore)
     }
 }

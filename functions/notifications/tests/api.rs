@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use shared::events::{Event, EventPayload};
 use shared::http::{AccessClaims, TokenVerifier};
 use shared::keys::KeyRing;
+use shared::vocabulary::ApplicationStatus;
 use shared::worker::MessageHandler;
 use tower::ServiceExt;
 
@@ -88,12 +89,18 @@ impl Fixture {
         self.call(Method::GET, path, Some(user_id), None).await
     }
 
+    /// The page of `list` (a `GET /v1/me/notifications?…` path) after `previous`.
+    async fn next_page(&self, list: &str, previous: &Reply, user_id: &str) -> Reply {
+        let cursor = previous.body["next_cursor"].as_str().expect("another page");
+        self.get(&format!("{list}&cursor={cursor}"), user_id).await
+    }
+
     /// Delivers `count` status changes to `user_id`, a minute apart, oldest first.
     async fn fill_inbox(&self, user_id: &str, count: usize) {
         put_account(self.store.kv.as_ref(), user_id, Some(PHONE), Some(EMAIL)).await;
         let start = Utc::now() - Duration::hours(1);
         for i in 0..count {
-            let mut event = Event::new(Some(user_id.to_owned()), status_changed("in_progress"));
+            let mut event = Event::new(&common::ticker(), Some(user_id.to_owned()), status_changed(ApplicationStatus::InProgress));
             event.at = start + Duration::minutes(i as i64);
             if let EventPayload::ApplicationStatusChanged { number, .. } = &mut event.payload {
                 *number = Some(format!("N-{i}"));
@@ -252,11 +259,10 @@ async fn the_inbox_lists_newest_first_in_pages() {
     let f = fixture();
     f.fill_inbox(USER, 5).await;
 
-    let first = f.get("/v1/me/notifications?limit=2", USER).await;
-    let cursor = first.body["next_cursor"].as_str().unwrap().to_owned();
-    let second = f.get(&format!("/v1/me/notifications?limit=2&cursor={cursor}"), USER).await;
-    let cursor = second.body["next_cursor"].as_str().unwrap().to_owned();
-    let last = f.get(&format!("/v1/me/notifications?limit=2&cursor={cursor}"), USER).await;
+    let list = "/v1/me/notifications?limit=2";
+    let first = f.get(list, USER).await;
+    let second = f.next_page(list, &first, USER).await;
+    let last = f.next_page(list, &second, USER).await;
 
     assert_eq!(first.numbers(), vec!["N-4", "N-3"]);
     assert_eq!(second.numbers(), vec!["N-2", "N-1"]);
@@ -304,9 +310,9 @@ async fn the_unread_list_pages_too() {
     let f = fixture();
     f.fill_inbox(USER, 3).await;
 
-    let first = f.get("/v1/me/notifications?unread=true&limit=2", USER).await;
-    let cursor = first.body["next_cursor"].as_str().unwrap().to_owned();
-    let second = f.get(&format!("/v1/me/notifications?unread=true&limit=2&cursor={cursor}"), USER).await;
+    let unread = "/v1/me/notifications?unread=true&limit=2";
+    let first = f.get(unread, USER).await;
+    let second = f.next_page(unread, &first, USER).await;
 
     assert_eq!(first.numbers(), vec!["N-2", "N-1"]);
     assert_eq!(second.numbers(), vec!["N-0"]);

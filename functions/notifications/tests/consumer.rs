@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::{PHONE, RecordingSender, body, otp_event, sms, store};
+use common::{Harness, PHONE, body, harness, otp_event, sms};
 use notifications::Notifier;
 use shared::adapters::embedded::queue::RedbQueue;
 use shared::ports::queue::Queue;
@@ -61,12 +61,17 @@ where
     tokio::time::timeout(Duration::from_secs(10), consumer).await.expect("consumer stops").expect("consumer does not panic");
 }
 
+/// The harness with the embedded events queue in its store.
+async fn queued() -> (common::Harness, Arc<RedbQueue>) {
+    let harness = harness();
+    let queue = Arc::new(RedbQueue::open(harness.store.database.clone(), "events", MAX_RECEIVES).await.unwrap());
+    (harness, queue)
+}
+
 #[tokio::test]
 async fn duplicate_messages_of_one_event_send_one_sms() {
-    let store = store();
-    let queue = Arc::new(RedbQueue::open(store.database.clone(), "events", MAX_RECEIVES).await.unwrap());
-    let sender = RecordingSender::new();
-    let counting = Arc::new(Counting { notifier: Notifier::new(store.kv.clone(), sender.clone(), sender.clone()), handled: AtomicUsize::new(0) });
+    let (Harness { store: _store, sender, notifier }, queue) = queued().await;
+    let counting = Arc::new(Counting { notifier, handled: AtomicUsize::new(0) });
     let message = body(&otp_event(sms(), "123456"));
     queue.send(&message).await.unwrap();
     queue.send(&message).await.unwrap();
@@ -80,15 +85,12 @@ async fn duplicate_messages_of_one_event_send_one_sms() {
 
 #[tokio::test]
 async fn temporary_failure_is_retried_by_the_queue_until_sent() {
-    let store = store();
-    let queue = Arc::new(RedbQueue::open(store.database.clone(), "events", MAX_RECEIVES).await.unwrap());
-    let sender = RecordingSender::new();
+    let (Harness { store: _store, sender, notifier }, queue) = queued().await;
     sender.fail_next([SendError::Temporary("throttled".to_owned()), SendError::Temporary("throttled".to_owned())]);
-    let notifier = Arc::new(Notifier::new(store.kv.clone(), sender.clone(), sender.clone()));
     queue.send(&body(&otp_event(sms(), "123456"))).await.unwrap();
 
     let probe = sender.clone();
-    consume_until(queue.clone(), notifier, || async { !probe.sent().is_empty() }).await;
+    consume_until(queue.clone(), Arc::new(notifier), || async { !probe.sent().is_empty() }).await;
 
     assert_eq!(sender.sent_to(PHONE).len(), 1);
     assert_eq!(sender.attempts(), 3);
@@ -97,14 +99,11 @@ async fn temporary_failure_is_retried_by_the_queue_until_sent() {
 
 #[tokio::test]
 async fn poison_message_ends_in_the_dead_letter_queue() {
-    let store = store();
-    let queue = Arc::new(RedbQueue::open(store.database.clone(), "events", MAX_RECEIVES).await.unwrap());
-    let sender = RecordingSender::new();
-    let notifier = Arc::new(Notifier::new(store.kv.clone(), sender.clone(), sender.clone()));
+    let (Harness { store: _store, sender, notifier }, queue) = queued().await;
     queue.send("{\"not\": \"an event\"}").await.unwrap();
 
     let probe = queue.clone();
-    consume_until(queue.clone(), notifier, || async { probe.dead_letter_count().await.unwrap() == 1 }).await;
+    consume_until(queue.clone(), Arc::new(notifier), || async { probe.dead_letter_count().await.unwrap() == 1 }).await;
 
     assert_eq!(queue.peek_dead_letters(10).await.unwrap(), vec!["{\"not\": \"an event\"}".to_owned()]);
     assert_eq!(sender.attempts(), 0);

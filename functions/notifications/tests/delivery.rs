@@ -6,13 +6,17 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{EMAIL, PHONE, RecordingSender, USER, body, citizen_event, email, inbox_of, otp_event, put_account, put_account_with, sms, status_changed, store};
+use common::{
+    EMAIL, PHONE, RecordingSender, USER, body, citizen_event, email, inbox_of, otp_event, put_account, put_account_with, sms, status_changed, store, ticker,
+};
 use notifications::preferences::{self, Category, Preferences};
 use notifications::{Notifier, inbox};
 use serde_json::json;
 use shared::events::{Event, EventPayload};
 use shared::identity::user_pk;
 use shared::ports::kv::{Condition, Item};
+use shared::vocabulary::ApplicationStatus::{Accepted, Approved, InProgress, InfoRequested, Rejected};
+use shared::vocabulary::{DocumentStatus, Level, LevelChangeReason, RejectionReason};
 use shared::worker::{HandlerError, MessageHandler};
 
 struct Fixture {
@@ -32,9 +36,12 @@ async fn fixture() -> Fixture {
 
 impl Fixture {
     async fn prefer(&self, update: serde_json::Value) {
-        let kv = self.store.kv.as_ref();
-        let (current, version) = preferences::load_versioned(kv, USER).await.unwrap();
-        preferences::store(kv, USER, &current.updated(&update).unwrap(), version).await.unwrap();
+        preferences::update(self.store.kv.as_ref(), USER, &update, ticker().now()).await.unwrap();
+    }
+
+    /// Delivers an event about the citizen.
+    async fn deliver(&self, payload: EventPayload) {
+        self.notifier.handle(&body(&citizen_event(USER, payload))).await.unwrap();
     }
 
     async fn inbox(&self) -> Vec<inbox::Notification> {
@@ -46,7 +53,7 @@ impl Fixture {
 async fn a_status_change_goes_by_sms_and_to_the_inbox_by_default() {
     let f = fixture().await;
 
-    f.notifier.handle(&body(&citizen_event(USER, status_changed("approved")))).await.unwrap();
+    f.deliver(status_changed(Approved)).await;
 
     let sent = f.sender.sent();
     assert_eq!(sent.len(), 1, "{sent:?}");
@@ -65,7 +72,7 @@ async fn with_application_sms_switched_off_only_the_inbox_entry_is_written() {
     let f = fixture().await;
     f.prefer(json!({"categories": {"applications": {"sms": false}}})).await;
 
-    f.notifier.handle(&body(&citizen_event(USER, status_changed("rejected")))).await.unwrap();
+    f.deliver(status_changed(Rejected)).await;
 
     assert_eq!(f.sender.attempts(), 0);
     assert_eq!(f.inbox().await.len(), 1);
@@ -76,7 +83,7 @@ async fn application_email_switched_on_sends_an_email_with_a_link() {
     let f = fixture().await;
     f.prefer(json!({"categories": {"applications": {"email": true}}})).await;
 
-    f.notifier.handle(&body(&citizen_event(USER, status_changed("info_requested")))).await.unwrap();
+    f.deliver(status_changed(InfoRequested)).await;
 
     let mail = f.sender.sent_to(EMAIL);
     assert_eq!(mail.len(), 1);
@@ -90,7 +97,7 @@ async fn with_the_inbox_switched_off_no_entry_is_written() {
     let f = fixture().await;
     f.prefer(json!({"categories": {"applications": {"inbox": false}}})).await;
 
-    f.notifier.handle(&body(&citizen_event(USER, status_changed("accepted")))).await.unwrap();
+    f.deliver(status_changed(Accepted)).await;
 
     assert!(f.inbox().await.is_empty());
     assert_eq!(f.sender.sent_to(PHONE).len(), 1);
@@ -99,7 +106,7 @@ async fn with_the_inbox_switched_off_no_entry_is_written() {
 #[tokio::test]
 async fn a_redelivered_event_writes_one_inbox_entry_and_sends_one_sms() {
     let f = fixture().await;
-    let message = body(&citizen_event(USER, status_changed("in_progress")));
+    let message = body(&citizen_event(USER, status_changed(InProgress)));
 
     f.notifier.handle(&message).await.unwrap();
     f.notifier.handle(&message).await.unwrap();
@@ -115,10 +122,10 @@ async fn a_redelivered_event_writes_one_inbox_entry_and_sends_one_sms() {
 #[tokio::test]
 async fn a_redelivery_after_reading_does_not_bring_the_entry_back_unread() {
     let f = fixture().await;
-    let message = body(&citizen_event(USER, status_changed("approved")));
+    let message = body(&citizen_event(USER, status_changed(Approved)));
     f.notifier.handle(&message).await.unwrap();
     let id = f.inbox().await[0].id.clone();
-    assert!(inbox::mark_read(f.store.kv.as_ref(), USER, &id).await.unwrap());
+    assert!(inbox::mark_read(f.store.kv.as_ref(), USER, &id, ticker().now()).await.unwrap());
 
     f.notifier.handle(&message).await.unwrap();
 
@@ -135,7 +142,7 @@ async fn unconfirmed_contacts_receive_nothing_but_the_inbox_still_does() {
     let sender = RecordingSender::new();
     let notifier = Notifier::new(store.kv.clone(), sender.clone(), sender.clone());
 
-    notifier.handle(&body(&citizen_event(USER, status_changed("approved")))).await.unwrap();
+    notifier.handle(&body(&citizen_event(USER, status_changed(Approved)))).await.unwrap();
 
     assert_eq!(sender.attempts(), 0);
     assert_eq!(inbox_of(store.kv.as_ref(), USER).await.len(), 1);
@@ -144,9 +151,8 @@ async fn unconfirmed_contacts_receive_nothing_but_the_inbox_still_does() {
 #[tokio::test]
 async fn personal_data_events_go_by_email_and_to_the_inbox_by_default() {
     let f = fixture().await;
-    let level = EventPayload::IdentityLevelChanged { level: "standard".to_owned(), previous_level: "simplified".to_owned(), reason: "verified".to_owned() };
-
-    f.notifier.handle(&body(&citizen_event(USER, level))).await.unwrap();
+    f.deliver(EventPayload::IdentityLevelChanged { level: Level::Standard, previous_level: Level::Simplified, reason: LevelChangeReason::RegistryVerified })
+        .await;
 
     assert!(f.sender.sent_to(PHONE).is_empty());
     assert_eq!(f.sender.sent_to(EMAIL)[0].subject.as_deref(), Some("Уровень учётной записи: Стандартная"));
@@ -157,14 +163,13 @@ async fn personal_data_events_go_by_email_and_to_the_inbox_by_default() {
 #[tokio::test]
 async fn a_document_verdict_reaches_the_inbox_with_the_reason() {
     let f = fixture().await;
-    let verdict = EventPayload::DocumentVerdict {
+    f.deliver(EventPayload::DocumentVerdict {
         document_id: "01JDOC000000000000000000DD".to_owned(),
         file_name: "паспорт.pdf".to_owned(),
-        status: "rejected".to_owned(),
-        rejection_reason: Some("content_mismatch".to_owned()),
-    };
-
-    f.notifier.handle(&body(&citizen_event(USER, verdict))).await.unwrap();
+        status: DocumentStatus::Rejected,
+        rejection_reason: Some(RejectionReason::ContentMismatch),
+    })
+    .await;
 
     let inbox = f.inbox().await;
     assert_eq!(inbox[0].title, "Документ «паспорт.pdf» отклонён");
@@ -176,17 +181,12 @@ async fn a_document_verdict_reaches_the_inbox_with_the_reason() {
 async fn a_verification_request_is_an_inbox_note_and_nothing_else() {
     let f = fixture().await;
 
-    f.notifier
-        .handle(&body(&citizen_event(
-            USER,
-            EventPayload::IdentityVerificationRequested {
-                registry_agency_id: "mvd".to_owned(),
-                request_id: "01JREQUEST".to_owned(),
-                profile: Box::new(shared::identity::Profile::example()),
-            },
-        )))
-        .await
-        .unwrap();
+    f.deliver(EventPayload::IdentityVerificationRequested {
+        registry_agency_id: "mvd".to_owned(),
+        request_id: "01JREQUEST".to_owned(),
+        profile: Box::new(shared::identity::Profile::example()),
+    })
+    .await;
 
     assert_eq!(f.sender.attempts(), 0);
     let inbox = f.inbox().await;
@@ -196,15 +196,14 @@ async fn a_verification_request_is_an_inbox_note_and_nothing_else() {
 #[tokio::test]
 async fn the_citizens_own_message_is_not_announced_to_them() {
     let f = fixture().await;
-    let own = EventPayload::ApplicationMessage {
+    f.deliver(EventPayload::ApplicationMessage {
         application_id: "01JAPP".to_owned(),
         number: Some("1".to_owned()),
         service_title: "Услуга".to_owned(),
         from_agency: false,
         preview: "Дополнение".to_owned(),
-    };
-
-    f.notifier.handle(&body(&citizen_event(USER, own))).await.unwrap();
+    })
+    .await;
 
     assert_eq!(f.sender.attempts(), 0);
     assert!(f.inbox().await.is_empty());
@@ -215,7 +214,7 @@ async fn a_push_only_preference_sends_nothing_because_push_has_no_provider() {
     let f = fixture().await;
     f.prefer(json!({"categories": {"applications": {"sms": false, "inbox": false, "push": true}}})).await;
 
-    f.notifier.handle(&body(&citizen_event(USER, status_changed("approved")))).await.unwrap();
+    f.deliver(status_changed(Approved)).await;
 
     assert_eq!(f.sender.attempts(), 0);
     assert!(f.inbox().await.is_empty());
@@ -224,7 +223,7 @@ async fn a_push_only_preference_sends_nothing_because_push_has_no_provider() {
 #[tokio::test]
 async fn a_security_event_naming_the_citizen_also_fills_their_inbox() {
     let f = fixture().await;
-    let changed = Event::new(Some(USER.to_owned()), EventPayload::PasswordChanged { destinations: vec![sms(), email()] });
+    let changed = Event::new(&ticker(), Some(USER.to_owned()), EventPayload::PasswordChanged { destinations: vec![sms(), email()] });
 
     f.notifier.handle(&body(&changed)).await.unwrap();
     f.notifier.handle(&body(&changed)).await.unwrap();
@@ -244,7 +243,7 @@ async fn security_channels_switched_off_in_storage_are_still_used() {
     tampered["updated_at"] = json!("2025-01-01T00:00:00Z");
     f.store.kv.put(Item::json(user_pk(USER), preferences::SETTINGS_SK, &tampered).unwrap(), Condition::None).await.unwrap();
 
-    let locked = Event::new(Some(USER.to_owned()), EventPayload::AccountLocked { destinations: vec![sms(), email()] });
+    let locked = Event::new(&ticker(), Some(USER.to_owned()), EventPayload::AccountLocked { destinations: vec![sms(), email()] });
     f.notifier.handle(&body(&locked)).await.unwrap();
 
     assert_eq!(f.sender.sent_to(PHONE).len(), 1);
@@ -273,7 +272,7 @@ async fn an_event_lands_only_in_the_inbox_of_the_citizen_it_names() {
     let f = fixture().await;
     put_account(f.store.kv.as_ref(), "01JOTHER00000000000000000", Some("+79990009999"), None).await;
 
-    f.notifier.handle(&body(&citizen_event("01JOTHER00000000000000000", status_changed("approved")))).await.unwrap();
+    f.notifier.handle(&body(&citizen_event("01JOTHER00000000000000000", status_changed(Approved)))).await.unwrap();
 
     assert!(f.inbox().await.is_empty());
     assert_eq!(inbox_of(f.store.kv.as_ref(), "01JOTHER00000000000000000").await.len(), 1);
@@ -284,7 +283,7 @@ async fn an_event_lands_only_in_the_inbox_of_the_citizen_it_names() {
 async fn an_event_about_a_citizen_without_an_account_delivers_nothing() {
     let f = fixture().await;
 
-    f.notifier.handle(&body(&citizen_event("01JGHOST00000000000000000", status_changed("approved")))).await.unwrap();
+    f.notifier.handle(&body(&citizen_event("01JGHOST00000000000000000", status_changed(Approved)))).await.unwrap();
 
     assert_eq!(f.sender.attempts(), 0);
     assert!(inbox_of(f.store.kv.as_ref(), "01JGHOST00000000000000000").await.is_empty());
@@ -293,7 +292,7 @@ async fn an_event_about_a_citizen_without_an_account_delivers_nothing() {
 #[tokio::test]
 async fn a_citizen_event_that_names_no_citizen_is_rejected() {
     let f = fixture().await;
-    let orphan = Event::new(None, status_changed("approved"));
+    let orphan = Event::new(&ticker(), None, status_changed(Approved));
 
     let outcome = f.notifier.handle(&body(&orphan)).await;
 
@@ -304,7 +303,7 @@ async fn a_citizen_event_that_names_no_citizen_is_rejected() {
 #[tokio::test]
 async fn a_citizen_id_that_could_bend_a_store_key_is_rejected() {
     let f = fixture().await;
-    let bent = Event::new(Some(format!("{USER}#ACCOUNT")), status_changed("approved"));
+    let bent = Event::new(&ticker(), Some(format!("{USER}#ACCOUNT")), status_changed(Approved));
 
     let outcome = f.notifier.handle(&body(&bent)).await;
 
@@ -315,7 +314,7 @@ async fn a_citizen_id_that_could_bend_a_store_key_is_rejected() {
 async fn a_temporary_sms_failure_retries_without_duplicating_the_inbox_entry() {
     let f = fixture().await;
     f.sender.fail_next([shared::ports::senders::SendError::Temporary("throttled".to_owned())]);
-    let message = body(&citizen_event(USER, status_changed("approved")));
+    let message = body(&citizen_event(USER, status_changed(Approved)));
 
     let first = f.notifier.handle(&message).await;
     assert!(matches!(first, Err(HandlerError::Retry(_))), "{first:?}");
@@ -330,7 +329,7 @@ async fn unreadable_stored_settings_fall_back_to_the_defaults() {
     let f = fixture().await;
     f.store.kv.put(Item::new(user_pk(USER), preferences::SETTINGS_SK, b"not json".to_vec()), Condition::None).await.unwrap();
 
-    f.notifier.handle(&body(&citizen_event(USER, status_changed("approved")))).await.unwrap();
+    f.deliver(status_changed(Approved)).await;
 
     assert_eq!(f.sender.sent_to(PHONE).len(), 1);
     assert_eq!(f.inbox().await.len(), 1);

@@ -3,11 +3,9 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use chrono::{DateTime, Utc};
-use common::{RecordingSender, store};
+use common::{Harness, RecordingSender, harness};
 use notifications::Notifier;
 use shared::ports::senders::SendError;
 use shared::worker::{DEFAULT_BATCH_CONCURRENCY, sqs_batch_handler};
@@ -46,9 +44,7 @@ fn record(message_id: &str, body: &str) -> SqsMessage {
 
 #[tokio::test]
 async fn sample_batch_delivers_each_code_once_and_reports_no_failure() {
-    let store = store();
-    let sender = RecordingSender::new();
-    let notifier = Notifier::new(store.kv.clone(), sender.clone(), sender.clone());
+    let Harness { store: _store, sender, notifier } = harness();
 
     let response = sqs_batch_handler(&notifier, made_live(sample()), DEFAULT_BATCH_CONCURRENCY).await;
 
@@ -64,9 +60,7 @@ async fn sample_batch_delivers_each_code_once_and_reports_no_failure() {
 
 #[tokio::test]
 async fn sample_batch_as_recorded_drops_the_expired_codes_without_failures() {
-    let store = store();
-    let sender = RecordingSender::new();
-    let notifier = Notifier::new(store.kv.clone(), sender.clone(), sender.clone());
+    let Harness { store: _store, sender, notifier } = harness();
 
     let response = sqs_batch_handler(&notifier, sample(), DEFAULT_BATCH_CONCURRENCY).await;
 
@@ -76,9 +70,7 @@ async fn sample_batch_as_recorded_drops_the_expired_codes_without_failures() {
 
 #[tokio::test]
 async fn redelivered_batch_sends_nothing_new() {
-    let store = store();
-    let sender = RecordingSender::new();
-    let notifier = Notifier::new(store.kv.clone(), sender.clone(), sender.clone());
+    let Harness { store: _store, sender, notifier } = harness();
     let event = made_live(sample());
 
     sqs_batch_handler(&notifier, event.clone(), DEFAULT_BATCH_CONCURRENCY).await;
@@ -90,8 +82,7 @@ async fn redelivered_batch_sends_nothing_new() {
 
 #[tokio::test]
 async fn batch_reports_exactly_the_records_that_failed() {
-    let store = store();
-    let sender = RecordingSender::new();
+    let Harness { store, sender, .. } = harness();
     // Only the email provider is down.
     let email = RecordingSender::new();
     email.fail_next([SendError::Temporary("SES throttling".to_owned())]);
@@ -111,13 +102,11 @@ async fn batch_reports_exactly_the_records_that_failed() {
 
 #[tokio::test]
 async fn lambda_answer_lists_failures_in_the_partial_batch_shape() {
-    let store = store();
-    let sender = RecordingSender::new();
-    let notifier = Arc::new(Notifier::new(store.kv.clone(), sender.clone(), sender.clone()));
+    let Harness { store: _store, sender: _, notifier } = harness();
     let mut event = SqsEvent::default();
     event.records.push(record("m-1", "garbage"));
 
-    let response = sqs_batch_handler(notifier.as_ref(), event, DEFAULT_BATCH_CONCURRENCY).await;
+    let response = sqs_batch_handler(&notifier, event, DEFAULT_BATCH_CONCURRENCY).await;
 
     assert_eq!(serde_json::to_value(&response).unwrap(), serde_json::json!({"batchItemFailures": [{"itemIdentifier": "m-1"}]}));
 }

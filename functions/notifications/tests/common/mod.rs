@@ -9,11 +9,15 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use chrono::{Duration, Utc};
+use notifications::Notifier;
 use shared::adapters::embedded::{kv::RedbKv, open_database};
+use shared::domain::{Email, Phone};
 use shared::events::{Destination, Event, EventPayload, OtpPurpose};
 use shared::identity::{ACCOUNT_SK, Account, Level, MfaSettings, user_pk};
+use shared::ports::Ticker;
 use shared::ports::kv::{Condition, Item, KeyValue};
 use shared::ports::senders::{EmailSender, SendError, SmsSender};
+use shared::vocabulary::ApplicationStatus;
 
 /// One message handed to a sender.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,15 +70,15 @@ impl RecordingSender {
 
 #[async_trait]
 impl SmsSender for RecordingSender {
-    async fn send_sms(&self, to: &str, text: &str) -> Result<(), SendError> {
-        self.record(Sent { channel: "sms", to: to.to_owned(), subject: None, body: text.to_owned() })
+    async fn send_sms(&self, to: &Phone, text: &str) -> Result<(), SendError> {
+        self.record(Sent { channel: "sms", to: to.as_str().to_owned(), subject: None, body: text.to_owned() })
     }
 }
 
 #[async_trait]
 impl EmailSender for RecordingSender {
-    async fn send_email(&self, to: &str, subject: &str, text_body: &str) -> Result<(), SendError> {
-        self.record(Sent { channel: "email", to: to.to_owned(), subject: Some(subject.to_owned()), body: text_body.to_owned() })
+    async fn send_email(&self, to: &Email, subject: &str, text_body: &str) -> Result<(), SendError> {
+        self.record(Sent { channel: "email", to: to.as_str().to_owned(), subject: Some(subject.to_owned()), body: text_body.to_owned() })
     }
 }
 
@@ -92,27 +96,51 @@ pub fn store() -> Store {
     Store { dir, database, kv }
 }
 
+/// A store, a recording sender for both channels, and a Notifier over them.
+pub struct Harness {
+    pub store: Store,
+    pub sender: Arc<RecordingSender>,
+    pub notifier: Notifier,
+}
+
+pub fn harness() -> Harness {
+    let store = store();
+    let sender = RecordingSender::new();
+    let notifier = Notifier::new(store.kv.clone(), sender.clone(), sender.clone());
+    Harness { store, sender, notifier }
+}
+
+/// The clock the tests run on: the wall clock, since stored leases expire by it.
+pub fn ticker() -> Ticker {
+    Ticker::default()
+}
+
 pub const PHONE: &str = "+79990001122";
 pub const EMAIL: &str = "citizen@mail.example";
 
+pub fn phone(raw: &str) -> Phone {
+    Phone::parse(raw).expect("a valid phone")
+}
+
 pub fn sms() -> Destination {
-    Destination::Sms(PHONE.to_owned())
+    Destination::Sms(phone(PHONE))
 }
 
 pub fn email() -> Destination {
-    Destination::Email(EMAIL.to_owned())
+    Destination::Email(Email::parse(EMAIL).expect("a valid email"))
 }
 
 /// A live registration code for `destination`.
 pub fn otp_event(destination: Destination, code: &str) -> Event {
     Event::new(
+        &ticker(),
         Some("01JUSER000000000000000000".to_owned()),
         EventPayload::OtpIssued { destination, code: code.to_owned(), purpose: OtpPurpose::Registration, expires_at: Utc::now() + Duration::minutes(5) },
     )
 }
 
 pub fn locked_event(destinations: Vec<Destination>) -> Event {
-    Event::new(Some("01JUSER000000000000000000".to_owned()), EventPayload::AccountLocked { destinations })
+    Event::new(&ticker(), Some("01JUSER000000000000000000".to_owned()), EventPayload::AccountLocked { destinations })
 }
 
 pub fn body(event: &Event) -> String {
@@ -131,8 +159,8 @@ pub async fn put_account(kv: &dyn KeyValue, user_id: &str, phone: Option<&str>, 
 pub async fn put_account_with(kv: &dyn KeyValue, user_id: &str, phone: Option<&str>, email: Option<&str>, confirmed: bool) {
     let account = Account {
         user_id: user_id.to_owned(),
-        phone: phone.map(str::to_owned),
-        email: email.map(str::to_owned),
+        phone: phone.map(self::phone),
+        email: email.map(|email| Email::parse(email).expect("a valid email")),
         phone_confirmed: confirmed && phone.is_some(),
         email_confirmed: confirmed && email.is_some(),
         level: Level::Simplified,
@@ -151,18 +179,18 @@ pub async fn put_account_with(kv: &dyn KeyValue, user_id: &str, phone: Option<&s
 
 /// An event about `user_id` (contacts come from the account).
 pub fn citizen_event(user_id: &str, payload: EventPayload) -> Event {
-    Event::new(Some(user_id.to_owned()), payload)
+    Event::new(&ticker(), Some(user_id.to_owned()), payload)
 }
 
 /// An application moved to `status` (SPEC §4.2 title included).
-pub fn status_changed(status: &str) -> EventPayload {
+pub fn status_changed(status: ApplicationStatus) -> EventPayload {
     EventPayload::ApplicationStatusChanged {
         application_id: "01JAPP000000000000000000AA".to_owned(),
         number: Some("0042-2025".to_owned()),
         service_code: "income_certificate".to_owned(),
         service_title: "Справка о доходах 2-НДФЛ".to_owned(),
-        status: status.to_owned(),
-        status_title: notifications::templates::status_title(status).unwrap_or("Неизвестно").to_owned(),
+        status,
+        status_title: status.title().to_owned(),
         comment: None,
     }
 }
