@@ -656,6 +656,14 @@ impl Api {
         Tokens::from_json(&finished.body["tokens"])
     }
 
+    /// Logs in an account that has no second factor on; returns the tokens.
+    pub async fn login_without_mfa(&self, login: &str, password: &str) -> Tokens {
+        let reply = self.login(login, password).await;
+        reply.expect(200);
+        assert_eq!(reply.body["mfa_required"], false, "{reply}");
+        Tokens::from_json(&reply.body["tokens"])
+    }
+
     /// `POST /v1/auth/token/refresh`.
     pub async fn refresh(&self, refresh_token: &str) -> Reply {
         self.post_json("/v1/auth/token/refresh", &json!({"refresh_token": refresh_token})).await

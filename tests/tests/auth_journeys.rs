@@ -163,10 +163,7 @@ async fn registration_by_email_sends_the_code_by_email_and_needs_no_second_facto
     assert_eq!(me["phone"], Value::Null, "{me}");
     assert_eq!(me["mfa"]["sms"], false, "no phone, no SMS factor: {me}");
 
-    let login = api.login(&email, &password).await;
-    login.expect(200);
-    assert_eq!(login.body["mfa_required"], false, "{login}");
-    let tokens = Tokens::from_json(&login.body["tokens"]);
+    let tokens = api.login_without_mfa(&email, &password).await;
     api.me(&tokens.access_token).await;
 }
 
@@ -526,10 +523,7 @@ async fn turning_off_the_sms_factor_at_simplified_level_skips_the_second_step() 
     api.bearer(&tokens.access_token).put_json("/v1/me/mfa/sms", &json!({"enabled": false})).await.expect(200);
     assert_eq!(api.me(&tokens.access_token).await["mfa"]["sms"], false);
 
-    let login = api.login(&phone.e164, &password).await;
-    login.expect(200);
-    assert_eq!(login.body["mfa_required"], false, "{login}");
-    let tokens = Tokens::from_json(&login.body["tokens"]);
+    let tokens = api.login_without_mfa(&phone.e164, &password).await;
     api.me(&tokens.access_token).await;
 }
 
