@@ -399,3 +399,158 @@ fn rank(level: Level) -> u8 {
         Level::Confirmed => 2,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use serde_json::json;
+    use shared::agencies::Registry;
+    use shared::identity::{Profile, VerificationStatus};
+    use shared::ports::Ticker;
+
+    use super::*;
+
+    fn catalogue() -> Catalogue {
+        Catalogue::seed(&Registry::dev_seed().expect("agency seed")).expect("catalogue seed")
+    }
+
+    fn ticker() -> Ticker {
+        Ticker::fixed(Utc.with_ymd_and_hms(2026, 3, 1, 10, 0, 0).unwrap()).0
+    }
+
+    fn draft(catalogue: &Catalogue, code: &str, ticker: &Ticker) -> Application {
+        let service = catalogue.get(code).expect("service");
+        Application::new_draft(ticker.id(), "01JUSER0000000000000000000", service, service.form_example.clone(), Vec::new(), ticker.now())
+    }
+
+    fn document(doc_type: &str, status: DocumentStatus) -> Option<DocumentRef> {
+        Some(DocumentRef { document_id: "D1".into(), owner_user_id: "U".into(), doc_type: doc_type.into(), status })
+    }
+
+    fn submitted(catalogue: &Catalogue, ticker: &Ticker) -> Application {
+        let mut app = draft(catalogue, "mfc-appointment", ticker);
+        let submission = app.check_submission(catalogue, Level::Simplified, &[]).expect("complete");
+        app.submit(submission, "2026-0000001".into(), ticker.now());
+        app
+    }
+
+    fn account(level: Level) -> Account {
+        let account = json!({
+            "user_id": "01JUSER0000000000000000000", "phone": null, "email": null, "phone_confirmed": false, "email_confirmed": false,
+            "level": level, "password_hash": "x", "failed_attempts": 0, "locked": false, "mfa": {"sms": false},
+            "profile": Profile::example(), "created_at": "2026-01-01T00:00:00Z",
+        });
+        serde_json::from_value(account).expect("an account")
+    }
+
+    #[test]
+    fn a_complete_draft_is_submitted_with_its_number_and_completion_date() {
+        let (catalogue, ticker) = (catalogue(), ticker());
+        let app = submitted(&catalogue, &ticker);
+        assert_eq!((app.status, app.number.as_deref(), app.submitted_at), (ApplicationStatus::Submitted, Some("2026-0000001"), Some(ticker.now())));
+        let days = catalogue.get("mfc-appointment").unwrap().processing_days;
+        assert_eq!(app.expected_completion_date, Some(ticker.now().date_naive() + chrono::Days::new(u64::from(days))));
+        assert_eq!(app.history.last().map(|h| (h.status, h.actor.kind)), Some((ApplicationStatus::Submitted, ActorKind::Citizen)));
+        let again = app.check_submission(&catalogue, Level::Simplified, &[]).unwrap_err();
+        assert_eq!(again, SubmitError::Transition(Transition { from: ApplicationStatus::Submitted, to: ApplicationStatus::Submitted }));
+    }
+
+    #[test]
+    fn submission_checks_the_level_before_the_form_and_names_each_missing_document() {
+        let (catalogue, ticker) = (catalogue(), ticker());
+        let app = draft(&catalogue, "passport-replacement", &ticker);
+        assert_eq!(app.check_submission(&catalogue, Level::Simplified, &[]).unwrap_err(), SubmitError::LevelInsufficient(Level::Standard));
+        let Err(SubmitError::Incomplete(problems)) = app.check_submission(&catalogue, Level::Standard, &[]) else { panic!("incomplete expected") };
+        assert!(problems.iter().all(|p| p.code == "missing_document") && !problems.is_empty(), "{problems:?}");
+        let pending = [document("passport", DocumentStatus::PendingUpload), None];
+        let Err(SubmitError::Incomplete(problems)) = app.check_submission(&catalogue, Level::Standard, &pending) else { panic!("incomplete expected") };
+        let codes: Vec<(&str, &str)> = problems.iter().map(|p| (p.field.as_str(), p.code.as_str())).collect();
+        assert_eq!(codes[..2], [("/document_ids/0", "document_not_available"), ("/document_ids/1", "document_not_found")]);
+    }
+
+    #[test]
+    fn a_draft_is_revised_only_when_something_changes_and_is_not_withdrawn() {
+        let (catalogue, ticker) = (catalogue(), ticker());
+        let mut app = draft(&catalogue, "mfc-appointment", &ticker);
+        assert_eq!(app.revise(Some(app.form.clone()), Some(Vec::new()), ticker.now()), Ok(false));
+        assert_eq!(app.revise(None, Some(vec!["D1".into()]), ticker.now()), Ok(true));
+        assert_eq!(app.document_ids, ["D1"]);
+        assert!(matches!(app.withdraw(None, "МФЦ", ticker.now()), Err(ChangeError::Transition(_))));
+        let mut app = submitted(&catalogue, &ticker);
+        assert_eq!(app.revise(None, None, ticker.now()), Err(ChangeError::NotADraft(ApplicationStatus::Submitted)));
+    }
+
+    #[test]
+    fn withdrawal_records_the_reason_and_says_so_in_the_event() {
+        let (catalogue, ticker) = (catalogue(), ticker());
+        let mut app = submitted(&catalogue, &ticker);
+        let event = app.withdraw(Some("Передумал".into()), "Запись в МФЦ", ticker.now()).expect("withdrawn");
+        let EventPayload::ApplicationStatusChanged { status, status_title, comment, number, .. } = event else { panic!("a status change") };
+        assert_eq!(
+            (status, status_title.as_str(), comment.as_deref(), number.as_deref()),
+            (ApplicationStatus::Withdrawn, "Отозвано", Some("Передумал"), Some("2026-0000001"))
+        );
+        assert!(app.withdraw(None, "Запись в МФЦ", ticker.now()).is_err(), "withdrawal is final");
+    }
+
+    #[test]
+    fn an_agency_moves_the_application_and_a_supplement_brings_it_back_in_progress() {
+        let (catalogue, ticker) = (catalogue(), ticker());
+        let mut app = submitted(&catalogue, &ticker);
+        let agency = Actor { kind: ActorKind::Agency, name: Some("МФЦ".into()), position: None };
+        let update = |to, results| AgencyUpdate { to, actor: agency.clone(), comment: None, rejection: None, expected_completion_date: None, results };
+        assert!(matches!(app.agency_update(update(ApplicationStatus::Approved, Vec::new()), "t", ticker.now()), Err(ChangeError::Transition(_))));
+        for to in [ApplicationStatus::Accepted, ApplicationStatus::InProgress, ApplicationStatus::InfoRequested] {
+            app.agency_update(update(to, Vec::new()), "t", ticker.now()).expect("allowed");
+        }
+        let unusable = [document("passport", DocumentStatus::PendingUpload)];
+        assert!(matches!(app.supplement(vec!["D1".into()], &unusable, None, "t", ticker.now()), Err(ChangeError::Unprocessable(_))));
+        let usable = [document("passport", DocumentStatus::Available), document("passport", DocumentStatus::Available)];
+        app.supplement(vec!["D1".into(), "D1".into()], &usable, Some("Вот".into()), "t", ticker.now()).expect("supplemented");
+        assert_eq!((app.status, app.document_ids.as_slice()), (ApplicationStatus::InProgress, ["D1".to_owned()].as_slice()));
+
+        let not_a_result = vec![("D2".to_owned(), document("passport", DocumentStatus::Available))];
+        let Err(ChangeError::Unprocessable(problems)) = app.agency_update(update(ApplicationStatus::Approved, not_a_result), "t", ticker.now()) else {
+            panic!("refused")
+        };
+        assert_eq!((problems[0].field.as_str(), problems[0].code.as_str()), ("/data/result_document_ids/0", "not_a_result"));
+        let rejection = Some(Rejection { reason: "Нет окон".into(), recommendations: None });
+        let event = app.agency_update(AgencyUpdate { rejection, ..update(ApplicationStatus::Rejected, Vec::new()) }, "t", ticker.now()).expect("rejected");
+        assert!(matches!(event, EventPayload::ApplicationStatusChanged { comment: Some(ref c), .. } if c == "Нет окон"), "the reason is the note");
+    }
+
+    #[test]
+    fn a_draft_has_no_thread_and_a_message_event_previews_the_text() {
+        let (catalogue, ticker) = (catalogue(), ticker());
+        let message = Message { message_id: ticker.id(), author: Actor::citizen(), text: "ы".repeat(150), at: ticker.now() };
+        assert_eq!(draft(&catalogue, "mfc-appointment", &ticker).message(&message, "t"), Err(ChangeError::NoThread));
+        let EventPayload::ApplicationMessage { preview, from_agency, .. } = submitted(&catalogue, &ticker).message(&message, "t").unwrap() else { panic!() };
+        assert_eq!((preview.chars().count(), from_agency), (101, false));
+    }
+
+    #[test]
+    fn registry_verdicts_and_confirmation_change_levels_with_typed_events() {
+        let mut anna = account(Level::Simplified);
+        assert_eq!(registry_verdict(&mut anna, "another", Verdict::Verified), Err(LevelError::Outdated));
+        assert_eq!(confirm_identity(&mut anna), Err(LevelError::Conflict { from: Level::Simplified, to: Level::Confirmed }));
+        let request = Profile::example().verification.request_id;
+        let event = registry_verdict(&mut anna, &request, Verdict::Verified).expect("verified");
+        assert_eq!(
+            event,
+            EventPayload::IdentityLevelChanged { level: Level::Standard, previous_level: Level::Simplified, reason: LevelChangeReason::RegistryVerified }
+        );
+        assert_eq!(anna.profile.as_ref().map(|p| p.verification.status), Some(VerificationStatus::Verified));
+        let event = confirm_identity(&mut anna).expect("confirmed");
+        assert_eq!(
+            event,
+            EventPayload::IdentityLevelChanged { level: Level::Confirmed, previous_level: Level::Standard, reason: LevelChangeReason::IdentityConfirmed }
+        );
+
+        let mut boris = account(Level::Simplified);
+        let event = registry_verdict(&mut boris, &request, Verdict::Rejected { reason: None }).expect("recorded");
+        assert_eq!(
+            event,
+            EventPayload::IdentityLevelChanged { level: Level::Simplified, previous_level: Level::Simplified, reason: LevelChangeReason::RegistryRejected }
+        );
+    }
+}
