@@ -2,7 +2,7 @@
 
 use axum::http::StatusCode;
 use shared::http::ApiError;
-use shared::persist::Contended;
+use shared::persist::{Attempt, Contended};
 use shared::ports::kv::KvError;
 
 use crate::domain::preferences::SettingsError;
@@ -15,6 +15,7 @@ pub enum Error {
     /// Every attempt lost its race with another write.
     #[error(transparent)]
     Contended(#[from] Contended),
+    /// The store failed or held something unreadable.
     #[error(transparent)]
     Kv(#[from] KvError),
 }
@@ -33,4 +34,12 @@ impl From<Error> for ApiError {
             Error::Kv(error) => error.into(),
         }
     }
+}
+
+/// A conditional write's result as the end of a `persist::retry` round that answers `value`.
+pub(crate) fn settled<T>(commit: Result<(), KvError>, value: T) -> Result<Attempt<T>, KvError> {
+    Ok(match Attempt::of(commit)? {
+        Attempt::Done(()) => Attempt::Done(value),
+        Attempt::Conflict => Attempt::Conflict,
+    })
 }

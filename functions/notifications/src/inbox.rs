@@ -17,7 +17,7 @@ use shared::persist::{self, Attempt};
 use shared::ports::kv::{Condition, KeyValue, KvError, Query, TxOp};
 
 use crate::domain::preferences::Category;
-use crate::error::Error;
+use crate::error::{Error, settled};
 use crate::templates::InboxMessage;
 
 const ENTRY_PREFIX: &str = "INBOX#";
@@ -139,10 +139,7 @@ pub async fn mark_read(kv: &dyn KeyValue, user_id: &str, id: &str, now: DateTime
             persist::put_op(pk.clone(), entry_sk.clone(), &stored, read.unchanged(), None)?,
             TxOp::Delete { pk: pk.clone(), sk: format!("{UNREAD_PREFIX}{id}"), condition: Condition::None },
         ];
-        Ok(match Attempt::of(kv.transact(ops).await)? {
-            Attempt::Done(()) => Attempt::Done(true),
-            Attempt::Conflict => Attempt::Conflict,
-        })
+        Ok(settled(kv.transact(ops).await, true)?)
     })
     .await
 }

@@ -6,11 +6,11 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use shared::identity::user_pk;
-use shared::persist::{self, Attempt};
+use shared::persist;
 use shared::ports::kv::{Condition, Item, KeyValue, KvError};
 
 pub use crate::domain::preferences::{Categories, Category, Channel, ChannelSet, Preferences, SettingsError};
-use crate::error::Error;
+use crate::error::{Error, settled};
 
 /// Sort key of the settings item in the citizen's partition.
 pub const SETTINGS_SK: &str = "NOTIFICATION_SETTINGS";
@@ -50,10 +50,7 @@ pub async fn update(kv: &dyn KeyValue, user_id: &str, body: &Value, now: DateTim
         let next = current.updated(body)?;
         let item = Item::json(user_pk(user_id), SETTINGS_SK, &Stored { preferences: next.enforced(), updated_at: now })?;
         let condition = version.map_or(Condition::NotExists, Condition::VersionIs);
-        Ok(match Attempt::of(kv.put(item, condition).await.map(drop))? {
-            Attempt::Done(()) => Attempt::Done(next),
-            Attempt::Conflict => Attempt::Conflict,
-        })
+        Ok(settled(kv.put(item, condition).await.map(drop), next)?)
     })
     .await
 }

@@ -70,12 +70,20 @@ mod tests {
     }
 
     #[test]
-    fn extension_characters_cost_two_septets_and_are_not_split() {
-        assert_eq!(sms_segments(&"€".repeat(80)), 1);
-        assert_eq!(sms_segments(&"€".repeat(81)), 2);
-        // 152 septets, then an escape pair that would straddle the boundary moves whole.
-        let text = format!("{}€{}", "a".repeat(152), "a".repeat(152));
-        assert_eq!(sms_segments(&text), 3);
+    fn double_cost_characters_count_twice_and_are_never_split() {
+        // Extension characters take two septets, characters outside the BMP two UTF-16 units;
+        // a pair that would straddle a segment boundary moves whole into the next segment.
+        let cases = [
+            ("€".repeat(80), 1),
+            ("€".repeat(81), 2),
+            (format!("{}€{}", "a".repeat(152), "a".repeat(152)), 3),
+            ("😀".repeat(35), 1),
+            ("😀".repeat(36), 2),
+            (format!("{}😀{}", "я".repeat(66), "я".repeat(66)), 3),
+        ];
+        for (text, segments) in cases {
+            assert_eq!(sms_segments(&text), segments, "{text}");
+        }
     }
 
     #[test]
@@ -86,15 +94,6 @@ mod tests {
         assert_eq!(sms_segments(&"я".repeat(135)), 3);
         let mostly_latin = format!("{}я", "a".repeat(70));
         assert_eq!(sms_segments(&mostly_latin), 2);
-    }
-
-    #[test]
-    fn characters_outside_the_bmp_take_two_units_and_are_not_split() {
-        assert_eq!(sms_segments(&"😀".repeat(35)), 1);
-        assert_eq!(sms_segments(&"😀".repeat(36)), 2);
-        // 66 units, then a surrogate pair that would straddle the boundary moves whole.
-        let text = format!("{}😀{}", "я".repeat(66), "я".repeat(66));
-        assert_eq!(sms_segments(&text), 3);
     }
 
     #[test]

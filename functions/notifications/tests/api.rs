@@ -11,7 +11,7 @@ use chrono::{Duration, Utc};
 use common::{EMAIL, PHONE, RecordingSender, USER, put_account, status_changed, store};
 use http::{Method, Request, StatusCode};
 use jsonwebtoken::{Algorithm, Header};
-use notifications::{NotificationsState, Notifier};
+use notifications::{NotificationsState, Notifier, Preferences};
 use serde_json::{Value, json};
 use shared::events::{Event, EventPayload};
 use shared::http::{AccessClaims, TokenVerifier};
@@ -89,10 +89,13 @@ impl Fixture {
         self.call(Method::GET, path, Some(user_id), None).await
     }
 
-    /// The page of `list` (a `GET /v1/me/notifications?…` path) after `previous`.
-    async fn next_page(&self, list: &str, previous: &Reply, user_id: &str) -> Reply {
-        let cursor = previous.body["next_cursor"].as_str().expect("another page");
-        self.get(&format!("{list}&cursor={cursor}"), user_id).await
+    /// Every page of `list` (a `GET /v1/me/notifications?…` path), following the cursors.
+    async fn pages(&self, list: &str, user_id: &str) -> Vec<Reply> {
+        let mut pages = vec![self.get(list, user_id).await];
+        while let Some(cursor) = pages.last().and_then(|page| page.body["next_cursor"].as_str().map(str::to_owned)) {
+            pages.push(self.get(&format!("{list}&cursor={cursor}"), user_id).await);
+        }
+        pages
     }
 
     /// Delivers `count` status changes to `user_id`, a minute apart, oldest first.
@@ -127,15 +130,9 @@ impl Reply {
     }
 }
 
+/// The settings every citizen starts with (their values are pinned in the domain's tests).
 fn defaults() -> Value {
-    json!({"categories": {
-        "applications": {"sms": true, "email": false, "push": false, "inbox": true},
-        "personal_data": {"sms": false, "email": true, "push": false, "inbox": true},
-        "deadlines": {"sms": false, "email": true, "push": false, "inbox": true},
-        "payments": {"sms": false, "email": true, "push": false, "inbox": true},
-        "security": {"sms": true, "email": true, "push": false, "inbox": true},
-        "system": {"sms": false, "email": true, "push": false, "inbox": true},
-    }})
+    serde_json::to_value(Preferences::default()).unwrap()
 }
 
 const SETTINGS: &str = "/v1/me/notification-settings";
@@ -259,16 +256,10 @@ async fn the_inbox_lists_newest_first_in_pages() {
     let f = fixture();
     f.fill_inbox(USER, 5).await;
 
-    let list = "/v1/me/notifications?limit=2";
-    let first = f.get(list, USER).await;
-    let second = f.next_page(list, &first, USER).await;
-    let last = f.next_page(list, &second, USER).await;
+    let pages = f.pages("/v1/me/notifications?limit=2", USER).await;
 
-    assert_eq!(first.numbers(), vec!["N-4", "N-3"]);
-    assert_eq!(second.numbers(), vec!["N-2", "N-1"]);
-    assert_eq!(last.numbers(), vec!["N-0"]);
-    assert!(last.body["next_cursor"].is_null());
-    let item = &first.body["items"][0];
+    assert_eq!(pages.iter().map(Reply::numbers).collect::<Vec<_>>(), vec![vec!["N-4", "N-3"], vec!["N-2", "N-1"], vec!["N-0"]]);
+    let item = &pages[0].body["items"][0];
     assert_eq!(item["category"], "applications");
     assert_eq!(item["read"], false);
     assert_eq!(item["link"], "/applications/01JAPP000000000000000000AA");
@@ -310,12 +301,9 @@ async fn the_unread_list_pages_too() {
     let f = fixture();
     f.fill_inbox(USER, 3).await;
 
-    let unread = "/v1/me/notifications?unread=true&limit=2";
-    let first = f.get(unread, USER).await;
-    let second = f.next_page(unread, &first, USER).await;
+    let pages = f.pages("/v1/me/notifications?unread=true&limit=2", USER).await;
 
-    assert_eq!(first.numbers(), vec!["N-2", "N-1"]);
-    assert_eq!(second.numbers(), vec!["N-0"]);
+    assert_eq!(pages.iter().map(Reply::numbers).collect::<Vec<_>>(), vec![vec!["N-2", "N-1"], vec!["N-0"]]);
 }
 
 #[tokio::test]

@@ -149,48 +149,35 @@ async fn unconfirmed_contacts_receive_nothing_but_the_inbox_still_does() {
 }
 
 #[tokio::test]
-async fn personal_data_events_go_by_email_and_to_the_inbox_by_default() {
-    let f = fixture().await;
-    f.deliver(EventPayload::IdentityLevelChanged { level: Level::Standard, previous_level: Level::Simplified, reason: LevelChangeReason::RegistryVerified })
-        .await;
-
-    assert!(f.sender.sent_to(PHONE).is_empty());
-    assert_eq!(f.sender.sent_to(EMAIL)[0].subject.as_deref(), Some("Уровень учётной записи: Стандартная"));
-    let inbox = f.inbox().await;
-    assert_eq!((inbox[0].category, inbox[0].title.as_str()), (Category::PersonalData, "Уровень учётной записи: Стандартная"));
-}
-
-#[tokio::test]
-async fn a_document_verdict_reaches_the_inbox_with_the_reason() {
-    let f = fixture().await;
-    f.deliver(EventPayload::DocumentVerdict {
+async fn personal_data_events_go_to_the_inbox_and_by_email_when_they_have_one() {
+    let level = EventPayload::IdentityLevelChanged { level: Level::Standard, previous_level: Level::Simplified, reason: LevelChangeReason::RegistryVerified };
+    let verdict = EventPayload::DocumentVerdict {
         document_id: "01JDOC000000000000000000DD".to_owned(),
         file_name: "паспорт.pdf".to_owned(),
         status: DocumentStatus::Rejected,
         rejection_reason: Some(RejectionReason::ContentMismatch),
-    })
-    .await;
-
-    let inbox = f.inbox().await;
-    assert_eq!(inbox[0].title, "Документ «паспорт.pdf» отклонён");
-    assert!(inbox[0].body.contains("формат файла не соответствует заявленному"));
-    assert_eq!(f.sender.sent_to(EMAIL).len(), 1);
-}
-
-#[tokio::test]
-async fn a_verification_request_is_an_inbox_note_and_nothing_else() {
-    let f = fixture().await;
-
-    f.deliver(EventPayload::IdentityVerificationRequested {
+    };
+    let requested = EventPayload::IdentityVerificationRequested {
         registry_agency_id: "mvd".to_owned(),
         request_id: "01JREQUEST".to_owned(),
         profile: Box::new(shared::identity::Profile::example()),
-    })
-    .await;
+    };
+    let cases = [
+        (level, "Уровень учётной записи: Стандартная", "Ведомство подтвердило данные профиля.", 1),
+        (verdict, "Документ «паспорт.pdf» отклонён", "формат файла не соответствует заявленному", 1),
+        (requested, "Данные отправлены на проверку", "на проверку в ведомство", 0),
+    ];
+    for (payload, title, told, emails) in cases {
+        let f = fixture().await;
 
-    assert_eq!(f.sender.attempts(), 0);
-    let inbox = f.inbox().await;
-    assert_eq!((inbox[0].category, inbox[0].title.as_str()), (Category::PersonalData, "Данные отправлены на проверку"));
+        f.deliver(payload).await;
+
+        assert!(f.sender.sent_to(PHONE).is_empty(), "{title}");
+        assert_eq!(f.sender.sent_to(EMAIL).len(), emails, "{title}");
+        let inbox = f.inbox().await;
+        assert_eq!((inbox[0].category, inbox[0].title.as_str()), (Category::PersonalData, title));
+        assert!(inbox[0].body.contains(told), "{}", inbox[0].body);
+    }
 }
 
 #[tokio::test]

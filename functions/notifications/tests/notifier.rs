@@ -55,34 +55,28 @@ async fn concurrent_deliveries_of_one_event_send_once() {
 }
 
 #[tokio::test]
-async fn temporary_failure_asks_for_a_retry_and_the_retry_sends_once() {
-    let f = fixture();
-    f.sender.fail_next([SendError::Temporary("throttled".to_owned())]);
-    let message = body(&otp_event(sms(), "123456"));
+async fn a_failed_send_is_retried_when_temporary_and_never_again_when_permanent() {
+    let cases = [
+        (SendError::Temporary("throttled".to_owned()), ["retry", "ok", "ok"], (2, 1)),
+        (SendError::Permanent("invalid number".to_owned()), ["reject", "reject", "reject"], (1, 0)),
+    ];
+    for (error, outcomes, (attempts, sent)) in cases {
+        let f = fixture();
+        f.sender.fail_next([error]);
+        let message = body(&otp_event(sms(), "123456"));
 
-    let first = f.notifier.handle(&message).await;
-    assert!(matches!(first, Err(HandlerError::Retry(_))), "{first:?}");
-    assert!(f.sender.sent().is_empty());
+        let mut seen = Vec::new();
+        for _ in 0..outcomes.len() {
+            seen.push(match f.notifier.handle(&message).await {
+                Ok(()) => "ok",
+                Err(HandlerError::Retry(_)) => "retry",
+                Err(HandlerError::Reject(_)) => "reject",
+            });
+        }
 
-    f.notifier.handle(&message).await.unwrap();
-    f.notifier.handle(&message).await.unwrap();
-
-    assert_eq!(f.sender.sent().len(), 1);
-    assert_eq!(f.sender.attempts(), 2);
-}
-
-#[tokio::test]
-async fn permanent_failure_is_rejected_and_never_attempted_again() {
-    let f = fixture();
-    f.sender.fail_next([SendError::Permanent("invalid number".to_owned())]);
-    let message = body(&otp_event(sms(), "123456"));
-
-    let first = f.notifier.handle(&message).await;
-    let again = f.notifier.handle(&message).await;
-
-    assert!(matches!(first, Err(HandlerError::Reject(_))), "{first:?}");
-    assert!(matches!(again, Err(HandlerError::Reject(_))), "{again:?}");
-    assert_eq!(f.sender.attempts(), 1);
+        assert_eq!(seen, outcomes);
+        assert_eq!((f.sender.attempts(), f.sender.sent().len()), (attempts, sent));
+    }
 }
 
 #[tokio::test]
