@@ -125,12 +125,9 @@ fn history(app: &Value) -> Vec<String> {
 }
 
 async fn status_events(h: &Harness) -> Vec<String> {
-    h.events()
-        .await
-        .into_iter()
-        .filter_map(|e| match e.payload {
-            EventPayload::ApplicationStatusChanged { status, .. } => Some(status.as_str().to_owned()),
-            _ => None,
-        })
-        .collect()
+    h.events_where(|payload| match payload {
+        EventPayload::ApplicationStatusChanged { status, .. } => Some(status.as_str().to_owned()),
+        _ => None,
+    })
+    .await
 }

@@ -3,13 +3,9 @@
 
 mod common;
 
-use serde_json::{Value, json};
+use serde_json::json;
 
-use common::{Harness, Reply};
-
-fn id_of(app: &Value) -> String {
-    app["application_id"].as_str().expect("application_id").to_owned()
-}
+use common::{Harness, Reply, id_of};
 
 /// The answer, raw, must not contain what was sent.
 fn assert_no_echo(reply: &Reply, value: &str) {
@@ -29,9 +25,7 @@ fn field_codes(reply: &Reply) -> Vec<(String, String)> {
 
 #[tokio::test]
 async fn citizen_messages_with_control_or_invisible_characters_are_refused() {
-    let h = Harness::embedded().await;
-    let anna = h.citizen("simplified").await;
-    let id = id_of(&h.submitted(&anna, "mfc-appointment").await);
+    let (h, anna, id) = Harness::with_submitted_application().await;
     let path = format!("/v1/applications/{id}/messages");
     for text in ["тайна\u{0}после", "тайна\u{202E}txt.exe", "тайна\u{200B}", "тайна\u{1B}[31m", "тайна\u{FEFF}"] {
         let reply = h.post(&path, json!({ "text": text }), &anna).await.problem(400, "validation_failed");
@@ -48,9 +42,7 @@ async fn citizen_messages_with_control_or_invisible_characters_are_refused() {
 
 #[tokio::test]
 async fn withdraw_reasons_and_supplement_comments_are_bounded_and_clean() {
-    let h = Harness::embedded().await;
-    let anna = h.citizen("simplified").await;
-    let id = id_of(&h.submitted(&anna, "mfc-appointment").await);
+    let (h, anna, id) = Harness::with_submitted_application().await;
     let withdraw = format!("/v1/applications/{id}/withdraw");
     let reply = h.post(&withdraw, json!({"reason": "передумал\u{0}"}), &anna).await.problem(400, "validation_failed");
     assert_eq!(field_codes(&reply), [("/reason".to_owned(), "forbidden_characters".to_owned())]);
@@ -122,9 +114,7 @@ async fn patch_refuses_non_objects_and_unknown_fields_and_a_no_op_keeps_the_vers
 
 #[tokio::test]
 async fn a_signed_webhook_with_a_huge_invalid_field_is_refused_without_echo() {
-    let h = Harness::embedded().await;
-    let anna = h.citizen("simplified").await;
-    let id = id_of(&h.submitted(&anna, "mfc-appointment").await);
+    let (h, anna, id) = Harness::with_submitted_application().await;
 
     // Larger than any real delivery: refused before parsing, and the refusal is a stable answer.
     let huge = "Z".repeat(300 * 1024);
@@ -152,9 +142,7 @@ async fn a_signed_webhook_with_a_huge_invalid_field_is_refused_without_echo() {
 
 #[tokio::test]
 async fn agency_text_is_bounded_and_clean_with_422() {
-    let h = Harness::embedded().await;
-    let anna = h.citizen("simplified").await;
-    let id = id_of(&h.submitted(&anna, "mfc-appointment").await);
+    let (h, anna, id) = Harness::with_submitted_application().await;
     let cases = [
         (json!({"type": "application.message", "data": {"application_id": id, "text": "Приходите\u{0}"}}), "/data/text", "forbidden_characters"),
         (json!({"type": "application.message", "data": {"application_id": id, "text": "ж".repeat(4001)}}), "/data/text", "too_long"),

@@ -9,14 +9,10 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use common::{Harness, embedded_kv};
+use common::{Harness, embedded_kv, id_of};
 use shared::events::EventPayload;
 use shared::ports::{Query, Queue, QueueError, ReceivedMessage};
 use shared::vocabulary::{ApplicationStatus, Level, LevelChangeReason};
-
-fn id_of(app: &Value) -> String {
-    app["application_id"].as_str().expect("application_id").to_owned()
-}
 
 fn statuses(app: &Value) -> Vec<String> {
     app["history"].as_array().expect("history").iter().map(|h| h["status"].as_str().unwrap_or("").to_owned()).collect()
@@ -309,23 +305,18 @@ async fn agency_webhooks_and_a_supplement_carry_an_application_to_approval() {
     assert_eq!(history[5]["comment"], "Приложила");
 
     let titles: Vec<String> = h
-        .events()
-        .await
-        .into_iter()
-        .filter_map(|e| match e.payload {
+        .events_where(|payload| match payload {
             EventPayload::ApplicationStatusChanged { status_title, .. } => Some(status_title),
             _ => None,
         })
-        .collect();
+        .await;
     assert_eq!(titles, ["Отправлено", "Принято", "В работе", "Ожидание дополнений", "В работе", "Одобрено"]);
     h.agency_sets("mfc", &id, "rejected", json!({"rejection": {"reason": "поздно"}})).await.problem(409, "invalid_transition");
 }
 
 #[tokio::test]
 async fn rejection_needs_a_reason_and_is_shown_to_the_citizen() {
-    let h = Harness::embedded().await;
-    let anna = h.citizen("simplified").await;
-    let id = id_of(&h.submitted(&anna, "mfc-appointment").await);
+    let (h, anna, id) = Harness::with_submitted_application().await;
     h.agency_sets("mfc", &id, "rejected", json!({})).await.problem(422, "validation_failed");
     h.agency_sets("mfc", &id, "rejected", json!({"rejection": {"reason": "  "}})).await.problem(422, "validation_failed");
     h.agency_sets("mfc", &id, "accepted", json!({"rejection": {"reason": "x"}})).await.problem(422, "validation_failed");
@@ -385,9 +376,7 @@ async fn an_agency_cannot_see_or_move_another_agencys_application_or_a_draft() {
 
 #[tokio::test]
 async fn malformed_deliveries_are_unprocessable() {
-    let h = Harness::embedded().await;
-    let anna = h.citizen("simplified").await;
-    let id = id_of(&h.submitted(&anna, "mfc-appointment").await);
+    let (h, anna, id) = Harness::with_submitted_application().await;
     h.webhook("mfc", "bad-1", &json!({"type": "application.teleported", "data": {}})).await.problem(422, "validation_failed");
     h.webhook("mfc", "bad-2", &json!({"type": "application.status_changed", "data": {"application_id": id}})).await.problem(422, "validation_failed");
     h.agency_sets("mfc", &id, "lost", json!({})).await.problem(422, "validation_failed");
@@ -402,9 +391,7 @@ async fn malformed_deliveries_are_unprocessable() {
 
 #[tokio::test]
 async fn a_redelivered_webhook_gets_the_first_answer_and_applies_nothing_twice() {
-    let h = Harness::embedded().await;
-    let anna = h.citizen("simplified").await;
-    let id = id_of(&h.submitted(&anna, "mfc-appointment").await);
+    let (h, anna, id) = Harness::with_submitted_application().await;
     h.events().await;
 
     let accept = json!({"type": "application.status_changed", "data": {"application_id": id, "status": "accepted"}});
@@ -534,14 +521,11 @@ async fn the_thread_holds_citizen_and_agency_messages_in_order() {
     assert_eq!(page["items"][0]["text"], "Да, перенесли");
 
     let from_agency: Vec<bool> = h
-        .events()
-        .await
-        .into_iter()
-        .filter_map(|e| match e.payload {
+        .events_where(|payload| match payload {
             EventPayload::ApplicationMessage { from_agency, .. } => Some(from_agency),
             _ => None,
         })
-        .collect();
+        .await;
     assert_eq!(from_agency, [false, true]);
 }
 
@@ -565,14 +549,11 @@ async fn registry_verification_raises_simplified_to_standard_with_an_event() {
     h.webhook("sfr", "verify-2", &verdict).await.problem(409, "verification_outdated");
 
     let changes: Vec<(Level, Level)> = h
-        .events()
-        .await
-        .into_iter()
-        .filter_map(|e| match e.payload {
+        .events_where(|payload| match payload {
             EventPayload::IdentityLevelChanged { level, previous_level, .. } => Some((previous_level, level)),
             _ => None,
         })
-        .collect();
+        .await;
     assert_eq!(changes, [(Level::Simplified, Level::Standard)]);
 
     let confirm = json!({"type": "identity.confirmed", "data": {"user_id": anna.user_id, "method": "mfc"}});
@@ -606,14 +587,11 @@ async fn identity_verdicts_need_a_profile_a_known_user_and_a_known_result() {
     );
     assert_eq!(account.level, Level::Simplified);
     let notices: Vec<(Level, LevelChangeReason)> = h
-        .events()
-        .await
-        .into_iter()
-        .filter_map(|e| match e.payload {
+        .events_where(|payload| match payload {
             EventPayload::IdentityLevelChanged { level, reason, .. } => Some((level, reason)),
             _ => None,
         })
-        .collect();
+        .await;
     assert_eq!(notices, [(Level::Simplified, LevelChangeReason::RegistryRejected)], "the citizen hears of the rejection");
     let confirm = json!({"type": "identity.confirmed", "data": {"user_id": anna.user_id, "method": "mfc"}});
     h.webhook("mfc", "c-1", &confirm).await.problem(409, "invalid_transition");

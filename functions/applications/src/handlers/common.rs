@@ -69,24 +69,16 @@ impl FromRequestParts<AppState> for OwnWrite {
 /// `{id}` and `If-Match` in the contract, as `OwnWrite` reads them.
 impl utoipa::IntoParams for OwnWrite {
     fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
-        let string = || Object::with_type(Type::String);
         vec![
-            ParameterBuilder::new()
-                .name("id")
-                .parameter_in(ParameterIn::Path)
-                .required(Required::True)
-                .description(Some("Application id"))
-                .schema(Some(string()))
-                .build(),
-            ParameterBuilder::new()
-                .name("If-Match")
-                .parameter_in(ParameterIn::Header)
-                .required(Required::False)
-                .description(Some("`\"<version>\"` from `ETag`: apply only to that version (else 412)"))
-                .schema(Some(string()))
-                .build(),
+            string_param("id", ParameterIn::Path, Required::True, "Application id"),
+            string_param("If-Match", ParameterIn::Header, Required::False, "`\"<version>\"` from `ETag`: apply only to that version (else 412)"),
         ]
     }
+}
+
+fn string_param(name: &str, at: ParameterIn, required: Required, description: &str) -> Parameter {
+    let schema = Object::with_type(Type::String);
+    ParameterBuilder::new().name(name).parameter_in(at).required(required).description(Some(description)).schema(Some(schema)).build()
 }
 
 /// The caller's application, or 404 when it does not exist or is someone else's.

@@ -337,6 +337,20 @@ impl Harness {
         self.get(&format!("/v1/applications/{id}"), who).await.expect(200).body
     }
 
+    /// A fresh embedded harness, a `simplified` citizen and the id of their submitted
+    /// `mfc-appointment` application.
+    pub async fn with_submitted_application() -> (Self, Citizen, String) {
+        let h = Self::embedded().await;
+        let anna = h.citizen("simplified").await;
+        let id = id_of(&h.submitted(&anna, "mfc-appointment").await);
+        (h, anna, id)
+    }
+
+    /// Drains the events queue, keeping what `pick` takes from each payload.
+    pub async fn events_where<T>(&self, pick: impl FnMut(shared::events::EventPayload) -> Option<T>) -> Vec<T> {
+        self.events().await.into_iter().map(|e| e.payload).filter_map(pick).collect()
+    }
+
     /// Drains the events queue.
     pub async fn events(&self) -> Vec<Event> {
         let mut out = Vec::new();
@@ -351,6 +365,10 @@ impl Harness {
             }
         }
     }
+}
+
+pub fn id_of(app: &Value) -> String {
+    app["application_id"].as_str().expect("application_id").to_owned()
 }
 
 fn seed_secrets() -> HashMap<String, String> {
