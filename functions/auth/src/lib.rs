@@ -6,6 +6,7 @@
 //! serves it (Lambda or plain HTTP) with `GET /health` and `GET /openapi.json`, and the local
 //! runner merges `router(state)` next to the other functions.
 
+pub mod domain;
 mod errors;
 mod handlers;
 pub mod secrets;
@@ -23,7 +24,7 @@ use shared::http::rate_limit::Limit;
 use shared::http::{RateLimiter, TokenVerifier};
 use shared::keys::{IndexKey, KeyRing};
 use shared::outbox::Relay;
-use shared::ports::KeyValue;
+use shared::ports::{KeyValue, Ticker};
 use shared::settings::{Env, SettingError};
 
 pub use tokens::Tokens;
@@ -111,6 +112,8 @@ pub struct AuthState {
     pub verifier: Arc<TokenVerifier>,
     pub limiter: RateLimiter,
     pub settings: Settings,
+    /// Time and new ids; every "now" and every id of the function comes from here.
+    pub ticker: Ticker,
 }
 
 #[derive(Clone)]
@@ -133,7 +136,14 @@ impl AuthState {
     pub fn new(kv: Arc<dyn KeyValue>, relay: Relay, keys: Arc<KeyRing>, index_key: Arc<IndexKey>, settings: Settings) -> Self {
         let verifier = Arc::new(TokenVerifier::new(settings.issuer.clone(), settings.audience.clone(), &keys).with_sessions(kv.clone()));
         secrets::warm_up();
-        Self { limiter: RateLimiter::new(kv.clone()), kv, relay, keys, index_key, verifier, settings }
+        Self { limiter: RateLimiter::new(kv.clone()), kv, relay, keys, index_key, verifier, settings, ticker: Ticker::default() }
+    }
+
+    /// Runs on `ticker`'s clock and ids (tests: `Ticker::fixed`); the relay's sweep too.
+    pub fn with_ticker(mut self, ticker: Ticker) -> Self {
+        self.relay = self.relay.with_clock(ticker.clock.clone());
+        self.ticker = ticker;
+        self
     }
 }
 

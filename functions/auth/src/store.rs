@@ -16,7 +16,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use shared::events::Destination;
-use shared::ports::{Condition, Item, KeyValue, KvError, Query, TxOp};
+use shared::persist::{self, Versioned};
+use shared::ports::{KeyValue, KvError, Query};
+use shared::vocabulary::{DeviceType, MfaMethod};
 
 pub use shared::identity::{ACCOUNT_SK, Account, Level, MfaSettings, user_pk};
 
@@ -65,9 +67,9 @@ pub struct Flow {
     /// Registration: the argon2id hash of the chosen password.
     #[serde(default)]
     pub password_hash: Option<String>,
-    /// Login: methods offered and the context of the password step.
+    /// Login: the second factors offered.
     #[serde(default)]
-    pub methods: Vec<String>,
+    pub methods: Vec<MfaMethod>,
     /// Recovery: the per-login limiter key, so resends of real and decoy flows count alike.
     #[serde(default)]
     pub limit_key: Option<String>,
@@ -101,9 +103,7 @@ pub struct LoginAttempt {
     pub at: DateTime<Utc>,
     pub ip: String,
     pub user_agent: String,
-    /// `desktop`, `mobile`, `tablet` or `other`.
-    #[schema(example = "desktop")]
-    pub device_type: String,
+    pub device_type: DeviceType,
     pub result: AttemptResult,
     pub mfa_method: Option<String>,
 }
@@ -117,41 +117,10 @@ pub enum AttemptResult {
     WrongCode,
 }
 
-/// A typed item read with its version, for conditional write-back.
-#[derive(Clone, Debug)]
-pub struct Versioned<T> {
-    pub value: T,
-    pub version: u64,
-}
-
-pub async fn get<T: for<'de> Deserialize<'de>>(kv: &dyn KeyValue, pk: &str, sk: &str) -> Result<Option<Versioned<T>>, KvError> {
-    match kv.get(pk, sk).await? {
-        Some(item) => Ok(Some(Versioned { value: item.parse()?, version: item.version })),
-        None => Ok(None),
-    }
-}
-
-pub fn put_op<T: Serialize>(pk: String, sk: &str, value: &T, condition: Condition, expires_at: Option<i64>) -> Result<TxOp, KvError> {
-    let mut item = Item::json(pk, sk, value)?;
-    item.expires_at = expires_at;
-    Ok(TxOp::Put { item, condition })
-}
-
 pub async fn account(kv: &dyn KeyValue, user_id: &str) -> Result<Option<Versioned<Account>>, KvError> {
-    get(kv, &user_pk(user_id), ACCOUNT_SK).await
+    persist::get(kv, &user_pk(user_id), ACCOUNT_SK).await
 }
 
 pub async fn sessions(kv: &dyn KeyValue, user_id: &str) -> Result<Vec<Versioned<Session>>, KvError> {
-    let mut out = Vec::new();
-    let mut cursor = None;
-    loop {
-        let page = kv.query(Query::partition(user_pk(user_id)).prefix("SESSION#").limit(100).after(cursor)).await?;
-        for item in &page.items {
-            out.push(Versioned { value: item.parse()?, version: item.version });
-        }
-        match page.last_key {
-            Some(k) => cursor = Some(k),
-            None => return Ok(out),
-        }
-    }
+    persist::query_all(kv, Query::partition(user_pk(user_id)).prefix("SESSION#").limit(100)).await
 }

@@ -5,9 +5,11 @@ use jsonwebtoken::{Algorithm, Header};
 use serde::Serialize;
 
 use shared::http::{AccessClaims, ApiError};
+use shared::persist;
 use shared::ports::{Condition, TxOp};
 
 use crate::AuthState;
+use crate::errors;
 use crate::secrets;
 use crate::store::{self, Account, RefreshRecord, Session};
 
@@ -24,6 +26,12 @@ pub struct Tokens {
     pub expires_in: u64,
 }
 
+impl Tokens {
+    pub fn bearer(state: &AuthState, access_token: String, refresh_token: String) -> Self {
+        Self { access_token, refresh_token, token_type: "Bearer", expires_in: state.settings.access_ttl.as_secs() }
+    }
+}
+
 /// Who is opening the session.
 pub struct Client {
     pub ip: String,
@@ -37,7 +45,7 @@ pub fn access_token(state: &AuthState, account: &Account, session_id: &str, amr:
         aud: state.settings.audience.clone(),
         exp: now.timestamp() + state.settings.access_ttl.as_secs() as i64,
         iat: now.timestamp(),
-        jti: ulid::Ulid::new().to_string(),
+        jti: state.ticker.id(),
         sid: session_id.to_owned(),
         lvl: account.level.as_str().to_owned(),
         amr: amr.to_vec(),
@@ -50,7 +58,7 @@ pub fn access_token(state: &AuthState, account: &Account, session_id: &str, amr:
 
 /// A new session with its first refresh token: the ops to commit and the tokens to return.
 pub fn start_session(state: &AuthState, account: &Account, amr: Vec<String>, client: &Client, now: DateTime<Utc>) -> Result<(Vec<TxOp>, Tokens), ApiError> {
-    let session_id = ulid::Ulid::new().to_string();
+    let session_id = state.ticker.id();
     let refresh_token = secrets::random_token(32);
     let refresh_pk = store::refresh_pk(&refresh_token);
     let absolute_end = now.timestamp() + state.settings.session_absolute.as_secs() as i64;
@@ -67,15 +75,10 @@ pub fn start_session(state: &AuthState, account: &Account, amr: Vec<String>, cli
     };
     let record = RefreshRecord { user_id: account.user_id.clone(), session_id: session_id.clone(), used: false };
     let ops = vec![
-        store::put_op(store::user_pk(&account.user_id), &store::session_sk(&session_id), &session, Condition::NotExists, Some(absolute_end))?,
-        store::put_op(refresh_pk, "REFRESH", &record, Condition::NotExists, Some(absolute_end))?,
+        persist::put_op(store::user_pk(&account.user_id), store::session_sk(&session_id), &session, Condition::NotExists, Some(absolute_end))?,
+        persist::put_op(refresh_pk, "REFRESH", &record, Condition::NotExists, Some(absolute_end))?,
     ];
-    let tokens = Tokens {
-        access_token: access_token(state, account, &session_id, &amr, now)?,
-        refresh_token,
-        token_type: "Bearer",
-        expires_in: state.settings.access_ttl.as_secs(),
-    };
+    let tokens = Tokens::bearer(state, access_token(state, account, &session_id, &amr, now)?, refresh_token);
     Ok((ops, tokens))
 }
 
@@ -101,10 +104,10 @@ pub fn check_session(state: &AuthState, account: &Account, session: &Session, no
     let idle = chrono::Duration::from_std(state.settings.session_idle).unwrap_or_default();
     let absolute = chrono::Duration::from_std(state.settings.session_absolute).unwrap_or_default();
     if now - session.last_seen_at > idle || now - session.created_at > absolute {
-        return Err(crate::errors::session_expired());
+        return Err(errors::session_expired());
     }
     if account.sessions_valid_from.is_some_and(|from| session.valid_from < from) {
-        return Err(crate::errors::session_expired());
+        return Err(errors::session_expired());
     }
     Ok(())
 }

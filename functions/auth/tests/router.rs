@@ -67,16 +67,7 @@ async fn registering_a_known_email_answers_alike_and_warns_instead_of_sending_a_
 #[tokio::test]
 async fn a_code_dies_after_five_wrong_entries_even_for_the_right_code() {
     let h = Harness::new().await;
-    let (_, body) = h
-        .call(
-            "POST",
-            "/v1/auth/register",
-            Some(json!({"email": "otp@example.ru", "password": PASSWORD, "consents": {"terms": true, "personal_data": true}})),
-            None,
-        )
-        .await;
-    let code = h.last_code().await;
-    let wrong = if code == "111111" { "222222" } else { "111111" };
+    let (body, code, wrong) = h.registration_started("otp@example.ru").await;
     let mut codes = Vec::new();
     for _ in 0..5 {
         codes.push(h.call("POST", "/v1/auth/register/confirm", Some(json!({"flow_id": body["flow_id"], "code": wrong})), None).await.1["code"].clone());
@@ -184,16 +175,7 @@ async fn parallel_wrong_passwords_are_all_counted_and_lock_after_three() {
 #[tokio::test]
 async fn parallel_code_guesses_are_all_counted() {
     let h = Harness::new().await;
-    let (_, body) = h
-        .call(
-            "POST",
-            "/v1/auth/register",
-            Some(json!({"email": "guess@example.ru", "password": PASSWORD, "consents": {"terms": true, "personal_data": true}})),
-            None,
-        )
-        .await;
-    let code = h.last_code().await;
-    let wrong = if code == "111111" { "222222" } else { "111111" };
+    let (body, code, wrong) = h.registration_started("guess@example.ru").await;
     let results =
         futures_join_all((0..25).map(|_| h.call("POST", "/v1/auth/register/confirm", Some(json!({"flow_id": body["flow_id"], "code": wrong})), None))).await;
     let invalid = results.iter().filter(|(_, b)| b["code"] == "otp_invalid").count();
@@ -239,7 +221,7 @@ async fn changing_core_data_drops_a_verified_level_to_simplified() {
     let me = h.call("GET", "/v1/me", None, token).await.1;
     assert_eq!((me["level"].as_str(), me["profile"]["verification"]["status"].as_str()), (Some("simplified"), Some("pending")));
     let events = h.events().await;
-    assert!(events.iter().any(|e| matches!(&e.payload, EventPayload::IdentityLevelChanged { level, .. } if level == "simplified")));
+    assert!(events.iter().any(|e| matches!(&e.payload, EventPayload::IdentityLevelChanged { level: shared::identity::Level::Simplified, .. })));
 }
 
 #[tokio::test]

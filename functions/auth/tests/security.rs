@@ -66,8 +66,8 @@ async fn messages_to_one_destination_are_capped_across_purposes_in_a_rolling_hou
         h.call("POST", "/v1/auth/password/recover", Some(json!({"login": email})), None).await;
     }
     let to_it = |payload: &EventPayload| match payload {
-        EventPayload::OtpIssued { destination: Destination::Email(to), .. } => Some(("code", to.clone())),
-        EventPayload::RegistrationAttempted { destination: Destination::Email(to) } => Some(("notice", to.clone())),
+        EventPayload::OtpIssued { destination: Destination::Email(to), .. } => Some(("code", String::from(to.clone()))),
+        EventPayload::RegistrationAttempted { destination: Destination::Email(to) } => Some(("notice", String::from(to.clone()))),
         _ => None,
     };
     let sent: Vec<(&str, String)> = h.events().await.iter().filter_map(|e| to_it(&e.payload)).filter(|(_, to)| to == email).collect();

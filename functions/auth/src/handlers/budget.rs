@@ -3,14 +3,14 @@
 //! The item keeps the send times of the last window, so the window slides instead of resetting
 //! on the clock hour; keys are hashed so the store holds no contact.
 
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use shared::events::Destination;
 use shared::http::ApiError;
+use shared::persist;
 
-use super::common::update_item;
 use crate::AuthState;
+use crate::errors;
 use crate::store;
 
 /// What a budget counts.
@@ -34,8 +34,8 @@ struct Window {
 /// The budget key of a destination.
 pub fn destination_key(destination: &Destination) -> String {
     match destination {
-        Destination::Sms(p) => format!("sms:{p}"),
-        Destination::Email(e) => format!("email:{e}"),
+        Destination::Sms(p) => format!("sms:{}", p.as_str()),
+        Destination::Email(e) => format!("email:{}", e.as_str()),
     }
 }
 
@@ -61,13 +61,14 @@ impl Budget {
         format!("BUDGET#{scope}#{}", store::sha256_hex(key))
     }
 
-    /// Spends one unit for `key` at `now`: `Ok(None)` when spent, `Ok(Some(seconds))` when the
-    /// budget is exhausted for that long.
-    pub async fn spend(self, state: &AuthState, key: &str, now: DateTime<Utc>) -> Result<Option<u64>, ApiError> {
-        let now = now.timestamp();
+    /// Spends one unit for `key` now: `Ok(None)` when spent, `Ok(Some(seconds))` when the
+    /// budget is exhausted for that long; a window too hot to write is 429 `rate_limited`.
+    pub async fn spend(self, state: &AuthState, key: &str) -> Result<Option<u64>, ApiError> {
+        let now = state.ticker.now().timestamp();
         let max = self.max(state);
-        let spent = update_item(state, &self.pk(key), SK, now + WINDOW_SECONDS, &[], |window: &mut Window| admit(&mut window.sent, now, max)).await?;
-        Ok(spent.err())
+        let pk = self.pk(key);
+        let spent = persist::update(state.kv.as_ref(), &pk, SK, Some(now + WINDOW_SECONDS), &[], |window: &mut Window| admit(&mut window.sent, now, max));
+        Ok(errors::counted(spent.await)?.err())
     }
 }
 
@@ -102,6 +103,9 @@ mod tests {
 
     #[test]
     fn destinations_of_each_channel_have_distinct_keys() {
-        assert_ne!(destination_key(&Destination::Sms("+79990000000".into())), destination_key(&Destination::Email("+79990000000".into())));
+        let phone = shared::domain::Phone::parse("+79990000000").unwrap();
+        let email = shared::domain::Email::parse("79990000000@example.ru").unwrap();
+        assert!(destination_key(&Destination::Sms(phone)).starts_with("sms:"));
+        assert!(destination_key(&Destination::Email(email)).starts_with("email:"));
     }
 }

@@ -6,19 +6,23 @@ use axum::extract::State;
 use axum::response::IntoResponse;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use totp_rs::{Algorithm, Secret, TOTP};
 use utoipa::ToSchema;
 
 use shared::domain::{LoginText, PasswordText, Token};
-use shared::events::{Destination, Event, EventPayload, OtpPurpose};
+use shared::events::{Destination, Event};
 use shared::http::rate_limit::Limit;
 use shared::http::{ApiError, ApiJson, ClientIp, UserAgent};
+use shared::persist::{self, Attempt, Versioned};
 use shared::ports::{Condition, KvError, TxOp};
+use shared::vocabulary::MfaMethod;
 
-use super::common::{self, COUNTER_RETRIES, CodeCheck};
-use crate::errors;
+use super::common::{self, CodeCheck, FirstRead};
+use crate::domain::factors;
+use crate::domain::login::{self, Counted, Failure, PasswordAccepted, Reservation};
+use crate::domain::{FlowError, LoginError};
+use crate::errors::CounterError;
 use crate::secrets;
-use crate::store::{self, Account, AttemptResult, FlowKind, Versioned};
+use crate::store::{self, Account, AttemptResult, FlowKind};
 use crate::tokens::{Client, Tokens};
 use crate::{AppState, AuthState};
 
@@ -43,19 +47,8 @@ pub enum LoginResponse {
         mfa_required: bool,
         flow_id: String,
         /// The account's second factors; for `sms` a code is already on its way.
-        #[schema(value_type = Vec<MfaMethod>)]
-        methods: Vec<String>,
+        methods: Vec<MfaMethod>,
     },
-}
-
-/// A second factor at `POST /v1/auth/login/mfa`.
-#[derive(ToSchema)]
-#[schema(rename_all = "snake_case")]
-#[allow(dead_code)]
-enum MfaMethod {
-    Sms,
-    Totp,
-    BackupCode,
 }
 
 shared::problems!(LoginErrors {
@@ -80,40 +73,39 @@ pub async fn login(State(state): State<AppState>, ip: ClientIp, ua: UserAgent, A
     let Some(account) = common::find_account(&state, &candidates).await? else {
         return Err(super::unknown::failed_login(&state, &limit_key, req.password, &client, &ua).await);
     };
-    let now = Utc::now();
     let user_id = account.value.user_id.clone();
     // Count the attempt before checking the password, so parallel guesses cannot outrun
     // the lockout counter; a correct password gives the reservation back.
-    match reserve_attempt(&state, account.clone()).await? {
-        Reservation::Reserved => {}
-        Reservation::Locked => {
-            secrets::burn_password_check(req.password).await;
-            common::commit(&state, vec![common::attempt_op(&user_id, &client, &ua, AttemptResult::Locked, None, now)?], Vec::new()).await?;
-            return Err(errors::account_locked());
-        }
+    if reserve_attempt(&state, account.clone()).await? != Reservation::Counted {
+        secrets::burn_password_check(req.password).await;
+        state.relay.commit(vec![common::attempt_op(&state, &user_id, &client, &ua, AttemptResult::Locked, None)?], &[]).await?;
+        return Err(LoginError::Locked.into());
     }
     if !secrets::verify_password(req.password, account.value.password_hash.clone()).await {
-        return Err(record_failure(&state, &user_id, &client, &ua, AttemptResult::WrongPassword, None, Counted::Already).await);
+        let failure = record_failure(&state, &user_id, &client, &ua, AttemptResult::WrongPassword, None, Counted::Already).await;
+        return Err(failure.map_or_else(|e| e, ApiError::from));
     }
-    let methods = account.value.mfa_methods();
-    if methods.is_empty() {
-        let tokens = succeed(&state, &user_id, vec!["pwd".into()], &client, &ua, None).await?;
-        return Ok(ApiJson(LoginResponse::Done { mfa_required: false, tokens }));
-    }
+    let methods = match login::after_password(&account.value) {
+        PasswordAccepted::SignedIn => {
+            let tokens = succeed(&state, &user_id, None, &client, &ua, Vec::new()).await?;
+            return Ok(ApiJson(LoginResponse::Done { mfa_required: false, tokens }));
+        }
+        PasswordAccepted::SecondFactor(methods) => methods,
+    };
     release_reservation(&state, &user_id).await?;
-    let sms_destination = methods.contains(&"sms").then(|| account.value.phone.clone().map(Destination::Sms)).flatten();
+    let sms_destination = methods.contains(&MfaMethod::Sms).then(|| account.value.phone.clone().map(Destination::Sms)).flatten();
     // Over the hourly SMS budget the login still proceeds: TOTP works, and resend retries later.
     let send_now = match &sms_destination {
         Some(d) => common::may_send_code(&state, d).await?,
         None => false,
     };
-    let (mut flow, mut event) = common::new_flow(&state, FlowKind::LoginMfa, Some(account.value.user_id.clone()), sms_destination, OtpPurpose::Login, now)?;
+    let (mut flow, mut event) = common::new_flow(&state, FlowKind::LoginMfa, Some(user_id), sms_destination, state.ticker.now());
     if !send_now {
-        flow.code_hash = None;
+        flow.withhold_code();
         event = None;
     }
-    flow.methods = methods.iter().map(|m| m.to_string()).collect();
-    common::commit(&state, vec![common::flow_op(&flow, Condition::NotExists)?], event.into_iter().collect()).await?;
+    flow.methods = methods;
+    state.relay.commit(vec![common::flow_op(&flow, Condition::NotExists)?], event.as_slice()).await?;
     Ok(ApiJson(LoginResponse::SecondFactor { mfa_required: true, flow_id: flow.flow_id, methods: flow.methods }))
 }
 
@@ -153,164 +145,101 @@ shared::problems!(MfaErrors {
 pub async fn mfa(State(state): State<AppState>, ip: ClientIp, ua: UserAgent, ApiJson(req): ApiJson<MfaRequest>) -> Result<impl IntoResponse, ApiError> {
     state.limiter.hit("code-confirm-ip", &ip.0.to_string(), Limit::per_minute(30)).await?;
     let client = common::client(ip, &ua);
-    let now = Utc::now();
+    let now = state.ticker.now();
     let mut flow = common::load_flow(&state, &req.flow_id).await?;
     let (FlowKind::LoginMfa, Some(user_id)) = (flow.value.kind, flow.value.user_id.clone()) else {
-        return Err(errors::flow_not_found());
+        return Err(FlowError::NotFound.into());
     };
-    if !flow.value.methods.iter().any(|m| m.as_str() == req.method.as_str()) {
-        return Err(ApiError::field("method", "unsupported_method", "Этот способ подтверждения недоступен для учётной записи"));
-    }
-    let account = store::account(state.kv.as_ref(), &user_id).await?.ok_or_else(errors::flow_not_found)?;
+    let method = MfaMethod::parse(&req.method).filter(|m| flow.value.methods.contains(m)).ok_or(LoginError::UnsupportedMethod)?;
+    let account = store::account(state.kv.as_ref(), &user_id).await?.ok_or(FlowError::NotFound)?;
     // A password change or recovery since the password step voids it.
-    let opened_at: DateTime<Utc> = ulid::Ulid::from_string(&flow.value.flow_id).map(|id| id.datetime().into()).unwrap_or(flow.value.code_issued_at);
-    if account.value.sessions_valid_from.is_some_and(|from| opened_at < from) {
-        return Err(errors::flow_not_found());
+    if flow.value.opened_before(account.value.sessions_valid_from) {
+        return Err(FlowError::NotFound.into());
     }
     if account.value.locked {
-        common::commit(&state, vec![common::attempt_op(&user_id, &client, &ua, AttemptResult::Locked, Some(&req.method), now)?], Vec::new()).await?;
-        return Err(errors::account_locked());
+        state.relay.commit(vec![common::attempt_op(&state, &user_id, &client, &ua, AttemptResult::Locked, Some(method.as_str()))?], &[]).await?;
+        return Err(LoginError::Locked.into());
     }
-    let method = req.method.as_str();
-    let accepted = match method {
-        "sms" => match common::check_code(&state, &mut flow, &req.code, now).await? {
-            CodeCheck::Valid => true,
-            wrong => {
-                let fail = record_failure(&state, &user_id, &client, &ua, AttemptResult::WrongCode, Some(method), Counted::No).await;
-                return Err(if fail.code == "account_locked" { fail } else { common::wrong_code_error(wrong) });
-            }
+    let wrong = match method {
+        MfaMethod::Sms => match common::check_code(&state, &mut flow, &req.code, now).await? {
+            CodeCheck::Valid => None,
+            CodeCheck::Wrong(answer) => Some(answer),
         },
-        "totp" => {
-            if now > flow.value.expires_at {
-                return Err(errors::otp_expired());
-            }
-            consume_totp(&state, &account, &req.code, now).await?
+        MfaMethod::Totp | MfaMethod::BackupCode => {
+            flow.value.alive(now)?;
+            (!use_second_factor(&state, &account, method, &req.code, now).await?).then_some(FlowError::InvalidCode)
         }
-        "backup_code" => {
-            if now > flow.value.expires_at {
-                return Err(errors::otp_expired());
-            }
-            consume_backup_code(&state, &account, &req.code).await?
-        }
-        _ => false,
     };
-    if !accepted {
-        let fail = record_failure(&state, &user_id, &client, &ua, AttemptResult::WrongCode, Some(method), Counted::No).await;
-        return Err(if fail.code == "account_locked" { fail } else { errors::otp_invalid() });
+    if let Some(answer) = wrong {
+        // The lock, when this failure took it, outranks the answer about the code.
+        let failure = record_failure(&state, &user_id, &client, &ua, AttemptResult::WrongCode, Some(method.as_str()), Counted::No).await;
+        return Err(if failure == Ok(LoginError::Locked) { LoginError::Locked.into() } else { answer.into() });
     }
     let consume = common::consume_flow_op(&flow.value);
-    let factor = if method == "sms" { "sms" } else { "otp" };
-    let tokens = succeed_with(&state, &user_id, vec!["pwd".into(), factor.into()], &client, &ua, Some(method), vec![consume]).await?;
+    let tokens = succeed(&state, &user_id, Some(method), &client, &ua, vec![consume]).await?;
     Ok(ApiJson(MfaDone { tokens }))
 }
 
-/// Checks a TOTP code (±1 step) and marks its step used, so the same code works once.
-pub async fn consume_totp(state: &AuthState, account: &Versioned<Account>, code: &str, now: DateTime<Utc>) -> Result<bool, ApiError> {
-    let Some(secret) = account.value.mfa.totp_secret.as_deref() else { return Ok(false) };
-    let Some(step) = totp_step(secret, code, now) else { return Ok(false) };
-    if account.value.mfa.totp_last_step.is_some_and(|last| step <= last) {
-        return Ok(false);
-    }
-    let mut next = Versioned { value: account.value.clone(), version: account.version };
-    next.value.mfa.totp_last_step = Some(step);
-    match state.kv.transact(vec![common::account_op(&next)?]).await {
-        Ok(()) => Ok(true),
-        // Someone else changed the account meanwhile (maybe the same code): refuse this one.
-        Err(KvError::TransactionConflict { .. }) | Err(KvError::ConditionFailed) => Ok(false),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// The time step at which `code` is valid for `secret` (RFC 6238, SHA-1, 6 digits, 30 s, ±1 step).
-pub fn totp_step(secret_base32: &str, code: &str, now: DateTime<Utc>) -> Option<u64> {
-    let totp = totp_for(secret_base32)?;
-    let now = now.timestamp().max(0) as u64;
-    let code = code.trim();
-    [now.saturating_sub(30), now, now + 30].into_iter().find(|t| secrets::ct_eq(&totp.generate(*t), code)).map(|t| t / 30)
-}
-
-pub fn totp_for(secret_base32: &str) -> Option<TOTP> {
-    let bytes = Secret::Encoded(secret_base32.to_owned()).to_bytes().ok()?;
-    TOTP::new(Algorithm::SHA1, 6, 1, 30, bytes, Some("Госуслуги".into()), "account".into()).ok()
-}
-
-/// Consumes a backup code (each works once).
-pub async fn consume_backup_code(state: &AuthState, account: &Versioned<Account>, code: &str) -> Result<bool, ApiError> {
-    let presented = secrets::backup_code_hash(&state.index_key, &account.value.user_id, code);
-    let Some(pos) = account.value.mfa.backup_code_hashes.iter().position(|h| secrets::ct_eq(h, &presented)) else {
-        return Ok(false);
+/// Accepts a TOTP or backup code on the account as read, conditionally on its version: each
+/// code works once, and a lost race (maybe the same code, used in parallel) refuses it.
+pub async fn use_second_factor(state: &AuthState, read: &Versioned<Account>, method: MfaMethod, code: &str, now: DateTime<Utc>) -> Result<bool, ApiError> {
+    let mut account = read.value.clone();
+    let accepted = match method {
+        MfaMethod::Totp => factors::use_totp(&mut account, code, now),
+        MfaMethod::BackupCode => factors::use_backup_code(&mut account, &secrets::backup_code_hash(&state.index_key, &read.value.user_id, code)),
+        MfaMethod::Sms => false,
     };
-    let mut next = Versioned { value: account.value.clone(), version: account.version };
-    next.value.mfa.backup_code_hashes.remove(pos);
-    match state.kv.transact(vec![common::account_op(&next)?]).await {
-        Ok(()) => Ok(true),
-        Err(KvError::TransactionConflict { .. }) | Err(KvError::ConditionFailed) => Ok(false),
-        Err(e) => Err(e.into()),
+    if !accepted {
+        return Ok(false);
     }
+    Ok(matches!(common::commit(state, vec![common::account_op(read, &account)?], &[], ()).await?, Attempt::Done(())))
 }
 
-enum Reservation {
-    Reserved,
-    Locked,
+/// A TOTP code, else a backup code: whether one was accepted, and which was tried last.
+pub async fn totp_or_backup_code(state: &AuthState, read: &Versioned<Account>, code: &str, now: DateTime<Utc>) -> Result<(bool, MfaMethod), ApiError> {
+    if use_second_factor(state, read, MfaMethod::Totp, code, now).await? {
+        return Ok((true, MfaMethod::Totp));
+    }
+    Ok((use_second_factor(state, read, MfaMethod::BackupCode, code, now).await?, MfaMethod::BackupCode))
 }
 
-/// Whether a failure was already counted by `reserve_attempt`.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Counted {
-    Already,
-    No,
-}
-
-/// Adds one to the failure counter unless the account is locked; a counter already at the
-/// threshold (in-flight or crashed attempts) locks the account instead.
-/// Starts from the account as the login read it; a lost race re-reads it.
+/// Counts an attempt on the account before its password is checked (`login::reserve_attempt`),
+/// starting from the account as the login read it; a lost race re-reads it. A counter too
+/// hot to write answers 429 rather than let the password be checked uncounted.
 async fn reserve_attempt(state: &AuthState, read: Versioned<Account>) -> Result<Reservation, ApiError> {
     let user_id = read.value.user_id.clone();
-    let user_id = user_id.as_str();
-    let mut next = Some(read);
-    for _ in 0..COUNTER_RETRIES {
-        let mut account = match next.take() {
-            Some(account) => account,
-            None => store::account(state.kv.as_ref(), user_id).await?.ok_or_else(errors::invalid_credentials)?,
+    let first = FirstRead::new(read);
+    let reservation = persist::retry(|| async {
+        let read = match first.take() {
+            Some(read) => read,
+            None => store::account(state.kv.as_ref(), &user_id).await?.ok_or(LoginError::InvalidCredentials)?,
         };
-        if account.value.locked {
-            return Ok(Reservation::Locked);
-        }
-        let events = if account.value.failed_attempts >= state.settings.max_failed_logins {
-            account.value.locked = true;
-            vec![Event::new(Some(user_id.to_owned()), EventPayload::AccountLocked { destinations: account.value.security_destinations() })]
-        } else {
-            account.value.failed_attempts += 1;
-            Vec::new()
+        let mut account = read.value.clone();
+        let reservation = login::reserve_attempt(&mut account, state.settings.max_failed_logins);
+        let events = match reservation {
+            Reservation::Locked => return Ok(Attempt::Done(reservation)),
+            Reservation::LocksNow => vec![common::event(state, Some(&user_id), login::locked_notice(&account))],
+            Reservation::Counted => Vec::new(),
         };
-        let locks = account.value.locked;
-        match common::commit(state, vec![common::account_op(&account)?], events).await {
-            Ok(()) if locks => return Ok(Reservation::Locked),
-            Ok(()) => return Ok(Reservation::Reserved),
-            Err(KvError::TransactionConflict { .. }) | Err(KvError::ConditionFailed) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(ApiError::rate_limited(1))
+        Ok::<_, CounterError>(common::commit(state, vec![common::account_op(&read, &account)?], &events, reservation).await?)
+    });
+    Ok(reservation.await?)
 }
 
-/// Gives back a reservation after a correct password (the second factor counts on its own).
+/// Gives back a reservation after a correct password.
 async fn release_reservation(state: &AuthState, user_id: &str) -> Result<(), ApiError> {
-    for _ in 0..COUNTER_RETRIES {
-        let Some(mut account) = store::account(state.kv.as_ref(), user_id).await? else { return Ok(()) };
-        account.value.failed_attempts = account.value.failed_attempts.saturating_sub(1);
-        match state.kv.transact(vec![common::account_op(&account)?]).await {
-            Ok(()) => return Ok(()),
-            Err(KvError::TransactionConflict { .. }) | Err(KvError::ConditionFailed) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(common::busy())
+    persist::retry(|| async {
+        let Some(read) = store::account(state.kv.as_ref(), user_id).await? else { return Ok(Attempt::Done(())) };
+        let mut account = read.value.clone();
+        login::release_reservation(&mut account);
+        Ok::<_, ApiError>(common::commit(state, vec![common::account_op(&read, &account)?], &[], ()).await?)
+    })
+    .await
 }
 
-/// Records a failure (counting it unless `reserve_attempt` already did), locking the account
-/// at the threshold and telling its owner; writes the attempt to the history.
-/// Returns the error to answer with.
+/// Records a failure (`login::record_failure`) with its login-history entry, telling the
+/// owner when it locks the account. Answers the domain's answer, or why it could not be
+/// recorded (429 when the counter stayed too hot).
 pub(crate) async fn record_failure(
     state: &AuthState,
     user_id: &str,
@@ -319,89 +248,57 @@ pub(crate) async fn record_failure(
     result: AttemptResult,
     mfa_method: Option<&str>,
     counted: Counted,
-) -> ApiError {
-    let outcome = async {
-        for _ in 0..COUNTER_RETRIES {
-            let now = Utc::now();
-            let Some(mut account) = store::account(state.kv.as_ref(), user_id).await? else {
-                return Ok(errors::invalid_credentials());
-            };
-            let was_locked = account.value.locked;
-            if counted == Counted::No {
-                account.value.failed_attempts += 1;
-            }
-            let locks = !was_locked && account.value.failed_attempts >= state.settings.max_failed_logins;
-            account.value.locked |= locks;
-            let events = if locks {
-                vec![Event::new(Some(user_id.to_owned()), EventPayload::AccountLocked { destinations: account.value.security_destinations() })]
-            } else {
-                Vec::new()
-            };
-            let ops = vec![common::account_op(&account)?, common::attempt_op(user_id, client, ua, result, mfa_method, now)?];
-            match common::commit(state, ops, events).await {
-                Ok(()) => {
-                    if locks {
-                        tracing::warn!(user_id, "account locked after consecutive failures");
-                    }
-                    return Ok(if account.value.locked {
-                        errors::account_locked()
-                    } else if result == AttemptResult::WrongPassword {
-                        errors::invalid_credentials()
-                    } else {
-                        errors::otp_invalid()
-                    });
-                }
-                Err(KvError::TransactionConflict { .. }) | Err(KvError::ConditionFailed) => continue,
-                Err(e) => return Err(ApiError::from(e)),
-            }
-        }
-        Err(ApiError::rate_limited(1))
-    };
-    match outcome.await {
-        Ok(e) | Err(e) => e,
+) -> Result<LoginError, ApiError> {
+    let failure = persist::retry(|| async {
+        let Some(read) = store::account(state.kv.as_ref(), user_id).await? else {
+            return Ok(Attempt::Done(Failure { locks_now: false, answer: LoginError::InvalidCredentials }));
+        };
+        let mut account = read.value.clone();
+        let failure = login::record_failure(&mut account, counted, state.settings.max_failed_logins, result);
+        let events: Vec<Event> = failure.locks_now.then(|| common::event(state, Some(user_id), login::locked_notice(&account))).into_iter().collect();
+        let ops = vec![common::account_op(&read, &account)?, common::attempt_op(state, user_id, client, ua, result, mfa_method)?];
+        Ok::<_, CounterError>(common::commit(state, ops, &events, failure).await?)
+    });
+    let failure = failure.await?;
+    if failure.locks_now {
+        tracing::warn!(user_id, "account locked after consecutive failures");
     }
+    Ok(failure.answer)
 }
 
-async fn succeed(state: &AuthState, user_id: &str, amr: Vec<String>, client: &Client, ua: &UserAgent, mfa_method: Option<&str>) -> Result<Tokens, ApiError> {
-    succeed_with(state, user_id, amr, client, ua, mfa_method, Vec::new()).await
-}
+/// Ops of a successful login before the caller's `extra` ones: the account, the history
+/// entry, the session and its refresh token.
+const OPS_BEFORE_EXTRA: usize = 4;
 
-/// Resets the failure counter, opens a session and records the success, in one transaction.
-async fn succeed_with(
+/// Resets the failure counter, opens a session and records the success, in one transaction
+/// with `extra` (a consumed flow: a conflict there means someone else completed it).
+async fn succeed(
     state: &AuthState,
     user_id: &str,
-    amr: Vec<String>,
+    second_factor: Option<MfaMethod>,
     client: &Client,
     ua: &UserAgent,
-    mfa_method: Option<&str>,
     extra: Vec<TxOp>,
 ) -> Result<Tokens, ApiError> {
-    for _ in 0..COUNTER_RETRIES {
-        let now = Utc::now();
-        let mut account = store::account(state.kv.as_ref(), user_id).await?.ok_or_else(errors::invalid_credentials)?;
-        if account.value.locked {
-            return Err(errors::account_locked());
-        }
-        account.value.failed_attempts = 0;
-        let (session_ops, tokens) = crate::tokens::start_session(state, &account.value, amr.clone(), client, now)?;
-        let mut ops = vec![common::account_op(&account)?, common::attempt_op(user_id, client, ua, AttemptResult::Success, mfa_method, now)?];
+    let amr = login::amr(second_factor);
+    persist::retry(|| async {
+        let read = store::account(state.kv.as_ref(), user_id).await?.ok_or(LoginError::InvalidCredentials)?;
+        let mut account = read.value.clone();
+        login::succeed(&mut account)?;
+        let (session_ops, tokens) = crate::tokens::start_session(state, &account, amr.clone(), client, state.ticker.now())?;
+        let history = common::attempt_op(state, user_id, client, ua, AttemptResult::Success, second_factor.map(MfaMethod::as_str))?;
+        let mut ops = vec![common::account_op(&read, &account)?, history];
         ops.extend(session_ops);
         ops.extend(extra.iter().cloned());
-        let email_only: Vec<Destination> = account.value.security_destinations().into_iter().filter(|d| matches!(d, Destination::Email(_))).collect();
-        let events = if email_only.is_empty() {
-            Vec::new()
-        } else {
-            vec![Event::new(
-                Some(user_id.to_owned()),
-                EventPayload::NewLogin { destinations: email_only, device_type: ua.device_type().to_owned(), ip: client.ip.clone() },
-            )]
-        };
-        match common::commit(state, ops, events).await {
-            Ok(()) => return Ok(tokens),
-            Err(KvError::TransactionConflict { index: Some(i) }) if i >= 2 + 2 => return Err(errors::flow_not_found()),
-            Err(KvError::TransactionConflict { .. }) | Err(KvError::ConditionFailed) => continue,
-            Err(e) => return Err(e.into()),
+        let events: Vec<Event> =
+            login::new_login_notice(&account, ua.device_type(), &client.ip).map(|p| common::event(state, Some(user_id), p)).into_iter().collect();
+        let committed = state.relay.commit(ops, &events).await;
+        if let Err(KvError::TransactionConflict { index: Some(i) }) = committed
+            && i >= OPS_BEFORE_EXTRA
+        {
+            return Err(FlowError::NotFound.into());
         }
-    }
-    Err(common::busy())
+        Ok::<_, ApiError>(common::settle(committed, tokens)?)
+    })
+    .await
 }

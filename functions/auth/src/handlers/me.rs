@@ -8,23 +8,23 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use shared::domain::{NewPasswordText, PasswordText};
-use shared::events::{Event, EventPayload};
 use shared::http::rate_limit::Limit;
 use shared::http::{ApiError, ApiJson, ApiQuery, Authenticated};
+use shared::persist;
 use shared::ports::{KvError, Query as KvQuery};
 
-use super::common::{self, MAX_RETRIES, Unauthenticated};
+use super::common::{self, Unauthenticated};
 use crate::AppState;
+use crate::domain::account;
 use crate::errors;
 use crate::secrets;
-use crate::store::{self, Account, LoginAttempt};
+use crate::store::{self, Account, Level, LoginAttempt};
 
 #[derive(Serialize, ToSchema)]
 #[schema(as = Me)]
 pub struct MeView {
     user_id: String,
-    #[schema(value_type = shared::identity::Level)]
-    level: &'static str,
+    level: Level,
     #[schema(example = "+79991234567")]
     phone: Option<String>,
     email: Option<String>,
@@ -47,9 +47,9 @@ impl From<&Account> for MeView {
     fn from(a: &Account) -> Self {
         Self {
             user_id: a.user_id.clone(),
-            level: a.level.as_str(),
-            phone: a.phone.clone(),
-            email: a.email.clone(),
+            level: a.level,
+            phone: a.phone.clone().map(String::from),
+            email: a.email.clone().map(String::from),
             phone_confirmed: a.phone_confirmed,
             email_confirmed: a.email_confirmed,
             profile: a.profile.clone(),
@@ -137,36 +137,23 @@ pub async fn change_password(
     if !secrets::verify_password(req.current_password, account.value.password_hash.clone()).await {
         return Err(errors::wrong_current_password());
     }
-    common::check_new_password(&req.new_password, &common::personal_data(Some(&account.value), None, None), Some(&account.value)).await?;
+    common::check_new_password(&req.new_password, &account::personal_data(Some(&account.value), None, None), Some(&account.value)).await?;
     let new_hash = secrets::hash_password(req.new_password).await.map_err(ApiError::internal)?;
-    for _ in 0..MAX_RETRIES {
-        let (mut account, mut session) = common::current(&state, &auth).await?;
-        let now = Utc::now();
-        let old = std::mem::replace(&mut account.value.password_hash, new_hash.clone());
-        account.value.previous_password_hashes.insert(0, old);
-        account.value.previous_password_hashes.truncate(4);
-        account.value.sessions_valid_from = Some(now);
+    persist::retry(|| async {
+        let (read, mut session) = common::current(&state, &auth).await?;
+        let mut account = read.value.clone();
+        let now = state.ticker.now();
+        let changed = account::set_password(&mut account, new_hash.clone(), now);
+        // The session that made the change stays valid.
         session.value.valid_from = now;
         let absolute_end = session.value.created_at.timestamp() + state.settings.session_absolute.as_secs() as i64;
         let ops = vec![
-            common::account_op(&account)?,
-            store::put_op(
-                store::user_pk(auth.user_id()),
-                &store::session_sk(auth.session_id()),
-                &session.value,
-                shared::ports::Condition::VersionIs(session.version),
-                Some(absolute_end),
-            )?,
+            common::account_op(&read, &account)?,
+            persist::put_op(store::user_pk(auth.user_id()), store::session_sk(auth.session_id()), &session.value, session.unchanged(), Some(absolute_end))?,
         ];
-        let event = Event::new(Some(auth.user_id().to_owned()), EventPayload::PasswordChanged { destinations: account.value.security_destinations() });
-        match common::commit(&state, ops, vec![event]).await {
-            Ok(()) => {
-                crate::tokens::delete_sessions(&state, auth.user_id(), Some(auth.session_id())).await;
-                return Ok(StatusCode::NO_CONTENT);
-            }
-            Err(KvError::TransactionConflict { .. }) | Err(KvError::ConditionFailed) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(common::busy())
+        Ok::<_, ApiError>(common::commit(&state, ops, &[common::event(&state, Some(auth.user_id()), changed)], ()).await?)
+    })
+    .await?;
+    crate::tokens::delete_sessions(&state, auth.user_id(), Some(auth.session_id())).await;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -4,22 +4,19 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use totp_rs::Secret;
 use utoipa::ToSchema;
 
 use shared::domain::Token;
-use shared::events::{Event, EventPayload};
 use shared::http::{ApiError, ApiJson, Authenticated};
-use shared::ports::KvError;
 
-use super::common::{self, MAX_RETRIES};
-use super::login::{consume_backup_code, consume_totp, totp_for, totp_step};
-use crate::errors;
+use super::common;
+use super::login::totp_or_backup_code;
+use crate::AppState;
+use crate::domain::MfaError;
+use crate::domain::factors::{self, totp_for};
 use crate::secrets;
-use crate::store::{Account, Level, Versioned};
-use crate::{AppState, AuthState};
 
 #[derive(Serialize, ToSchema)]
 pub struct TotpOffer {
@@ -41,17 +38,10 @@ pub async fn totp_enrol(State(state): State<AppState>, auth: Authenticated) -> R
     let secret = Secret::Raw(secrets::random_bytes(20)).to_encoded().to_string();
     let label = {
         let (account, _) = common::current(&state, &auth).await?;
-        account.value.email.clone().or(account.value.phone.clone()).unwrap_or_else(|| account.value.user_id.clone())
+        let contact = account.value.email.as_ref().map(|e| e.as_str()).or(account.value.phone.as_ref().map(|p| p.as_str()));
+        contact.unwrap_or(&account.value.user_id).to_owned()
     };
-    update_account(&state, &auth, |a| {
-        // Replacing a working authenticator needs its code: disable it first.
-        if a.totp_enabled() {
-            return Err(errors::conflict("totp_already_enabled", "Приложение-аутентификатор уже подключено; чтобы сменить его, сначала отключите текущее"));
-        }
-        a.mfa.totp_pending_secret = Some(secret.clone());
-        Ok(None)
-    })
-    .await?;
+    common::update_account(&state, &auth, |a| factors::start_totp(a, secret.clone()).map(|()| None)).await?;
     let mut totp = totp_for(&secret).ok_or_else(|| ApiError::internal("generated TOTP secret rejected"))?;
     totp.account_name = label;
     Ok(ApiJson(TotpOffer { secret, otpauth_uri: totp.get_url() }))
@@ -85,21 +75,8 @@ shared::problems!(TotpConfirmErrors {
 pub async fn totp_confirm(State(state): State<AppState>, auth: Authenticated, ApiJson(req): ApiJson<CodeRequest>) -> Result<impl IntoResponse, ApiError> {
     let codes = secrets::new_backup_codes();
     let hashes: Vec<String> = codes.iter().map(|c| secrets::backup_code_hash(&state.index_key, auth.user_id(), c)).collect();
-    let now = Utc::now();
-    update_account(&state, &auth, |a| {
-        if a.totp_enabled() {
-            return Err(errors::conflict("totp_already_enabled", "Приложение-аутентификатор уже подключено"));
-        }
-        let pending =
-            a.mfa.totp_pending_secret.clone().ok_or_else(|| errors::conflict("totp_not_started", "Сначала начните подключение приложения-аутентификатора"))?;
-        let step = totp_step(&pending, &req.code, now).ok_or_else(errors::otp_invalid)?;
-        a.mfa.totp_secret = Some(pending);
-        a.mfa.totp_pending_secret = None;
-        a.mfa.totp_last_step = Some(step);
-        a.mfa.backup_code_hashes = hashes.clone();
-        Ok(Some(EventPayload::MfaChanged { destinations: a.security_destinations(), method: "totp".into(), enabled: true }))
-    })
-    .await?;
+    let now = state.ticker.now();
+    common::update_account(&state, &auth, |a| factors::confirm_totp(a, &req.code, now, hashes.clone()).map(Some)).await?;
     Ok(ApiJson(BackupCodes { backup_codes: codes }))
 }
 
@@ -117,26 +94,11 @@ shared::problems!(TotpDisableErrors {
     responses((status = 204, description = "TOTP off; backup codes void"), TotpDisableErrors))]
 pub async fn totp_disable(State(state): State<AppState>, auth: Authenticated, ApiJson(req): ApiJson<CodeRequest>) -> Result<impl IntoResponse, ApiError> {
     let (account, _) = common::current(&state, &auth).await?;
-    if !account.value.totp_enabled() {
-        return Err(errors::conflict("totp_not_enabled", "Приложение-аутентификатор не подключено"));
+    factors::may_disable_totp(&account.value)?;
+    if !totp_or_backup_code(&state, &account, &req.code, state.ticker.now()).await?.0 {
+        return Err(MfaError::InvalidCode.into());
     }
-    if account.value.level == Level::Confirmed && !account.value.mfa.sms {
-        return Err(errors::level_requires_mfa());
-    }
-    let ok = consume_totp(&state, &account, &req.code, Utc::now()).await? || consume_backup_code(&state, &account, &req.code).await?;
-    if !ok {
-        return Err(errors::otp_invalid());
-    }
-    update_account(&state, &auth, |a| {
-        if a.level == Level::Confirmed && !a.mfa.sms {
-            return Err(errors::level_requires_mfa());
-        }
-        a.mfa.totp_secret = None;
-        a.mfa.totp_last_step = None;
-        a.mfa.backup_code_hashes.clear();
-        Ok(Some(EventPayload::MfaChanged { destinations: a.security_destinations(), method: "totp".into(), enabled: false }))
-    })
-    .await?;
+    common::update_account(&state, &auth, |a| factors::disable_totp(a).map(Some)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -165,39 +127,6 @@ shared::problems!(SmsSwitchErrors {
 #[utoipa::path(put, path = "/v1/me/mfa/sms", operation_id = "sms_switch", tag = "auth", security(("bearer" = [])), request_body = SmsSwitch,
     responses((status = 200, description = "The second factors now on", body = MfaState), SmsSwitchErrors))]
 pub async fn sms_switch(State(state): State<AppState>, auth: Authenticated, ApiJson(req): ApiJson<SmsSwitch>) -> Result<impl IntoResponse, ApiError> {
-    let account = update_account(&state, &auth, |a| {
-        if req.enabled == a.mfa.sms {
-            return Ok(None);
-        }
-        if req.enabled && !(a.phone_confirmed && a.phone.is_some()) {
-            return Err(errors::conflict("phone_not_confirmed", "Для входа по SMS нужен подтверждённый номер телефона"));
-        }
-        if !req.enabled && a.level == Level::Confirmed && !a.totp_enabled() {
-            return Err(errors::level_requires_mfa());
-        }
-        a.mfa.sms = req.enabled;
-        Ok(Some(EventPayload::MfaChanged { destinations: a.security_destinations(), method: "sms".into(), enabled: req.enabled }))
-    })
-    .await?;
+    let account = common::update_account(&state, &auth, |a| factors::switch_sms(a, req.enabled)).await?;
     Ok(ApiJson(MfaState { sms: account.mfa.sms, totp: account.totp_enabled() }))
-}
-
-/// Read-modify-write of the caller's account with optimistic concurrency; `change` may veto
-/// with an error or name a security event to send with the write (`None` and no change: no-op).
-async fn update_account<F>(state: &AuthState, auth: &Authenticated, mut change: F) -> Result<Account, ApiError>
-where
-    F: FnMut(&mut Account) -> Result<Option<EventPayload>, ApiError>,
-{
-    for _ in 0..MAX_RETRIES {
-        let (account, _) = common::current(state, auth).await?;
-        let mut next = Versioned { value: account.value.clone(), version: account.version };
-        let payload = change(&mut next.value)?;
-        let events: Vec<Event> = payload.into_iter().map(|p| Event::new(Some(auth.user_id().to_owned()), p)).collect();
-        match common::commit(state, vec![common::account_op(&next)?], events).await {
-            Ok(()) => return Ok(next.value),
-            Err(KvError::TransactionConflict { .. }) | Err(KvError::ConditionFailed) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(common::busy())
 }

@@ -4,19 +4,21 @@
 
 use axum::extract::State;
 use axum::response::IntoResponse;
-use chrono::{NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
 use shared::domain::{FieldError, Inn, Passport, PassportInput, Snils};
-use shared::events::{Event, EventPayload};
+use shared::events::Event;
 use shared::http::{ApiError, ApiJson, Authenticated};
-use shared::identity::{Gender, Level, Profile, Verification};
-use shared::ports::{Condition, KvError, TxOp};
+use shared::identity::{Gender, LOGIN_SK, Profile, Verification};
+use shared::persist;
+use shared::ports::TxOp;
 
-use super::common::{self, MAX_RETRIES};
+use super::common;
 use crate::AppState;
-use crate::store::{self, LoginIndex};
+use crate::domain::account;
+use crate::store::LoginIndex;
 
 /// Every field is checked and each broken one reported (missing ones too) in `errors[]`.
 #[derive(Deserialize, ToSchema)]
@@ -61,67 +63,32 @@ shared::problems!(ProfileErrors {
 #[utoipa::path(put, path = "/v1/me/profile", operation_id = "put_profile", tag = "auth", security(("bearer" = [])), request_body = ProfileRequest,
     responses((status = 200, description = "The stored profile with its verification request", body = shared::identity::Profile), ProfileErrors))]
 pub async fn put_profile(State(state): State<AppState>, auth: Authenticated, ApiJson(req): ApiJson<ProfileRequest>) -> Result<impl IntoResponse, ApiError> {
-    let parsed = parse(&req)?;
-    let registry_agency_id = state.settings.registry_agency_id.clone();
-    for _ in 0..MAX_RETRIES {
-        let (mut account, _) = common::current(&state, &auth).await?;
-        let now = Utc::now();
-        let previous = account.value.profile.clone();
-        let core_changed = previous.as_ref().is_none_or(|p| !p.same_core_data(&parsed));
-        let mut profile = parsed.clone();
-        profile.updated_at = now;
-        profile.verification = match (&previous, core_changed) {
-            (Some(p), false) => p.verification.clone(),
-            // Each change of the data to verify is a new request; verdicts on older ones are void.
-            _ => Verification::requested(ulid::Ulid::new().to_string()),
-        };
-        let mut events = Vec::new();
-        let mut ops = Vec::new();
-        if core_changed {
-            let request = EventPayload::IdentityVerificationRequested {
-                registry_agency_id: registry_agency_id.clone(),
-                request_id: profile.verification.request_id.clone(),
-                profile: Box::new(profile.clone()),
-            };
-            events.push(Event::new(Some(auth.user_id().to_owned()), request));
-            if account.value.level != Level::Simplified {
-                events.push(Event::new(
-                    Some(auth.user_id().to_owned()),
-                    EventPayload::IdentityLevelChanged {
-                        level: Level::Simplified.as_str().into(),
-                        previous_level: account.value.level.as_str().into(),
-                        reason: "profile_changed".into(),
-                    },
-                ));
-                account.value.level = Level::Simplified;
-            }
-        }
+    let parsed = parse(&req, state.ticker.now())?;
+    let (profile, core_changed) = persist::retry(|| async {
+        let (read, _) = common::current(&state, &auth).await?;
+        let mut account = read.value.clone();
+        let stored = account::store_profile(&mut account, parsed.clone(), state.ticker.now(), state.ticker.id(), &state.settings.registry_agency_id);
+        let mut ops = vec![common::account_op(&read, &account)?];
         // SNILS becomes a login only when the registry verifies it (applications function);
         // a changed SNILS stops naming this account at once.
-        if let Some(old) = previous.as_ref().filter(|p| p.snils != profile.snils) {
-            let key = shared::identity::login_pk(&state.index_key, &shared::identity::snils_login(&old.snils));
-            if let Some(index) = store::get::<LoginIndex>(state.kv.as_ref(), &key, "LOGIN").await?
+        if let Some(old) = &stored.dropped_snils {
+            let key = shared::identity::login_pk(&state.index_key, &shared::identity::snils_login(old));
+            if let Some(index) = persist::get::<LoginIndex>(state.kv.as_ref(), &key, LOGIN_SK).await?
                 && index.value.user_id == auth.user_id()
             {
-                ops.push(TxOp::Delete { pk: key, sk: "LOGIN".into(), condition: Condition::VersionIs(index.version) });
+                ops.push(TxOp::Delete { pk: key, sk: LOGIN_SK.into(), condition: index.unchanged() });
             }
         }
-        account.value.profile = Some(profile.clone());
-        ops.insert(0, common::account_op(&account)?);
-        match common::commit(&state, ops, events).await {
-            Ok(()) => {
-                tracing::info!(user_id = %auth.user_id(), core_changed, "profile stored");
-                return Ok(ApiJson(profile));
-            }
-            Err(KvError::TransactionConflict { .. }) | Err(KvError::ConditionFailed) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(common::busy())
+        let events: Vec<Event> = stored.events.into_iter().map(|p| common::event(&state, Some(auth.user_id()), p)).collect();
+        Ok::<_, ApiError>(common::commit(&state, ops, &events, (stored.profile, stored.core_changed)).await?)
+    })
+    .await?;
+    tracing::info!(user_id = %auth.user_id(), core_changed, "profile stored");
+    Ok(ApiJson(profile))
 }
 
 /// Checks every field and reports all broken ones at once.
-fn parse(req: &ProfileRequest) -> Result<Profile, ApiError> {
+fn parse(req: &ProfileRequest, now: DateTime<Utc>) -> Result<Profile, ApiError> {
     let mut errors = Vec::new();
     let name = |field: &str, value: &str, required: bool, errors: &mut Vec<FieldError>| -> Option<String> {
         let value = value.trim();
@@ -141,7 +108,7 @@ fn parse(req: &ProfileRequest) -> Result<Profile, ApiError> {
     let last_name = name("last_name", &req.last_name, true, &mut errors);
     let first_name = name("first_name", &req.first_name, true, &mut errors);
     let middle_name = name("middle_name", req.middle_name.as_deref().unwrap_or(""), false, &mut errors);
-    let today = Utc::now().date_naive();
+    let today = now.date_naive();
     let birth_date = match NaiveDate::parse_from_str(req.birth_date.trim(), "%Y-%m-%d") {
         Ok(d) if d > today => {
             errors.push(FieldError::new("birth_date", "in_future", "Дата рождения не может быть в будущем"));
@@ -187,7 +154,7 @@ fn parse(req: &ProfileRequest) -> Result<Profile, ApiError> {
             inn,
             passport,
             verification: Verification::requested(String::new()),
-            updated_at: Utc::now(),
+            updated_at: now,
         }),
         _ => Err(ApiError::validation(errors)),
     }

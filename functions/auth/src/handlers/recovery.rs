@@ -3,21 +3,22 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use shared::domain::{FieldError, LoginText, NewPasswordText, Token};
-use shared::events::{Destination, Event, EventPayload, OtpPurpose};
+use shared::events::{Destination, EventPayload};
 use shared::http::rate_limit::Limit;
 use shared::http::{ApiError, ApiJson, ClientIp, UserAgent};
+use shared::persist;
 use shared::ports::{Condition, KvError};
 
 use super::budget::{Budget, unknown_login_budget_key};
-use super::common::{self, CodeCheck, MAX_RETRIES};
-use super::login::{Counted, consume_backup_code, consume_totp, record_failure};
+use super::common::{self, CodeCheck};
+use super::login::{record_failure, totp_or_backup_code};
 use crate::AppState;
-use crate::errors;
+use crate::domain::login::Counted;
+use crate::domain::{FlowError, account};
 use crate::secrets;
 use crate::store::{self, AttemptResult, FlowKind};
 
@@ -45,7 +46,7 @@ shared::problems!(RecoverErrors {
     responses((status = 202, description = "A code went to the account's contact, if there is such an account", body = RecoverStarted), RecoverErrors))]
 pub async fn recover(State(state): State<AppState>, ip: ClientIp, ApiJson(req): ApiJson<RecoverRequest>) -> Result<impl IntoResponse, ApiError> {
     state.limiter.hit("recover-ip", &ip.0.to_string(), state.settings.recover_per_ip).await?;
-    let now = Utc::now();
+    let now = state.ticker.now();
     let candidates = common::login_candidates(&req.login);
     let limit_key = common::login_limit_key(&req.login, &candidates);
     // Counted per login as typed, known or not, so the answers cannot tell them apart.
@@ -56,20 +57,20 @@ pub async fn recover(State(state): State<AppState>, ip: ClientIp, ApiJson(req): 
     // publishes an event of the same size, so neither the answer nor its timing tells.
     let (mut flow, event) = match (&account, destination) {
         (Some(a), Some(d)) if common::may_send_code(&state, &d).await? => {
-            common::new_flow(&state, FlowKind::Recovery, Some(a.value.user_id.clone()), Some(d), OtpPurpose::Recovery, now)?
+            common::new_flow(&state, FlowKind::Recovery, Some(a.value.user_id.clone()), Some(d), now)
         }
         (account, _) => {
             if account.is_none() {
                 super::unknown::read_record(&state, &limit_key).await?;
-                Budget::Codes.spend(&state, &unknown_login_budget_key(&limit_key), now).await?;
+                Budget::Codes.spend(&state, &unknown_login_budget_key(&limit_key)).await?;
             }
-            let (flow, _) = common::new_flow(&state, FlowKind::RecoveryDecoy, None, None, OtpPurpose::Recovery, now)?;
-            let unmatched = Event::new(None, EventPayload::RecoveryUnmatched { flow_id: flow.flow_id.clone() });
+            let (flow, _) = common::new_flow(&state, FlowKind::RecoveryDecoy, None, None, now);
+            let unmatched = common::event(&state, None, EventPayload::RecoveryUnmatched { flow_id: flow.flow_id.clone() });
             (flow, Some(unmatched))
         }
     };
     flow.limit_key = Some(limit_key);
-    common::commit(&state, vec![common::flow_op(&flow, Condition::NotExists)?], event.into_iter().collect()).await?;
+    state.relay.commit(vec![common::flow_op(&flow, Condition::NotExists)?], event.as_slice()).await?;
     Ok((StatusCode::ACCEPTED, ApiJson(RecoverStarted { flow_id: flow.flow_id })))
 }
 
@@ -107,34 +108,31 @@ pub async fn confirm(
     ApiJson(req): ApiJson<RecoverConfirmRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     state.limiter.hit("code-confirm-ip", &ip.0.to_string(), Limit::per_minute(30)).await?;
-    let now = Utc::now();
+    let now = state.ticker.now();
     let mut flow = common::load_flow(&state, &req.flow_id).await?;
     if !matches!(flow.value.kind, FlowKind::Recovery | FlowKind::RecoveryDecoy) {
-        return Err(errors::flow_not_found());
+        return Err(FlowError::NotFound.into());
     }
     let client = common::client(ip, &ua);
-    match common::check_code(&state, &mut flow, &req.code, now).await? {
-        CodeCheck::Valid => {}
-        wrong => {
-            // A wrong recovery code counts against the account like one at login (SPEC §3.3);
-            // a decoy flow writes the same to its unknown login's record.
-            let method = match flow.value.destination {
-                Some(Destination::Email(_)) => "email",
-                _ => "sms",
-            };
-            match (&flow.value.user_id, &flow.value.limit_key) {
-                (Some(user_id), _) => {
-                    record_failure(&state, user_id, &client, &ua, AttemptResult::WrongCode, Some(method), Counted::No).await;
-                }
-                (None, Some(limit_key)) => super::unknown::failed_code(&state, limit_key, &client, &ua).await,
-                (None, None) => {}
+    if let CodeCheck::Wrong(answer) = common::check_code(&state, &mut flow, &req.code, now).await? {
+        // A wrong recovery code counts against the account like one at login (SPEC §3.3);
+        // a decoy flow writes the same to its unknown login's record.
+        let channel = match flow.value.destination {
+            Some(Destination::Email(_)) => "email",
+            _ => "sms",
+        };
+        match (&flow.value.user_id, &flow.value.limit_key) {
+            (Some(user_id), _) => {
+                let _ = record_failure(&state, user_id, &client, &ua, AttemptResult::WrongCode, Some(channel), Counted::No).await;
             }
-            return Err(common::wrong_code_error(wrong));
+            (None, Some(limit_key)) => super::unknown::failed_code(&state, limit_key, &client, &ua).await,
+            (None, None) => {}
         }
+        return Err(answer.into());
     }
-    let user_id = flow.value.user_id.clone().ok_or_else(errors::otp_invalid)?;
-    let account = store::account(state.kv.as_ref(), &user_id).await?.ok_or_else(errors::flow_not_found)?;
-    common::check_new_password(&req.new_password, &common::personal_data(Some(&account.value), None, None), Some(&account.value)).await?;
+    let user_id = flow.value.user_id.clone().ok_or(FlowError::InvalidCode)?;
+    let account = store::account(state.kv.as_ref(), &user_id).await?.ok_or(FlowError::NotFound)?;
+    common::check_new_password(&req.new_password, &account::personal_data(Some(&account.value), None, None), Some(&account.value)).await?;
     if account.value.totp_enabled() {
         let Some(totp_code) = req.totp_code.as_deref() else {
             return Err(ApiError::validation(vec![FieldError::new("totp_code", "required", "Введите код из приложения-аутентификатора или резервный код")]));
@@ -142,41 +140,29 @@ pub async fn confirm(
         // Counted before comparing, like a wrong code at login (SPEC §3.3): the flow's budget
         // and the account's failure counter both see every guess.
         common::count_guess(&state, &mut flow, now).await?;
-        let (accepted, method) = match consume_totp(&state, &account, totp_code, now).await? {
-            true => (true, "totp"),
-            false => (consume_backup_code(&state, &account, totp_code).await?, "backup_code"),
-        };
+        let (accepted, method) = totp_or_backup_code(&state, &account, totp_code, now).await?;
         if !accepted {
             // The account's counter may lock it (its owner is told), but recovery is the way
             // out of a lock, so the answer stays about the code.
-            record_failure(&state, &user_id, &client, &ua, AttemptResult::WrongCode, Some(method), Counted::No).await;
-            let exhausted = flow.value.wrong_attempts >= state.settings.max_code_attempts;
-            return Err(if exhausted { errors::otp_attempts_exceeded() } else { errors::otp_invalid() });
+            let _ = record_failure(&state, &user_id, &client, &ua, AttemptResult::WrongCode, Some(method.as_str()), Counted::No).await;
+            return Err(flow.value.wrong_code(state.settings.max_code_attempts).into());
         }
     }
     let new_hash = secrets::hash_password(req.new_password).await.map_err(ApiError::internal)?;
-
-    for _ in 0..MAX_RETRIES {
-        let mut account = store::account(state.kv.as_ref(), &user_id).await?.ok_or_else(errors::flow_not_found)?;
-        let now = Utc::now();
-        let old = std::mem::replace(&mut account.value.password_hash, new_hash.clone());
-        account.value.previous_password_hashes.insert(0, old);
-        account.value.previous_password_hashes.truncate(4);
-        account.value.locked = false;
-        account.value.failed_attempts = 0;
-        account.value.sessions_valid_from = Some(now);
-        let ops = vec![common::consume_flow_op(&flow.value), common::account_op(&account)?];
-        let event = Event::new(Some(user_id.clone()), EventPayload::PasswordChanged { destinations: account.value.security_destinations() });
-        match common::commit(&state, ops, vec![event]).await {
-            Ok(()) => {
-                crate::tokens::delete_sessions(&state, &user_id, None).await;
-                tracing::info!(user_id = %user_id, "password recovered; account unlocked; sessions revoked");
-                return Ok(StatusCode::NO_CONTENT);
-            }
-            Err(KvError::TransactionConflict { index: Some(0) }) => return Err(errors::flow_not_found()),
-            Err(KvError::TransactionConflict { .. }) | Err(KvError::ConditionFailed) => continue,
-            Err(e) => return Err(e.into()),
+    persist::retry(|| async {
+        let read = store::account(state.kv.as_ref(), &user_id).await?.ok_or(FlowError::NotFound)?;
+        let mut account = read.value.clone();
+        let changed = account::recover(&mut account, new_hash.clone(), state.ticker.now());
+        let ops = vec![common::consume_flow_op(&flow.value), common::account_op(&read, &account)?];
+        let committed = state.relay.commit(ops, &[common::event(&state, Some(&user_id), changed)]).await;
+        // The flow is gone: another confirmation used it.
+        if let Err(KvError::TransactionConflict { index: Some(0) }) = committed {
+            return Err(FlowError::NotFound.into());
         }
-    }
-    Err(common::busy())
+        Ok::<_, ApiError>(common::settle(committed, ())?)
+    })
+    .await?;
+    crate::tokens::delete_sessions(&state, &user_id, None).await;
+    tracing::info!(user_id = %user_id, "password recovered; account unlocked; sessions revoked");
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -9,16 +9,19 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use shared::domain::{Email, FieldError, LoginText, NewPasswordText, Phone, Token};
-use shared::events::{Destination, Event, EventPayload, OtpPurpose};
+use shared::events::{Destination, Event, EventPayload};
 use shared::http::rate_limit::Limit;
 use shared::http::{ApiError, ApiJson, ClientIp, UserAgent};
+use shared::identity::LOGIN_SK;
+use shared::persist;
 use shared::ports::{Condition, KvError};
 
 use super::budget::{Budget, destination_key, unknown_login_budget_key};
 use super::common::{self, CodeCheck};
+use crate::domain::{FlowError, account};
 use crate::errors;
 use crate::secrets;
-use crate::store::{self, Account, FlowKind, Level, LoginIndex, MfaSettings};
+use crate::store::{self, FlowKind, Level, LoginIndex};
 use crate::{AppState, Tokens};
 
 /// Exactly one of `phone` and `email`.
@@ -78,39 +81,37 @@ shared::problems!(RegisterErrors {
     responses((status = 202, description = "Code sent (or, for a known contact, the owner warned)", body = FlowStarted), RegisterErrors))]
 pub async fn register(State(state): State<AppState>, ip: ClientIp, ApiJson(req): ApiJson<RegisterRequest>) -> Result<impl IntoResponse, ApiError> {
     state.limiter.hit("register-ip", &ip.0.to_string(), state.settings.register_per_ip).await?;
-    let destination = match (req.phone.as_deref(), req.email.as_deref()) {
-        (Some(p), None) => Destination::Sms(Phone::parse(p).map_err(|e| ApiError::validation(vec![e.field_error("phone")]))?.as_str().to_owned()),
-        (None, Some(e)) => Destination::Email(Email::parse(e).map_err(|e| ApiError::validation(vec![e.field_error("email")]))?.as_str().to_owned()),
+    let contact = match (req.phone.as_deref(), req.email.as_deref()) {
+        (Some(p), None) => Destination::Sms(Phone::parse(p).map_err(|e| ApiError::validation(vec![e.field_error("phone")]))?),
+        (None, Some(e)) => Destination::Email(Email::parse(e).map_err(|e| ApiError::validation(vec![e.field_error("email")]))?),
         _ => return Err(ApiError::validation(vec![FieldError::new("phone", "exactly_one_required", "Укажите либо телефон, либо адрес электронной почты")])),
     };
     if !(req.consents.terms && req.consents.personal_data) {
         return Err(errors::consent_required());
     }
-    let (phone, email) = match &destination {
-        Destination::Sms(p) => (Some(p.as_str()), None),
-        Destination::Email(e) => (None, Some(e.as_str())),
+    let personal = match &contact {
+        Destination::Sms(p) => account::personal_data(None, Some(p), None),
+        Destination::Email(e) => account::personal_data(None, None, Some(e)),
     };
-    common::check_new_password(&req.password, &common::personal_data(None, phone, email), None).await?;
-    common::limit_codes_to(&state, &destination).await?;
+    common::check_new_password(&req.password, &personal, None).await?;
+    common::limit_codes_to(&state, &contact).await?;
 
-    let login = login_of(&destination);
-    let known = state.kv.get(&shared::identity::login_pk(&state.index_key, &login), "LOGIN").await?.is_some();
+    let known = state.kv.get(&shared::identity::login_pk(&state.index_key, account::login_of(&contact)), LOGIN_SK).await?.is_some();
     // Hash either way so a known contact costs the same time as a new one.
     let password_hash = secrets::hash_password(req.password).await.map_err(ApiError::internal)?;
-    let now = Utc::now();
-    let (mut flow, event) = if known {
-        let (flow, _) = common::new_flow(&state, FlowKind::RegistrationDecoy, None, Some(destination.clone()), OtpPurpose::Registration, now)?;
+    let now = state.ticker.now();
+    let (flow, event) = if known {
+        let (flow, _) = common::new_flow(&state, FlowKind::RegistrationDecoy, None, Some(contact.clone()), now);
         // The owner hears of it at most once an hour (SPEC §3.3); the answer is the same.
-        let notify = Budget::RegistrationNotices.spend(&state, &destination_key(&destination), now).await?.is_none();
-        (flow, notify.then(|| Event::new(None, EventPayload::RegistrationAttempted { destination: destination.clone() })))
+        let notify = Budget::RegistrationNotices.spend(&state, &destination_key(&contact)).await?.is_none();
+        (flow, notify.then(|| common::event(&state, None, EventPayload::RegistrationAttempted { destination: contact.clone() })))
     } else {
-        common::new_flow(&state, FlowKind::Registration, None, Some(destination.clone()), OtpPurpose::Registration, now)?
-    };
-    if !known {
+        let (mut flow, event) = common::new_flow(&state, FlowKind::Registration, None, Some(contact.clone()), now);
         flow.password_hash = Some(password_hash);
-    }
-    common::commit(&state, vec![common::flow_op(&flow, Condition::NotExists)?], event.into_iter().collect()).await?;
-    Ok((StatusCode::ACCEPTED, ApiJson(FlowStarted { flow_id: flow.flow_id, channel: Some(channel_of(&destination)), expires_at: flow.expires_at })))
+        (flow, event)
+    };
+    state.relay.commit(vec![common::flow_op(&flow, Condition::NotExists)?], event.as_slice()).await?;
+    Ok((StatusCode::ACCEPTED, ApiJson(FlowStarted { flow_id: flow.flow_id, channel: Some(channel_of(&contact)), expires_at: flow.expires_at })))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -126,8 +127,8 @@ pub struct ConfirmRequest {
 pub struct Registered {
     user_id: String,
     /// Always `simplified` for a new account.
-    #[schema(value_type = shared::identity::Level, example = "simplified")]
-    level: &'static str,
+    #[schema(example = "simplified")]
+    level: Level,
     tokens: Tokens,
 }
 
@@ -145,65 +146,37 @@ shared::problems!(ConfirmErrors {
     responses((status = 201, description = "Account created, signed in", body = Registered), ConfirmErrors))]
 pub async fn confirm(State(state): State<AppState>, ip: ClientIp, ua: UserAgent, ApiJson(req): ApiJson<ConfirmRequest>) -> Result<impl IntoResponse, ApiError> {
     state.limiter.hit("code-confirm-ip", &ip.0.to_string(), Limit::per_minute(30)).await?;
-    let now = Utc::now();
+    let now = state.ticker.now();
     let mut flow = common::load_flow(&state, &req.flow_id).await?;
     if !matches!(flow.value.kind, FlowKind::Registration | FlowKind::RegistrationDecoy) {
-        return Err(errors::flow_not_found());
+        return Err(FlowError::NotFound.into());
     }
-    match common::check_code(&state, &mut flow, &req.code, now).await? {
-        CodeCheck::Valid => {}
-        wrong => return Err(common::wrong_code_error(wrong)),
+    if let CodeCheck::Wrong(answer) = common::check_code(&state, &mut flow, &req.code, now).await? {
+        return Err(answer.into());
     }
-    let (Some(destination), Some(password_hash)) = (flow.value.destination.clone(), flow.value.password_hash.clone()) else {
-        return Err(errors::otp_invalid());
+    let (Some(contact), Some(password_hash)) = (flow.value.destination.clone(), flow.value.password_hash.clone()) else {
+        return Err(FlowError::InvalidCode.into());
     };
-    let user_id = ulid::Ulid::new().to_string();
-    let (phone, email) = match &destination {
-        Destination::Sms(p) => (Some(p.clone()), None),
-        Destination::Email(e) => (None, Some(e.clone())),
-    };
-    let account = Account {
-        user_id: user_id.clone(),
-        phone_confirmed: phone.is_some(),
-        email_confirmed: email.is_some(),
-        // SMS second factor is on by default for confirmed phones (SPEC §3.5).
-        mfa: MfaSettings { sms: phone.is_some(), ..MfaSettings::default() },
-        phone,
-        email,
-        level: Level::Simplified,
-        password_hash,
-        previous_password_hashes: Vec::new(),
-        failed_attempts: 0,
-        locked: false,
-        profile: None,
-        created_at: now,
-        sessions_valid_from: None,
-    };
+    let user_id = state.ticker.id();
+    let login_pk = shared::identity::login_pk(&state.index_key, account::login_of(&contact));
+    let account = account::registered(user_id.clone(), contact, password_hash, now);
     let client = common::client(ip, &ua);
     let (session_ops, tokens) = crate::tokens::start_session(&state, &account, vec!["pwd".into(), "otp".into()], &client, now)?;
     let mut ops = vec![
         // The flow is consumed by the same write: a second confirm finds it gone.
         common::consume_flow_op(&flow.value),
-        store::put_op(
-            shared::identity::login_pk(&state.index_key, &login_of(&destination)),
-            "LOGIN",
-            &LoginIndex { user_id: user_id.clone() },
-            Condition::NotExists,
-            None,
-        )?,
-        store::put_op(store::user_pk(&user_id), store::ACCOUNT_SK, &account, Condition::NotExists, None)?,
+        persist::put_op(login_pk, LOGIN_SK, &LoginIndex { user_id: user_id.clone() }, Condition::NotExists, None)?,
+        persist::put_op(store::user_pk(&user_id), store::ACCOUNT_SK, &account, Condition::NotExists, None)?,
     ];
     ops.extend(session_ops);
-    match common::commit(&state, ops, Vec::new()).await {
+    match state.relay.commit(ops, &[]).await {
         Ok(()) => {}
-        Err(KvError::TransactionConflict { index: Some(1) }) => {
-            return Err(errors::conflict("already_registered", "Этот контакт уже зарегистрирован, воспользуйтесь входом или восстановлением доступа"));
-        }
-        Err(KvError::TransactionConflict { .. }) | Err(KvError::ConditionFailed) => return Err(errors::flow_not_found()),
+        Err(KvError::TransactionConflict { index: Some(1) }) => return Err(FlowError::AlreadyRegistered.into()),
+        Err(e) if persist::is_conflict(&e) => return Err(FlowError::NotFound.into()),
         Err(e) => return Err(e.into()),
     }
     tracing::info!(user_id = %user_id, "account registered");
-    Ok((StatusCode::CREATED, ApiJson(Registered { user_id, level: Level::Simplified.as_str(), tokens })))
+    Ok((StatusCode::CREATED, ApiJson(Registered { user_id, level: account.level, tokens })))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -226,21 +199,10 @@ shared::problems!(ResendErrors {
 #[utoipa::path(post, path = "/v1/auth/otp/resend", operation_id = "otp_resend", tag = "auth", request_body = ResendRequest,
     responses((status = 202, description = "A new code sent; the flow's expiry moved", body = FlowStarted), ResendErrors))]
 pub async fn resend(State(state): State<AppState>, ApiJson(req): ApiJson<ResendRequest>) -> Result<impl IntoResponse, ApiError> {
-    let now = Utc::now();
+    let now = state.ticker.now();
     let flow = common::load_flow(&state, &req.flow_id).await?;
     let mut next = flow.value.clone();
-    let purpose = match next.kind {
-        FlowKind::Registration | FlowKind::RegistrationDecoy => OtpPurpose::Registration,
-        FlowKind::LoginMfa => OtpPurpose::Login,
-        FlowKind::Recovery | FlowKind::RecoveryDecoy => OtpPurpose::Recovery,
-    };
-    if next.kind == FlowKind::LoginMfa && next.destination.is_none() {
-        return Err(errors::conflict("resend_unavailable", "Для этого способа подтверждения код не отправляется"));
-    }
-    let resend_at = next.code_issued_at + chrono::Duration::from_std(state.settings.otp_resend).unwrap_or_default();
-    if now < resend_at {
-        return Err(ApiError::rate_limited((resend_at - now).num_seconds().max(1) as u64));
-    }
+    next.may_resend(now, chrono::Duration::from_std(state.settings.otp_resend).unwrap_or_default())?;
     // Real and decoy flows of one kind pass the same limits and answer alike.
     let sends = match (next.kind, &next.destination) {
         (FlowKind::Recovery | FlowKind::RecoveryDecoy, destination) => {
@@ -250,44 +212,27 @@ pub async fn resend(State(state): State<AppState>, ApiJson(req): ApiJson<ResendR
                 Some(d) if next.kind == FlowKind::Recovery => common::may_send_code(&state, d).await?,
                 // A decoy spends a budget of its own, so both cost the same.
                 _ => {
-                    Budget::Codes.spend(&state, &unknown_login_budget_key(&key), now).await?;
+                    Budget::Codes.spend(&state, &unknown_login_budget_key(&key)).await?;
                     false
                 }
             }
         }
         (_, Some(destination)) => {
             common::limit_codes_to(&state, destination).await?;
-            matches!(next.kind, FlowKind::Registration | FlowKind::LoginMfa)
+            next.kind.sends_code()
         }
         (_, None) => false,
     };
-    next.code_issued_at = now;
-    next.expires_at = now + chrono::Duration::from_std(state.settings.otp_ttl).unwrap_or_default();
-    next.wrong_attempts = 0;
-    let mut events = Vec::new();
-    if let (true, Some(destination)) = (sends, next.destination.clone()) {
-        let code = secrets::new_code();
-        next.code_hash = Some(secrets::code_hash(&next.flow_id, &code));
-        events.push(Event::new(next.user_id.clone(), EventPayload::OtpIssued { destination, code, purpose, expires_at: next.expires_at }));
-    }
-    match common::commit(&state, vec![common::flow_op(&next, Condition::VersionIs(flow.version))?], events).await {
+    let ttl = chrono::Duration::from_std(state.settings.otp_ttl).unwrap_or_default();
+    let events: Vec<Event> = next.resend(now, ttl, sends).map(|p| common::event(&state, next.user_id.as_deref(), p)).into_iter().collect();
+    match state.relay.commit(vec![common::flow_op(&next, flow.unchanged())?], &events).await {
         Ok(()) => {}
-        Err(KvError::TransactionConflict { .. }) | Err(KvError::ConditionFailed) => return Err(ApiError::rate_limited(state.settings.otp_resend.as_secs())),
+        // Another resend won the race: this one comes too soon after it.
+        Err(e) if persist::is_conflict(&e) => return Err(ApiError::rate_limited(state.settings.otp_resend.as_secs())),
         Err(e) => return Err(e.into()),
     }
-    // Recovery answers never name a channel: it would tell a real account from a decoy.
-    let channel = match next.kind {
-        FlowKind::Recovery | FlowKind::RecoveryDecoy => None,
-        _ => next.destination.as_ref().map(channel_of),
-    };
+    let channel = next.destination.as_ref().filter(|_| next.kind.names_channel()).map(channel_of);
     Ok((StatusCode::ACCEPTED, ApiJson(FlowStarted { flow_id: next.flow_id, channel, expires_at: next.expires_at })))
-}
-
-fn login_of(destination: &Destination) -> String {
-    match destination {
-        Destination::Sms(p) => p.clone(),
-        Destination::Email(e) => e.clone(),
-    }
 }
 
 pub fn channel_of(destination: &Destination) -> &'static str {

@@ -9,9 +9,11 @@ use utoipa::{IntoParams, ToSchema};
 
 use shared::domain::Token;
 use shared::http::{ApiError, ApiJson, ApiPath, ApiQuery, Authenticated};
-use shared::ports::{Condition, KvError};
+use shared::persist;
+use shared::ports::Condition;
 
-use super::common::{self, MAX_RETRIES, Unauthenticated};
+use super::common::{self, Unauthenticated};
+use crate::domain::LoginError;
 use crate::errors;
 use crate::secrets;
 use crate::store::{self, RefreshRecord, Session};
@@ -45,15 +47,16 @@ pub async fn refresh(State(state): State<AppState>, ApiJson(req): ApiJson<Refres
         return Err(errors::invalid_refresh_token());
     }
     let presented_pk = store::refresh_pk(&req.refresh_token);
-    for _ in 0..MAX_RETRIES {
-        let now = Utc::now();
-        let record = store::get::<RefreshRecord>(state.kv.as_ref(), &presented_pk, "REFRESH").await?.ok_or_else(errors::invalid_refresh_token)?;
+    let tokens = persist::retry(|| async {
+        let now = state.ticker.now();
+        let record = persist::get::<RefreshRecord>(state.kv.as_ref(), &presented_pk, "REFRESH").await?.ok_or_else(errors::invalid_refresh_token)?;
         let user_pk = store::user_pk(&record.value.user_id);
-        let session = store::get::<Session>(state.kv.as_ref(), &user_pk, &store::session_sk(&record.value.session_id)).await?;
+        let session_sk = store::session_sk(&record.value.session_id);
+        let session = persist::get::<Session>(state.kv.as_ref(), &user_pk, &session_sk).await?;
         if record.value.used {
             // A used token came back: it leaked, or the legitimate client and an attacker race.
             // Either way the session is no longer trustworthy.
-            state.kv.delete(&user_pk, &store::session_sk(&record.value.session_id), Condition::None).await?;
+            state.kv.delete(&user_pk, &session_sk, Condition::None).await?;
             tracing::warn!(user_id = %record.value.user_id, session_id = %record.value.session_id, "refresh token reuse; session revoked");
             return Err(errors::token_reused());
         }
@@ -61,39 +64,27 @@ pub async fn refresh(State(state): State<AppState>, ApiJson(req): ApiJson<Refres
         let account = store::account(state.kv.as_ref(), &record.value.user_id).await?.ok_or_else(errors::session_expired)?;
         crate::tokens::check_session(&state, &account.value, &session.value, now)?;
         if account.value.locked {
-            return Err(errors::account_locked());
+            return Err(LoginError::Locked.into());
         }
 
         let next_token = secrets::random_token(32);
         let next_pk = store::refresh_pk(&next_token);
-        let absolute_end = session.value.created_at.timestamp() + state.settings.session_absolute.as_secs() as i64;
+        let absolute_end = Some(session.value.created_at.timestamp() + state.settings.session_absolute.as_secs() as i64);
         let used = RefreshRecord { used: true, ..record.value.clone() };
         let fresh = RefreshRecord { used: false, ..record.value.clone() };
         session.value.last_seen_at = now;
         session.value.refresh_pk = next_pk.clone();
         let ops = vec![
-            store::put_op(presented_pk.clone(), "REFRESH", &used, Condition::VersionIs(record.version), Some(absolute_end))?,
-            store::put_op(next_pk, "REFRESH", &fresh, Condition::NotExists, Some(absolute_end))?,
-            store::put_op(
-                user_pk.clone(),
-                &store::session_sk(&session.value.session_id),
-                &session.value,
-                Condition::VersionIs(session.version),
-                Some(absolute_end),
-            )?,
+            persist::put_op(presented_pk.clone(), "REFRESH", &used, record.unchanged(), absolute_end)?,
+            persist::put_op(next_pk, "REFRESH", &fresh, Condition::NotExists, absolute_end)?,
+            persist::put_op(user_pk, session_sk, &session.value, session.unchanged(), absolute_end)?,
         ];
-        match common::commit(&state, ops, Vec::new()).await {
-            Ok(()) => {
-                let access_token = crate::tokens::access_token(&state, &account.value, &session.value.session_id, &session.value.amr, now)?;
-                let tokens = Tokens { access_token, refresh_token: next_token, token_type: "Bearer", expires_in: state.settings.access_ttl.as_secs() };
-                return Ok(ApiJson(Refreshed { tokens }));
-            }
-            // The token was exchanged concurrently; the next round sees it used.
-            Err(KvError::TransactionConflict { .. }) | Err(KvError::ConditionFailed) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(common::busy())
+        let access_token = crate::tokens::access_token(&state, &account.value, &session.value.session_id, &session.value.amr, now)?;
+        // Lost to a concurrent exchange of the same token: the next round sees it used.
+        Ok::<_, ApiError>(common::commit(&state, ops, &[], Tokens::bearer(&state, access_token, next_token)).await?)
+    })
+    .await?;
+    Ok(ApiJson(Refreshed { tokens }))
 }
 
 /// `POST /v1/auth/logout`: ends the current session and its refresh token.
@@ -144,7 +135,7 @@ shared::problems!(ListErrors {
     responses((status = 200, description = "Live sessions, newest first", body = SessionList), ListErrors))]
 pub async fn list(State(state): State<AppState>, auth: Authenticated, ApiQuery(_paging): ApiQuery<Paging>) -> Result<impl IntoResponse, ApiError> {
     let (account, _) = common::current(&state, &auth).await?;
-    let now = Utc::now();
+    let now = state.ticker.now();
     let mut items: Vec<SessionView> = store::sessions(state.kv.as_ref(), auth.user_id())
         .await?
         .into_iter()
@@ -177,7 +168,7 @@ pub async fn revoke(State(state): State<AppState>, auth: Authenticated, ApiPath(
         return Err(ApiError::not_found());
     }
     let user_pk = store::user_pk(auth.user_id());
-    let Some(session) = store::get::<Session>(state.kv.as_ref(), &user_pk, &store::session_sk(&id)).await? else {
+    let Some(session) = persist::get::<Session>(state.kv.as_ref(), &user_pk, &store::session_sk(&id)).await? else {
         return Err(ApiError::not_found());
     };
     state.kv.delete(&user_pk, &store::session_sk(&id), Condition::None).await?;

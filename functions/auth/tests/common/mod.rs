@@ -119,13 +119,20 @@ impl Harness {
             .expect("a code was issued")
     }
 
-    /// Registers an email account (no SMS factor) and returns its tokens.
-    pub async fn registered(&self, email: &str) -> Value {
+    /// Starts registering an email account: the flow, its code and a code that is not it.
+    pub async fn registration_started(&self, email: &str) -> (Value, String, &'static str) {
         let (status, body) = self
             .call("POST", "/v1/auth/register", Some(json!({"email": email, "password": PASSWORD, "consents": {"terms": true, "personal_data": true}})), None)
             .await;
         assert_eq!(status, StatusCode::ACCEPTED, "{body}");
         let code = self.last_code().await;
+        let wrong = if code == "111111" { "222222" } else { "111111" };
+        (body, code, wrong)
+    }
+
+    /// Registers an email account (no SMS factor) and returns its tokens.
+    pub async fn registered(&self, email: &str) -> Value {
+        let (body, code, _) = self.registration_started(email).await;
         let (status, body) = self.call("POST", "/v1/auth/register/confirm", Some(json!({"flow_id": body["flow_id"], "code": code})), None).await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         body["tokens"].clone()
