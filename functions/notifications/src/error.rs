@@ -10,7 +10,7 @@ use crate::domain::preferences::SettingsError;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The citizen's request was refused; nothing changed.
-    #[error(transparent)]
+    #[error("refused: {0}")]
     Refused(#[from] SettingsError),
     /// Every attempt lost its race with another write.
     #[error(transparent)]

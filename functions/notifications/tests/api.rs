@@ -132,7 +132,16 @@ impl Reply {
 
 /// The settings every citizen starts with (their values are pinned in the domain's tests).
 fn defaults() -> Value {
-    serde_json::to_value(Preferences::default()).unwrap()
+    defaults_with(&[])
+}
+
+/// The defaults with these `(category, channel, on)` changes.
+fn defaults_with(changes: &[(&str, &str, bool)]) -> Value {
+    let mut settings = serde_json::to_value(Preferences::default()).unwrap();
+    for (category, channel, on) in changes {
+        settings["categories"][category][channel] = json!(on);
+    }
+    settings
 }
 
 const SETTINGS: &str = "/v1/me/notification-settings";
@@ -150,9 +159,7 @@ async fn settings_start_at_the_defaults_for_all_six_categories_and_four_channels
 #[tokio::test]
 async fn a_put_is_stored_and_answered_with_the_resulting_settings() {
     let f = fixture();
-    let mut wanted = defaults();
-    wanted["categories"]["applications"]["sms"] = json!(false);
-    wanted["categories"]["payments"]["push"] = json!(true);
+    let wanted = defaults_with(&[("applications", "sms", false), ("payments", "push", true)]);
 
     let put = f.call(Method::PUT, SETTINGS, Some(USER), Some(wanted.clone())).await;
     let read = f.get(SETTINGS, USER).await;
@@ -169,17 +176,13 @@ async fn a_partial_put_keeps_everything_it_does_not_name() {
 
     let put = f.call(Method::PUT, SETTINGS, Some(USER), Some(json!({"categories": {"system": {"email": false}}}))).await;
 
-    let mut expected = defaults();
-    expected["categories"]["system"]["email"] = json!(false);
-    assert_eq!(put.body, expected);
+    assert_eq!(put.body, defaults_with(&[("system", "email", false)]));
 }
 
 #[tokio::test]
 async fn switching_a_security_channel_off_is_refused_and_changes_nothing() {
     let f = fixture();
-    let mut body = defaults();
-    body["categories"]["applications"]["email"] = json!(true);
-    body["categories"]["security"]["email"] = json!(false);
+    let body = defaults_with(&[("applications", "email", true), ("security", "email", false)]);
 
     let reply = f.call(Method::PUT, SETTINGS, Some(USER), Some(body)).await;
 
