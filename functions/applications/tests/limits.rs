@@ -66,8 +66,7 @@ async fn withdraw_reasons_and_supplement_comments_are_bounded_and_clean() {
 
 #[tokio::test]
 async fn overlong_ids_and_form_strings_with_control_characters_are_refused_on_drafts() {
-    let h = Harness::embedded().await;
-    let anna = h.citizen("simplified").await;
+    let (h, anna) = Harness::with_citizen().await;
     let code = "c".repeat(65);
     let reply = h.post("/v1/applications", json!({ "service_code": code }), &anna).await.problem(400, "validation_failed");
     assert_eq!(field_codes(&reply), [("/service_code".to_owned(), "too_long".to_owned())]);
@@ -86,8 +85,7 @@ async fn overlong_ids_and_form_strings_with_control_characters_are_refused_on_dr
 
 #[tokio::test]
 async fn patch_refuses_non_objects_and_unknown_fields_and_a_no_op_keeps_the_version() {
-    let h = Harness::embedded().await;
-    let anna = h.citizen("simplified").await;
+    let (h, anna) = Harness::with_citizen().await;
     let draft = h.create(&anna, "mfc-appointment").await;
     let id = id_of(&draft);
     let path = format!("/v1/applications/{id}");
@@ -183,8 +181,7 @@ async fn agency_text_is_bounded_and_clean_with_422() {
 
 #[tokio::test]
 async fn a_burst_of_drafts_runs_into_the_citizens_write_budget() {
-    let h = Harness::embedded().await;
-    let anna = h.citizen("simplified").await;
+    let (h, anna) = Harness::with_citizen().await;
     let boris = h.citizen("simplified").await;
     let mut refused = None;
     for attempt in 0..100 {
@@ -223,8 +220,7 @@ async fn a_burst_of_drafts_runs_into_the_citizens_write_budget() {
 
 #[tokio::test]
 async fn application_answers_are_not_stored_by_caches() {
-    let h = Harness::embedded().await;
-    let anna = h.citizen("simplified").await;
+    let (h, anna) = Harness::with_citizen().await;
     let created = h.post("/v1/applications", json!({"service_code": "mfc-appointment"}), &anna).await.expect(201);
     assert_eq!(created.headers["cache-control"], "no-store");
     let id = id_of(&created.body);

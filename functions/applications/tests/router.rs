@@ -60,8 +60,7 @@ async fn catalogue_is_public_and_filters_by_category_agency_and_text() {
 
 #[tokio::test]
 async fn draft_is_created_patched_and_listed_with_versions() {
-    let h = Harness::embedded().await;
-    let anna = h.citizen("simplified").await;
+    let (h, anna) = Harness::with_citizen().await;
     let created = h.post("/v1/applications", json!({"service_code": "mfc-appointment", "form": {"office": "МФЦ"}}), &anna).await.expect(201);
     assert_eq!(created.headers["etag"], "\"1\"");
     let app = created.body;
@@ -105,8 +104,7 @@ async fn draft_is_created_patched_and_listed_with_versions() {
 
 #[tokio::test]
 async fn another_citizens_application_is_not_found() {
-    let h = Harness::embedded().await;
-    let anna = h.citizen("simplified").await;
+    let (h, anna) = Harness::with_citizen().await;
     let boris = h.citizen("simplified").await;
     let draft = h.create(&anna, "mfc-appointment").await;
     let id = id_of(&draft);
@@ -125,8 +123,7 @@ async fn another_citizens_application_is_not_found() {
 
 #[tokio::test]
 async fn submit_assigns_a_number_and_commits_a_status_event() {
-    let h = Harness::embedded().await;
-    let anna = h.citizen("simplified").await;
+    let (h, anna) = Harness::with_citizen().await;
     let first = h.submitted(&anna, "mfc-appointment").await;
     let second = h.submitted(&anna, "mfc-appointment").await;
     for app in [&first, &second] {
@@ -203,8 +200,7 @@ async fn submit_reports_every_schema_and_document_problem_and_changes_nothing() 
 
 #[tokio::test]
 async fn submit_checks_the_accounts_current_level_not_the_tokens() {
-    let h = Harness::embedded().await;
-    let anna = h.citizen("simplified").await;
+    let (h, anna) = Harness::with_citizen().await;
     let boasting = common::Citizen { user_id: anna.user_id.clone(), token: h.token(&anna.user_id, "confirmed") };
     let passport = h.document(&anna.user_id, "passport", "available").await;
     let photo = h.document(&anna.user_id, "photo", "available").await;
@@ -226,8 +222,7 @@ async fn submit_checks_the_accounts_current_level_not_the_tokens() {
 
 #[tokio::test]
 async fn only_drafts_can_be_patched_or_submitted() {
-    let h = Harness::embedded().await;
-    let anna = h.citizen("simplified").await;
+    let (h, anna) = Harness::with_citizen().await;
     let app = h.submitted(&anna, "mfc-appointment").await;
     let id = id_of(&app);
     h.call("PATCH", &format!("/v1/applications/{id}"), Some(json!({"form": {}})), Some(&anna.token), &[]).await.problem(409, "invalid_transition");
@@ -238,8 +233,7 @@ async fn only_drafts_can_be_patched_or_submitted() {
 
 #[tokio::test]
 async fn if_match_pins_the_version_and_a_stale_one_is_precondition_failed() {
-    let h = Harness::embedded().await;
-    let anna = h.citizen("simplified").await;
+    let (h, anna) = Harness::with_citizen().await;
     let draft = h.create(&anna, "mfc-appointment").await;
     let id = id_of(&draft);
     let path = format!("/v1/applications/{id}");
@@ -253,8 +247,7 @@ async fn if_match_pins_the_version_and_a_stale_one_is_precondition_failed() {
 
 #[tokio::test]
 async fn withdrawal_is_final_and_keeps_the_reason() {
-    let h = Harness::embedded().await;
-    let anna = h.citizen("simplified").await;
+    let (h, anna) = Harness::with_citizen().await;
     let app = h.submitted(&anna, "mfc-appointment").await;
     let id = id_of(&app);
     let withdrawn = h.post(&format!("/v1/applications/{id}/withdraw"), json!({"reason": "Записался по телефону"}), &anna).await.expect(200).body;
@@ -272,8 +265,7 @@ async fn withdrawal_is_final_and_keeps_the_reason() {
 
 #[tokio::test]
 async fn agency_webhooks_and_a_supplement_carry_an_application_to_approval() {
-    let h = Harness::embedded().await;
-    let anna = h.citizen("simplified").await;
+    let (h, anna) = Harness::with_citizen().await;
     let app = h.submitted(&anna, "mfc-appointment").await;
     let id = id_of(&app);
     let employee = json!({"name": "Смирнова О. В.", "position": "специалист МФЦ"});
@@ -329,8 +321,7 @@ async fn rejection_needs_a_reason_and_is_shown_to_the_citizen() {
 
 #[tokio::test]
 async fn result_documents_must_be_the_citizens_result_documents() {
-    let h = Harness::embedded().await;
-    let anna = h.citizen("simplified").await;
+    let (h, anna) = Harness::with_citizen().await;
     let boris = h.citizen("simplified").await;
     let id = id_of(&h.submitted(&anna, "mfc-appointment").await);
     h.agency_sets("mfc", &id, "accepted", json!({})).await.expect(200);
@@ -346,8 +337,7 @@ async fn result_documents_must_be_the_citizens_result_documents() {
 
 #[tokio::test]
 async fn agencies_can_address_applications_by_number() {
-    let h = Harness::embedded().await;
-    let anna = h.citizen("simplified").await;
+    let (h, anna) = Harness::with_citizen().await;
     let app = h.submitted(&anna, "mfc-appointment").await;
     let number = app["number"].as_str().unwrap();
     let body = json!({"type": "application.status_changed", "data": {"number": number, "status": "accepted"}});
@@ -359,8 +349,7 @@ async fn agencies_can_address_applications_by_number() {
 
 #[tokio::test]
 async fn an_agency_cannot_see_or_move_another_agencys_application_or_a_draft() {
-    let h = Harness::embedded().await;
-    let anna = h.citizen("simplified").await;
+    let (h, anna) = Harness::with_citizen().await;
     let app = h.submitted(&anna, "mfc-appointment").await;
     let id = id_of(&app);
     h.agency_sets("gibdd", &id, "accepted", json!({})).await.problem(404, "not_found");
@@ -441,8 +430,7 @@ async fn concurrent_copies_of_one_delivery_apply_once() {
 
 #[tokio::test]
 async fn bad_signatures_stale_timestamps_and_unknown_agencies_are_refused_without_effect() {
-    let h = Harness::embedded().await;
-    let anna = h.citizen("simplified").await;
+    let (h, anna) = Harness::with_citizen().await;
     let app = h.submitted(&anna, "mfc-appointment").await;
     let id = id_of(&app);
     let body = json!({"type": "application.status_changed", "data": {"application_id": id, "status": "accepted"}}).to_string();
@@ -496,8 +484,7 @@ async fn during_rotation_either_secret_of_the_agency_verifies() {
 
 #[tokio::test]
 async fn the_thread_holds_citizen_and_agency_messages_in_order() {
-    let h = Harness::embedded().await;
-    let anna = h.citizen("simplified").await;
+    let (h, anna) = Harness::with_citizen().await;
     let draft = h.create(&anna, "mfc-appointment").await;
     h.post(&format!("/v1/applications/{}/messages", id_of(&draft)), json!({"text": "Алло"}), &anna).await.problem(409, "invalid_state");
 

@@ -153,8 +153,7 @@ pub async fn patch(State(state): State<AppState>, target: OwnWrite, ApiJson(body
     let req: PatchRequest = common::object_body(body)?;
     let form = req.form.filter(|f| !f.is_null()).map(common::check_form_shape).transpose()?;
     let document_ids = req.document_ids.map(|ids| common::check_document_ids("/document_ids", ids)).transpose()?;
-    let now = state.ticker.now();
-    let app = common::write_own(&state, &target, |mut app| {
+    let app = common::write_own(&state, &target, |mut app, now| {
         let changed = app.revise(form.clone(), document_ids.clone(), now);
         async move {
             let effects = Effects { unchanged: !changed?, ..Effects::default() };
@@ -173,10 +172,9 @@ pub async fn patch(State(state): State<AppState>, target: OwnWrite, ApiJson(body
         headers(("ETag" = String, description = "`\"<version>\"`, for `If-Match`"))), SubmitErrors))]
 pub async fn submit(State(state): State<AppState>, target: OwnWrite) -> Result<Response, ApiError> {
     let state: &ApplicationsState = &state;
-    let now = state.ticker.now();
     // Drawn by the first round that passes the checks and kept for any retried round.
     let number = OnceCell::new();
-    let app = common::write_own(state, &target, |mut app| {
+    let app = common::write_own(state, &target, |mut app, now| {
         let number = &number;
         async move {
             let (account, _) = shared::identity::load(state.kv.as_ref(), &app.user_id).await?.ok_or_else(ApiError::unauthorized)?;
@@ -213,8 +211,7 @@ pub async fn withdraw(State(state): State<AppState>, target: OwnWrite, RawBody(b
     let req: WithdrawRequest = common::optional_json(&body)?;
     let reason = common::check_text("/reason", req.reason, MAX_COMMENT_CHARS)?;
     let state: &ApplicationsState = &state;
-    let now = state.ticker.now();
-    let app = common::write_own(state, &target, |mut app| {
+    let app = common::write_own(state, &target, |mut app, now| {
         let withdrawn = app.withdraw(reason.clone(), &common::service_title(state, &app), now);
         async move {
             let event = common::event(state, &app, withdrawn?);
@@ -250,8 +247,7 @@ pub async fn supplement(State(state): State<AppState>, target: OwnWrite, ApiJson
         return Err(errors::unprocessable_field("/document_ids", "required", "Приложите документы или напишите комментарий"));
     }
     let state: &ApplicationsState = &state;
-    let now = state.ticker.now();
-    let app = common::write_own(state, &target, |mut app| {
+    let app = common::write_own(state, &target, |mut app, now| {
         let (document_ids, comment) = (document_ids.clone(), comment.clone());
         async move {
             let documents = store::documents(state.kv.as_ref(), &app.user_id, &document_ids).await?;

@@ -6,6 +6,7 @@ use std::future::Future;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -107,16 +108,16 @@ impl Effects {
 /// Applies `change` to the caller's application as one conditional write on the version read,
 /// with its events (`Relay::commit`). On a lost race it re-reads and re-decides under the one
 /// retry policy (`persist::retry`), unless the caller pinned a version with `If-Match`, which
-/// then answers 412.
+/// then answers 412. `change` gets the time of its round, so history follows commit order.
 pub async fn write_own<F, Fut>(state: &ApplicationsState, target: &OwnWrite, change: F) -> Result<Application, ApiError>
 where
-    F: Fn(Application) -> Fut,
+    F: Fn(Application, DateTime<Utc>) -> Fut,
     Fut: Future<Output = Result<(Application, Effects), ApiError>>,
 {
     persist::retry(|| async {
         let app = load_own(state, target.auth.user_id(), &target.id).await?;
         target.expected.check(app.version)?;
-        let (mut app, effects) = change(app).await?;
+        let (mut app, effects) = change(app, state.ticker.now()).await?;
         if effects.unchanged {
             return Ok(Attempt::Done(app));
         }

@@ -337,11 +337,17 @@ impl Harness {
         self.get(&format!("/v1/applications/{id}"), who).await.expect(200).body
     }
 
+    /// A fresh embedded harness and a `simplified` citizen.
+    pub async fn with_citizen() -> (Self, Citizen) {
+        let h = Self::embedded().await;
+        let anna = h.citizen("simplified").await;
+        (h, anna)
+    }
+
     /// A fresh embedded harness, a `simplified` citizen and the id of their submitted
     /// `mfc-appointment` application.
     pub async fn with_submitted_application() -> (Self, Citizen, String) {
-        let h = Self::embedded().await;
-        let anna = h.citizen("simplified").await;
+        let (h, anna) = Self::with_citizen().await;
         let id = id_of(&h.submitted(&anna, "mfc-appointment").await);
         (h, anna, id)
     }
