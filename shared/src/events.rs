@@ -54,31 +54,44 @@ pub enum OtpPurpose {
     Recovery,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", content = "data")]
-pub enum EventPayload {
+/// Declares the event contract once: each payload's wire name (`type`), variant and fields.
+/// Serde's adjacently tagged form (`{"type", "data"}`) and `type_name` both come from it.
+macro_rules! event_payloads {
+    ($($(#[$meta:meta])* $wire:literal => $variant:ident { $($(#[$fmeta:meta])* $field:ident: $ty:ty),* $(,)? }),+ $(,)?) => {
+        #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+        #[serde(tag = "type", content = "data")]
+        pub enum EventPayload {
+            $($(#[$meta])* #[serde(rename = $wire)] $variant { $($(#[$fmeta])* $field: $ty),* }),+
+        }
+
+        impl EventPayload {
+            /// Every event type, as it travels.
+            pub const TYPE_NAMES: &'static [&'static str] = &[$($wire),+];
+
+            pub fn type_name(&self) -> &'static str {
+                match self {
+                    $(Self::$variant { .. } => $wire),+
+                }
+            }
+        }
+    };
+}
+
+event_payloads! {
     /// A one-time code to deliver; ignores preferences. The code travels only inside the
     /// encrypted queue and is never logged.
-    #[serde(rename = "auth.otp_issued")]
-    OtpIssued { destination: Destination, code: String, purpose: OtpPurpose, expires_at: DateTime<Utc> },
+        "auth.otp_issued" => OtpIssued { destination: Destination, code: String, purpose: OtpPurpose, expires_at: DateTime<Utc> },
     /// Someone tried to register an already registered phone/email.
-    #[serde(rename = "auth.registration_attempted")]
-    RegistrationAttempted { destination: Destination },
+        "auth.registration_attempted" => RegistrationAttempted { destination: Destination },
     /// Recovery was asked for a login that names no account (or no contact to send to); no
     /// one is told. Published so that such a request costs what a real one does (SPEC §3.6).
-    #[serde(rename = "auth.recovery_unmatched")]
-    RecoveryUnmatched { flow_id: String },
-    #[serde(rename = "auth.account_locked")]
-    AccountLocked { destinations: Vec<Destination> },
-    #[serde(rename = "auth.password_changed")]
-    PasswordChanged { destinations: Vec<Destination> },
-    #[serde(rename = "auth.new_login")]
-    NewLogin { destinations: Vec<Destination>, device_type: DeviceType, ip: String },
-    #[serde(rename = "auth.mfa_changed")]
-    MfaChanged { destinations: Vec<Destination>, method: MfaMethod, enabled: bool },
+        "auth.recovery_unmatched" => RecoveryUnmatched { flow_id: String },
+        "auth.account_locked" => AccountLocked { destinations: Vec<Destination> },
+        "auth.password_changed" => PasswordChanged { destinations: Vec<Destination> },
+        "auth.new_login" => NewLogin { destinations: Vec<Destination>, device_type: DeviceType, ip: String },
+        "auth.mfa_changed" => MfaChanged { destinations: Vec<Destination>, method: MfaMethod, enabled: bool },
     /// An application moved to a new status; `status_title` is the Russian title (SPEC §4.2).
-    #[serde(rename = "application.status_changed")]
-    ApplicationStatusChanged {
+        "application.status_changed" => ApplicationStatusChanged {
         application_id: String,
         number: Option<String>,
         service_code: String,
@@ -88,34 +101,11 @@ pub enum EventPayload {
         status_title: String,
         comment: Option<String>,
     },
-    #[serde(rename = "application.message")]
-    ApplicationMessage { application_id: String, number: Option<String>, service_title: String, from_agency: bool, preview: String },
+        "application.message" => ApplicationMessage { application_id: String, number: Option<String>, service_title: String, from_agency: bool, preview: String },
     /// Addressed to the registry agency, which must answer naming `request_id` (SPEC §3.8);
     /// the citizen gets an inbox note. `profile` is exactly the data to verify.
-    #[serde(rename = "identity.verification_requested")]
-    IdentityVerificationRequested { registry_agency_id: String, request_id: String, profile: Box<crate::identity::Profile> },
-    #[serde(rename = "identity.level_changed")]
-    IdentityLevelChanged { level: Level, previous_level: Level, reason: LevelChangeReason },
+        "identity.verification_requested" => IdentityVerificationRequested { registry_agency_id: String, request_id: String, profile: Box<crate::identity::Profile> },
+        "identity.level_changed" => IdentityLevelChanged { level: Level, previous_level: Level, reason: LevelChangeReason },
     /// `status` is `available` or `rejected`.
-    #[serde(rename = "document.verdict")]
-    DocumentVerdict { document_id: String, file_name: String, status: DocumentStatus, rejection_reason: Option<RejectionReason> },
-}
-
-impl EventPayload {
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            Self::OtpIssued { .. } => "auth.otp_issued",
-            Self::RegistrationAttempted { .. } => "auth.registration_attempted",
-            Self::RecoveryUnmatched { .. } => "auth.recovery_unmatched",
-            Self::AccountLocked { .. } => "auth.account_locked",
-            Self::PasswordChanged { .. } => "auth.password_changed",
-            Self::NewLogin { .. } => "auth.new_login",
-            Self::MfaChanged { .. } => "auth.mfa_changed",
-            Self::ApplicationStatusChanged { .. } => "application.status_changed",
-            Self::ApplicationMessage { .. } => "application.message",
-            Self::IdentityVerificationRequested { .. } => "identity.verification_requested",
-            Self::IdentityLevelChanged { .. } => "identity.level_changed",
-            Self::DocumentVerdict { .. } => "document.verdict",
-        }
-    }
+        "document.verdict" => DocumentVerdict { document_id: String, file_name: String, status: DocumentStatus, rejection_reason: Option<RejectionReason> },
 }

@@ -184,10 +184,8 @@ pub async fn begin(kv: &dyn KeyValue, key: &Key, fingerprint: &str, now: DateTim
         }
         let lease_record = Record { fingerprint: Some(fingerprint.to_owned()), leased_until: Some(now + lease), answer: None };
         let op = persist::put_op(key.pk.clone(), key.sk, &lease_record, persist::condition_for(found.as_ref()), Some(now.timestamp() + key.ttl_seconds))?;
-        Ok(match Attempt::of(kv.transact(vec![op]).await)? {
-            Attempt::Done(()) => Attempt::Done(Begin::Claimed(Claim { version: found.map_or(1, |f| f.version + 1) })),
-            Attempt::Conflict => Attempt::Conflict,
-        })
+        let claim = Claim { version: found.map_or(1, |f| f.version + 1) };
+        Ok(Attempt::of(kv.transact(vec![op]).await)?.map(|()| Begin::Claimed(claim)))
     })
     .await
 }
@@ -252,10 +250,7 @@ where
     };
     ops.push(answer_op(key, fingerprint, &answer, None, now)?);
     // Someone else's write (or the same request, concurrently) may win: look again.
-    Ok(match Attempt::of(relay.commit(ops, &events).await)? {
-        Attempt::Done(()) => Attempt::Done(answer),
-        Attempt::Conflict => Attempt::Conflict,
-    })
+    Ok(Attempt::of(relay.commit(ops, &events).await)?.map(|()| answer))
 }
 
 pub fn key_reused() -> ApiError {

@@ -80,6 +80,16 @@ pub enum Attempt<T> {
     Conflict,
 }
 
+impl<T> Attempt<T> {
+    /// The same end of the round with another value (e.g. the value just written).
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Attempt<U> {
+        match self {
+            Self::Done(value) => Attempt::Done(f(value)),
+            Self::Conflict => Attempt::Conflict,
+        }
+    }
+}
+
 impl Attempt<()> {
     /// A commit's result as a round's end: success, a lost race, or a real failure.
     pub fn of(result: Result<(), KvError>) -> Result<Self, KvError> {
@@ -164,10 +174,7 @@ where
         change(&mut value).map_err(UpdateError::Refused)?;
         let mut ops = vec![put_op(pk, sk, &value, condition, expires_at)?];
         ops.extend_from_slice(also);
-        Ok(match Attempt::of(kv.transact(ops).await)? {
-            Attempt::Done(()) => Attempt::Done(value),
-            Attempt::Conflict => Attempt::Conflict,
-        })
+        Ok(Attempt::of(kv.transact(ops).await)?.map(|()| value))
     })
     .await
 }
@@ -195,7 +202,14 @@ mod tests {
         let (kv, _dir) = kv();
         let writers = (0..24).map(|_| {
             let kv = kv.clone();
-            tokio::spawn(async move { update::<Counter, ()>(kv.as_ref(), "C", "C", None, &[], |c| Ok(c.n += 1)).await.map(|c| c.n) })
+            tokio::spawn(async move {
+                update::<Counter, ()>(kv.as_ref(), "C", "C", None, &[], |c| {
+                    c.n += 1;
+                    Ok(())
+                })
+                .await
+                .map(|c| c.n)
+            })
         });
         let mut seen: Vec<u32> = futures::future::join_all(writers).await.into_iter().map(|r| r.unwrap().unwrap()).collect();
         seen.sort_unstable();

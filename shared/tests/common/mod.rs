@@ -13,6 +13,7 @@
 ///     s3: { Some(fixture) = super::s3_store().await },
 /// );
 /// ```
+#[allow(unused_macros)]
 macro_rules! contract_tests {
     (checks: $checks:tt, $($backend:ident: $setup:tt),+ $(,)?) => {
         $(contract_tests!(@backend $backend $setup $checks);)+
@@ -41,6 +42,7 @@ macro_rules! contract_tests {
     };
 }
 
+#[allow(unused_imports)]
 pub(crate) use contract_tests;
 
 /// The emulator's endpoint (`AWS_ENDPOINT_URL`), or `None` after saying that the `backend`
