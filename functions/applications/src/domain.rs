@@ -152,8 +152,6 @@ pub struct AgencyUpdate {
     pub comment: Option<String>,
     pub rejection: Option<Rejection>,
     pub expected_completion_date: Option<NaiveDate>,
-    /// Result documents named, with what was found for each at the citizen's.
-    pub results: Vec<(String, Option<DocumentRef>)>,
 }
 
 impl Application {
@@ -259,10 +257,17 @@ impl Application {
         Ok(self.status_changed(service_title, comment))
     }
 
-    /// An agency moves the application on (SPEC §4.4). Result documents must be agency-issued
-    /// (`result`) documents of the application's citizen that were not rejected or deleted.
-    pub fn agency_update(&mut self, update: AgencyUpdate, service_title: &str, now: DateTime<Utc>) -> Result<EventPayload, ChangeError> {
-        let AgencyUpdate { to, actor, comment, rejection, expected_completion_date, results } = update;
+    /// An agency moves the application on (SPEC §4.4). `results` are the result documents
+    /// named, each with what was found at the citizen's: they must be agency-issued (`result`)
+    /// documents of the application's citizen that were not rejected or deleted.
+    pub fn agency_update(
+        &mut self,
+        update: AgencyUpdate,
+        results: Vec<(String, Option<DocumentRef>)>,
+        service_title: &str,
+        now: DateTime<Utc>,
+    ) -> Result<EventPayload, ChangeError> {
+        let AgencyUpdate { to, actor, comment, rejection, expected_completion_date } = update;
         self.may_become(to, ActorKind::Agency)?;
         let problems: Vec<FieldError> = results
             .iter()
@@ -498,10 +503,10 @@ mod tests {
         let (catalogue, ticker) = (catalogue(), ticker());
         let mut app = submitted(&catalogue, &ticker);
         let agency = Actor { kind: ActorKind::Agency, name: Some("МФЦ".into()), position: None };
-        let update = |to, results| AgencyUpdate { to, actor: agency.clone(), comment: None, rejection: None, expected_completion_date: None, results };
-        assert!(matches!(app.agency_update(update(ApplicationStatus::Approved, Vec::new()), "t", ticker.now()), Err(ChangeError::Transition(_))));
+        let update = |to| AgencyUpdate { to, actor: agency.clone(), comment: None, rejection: None, expected_completion_date: None };
+        assert!(matches!(app.agency_update(update(ApplicationStatus::Approved), Vec::new(), "t", ticker.now()), Err(ChangeError::Transition(_))));
         for to in [ApplicationStatus::Accepted, ApplicationStatus::InProgress, ApplicationStatus::InfoRequested] {
-            app.agency_update(update(to, Vec::new()), "t", ticker.now()).expect("allowed");
+            app.agency_update(update(to), Vec::new(), "t", ticker.now()).expect("allowed");
         }
         let unusable = [document("passport", DocumentStatus::PendingUpload)];
         assert!(matches!(app.supplement(vec!["D1".into()], &unusable, None, "t", ticker.now()), Err(ChangeError::Unprocessable(_))));
@@ -510,12 +515,12 @@ mod tests {
         assert_eq!((app.status, app.document_ids.as_slice()), (ApplicationStatus::InProgress, ["D1".to_owned()].as_slice()));
 
         let not_a_result = vec![("D2".to_owned(), document("passport", DocumentStatus::Available))];
-        let Err(ChangeError::Unprocessable(problems)) = app.agency_update(update(ApplicationStatus::Approved, not_a_result), "t", ticker.now()) else {
+        let Err(ChangeError::Unprocessable(problems)) = app.agency_update(update(ApplicationStatus::Approved), not_a_result, "t", ticker.now()) else {
             panic!("refused")
         };
         assert_eq!((problems[0].field.as_str(), problems[0].code.as_str()), ("/data/result_document_ids/0", "not_a_result"));
         let rejection = Some(Rejection { reason: "Нет окон".into(), recommendations: None });
-        let event = app.agency_update(AgencyUpdate { rejection, ..update(ApplicationStatus::Rejected, Vec::new()) }, "t", ticker.now()).expect("rejected");
+        let event = app.agency_update(AgencyUpdate { rejection, ..update(ApplicationStatus::Rejected) }, Vec::new(), "t", ticker.now()).expect("rejected");
         assert!(matches!(event, EventPayload::ApplicationStatusChanged { comment: Some(ref c), .. } if c == "Нет окон"), "the reason is the note");
     }
 

@@ -226,8 +226,9 @@ async fn status_changed(state: &ApplicationsState, agency: &Agency, data: Status
 
     let mut app = resolve(state, agency, application_id, number).await?;
     let documents = store::documents(state.kv.as_ref(), &app.user_id, &result_ids).await?;
-    let update = AgencyUpdate { to, actor, comment, rejection, expected_completion_date, results: result_ids.into_iter().zip(documents).collect() };
-    let payload = app.agency_update(update, &common::service_title(state, &app), state.ticker.now())?;
+    let update = AgencyUpdate { to, actor, comment, rejection, expected_completion_date };
+    let results = result_ids.into_iter().zip(documents).collect();
+    let payload = app.agency_update(update, results, &common::service_title(state, &app), state.ticker.now())?;
     let event = common::event(state, &app, payload);
     let ops = store::save_ops(&mut app)?;
     Ok(Decision::Apply { ops, events: vec![event], answer: applied() })
