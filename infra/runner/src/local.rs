@@ -157,8 +157,8 @@ mod tests {
     #[tokio::test]
     async fn the_dev_outbox_lists_one_recipient_and_refuses_to_list_everyone() {
         let (dir, outbox) = outbox();
-        outbox.send_sms("+79990000001", "Код 111111").await.expect("sms");
-        outbox.send_sms("+79990000002", "Код 222222").await.expect("sms");
+        outbox.send_sms(&shared::domain::Phone::parse("+79990000001").expect("phone"), "Код 111111").await.expect("sms");
+        outbox.send_sms(&shared::domain::Phone::parse("+79990000002").expect("phone"), "Код 222222").await.expect("sms");
         for to in [None, Some(""), Some("   ")] {
             let refused = list(&outbox, to).await.expect_err("no recipient");
             assert_eq!((refused.status.as_u16(), refused.code, refused.errors[0].field.as_str()), (400, "validation_failed", "to"), "{to:?}");
