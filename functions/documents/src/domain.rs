@@ -325,7 +325,7 @@ pub fn purge_step(doc: Option<&Document>, entry_key: (&str, &str), now: DateTime
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use chrono::Duration;
     use shared::ports::Ticker;
 
@@ -343,9 +343,10 @@ mod tests {
         NewDocument { owner_user_id: OWNER.into(), doc_type: "passport".into(), purpose, file, source: Source::Citizen, enforce_quota: true }
     }
 
-    fn pending(purpose: Purpose) -> Document {
+    /// A pending 100-byte `passport.pdf`, the first of its type.
+    pub(crate) fn pending(purpose: Purpose) -> Document {
         let (ticker, _) = Ticker::fixed(start());
-        new_document(purpose, 100).reserve(&ticker.id(), 0, 0, &Settings::default(), ticker.now()).unwrap()
+        new_document(purpose, 100).reserve("01JQ3B5N7X9K2M4P6R8T0V1W3Y", 0, 0, &Settings::default(), ticker.now()).unwrap()
     }
 
     fn available(purpose: Purpose) -> Document {

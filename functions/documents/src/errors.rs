@@ -1,12 +1,38 @@
-//! The documents function's problem codes (SPEC §5): every domain refusal is mapped to
-//! problem+json here, once.
+//! The documents function's errors: every domain refusal mapped to problem+json (SPEC §5)
+//! here, once, and why a background job left an item for later.
 
 use axum::http::StatusCode;
 use shared::http::ApiError;
+use shared::persist::Contended;
+use shared::ports::{KvError, ObjectStoreError};
+use shared::worker::HandlerError;
 
 use crate::domain::{RestoreError, ShareError, SlotError};
 
 const MIB: u64 = 1024 * 1024;
+
+/// Why verification or the purge could not finish one object now; the next delivery or run
+/// tries again.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error("key-value store: {0}")]
+    Kv(#[from] KvError),
+    #[error("object store: {0}")]
+    Objects(#[from] ObjectStoreError),
+    #[error("object shrank while it was being hashed")]
+    Shrank,
+    #[error("concurrent updates of the document")]
+    Contended(#[from] Contended),
+    /// A one-shot write lost its race (the purge does not retry: the entry waits for the next run).
+    #[error("document changed meanwhile")]
+    Changed,
+}
+
+impl From<JobError> for HandlerError {
+    fn from(error: JobError) -> Self {
+        HandlerError::Retry(error.to_string())
+    }
+}
 
 impl From<SlotError> for ApiError {
     fn from(error: SlotError) -> Self {

@@ -16,12 +16,13 @@ use chrono::{DateTime, Days, NaiveDate, Utc};
 use serde::Serialize;
 
 use shared::persist::{self, Attempt};
-use shared::ports::{Condition, KvError, ObjectStoreError, Query};
+use shared::ports::{Condition, KvError, Query};
 
 use crate::DocumentsState;
 use crate::domain::{self, PurgeStep};
+use crate::errors::JobError;
 use crate::store::{self, DocumentStatus, PurgeEntry, Watermark};
-use crate::uploads::{UploadError, UploadHandler};
+use crate::uploads::UploadHandler;
 
 /// Where the first run starts when no watermark exists yet.
 const FIRST_RUN_LOOKBACK_DAYS: u64 = 60;
@@ -41,19 +42,6 @@ pub struct PurgeReport {
     pub failed: u32,
     /// Entries in a swept partition that are not due yet (later today, or within the grace).
     pub not_yet_due: u32,
-}
-
-/// Why one entry stays for the next run.
-#[derive(Debug, thiserror::Error)]
-pub enum PurgeError {
-    #[error("key-value store: {0}")]
-    Kv(#[from] KvError),
-    #[error("object store: {0}")]
-    Objects(#[from] ObjectStoreError),
-    #[error("verification: {0}")]
-    Verify(#[from] UploadError),
-    #[error("document changed during the purge")]
-    Conflict,
 }
 
 pub struct Purger {
@@ -119,7 +107,7 @@ impl Purger {
         }
     }
 
-    async fn purge_entry(&self, pk: &str, sk: &str, entry: &PurgeEntry, now: DateTime<Utc>, report: &mut PurgeReport) -> Result<(), PurgeError> {
+    async fn purge_entry(&self, pk: &str, sk: &str, entry: &PurgeEntry, now: DateTime<Utc>, report: &mut PurgeReport) -> Result<(), JobError> {
         let kv = self.state.kv.as_ref();
         let doc = store::load_document(kv, &entry.owner_user_id, &entry.document_id).await?;
         let step = domain::purge_step(doc.as_ref().map(|d| &d.value), (pk, sk), now);
@@ -145,7 +133,7 @@ impl Purger {
         self.state.objects.delete(&doc.value.object_key).await?;
         let usage = if doc.value.charged_bytes > 0 { store::load_usage(kv, &entry.owner_user_id).await? } else { None };
         if let Attempt::Conflict = self.state.commit_round(store::removal_ops(&doc, usage.as_ref())?, &[], ()).await? {
-            return Err(PurgeError::Conflict);
+            return Err(JobError::Changed);
         }
         tracing::info!(document_id = %entry.document_id, status = store::status_str(doc.value.status), "document purged");
         if doc.value.status == DocumentStatus::Deleted {

@@ -352,29 +352,7 @@ mod tests {
     }
 
     fn document(purpose: Purpose) -> Document {
-        let now = Utc::now();
-        Document {
-            document_id: "01JQ3B5N7X9K2M4P6R8T0V1W3Y".into(),
-            owner_user_id: "01JNZ8Q4T6V2B9M3K7C5X1R0HD".into(),
-            doc_type: "passport".into(),
-            status: DocumentStatus::PendingUpload,
-            purpose,
-            file_name: "passport.pdf".into(),
-            content_type: "application/pdf".into(),
-            size_bytes: 100,
-            sha256: None,
-            version: 1,
-            object_key: object_key("01JQ3B5N7X9K2M4P6R8T0V1W3Y"),
-            source: Source::Citizen,
-            created_at: now,
-            updated_at: now,
-            verified_at: None,
-            rejection_reason: None,
-            deleted_at: None,
-            status_before_delete: None,
-            purge_due: Some(now + chrono::Duration::days(1)),
-            charged_bytes: 100,
-        }
+        crate::domain::tests::pending(purpose)
     }
 
     #[test]

@@ -20,13 +20,13 @@ use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 
 use shared::events::Event;
-use shared::persist::{self, Attempt, Contended};
-use shared::ports::{KvError, ObjectStoreError};
+use shared::persist::{self, Attempt};
 use shared::worker::{HandlerError, MessageHandler};
 
 use crate::DocumentsState;
 pub use crate::domain::Verdict;
 use crate::domain::{self, Recording};
+use crate::errors::JobError;
 use crate::notification::{self, Notification};
 use crate::policy::FileFormat;
 use crate::sniff::{self, ContentScan, ScanFor, Sniffed};
@@ -43,25 +43,6 @@ pub enum Outcome {
     /// The document already carries this verdict (a redelivery or a repeated identical PUT).
     Unchanged,
     Decided(Verdict),
-}
-
-/// Why an object could not be judged now; every cause is worth a redelivery.
-#[derive(Debug, thiserror::Error)]
-pub enum UploadError {
-    #[error("key-value store: {0}")]
-    Kv(#[from] KvError),
-    #[error("object store: {0}")]
-    Objects(#[from] ObjectStoreError),
-    #[error("object shrank while it was being hashed")]
-    Shrank,
-    #[error("concurrent updates of the document")]
-    Contended(#[from] Contended),
-}
-
-impl From<UploadError> for HandlerError {
-    fn from(error: UploadError) -> Self {
-        HandlerError::Retry(error.to_string())
-    }
 }
 
 /// The uploads-queue consumer: plug it into `shared::worker::run_consumer` (local runner,
@@ -99,7 +80,7 @@ impl UploadHandler {
 
     /// Verifies the object at `key` and records the verdict on its document. A lost race
     /// (another delivery, a deletion) reads the document again and judges again.
-    pub async fn process_object(&self, key: &str) -> Result<Outcome, UploadError> {
+    pub async fn process_object(&self, key: &str) -> Result<Outcome, JobError> {
         let Some(document_id) = store::document_id_of_key(key) else {
             tracing::warn!("object-created notification for a key outside documents/; ignored");
             return Ok(Outcome::Ignored);
@@ -108,7 +89,7 @@ impl UploadHandler {
     }
 
     /// One round: read the document, judge its object, record the verdict conditionally.
-    async fn judge(&self, document_id: &str) -> Result<Attempt<Outcome>, UploadError> {
+    async fn judge(&self, document_id: &str) -> Result<Attempt<Outcome>, JobError> {
         let state = &self.state;
         let Some(doc) = store::load_document_anyone(state.kv.as_ref(), document_id).await? else {
             tracing::warn!(document_id, "object-created notification for an unknown document; ignored");
@@ -143,13 +124,13 @@ impl UploadHandler {
         Ok(Attempt::Done(Outcome::Decided(verdict)))
     }
 
-    async fn discard(&self, doc: &Document) -> Result<(), UploadError> {
+    async fn discard(&self, doc: &Document) -> Result<(), JobError> {
         Ok(self.state.objects.delete(&doc.object_key).await?)
     }
 }
 
 /// Reads the object behind `doc` and judges it; `None` when there is no object.
-pub async fn verify(state: &DocumentsState, doc: &Document) -> Result<Option<Verdict>, UploadError> {
+pub async fn verify(state: &DocumentsState, doc: &Document) -> Result<Option<Verdict>, JobError> {
     let objects = state.objects.as_ref();
     let key = doc.object_key.as_str();
     let Some(meta) = objects.head(key).await? else { return Ok(None) };
@@ -188,7 +169,7 @@ pub async fn verify(state: &DocumentsState, doc: &Document) -> Result<Option<Ver
 
 /// Whether the object ends with the end marker of `format`; the head already holds the tail
 /// of a small object, so only larger ones cost another read.
-async fn ends_properly(state: &DocumentsState, key: &str, size: u64, head: &[u8], format: FileFormat) -> Result<bool, UploadError> {
+async fn ends_properly(state: &DocumentsState, key: &str, size: u64, head: &[u8], format: FileFormat) -> Result<bool, JobError> {
     if matches!(format, FileFormat::Docx | FileFormat::Xml) {
         return Ok(true);
     }
@@ -203,7 +184,7 @@ async fn ends_properly(state: &DocumentsState, key: &str, size: u64, head: &[u8]
 /// Reads the ZIP's central directory from the end of the object and checks the listed names
 /// and declared sizes; then inflates every entry (within those sizes) to refuse XML with a
 /// DOCTYPE or entities, and to see `[Content_Types].xml` declare a Word document.
-async fn zip_is_docx(state: &DocumentsState, key: &str, size: u64) -> Result<bool, UploadError> {
+async fn zip_is_docx(state: &DocumentsState, key: &str, size: u64) -> Result<bool, JobError> {
     let objects = state.objects.as_ref();
     let tail_len = size.min(sniff::ZIP_TAIL_BYTES);
     let tail_start = size - tail_len;
@@ -238,13 +219,13 @@ async fn zip_is_docx(state: &DocumentsState, key: &str, size: u64) -> Result<boo
 
 /// SHA-256 of the first `size` bytes, streamed in ranges so memory stays at one chunk; the
 /// same bytes feed `scan`, whose finding comes back with the digest.
-async fn sha256_of(state: &DocumentsState, key: &str, size: u64, mut scan: Option<ContentScan>) -> Result<(String, bool), UploadError> {
+async fn sha256_of(state: &DocumentsState, key: &str, size: u64, mut scan: Option<ContentScan>) -> Result<(String, bool), JobError> {
     let mut hasher = Sha256::new();
     let mut offset = 0;
     while offset < size {
         let chunk = state.objects.read_range(key, offset, HASH_CHUNK_BYTES.min(size - offset)).await?;
         if chunk.is_empty() {
-            return Err(UploadError::Shrank);
+            return Err(JobError::Shrank);
         }
         hasher.update(&chunk);
         if let Some(scan) = scan.as_mut() {

@@ -196,10 +196,37 @@ impl Harness {
         self.get_doc(user, slot["document_id"].as_str().unwrap()).await
     }
 
+    /// A verified PDF of `user` saying `text`: the document as GET shows it, and its bytes.
+    async fn stored_pdf(&self, user: &str, doc_type: &str, purpose: &str, file_name: &str, text: &str) -> (Value, Vec<u8>) {
+        let bytes = pdf(text);
+        (self.stored(user, slot_body(doc_type, purpose, file_name, "application/pdf", bytes.len()), &bytes).await, bytes)
+    }
+
     async fn get_doc(&self, user: &str, id: &str) -> Value {
         let (status, doc) = self.call("GET", &format!("/v1/documents/{id}"), None, Some(user)).await;
         assert_eq!(status, StatusCode::OK, "{doc}");
         doc
+    }
+
+    /// A pending `inn.pdf` of `user` with `bytes` uploaded: its id, and the object-created
+    /// notification, which is kept back instead of delivered.
+    async fn uploaded_unnotified(&self, user: &str, bytes: &[u8]) -> (String, String) {
+        let slot = self.create(user, slot_body("inn", "identity", "inn.pdf", "application/pdf", bytes.len())).await;
+        assert_eq!(self.upload(&slot, bytes).await, StatusCode::OK);
+        let created = self.created.lock().unwrap().drain(..).next().unwrap();
+        (slot["document_id"].as_str().unwrap().to_owned(), s3_object_created("local-documents", &created))
+    }
+
+    /// The `document.verdict` events published so far (and not seen before).
+    async fn verdicts(&self) -> Vec<Event> {
+        self.published().await.into_iter().filter(|e| matches!(e.payload, EventPayload::DocumentVerdict { .. })).collect()
+    }
+
+    /// Shares document `id` of `user` for `seconds`; answers the link's token.
+    async fn share_token(&self, user: &str, id: &str, seconds: i64) -> String {
+        let (status, share) = self.call("POST", &format!("/v1/documents/{id}/shares"), Some(json!({"expires_in_seconds": seconds})), Some(user)).await;
+        assert_eq!(status, StatusCode::CREATED, "{share}");
+        share["url"].as_str().unwrap().rsplit('/').next().unwrap().to_owned()
     }
 
     async fn published(&self) -> Vec<Event> {
@@ -326,7 +353,7 @@ async fn citizen_uploads_a_pdf_and_downloads_the_same_bytes_after_verification()
     let download_expiry = chrono::DateTime::parse_from_rfc3339(doc["download"]["expires_at"].as_str().unwrap()).unwrap();
     assert!(download_expiry.signed_duration_since(Utc::now()).num_seconds() <= 301, "downloads are short-lived");
 
-    let verdicts: Vec<Event> = h.published().await.into_iter().filter(|e| matches!(e.payload, EventPayload::DocumentVerdict { .. })).collect();
+    let verdicts = h.verdicts().await;
     assert_eq!(verdicts.len(), 1);
     assert_eq!(verdicts[0].user_id.as_deref(), Some(alice.as_str()));
     assert!(
@@ -348,8 +375,7 @@ async fn downloads_and_share_links_pass_no_bytes_through_the_function() {
 
     let id = doc["document_id"].as_str().unwrap();
     let doc = h.get_doc(&alice, id).await;
-    let (_, share) = h.call("POST", &format!("/v1/documents/{id}/shares"), Some(json!({"expires_in_seconds": 60})), Some(&alice)).await;
-    let token = share["url"].as_str().unwrap().rsplit('/').next().unwrap().to_owned();
+    let token = h.share_token(&alice, id, 60).await;
     let followed = h.raw("GET", &format!("/v1/shares/{token}"), None, None).await;
     let location = followed.headers()[header::LOCATION].to_str().unwrap().to_owned();
     for url in [doc["download"]["url"].as_str().unwrap(), location.as_str()] {
@@ -437,8 +463,7 @@ async fn slot_limits_answer_413_and_415_with_the_spec_codes() {
 async fn quota_counts_pending_and_deleted_documents_and_answers_quota_exceeded() {
     let h = Harness::with_settings(Settings { quota_bytes: 1000, ..Settings::default() }).await;
     let alice = user();
-    let bytes = pdf("x");
-    let doc = h.stored(&alice, slot_body("other", "vault", "a.pdf", "application/pdf", bytes.len()), &bytes).await;
+    let (doc, bytes) = h.stored_pdf(&alice, "other", "vault", "a.pdf", "x").await;
     let (status, _) = h.call("DELETE", &format!("/v1/documents/{}", doc["document_id"].as_str().unwrap()), None, Some(&alice)).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let rest = 1000 - bytes.len();
@@ -484,8 +509,7 @@ async fn malformed_slot_requests_name_every_bad_field() {
 async fn another_citizen_gets_404_for_everything_about_a_document() {
     let h = Harness::new().await;
     let (alice, mallory) = (user(), user());
-    let bytes = pdf("mine");
-    let doc = h.stored(&alice, slot_body("snils", "vault", "snils.pdf", "application/pdf", bytes.len()), &bytes).await;
+    let (doc, _) = h.stored_pdf(&alice, "snils", "vault", "snils.pdf", "mine").await;
     let id = doc["document_id"].as_str().unwrap();
     let (status, share) = h.call("POST", &format!("/v1/documents/{id}/shares"), Some(json!({"expires_in_seconds": 600})), Some(&alice)).await;
     assert_eq!(status, StatusCode::CREATED);
@@ -512,35 +536,24 @@ async fn another_citizen_gets_404_for_everything_about_a_document() {
 async fn redelivered_notification_changes_nothing_and_emits_one_verdict() {
     let h = Harness::new().await;
     let alice = user();
-    let bytes = pdf("twice");
-    let slot = h.create(&alice, slot_body("inn", "identity", "inn.pdf", "application/pdf", bytes.len())).await;
-    h.upload(&slot, &bytes).await;
-    let created = h.created.lock().unwrap().clone();
-    let message = s3_object_created("local-documents", &created[0]);
-    h.deliver_notifications().await;
-    let before = h.get_doc(&alice, slot["document_id"].as_str().unwrap()).await;
+    let (id, message) = h.uploaded_unnotified(&alice, &pdf("twice")).await;
+    h.handler.handle(&message).await.unwrap();
+    let before = h.get_doc(&alice, &id).await;
+    h.travel(60);
     for _ in 0..3 {
         h.handler.handle(&message).await.unwrap();
     }
-    let after = h.get_doc(&alice, slot["document_id"].as_str().unwrap()).await;
-    assert_eq!(before["updated_at"], after["updated_at"]);
-    let verdicts = h.published().await.into_iter().filter(|e| matches!(e.payload, EventPayload::DocumentVerdict { .. })).count();
-    assert_eq!(verdicts, 1);
+    assert_eq!(before["updated_at"], h.get_doc(&alice, &id).await["updated_at"]);
+    assert_eq!(h.verdicts().await.len(), 1);
 }
 
 #[tokio::test]
 async fn concurrent_deliveries_of_one_notification_apply_one_verdict() {
     let h = Harness::new().await;
-    let alice = user();
-    let bytes = pdf("race");
-    let slot = h.create(&alice, slot_body("inn", "identity", "inn.pdf", "application/pdf", bytes.len())).await;
-    h.upload(&slot, &bytes).await;
-    let created = h.created.lock().unwrap().drain(..).next().unwrap();
-    let message = s3_object_created("b", &created);
+    let (_, message) = h.uploaded_unnotified(&user(), &pdf("race")).await;
     let results = futures::future::join_all((0..8).map(|_| h.handler.handle(&message))).await;
     assert!(results.iter().all(Result::is_ok), "{results:?}");
-    let verdicts = h.published().await.into_iter().filter(|e| matches!(e.payload, EventPayload::DocumentVerdict { .. })).count();
-    assert_eq!(verdicts, 1);
+    assert_eq!(h.verdicts().await.len(), 1);
 }
 
 #[tokio::test]
@@ -656,8 +669,7 @@ async fn list_filters_by_status_and_type_and_pages_with_a_cursor() {
 async fn deleted_document_is_restorable_for_30_days_then_purged_with_its_object() {
     let h = Harness::with_settings(Settings { quota_bytes: 4096, ..Settings::default() }).await;
     let alice = user();
-    let bytes = pdf("to delete");
-    let doc = h.stored(&alice, slot_body("other", "vault", "old.pdf", "application/pdf", bytes.len()), &bytes).await;
+    let (doc, _) = h.stored_pdf(&alice, "other", "vault", "old.pdf", "to delete").await;
     let id = doc["document_id"].as_str().unwrap().to_owned();
     let key = format!("documents/{id}");
 
@@ -729,7 +741,7 @@ async fn upload_finishing_after_deletion_is_verified_silently_and_restored_with_
     h.upload(&slot, &bytes).await;
     h.deliver_notifications().await;
     assert_eq!(h.get_doc(&alice, id).await["status"], "deleted");
-    assert!(h.published().await.iter().all(|e| !matches!(e.payload, EventPayload::DocumentVerdict { .. })), "no verdict for a deleted document");
+    assert!(h.verdicts().await.is_empty(), "no verdict for a deleted document");
 
     let (status, restored) = h.call("POST", &format!("/v1/documents/{id}/restore"), None, Some(&alice)).await;
     assert_eq!((status, restored["status"].as_str()), (StatusCode::OK, Some("available")));
@@ -740,8 +752,7 @@ async fn upload_finishing_after_deletion_is_verified_silently_and_restored_with_
 async fn share_link_downloads_without_login_until_revoked_or_expired() {
     let h = Harness::new().await;
     let alice = user();
-    let bytes = pdf("shared");
-    let doc = h.stored(&alice, slot_body("birth_certificate", "vault", "birth.pdf", "application/pdf", bytes.len()), &bytes).await;
+    let (doc, bytes) = h.stored_pdf(&alice, "birth_certificate", "vault", "birth.pdf", "shared").await;
     let id = doc["document_id"].as_str().unwrap();
 
     let (status, share) = h.call("POST", &format!("/v1/documents/{id}/shares"), Some(json!({"expires_in_seconds": 3600})), Some(&alice)).await;
@@ -763,16 +774,14 @@ async fn share_link_downloads_without_login_until_revoked_or_expired() {
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert_eq!(h.raw("GET", &format!("/v1/shares/{token}"), None, None).await.status(), StatusCode::NOT_FOUND);
 
-    let (_, short) = h.call("POST", &format!("/v1/documents/{id}/shares"), Some(json!({"expires_in_seconds": 60})), Some(&alice)).await;
-    let short_token = short["url"].as_str().unwrap().rsplit('/').next().unwrap().to_owned();
+    let short_token = h.share_token(&alice, id, 60).await;
     assert_eq!(h.raw("GET", &format!("/v1/shares/{short_token}"), None, None).await.status(), StatusCode::FOUND);
     h.travel(61);
     assert_eq!(h.raw("GET", &format!("/v1/shares/{short_token}"), None, None).await.status(), StatusCode::NOT_FOUND);
     h.travel(-61);
 
     // Deleting the document stops its links too.
-    let (_, third) = h.call("POST", &format!("/v1/documents/{id}/shares"), Some(json!({"expires_in_seconds": 60})), Some(&alice)).await;
-    let third_token = third["url"].as_str().unwrap().rsplit('/').next().unwrap().to_owned();
+    let third_token = h.share_token(&alice, id, 60).await;
     h.call("DELETE", &format!("/v1/documents/{id}"), None, Some(&alice)).await;
     assert_eq!(h.raw("GET", &format!("/v1/shares/{third_token}"), None, None).await.status(), StatusCode::NOT_FOUND);
     assert_eq!(h.raw("GET", "/v1/shares/not-a-token", None, None).await.status(), StatusCode::NOT_FOUND);
@@ -782,8 +791,7 @@ async fn share_link_downloads_without_login_until_revoked_or_expired() {
 async fn shares_last_at_most_seven_days_and_only_for_available_documents() {
     let h = Harness::new().await;
     let alice = user();
-    let bytes = pdf("limits");
-    let doc = h.stored(&alice, slot_body("other", "vault", "a.pdf", "application/pdf", bytes.len()), &bytes).await;
+    let (doc, _) = h.stored_pdf(&alice, "other", "vault", "a.pdf", "limits").await;
     let id = doc["document_id"].as_str().unwrap();
     for bad in [json!({"expires_in_seconds": 7 * DAY + 1}), json!({"expires_in_seconds": 0}), json!({})] {
         let (status, body) = h.call("POST", &format!("/v1/documents/{id}/shares"), Some(bad.clone()), Some(&alice)).await;
@@ -879,43 +887,22 @@ async fn only_the_applications_agency_may_upload_results_and_signatures_are_chec
     let application_id = h.application(&alice, "mvd", "accepted").await;
     let body = json!({"application_id": application_id, "file_name": "r.pdf", "content_type": "application/pdf", "size_bytes": 100});
 
-    let (status, problem) = h.agency_upload("fns", FNS_SECRET, "msg_other_agency", &body).await;
-    assert_eq!((status, problem["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")), "another agency");
-    let (status, problem) = h.agency_upload("mvd", FNS_SECRET, "msg_bad_signature", &body).await;
-    assert_eq!((status, problem["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("signature_invalid")));
-    let (status, problem) = h.agency_upload("nobody", MVD_SECRET, "msg_unknown", &body).await;
-    assert_eq!((status, problem["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("signature_invalid")));
-
     let draft = h.application(&alice, "mvd", "draft").await;
-    let (status, _) = h
-        .agency_upload(
-            "mvd",
-            MVD_SECRET,
-            "msg_draft",
-            &json!({"application_id": draft, "file_name": "r.pdf", "content_type": "application/pdf", "size_bytes": 100}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::NOT_FOUND, "drafts were never sent to the agency");
-    let (status, problem) = h
-        .agency_upload(
-            "mvd",
-            MVD_SECRET,
-            "msg_big",
-            &json!({"application_id": application_id, "file_name": "r.pdf", "content_type": "application/pdf", "size_bytes": 11 * MIB}),
-        )
-        .await;
-    assert_eq!((status, problem["code"].as_str()), (StatusCode::PAYLOAD_TOO_LARGE, Some("payload_too_large")));
-    let (status, problem) = h
-        .agency_upload(
-            "mvd",
-            MVD_SECRET,
-            "msg_xml",
-            &json!({"application_id": application_id, "file_name": "r.xml", "content_type": "application/xml", "size_bytes": 100}),
-        )
-        .await;
-    assert_eq!((status, problem["code"].as_str()), (StatusCode::UNSUPPORTED_MEDIA_TYPE, Some("unsupported_media_type")));
-    let (status, problem) = h.agency_upload("mvd", MVD_SECRET, "msg_bad_body", &json!({"file_name": ""})).await;
-    assert_eq!((status, problem["code"].as_str()), (StatusCode::BAD_REQUEST, Some("validation_failed")));
+    let file = |application_id: &str, file_name: &str, content_type: &str, size_bytes: u64| json!({"application_id": application_id, "file_name": file_name, "content_type": content_type, "size_bytes": size_bytes});
+    let refusals = [
+        ("fns", FNS_SECRET, "msg_other_agency", body.clone(), StatusCode::NOT_FOUND, "not_found"),
+        ("mvd", FNS_SECRET, "msg_bad_signature", body.clone(), StatusCode::UNAUTHORIZED, "signature_invalid"),
+        ("nobody", MVD_SECRET, "msg_unknown", body.clone(), StatusCode::UNAUTHORIZED, "signature_invalid"),
+        // Drafts were never sent to the agency.
+        ("mvd", MVD_SECRET, "msg_draft", file(&draft, "r.pdf", "application/pdf", 100), StatusCode::NOT_FOUND, "not_found"),
+        ("mvd", MVD_SECRET, "msg_big", file(&application_id, "r.pdf", "application/pdf", 11 * MIB), StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+        ("mvd", MVD_SECRET, "msg_xml", file(&application_id, "r.xml", "application/xml", 100), StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+        ("mvd", MVD_SECRET, "msg_bad_body", json!({"file_name": ""}), StatusCode::BAD_REQUEST, "validation_failed"),
+    ];
+    for (agency, secret, webhook_id, body, status, code) in refusals {
+        let (answered, problem) = h.agency_upload(agency, secret, webhook_id, &body).await;
+        assert_eq!((answered, problem["code"].as_str()), (status, Some(code)), "{webhook_id}");
+    }
     let (_, list) = h.call("GET", "/v1/documents?all_versions=true", None, Some(&alice)).await;
     assert_eq!(list["items"], json!([]), "nothing was created");
 }
@@ -970,8 +957,7 @@ fn png() -> Vec<u8> {
 async fn deleting_a_document_revokes_its_shares_for_good() {
     let h = Harness::new().await;
     let alice = user();
-    let bytes = pdf("shared then deleted");
-    let doc = h.stored(&alice, slot_body("other", "vault", "a.pdf", "application/pdf", bytes.len()), &bytes).await;
+    let (doc, _) = h.stored_pdf(&alice, "other", "vault", "a.pdf", "shared then deleted").await;
     let id = doc["document_id"].as_str().unwrap();
     // More links than fit into the deletion's own transaction.
     let mut tokens = Vec::new();
@@ -1195,11 +1181,9 @@ async fn oversized_string_fields_are_refused_at_the_edge_without_echo() {
 async fn downloads_and_share_link_downloads_are_nosniff_attachments() {
     let h = Harness::new().await;
     let alice = user();
-    let bytes = pdf("download headers");
-    let doc = h.stored(&alice, slot_body("other", "vault", "Справка.pdf", "application/pdf", bytes.len()), &bytes).await;
+    let (doc, bytes) = h.stored_pdf(&alice, "other", "vault", "Справка.pdf", "download headers").await;
     let id = doc["document_id"].as_str().unwrap();
-    let (_, share) = h.call("POST", &format!("/v1/documents/{id}/shares"), Some(json!({"expires_in_seconds": 60})), Some(&alice)).await;
-    let token = share["url"].as_str().unwrap().rsplit('/').next().unwrap().to_owned();
+    let token = h.share_token(&alice, id, 60).await;
     let followed = h.raw("GET", &format!("/v1/shares/{token}"), None, None).await;
     assert_eq!(followed.status(), StatusCode::FOUND);
     assert_eq!(followed.headers()["x-content-type-options"], "nosniff");
