@@ -20,6 +20,8 @@ use shared::persist::{self, Versioned};
 use shared::ports::{KeyValue, KvError, Query};
 use shared::vocabulary::{DeviceType, MfaMethod};
 
+use crate::tokens::Client;
+
 pub use shared::identity::{ACCOUNT_SK, Account, Level, MfaSettings, user_pk};
 
 pub fn session_sk(session_id: &str) -> String {
@@ -79,15 +81,16 @@ pub struct Flow {
 pub struct Session {
     pub session_id: String,
     pub user_id: String,
+    /// Who opened it.
+    #[serde(flatten)]
+    pub client: Client,
+    pub amr: Vec<String>,
     pub created_at: DateTime<Utc>,
     pub last_seen_at: DateTime<Utc>,
-    pub ip: String,
-    pub user_agent: String,
-    pub amr: Vec<String>,
-    /// Hash key of the refresh token currently valid for this session.
-    pub refresh_pk: String,
     /// Compared with `Account::sessions_valid_from`; bumped for the session that changes the password.
     pub valid_from: DateTime<Utc>,
+    /// Hash key of the refresh token currently valid for this session.
+    pub refresh_pk: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

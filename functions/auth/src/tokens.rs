@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use jsonwebtoken::{Algorithm, Header};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use shared::http::{AccessClaims, ApiError};
 use shared::persist;
@@ -33,6 +33,7 @@ impl Tokens {
 }
 
 /// Who is opening the session.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Client {
     pub ip: String,
     pub user_agent: String,
@@ -67,8 +68,7 @@ pub fn start_session(state: &AuthState, account: &Account, amr: Vec<String>, cli
         user_id: account.user_id.clone(),
         created_at: now,
         last_seen_at: now,
-        ip: client.ip.clone(),
-        user_agent: client.user_agent.clone(),
+        client: client.clone(),
         amr: amr.clone(),
         refresh_pk: refresh_pk.clone(),
         valid_from: now,

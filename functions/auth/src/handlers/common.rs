@@ -12,6 +12,7 @@ use shared::identity::LOGIN_SK;
 use shared::persist::{self, Attempt, Versioned};
 use shared::ports::{Condition, KvError, TxOp};
 
+use super::answers::answers;
 use super::budget::{Budget, destination_key};
 use crate::AuthState;
 use crate::domain::FlowError;
@@ -20,10 +21,15 @@ use crate::secrets;
 use crate::store::{self, Account, AttemptResult, Flow, FlowKind, LoginAttempt, LoginIndex, Session};
 use crate::tokens::{self, Client};
 
-shared::problems!(
+answers!(
     /// The answers of a route that needs only a live session: a missing, invalid or expired
     /// access token, or a session that has ended.
-    pub Unauthenticated { 401 => ["unauthorized", "invalid_token", "session_expired"] }
+    pub Unauthenticated = SESSION
+);
+
+answers!(
+    /// The answers of a list behind a session: its paging parameters may be invalid too.
+    pub ListErrors = SESSION, &[(400, &["validation_failed"])]
 );
 
 /// One round of an optimistic write: commits `ops` with the outbox items of `events` (then

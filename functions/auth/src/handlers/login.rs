@@ -16,6 +16,7 @@ use shared::persist::{self, Attempt, Versioned};
 use shared::ports::{Condition, KvError, TxOp};
 use shared::vocabulary::MfaMethod;
 
+use super::answers::answers;
 use super::common::{self, CodeCheck, FirstRead};
 use crate::domain::factors;
 use crate::domain::login::{self, Counted, Failure, PasswordAccepted, Reservation};
@@ -51,15 +52,7 @@ pub enum LoginResponse {
     },
 }
 
-shared::problems!(LoginErrors {
-    400 => ["validation_failed"],
-    401 => ["invalid_credentials"],
-    409 => ["concurrent_update"],
-    413 => ["payload_too_large"],
-    415 => ["unsupported_media_type"],
-    423 => ["account_locked"],
-    429 => ["rate_limited"],
-});
+answers!(LoginErrors = JSON_BODY, CONTENDED, RATE_LIMITED, &[(401, &["invalid_credentials"]), (423, &["account_locked"])]);
 
 /// `POST /v1/auth/login`: the password step; unknown logins and wrong passwords answer alike.
 #[utoipa::path(post, path = "/v1/auth/login", operation_id = "login", tag = "auth", request_body = LoginRequest,
@@ -128,16 +121,7 @@ pub struct MfaDone {
     tokens: Tokens,
 }
 
-shared::problems!(MfaErrors {
-    400 => ["validation_failed", "otp_invalid"],
-    401 => ["invalid_credentials"],
-    409 => ["concurrent_update"],
-    410 => ["otp_expired"],
-    413 => ["payload_too_large"],
-    415 => ["unsupported_media_type"],
-    423 => ["account_locked"],
-    429 => ["rate_limited", "otp_attempts_exceeded"],
-});
+answers!(MfaErrors = JSON_BODY, ONE_TIME_CODE, &[(401, &["invalid_credentials"]), (423, &["account_locked"])], CONTENDED);
 
 /// `POST /v1/auth/login/mfa`: the second factor; a wrong code counts towards the lockout.
 #[utoipa::path(post, path = "/v1/auth/login/mfa", operation_id = "login_mfa", tag = "auth", request_body = MfaRequest,

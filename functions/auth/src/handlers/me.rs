@@ -13,7 +13,8 @@ use shared::http::{ApiError, ApiJson, ApiQuery, Authenticated};
 use shared::persist;
 use shared::ports::{KvError, Query as KvQuery};
 
-use super::common::{self, Unauthenticated};
+use super::answers::answers;
+use super::common::{self, ListErrors, Unauthenticated};
 use crate::AppState;
 use crate::domain::account;
 use crate::errors;
@@ -84,14 +85,9 @@ pub struct HistoryPage {
     next_cursor: Option<String>,
 }
 
-shared::problems!(HistoryErrors {
-    400 => ["validation_failed"],
-    401 => ["unauthorized", "invalid_token", "session_expired"],
-});
-
 /// Newest first, paged by the opaque cursor of SPEC §2.
 #[utoipa::path(get, path = "/v1/me/login-history", operation_id = "login_history", tag = "auth", security(("bearer" = [])), params(Paging),
-    responses((status = 200, description = "Login attempts, newest first", body = HistoryPage), HistoryErrors))]
+    responses((status = 200, description = "Login attempts, newest first", body = HistoryPage), ListErrors))]
 pub async fn login_history(State(state): State<AppState>, auth: Authenticated, ApiQuery(paging): ApiQuery<Paging>) -> Result<impl IntoResponse, ApiError> {
     common::current(&state, &auth).await?;
     let limit = paging.limit.unwrap_or(50).clamp(1, 100);
@@ -114,15 +110,7 @@ pub struct ChangePasswordRequest {
     new_password: NewPasswordText,
 }
 
-shared::problems!(ChangePasswordErrors {
-    400 => ["validation_failed", "weak_password"],
-    401 => ["unauthorized", "invalid_token", "session_expired"],
-    403 => ["invalid_credentials"],
-    409 => ["concurrent_update"],
-    413 => ["payload_too_large"],
-    415 => ["unsupported_media_type"],
-    429 => ["rate_limited"],
-});
+answers!(ChangePasswordErrors = JSON_BODY, &[(400, &["weak_password"]), (403, &["invalid_credentials"])], SESSION, CONTENDED, RATE_LIMITED);
 
 /// Changes the password and revokes every other session (SPEC §3.7).
 #[utoipa::path(post, path = "/v1/me/password", operation_id = "change_password", tag = "auth", security(("bearer" = [])), request_body = ChangePasswordRequest,

@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 use shared::domain::Token;
 use shared::http::{ApiError, ApiJson, Authenticated};
 
+use super::answers::answers;
 use super::common;
 use super::login::totp_or_backup_code;
 use crate::AppState;
@@ -26,10 +27,7 @@ pub struct TotpOffer {
     otpauth_uri: String,
 }
 
-shared::problems!(EnrolErrors {
-    401 => ["unauthorized", "invalid_token", "session_expired"],
-    409 => ["totp_already_enabled", "concurrent_update"],
-});
+answers!(EnrolErrors = SESSION, &[(409, &["totp_already_enabled"])], CONTENDED);
 
 /// Offers a new secret; it takes effect once confirmed with a code from the authenticator.
 #[utoipa::path(post, path = "/v1/me/mfa/totp", operation_id = "totp_enrol", tag = "auth", security(("bearer" = [])),
@@ -61,13 +59,7 @@ pub struct BackupCodes {
     backup_codes: Vec<String>,
 }
 
-shared::problems!(TotpConfirmErrors {
-    400 => ["validation_failed", "otp_invalid"],
-    401 => ["unauthorized", "invalid_token", "session_expired"],
-    409 => ["totp_already_enabled", "totp_not_started", "concurrent_update"],
-    413 => ["payload_too_large"],
-    415 => ["unsupported_media_type"],
-});
+answers!(TotpConfirmErrors = JSON_BODY, &[(400, &["otp_invalid"]), (409, &["totp_already_enabled", "totp_not_started"])], SESSION, CONTENDED);
 
 /// `POST /v1/me/mfa/totp/confirm`: a code from the authenticator turns TOTP on.
 #[utoipa::path(post, path = "/v1/me/mfa/totp/confirm", operation_id = "totp_confirm", tag = "auth", security(("bearer" = [])), request_body = CodeRequest,
@@ -80,14 +72,7 @@ pub async fn totp_confirm(State(state): State<AppState>, auth: Authenticated, Ap
     Ok(ApiJson(BackupCodes { backup_codes: codes }))
 }
 
-shared::problems!(TotpDisableErrors {
-    400 => ["validation_failed", "otp_invalid"],
-    401 => ["unauthorized", "invalid_token", "session_expired"],
-    403 => ["level_requires_mfa"],
-    409 => ["totp_not_enabled", "concurrent_update"],
-    413 => ["payload_too_large"],
-    415 => ["unsupported_media_type"],
-});
+answers!(TotpDisableErrors = JSON_BODY, &[(400, &["otp_invalid"]), (403, &["level_requires_mfa"]), (409, &["totp_not_enabled"])], SESSION, CONTENDED);
 
 /// `DELETE /v1/me/mfa/totp`: a current TOTP or backup code turns TOTP off.
 #[utoipa::path(delete, path = "/v1/me/mfa/totp", operation_id = "totp_disable", tag = "auth", security(("bearer" = [])), request_body = CodeRequest,
@@ -114,14 +99,7 @@ pub struct MfaState {
     totp: bool,
 }
 
-shared::problems!(SmsSwitchErrors {
-    400 => ["validation_failed"],
-    401 => ["unauthorized", "invalid_token", "session_expired"],
-    403 => ["level_requires_mfa"],
-    409 => ["phone_not_confirmed", "concurrent_update"],
-    413 => ["payload_too_large"],
-    415 => ["unsupported_media_type"],
-});
+answers!(SmsSwitchErrors = JSON_BODY, &[(403, &["level_requires_mfa"]), (409, &["phone_not_confirmed"])], SESSION, CONTENDED);
 
 /// `PUT /v1/me/mfa/sms`: the SMS second factor on or off (off needs another factor at `confirmed`).
 #[utoipa::path(put, path = "/v1/me/mfa/sms", operation_id = "sms_switch", tag = "auth", security(("bearer" = [])), request_body = SmsSwitch,

@@ -9,6 +9,7 @@ pub mod registration;
 pub mod sessions;
 pub mod wellknown;
 
+mod answers;
 mod budget;
 mod common;
 mod schemas;

@@ -15,6 +15,7 @@ use shared::identity::{Gender, LOGIN_SK, Profile, Verification};
 use shared::persist;
 use shared::ports::TxOp;
 
+use super::answers::answers;
 use super::common;
 use crate::AppState;
 use crate::domain::account;
@@ -50,13 +51,7 @@ pub struct ProfileRequest {
     passport: PassportInput,
 }
 
-shared::problems!(ProfileErrors {
-    400 => ["validation_failed"],
-    401 => ["unauthorized", "invalid_token", "session_expired"],
-    409 => ["concurrent_update"],
-    413 => ["payload_too_large"],
-    415 => ["unsupported_media_type"],
-});
+answers!(ProfileErrors = JSON_BODY, SESSION, CONTENDED);
 
 /// `PUT /v1/me/profile`: stores the personal data and asks the registry agency to verify it;
 /// changed core data drops a verified level back to `simplified`.

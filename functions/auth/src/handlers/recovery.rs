@@ -13,6 +13,7 @@ use shared::http::{ApiError, ApiJson, ClientIp, UserAgent};
 use shared::persist;
 use shared::ports::{Condition, KvError};
 
+use super::answers::answers;
 use super::budget::{Budget, unknown_login_budget_key};
 use super::common::{self, CodeCheck};
 use super::login::{record_failure, totp_or_backup_code};
@@ -34,12 +35,7 @@ pub struct RecoverStarted {
     flow_id: String,
 }
 
-shared::problems!(RecoverErrors {
-    400 => ["validation_failed"],
-    413 => ["payload_too_large"],
-    415 => ["unsupported_media_type"],
-    429 => ["rate_limited"],
-});
+answers!(RecoverErrors = JSON_BODY, RATE_LIMITED);
 
 /// Always 202 with a flow id: an unknown login gets a decoy flow that no code completes.
 #[utoipa::path(post, path = "/v1/auth/password/recover", operation_id = "password_recover", tag = "auth", request_body = RecoverRequest,
@@ -88,14 +84,7 @@ pub struct RecoverConfirmRequest {
     totp_code: Option<Token>,
 }
 
-shared::problems!(RecoverConfirmErrors {
-    400 => ["validation_failed", "otp_invalid", "weak_password"],
-    409 => ["concurrent_update"],
-    410 => ["otp_expired"],
-    413 => ["payload_too_large"],
-    415 => ["unsupported_media_type"],
-    429 => ["rate_limited", "otp_attempts_exceeded"],
-});
+answers!(RecoverConfirmErrors = JSON_BODY, ONE_TIME_CODE, &[(400, &["weak_password"])], CONTENDED);
 
 /// `POST /v1/auth/password/recover/confirm`: sets the password, unlocks the account and ends
 /// every session.

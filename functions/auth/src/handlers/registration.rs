@@ -16,6 +16,7 @@ use shared::identity::LOGIN_SK;
 use shared::persist;
 use shared::ports::{Condition, KvError};
 
+use super::answers::answers;
 use super::budget::{Budget, destination_key, unknown_login_budget_key};
 use super::common::{self, CodeCheck};
 use crate::domain::{FlowError, account};
@@ -68,12 +69,7 @@ enum Channel {
     Email,
 }
 
-shared::problems!(RegisterErrors {
-    400 => ["validation_failed", "consent_required", "weak_password"],
-    413 => ["payload_too_large"],
-    415 => ["unsupported_media_type"],
-    429 => ["rate_limited"],
-});
+answers!(RegisterErrors = JSON_BODY, &[(400, &["consent_required", "weak_password"])], RATE_LIMITED);
 
 /// `POST /v1/auth/register`: a code to the phone or email; a known contact gets the same
 /// answer and its owner a warning instead.
@@ -132,14 +128,7 @@ pub struct Registered {
     tokens: Tokens,
 }
 
-shared::problems!(ConfirmErrors {
-    400 => ["validation_failed", "otp_invalid"],
-    409 => ["already_registered"],
-    410 => ["otp_expired"],
-    413 => ["payload_too_large"],
-    415 => ["unsupported_media_type"],
-    429 => ["rate_limited", "otp_attempts_exceeded"],
-});
+answers!(ConfirmErrors = JSON_BODY, ONE_TIME_CODE, &[(409, &["already_registered"])]);
 
 /// `POST /v1/auth/register/confirm`: the code creates the account and opens a session.
 #[utoipa::path(post, path = "/v1/auth/register/confirm", operation_id = "register_confirm", tag = "auth", request_body = ConfirmRequest,
@@ -185,14 +174,7 @@ pub struct ResendRequest {
     flow_id: Token,
 }
 
-shared::problems!(ResendErrors {
-    400 => ["validation_failed"],
-    409 => ["resend_unavailable"],
-    410 => ["otp_expired"],
-    413 => ["payload_too_large"],
-    415 => ["unsupported_media_type"],
-    429 => ["rate_limited"],
-});
+answers!(ResendErrors = JSON_BODY, &[(409, &["resend_unavailable"]), (410, &["otp_expired"])], RATE_LIMITED);
 
 /// A new code for a registration, recovery or SMS login flow: no sooner than the resend
 /// interval, within the hourly cap per destination; the account's failure counters stay.

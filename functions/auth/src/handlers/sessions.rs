@@ -12,7 +12,8 @@ use shared::http::{ApiError, ApiJson, ApiPath, ApiQuery, Authenticated};
 use shared::persist;
 use shared::ports::Condition;
 
-use super::common::{self, Unauthenticated};
+use super::answers::answers;
+use super::common::{self, ListErrors, Unauthenticated};
 use crate::domain::LoginError;
 use crate::errors;
 use crate::secrets;
@@ -30,14 +31,7 @@ pub struct Refreshed {
     tokens: Tokens,
 }
 
-shared::problems!(RefreshErrors {
-    400 => ["validation_failed"],
-    401 => ["invalid_token", "token_reused", "session_expired"],
-    409 => ["concurrent_update"],
-    413 => ["payload_too_large"],
-    415 => ["unsupported_media_type"],
-    423 => ["account_locked"],
-});
+answers!(RefreshErrors = JSON_BODY, &[(401, &["invalid_token", "token_reused", "session_expired"]), (423, &["account_locked"])], CONTENDED);
 
 /// `POST /v1/auth/token/refresh`: rotates the refresh token; a used one revokes its session.
 #[utoipa::path(post, path = "/v1/auth/token/refresh", operation_id = "token_refresh", tag = "auth", request_body = RefreshRequest,
@@ -125,11 +119,6 @@ pub struct Paging {
     limit: Option<usize>,
 }
 
-shared::problems!(ListErrors {
-    400 => ["validation_failed"],
-    401 => ["unauthorized", "invalid_token", "session_expired"],
-});
-
 /// Live sessions, newest first. A citizen has few sessions, so the list is one page.
 #[utoipa::path(get, path = "/v1/me/sessions", operation_id = "list_sessions", tag = "auth", security(("bearer" = [])), params(Paging),
     responses((status = 200, description = "Live sessions, newest first", body = SessionList), ListErrors))]
@@ -145,18 +134,15 @@ pub async fn list(State(state): State<AppState>, auth: Authenticated, ApiQuery(_
             session_id: s.value.session_id,
             created_at: s.value.created_at,
             last_seen_at: s.value.last_seen_at,
-            ip: s.value.ip,
-            user_agent: s.value.user_agent,
+            ip: s.value.client.ip,
+            user_agent: s.value.client.user_agent,
         })
         .collect();
     items.sort_by_key(|s| std::cmp::Reverse(s.created_at));
     Ok(ApiJson(SessionList { items, next_cursor: None }))
 }
 
-shared::problems!(RevokeErrors {
-    401 => ["unauthorized", "invalid_token", "session_expired"],
-    404 => ["not_found"],
-});
+answers!(RevokeErrors = SESSION, &[(404, &["not_found"])]);
 
 /// `DELETE /v1/me/sessions/{id}`: ends one of the citizen's sessions; any other id is 404.
 #[utoipa::path(delete, path = "/v1/me/sessions/{id}", operation_id = "revoke_session", tag = "auth", security(("bearer" = [])),
