@@ -405,13 +405,21 @@ mod tests {
         assert!(!key.pk().contains("k-1"), "the client's key is stored hashed");
     }
 
+    const LEASE: chrono::Duration = chrono::Duration::seconds(30);
+
+    /// A fixture with a citizen's key `k` already leased for the request `body`.
+    async fn leased(k: &str) -> (Fixture, Key, String, Claim) {
+        let f = fixture().await;
+        let key = Key::client("user1", "payments.create", k);
+        let print = fingerprint(&[b"body"]);
+        let Begin::Claimed(claim) = begin(f.kv.as_ref(), &key, &print, now(), LEASE).await.unwrap() else { panic!("the first begin claims") };
+        (f, key, print, claim)
+    }
+
     #[tokio::test]
     async fn a_lease_makes_copies_wait_then_the_answer_replaces_it() {
-        let f = fixture().await;
-        let key = Key::client("user1", "payments.create", "k-2");
-        let print = fingerprint(&[b"body"]);
-        let lease = chrono::Duration::seconds(30);
-        let Begin::Claimed(claim) = begin(f.kv.as_ref(), &key, &print, now(), lease).await.unwrap() else { panic!("first begin claims") };
+        let (f, key, print, claim) = leased("k-2").await;
+        let lease = LEASE;
         assert!(matches!(begin(f.kv.as_ref(), &key, &print, now(), lease).await.unwrap(), Begin::Seen(Seen::InProgress)));
         assert!(matches!(begin(f.kv.as_ref(), &key, &fingerprint(&[b"other"]), now(), lease).await.unwrap(), Begin::Seen(Seen::Reused)));
         let answer = StoredAnswer::json(StatusCode::CREATED, &serde_json::json!({"payment_id": "p1"}));
@@ -424,11 +432,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_lapsed_or_released_lease_can_be_taken_again() {
-        let f = fixture().await;
-        let key = Key::client("user1", "payments.create", "k-3");
-        let print = fingerprint(&[b"body"]);
-        let lease = chrono::Duration::seconds(30);
-        let Begin::Claimed(first) = begin(f.kv.as_ref(), &key, &print, now(), lease).await.unwrap() else { panic!() };
+        let (f, key, print, first) = leased("k-3").await;
+        let lease = LEASE;
         let later = now() + chrono::Duration::seconds(31);
         let Begin::Claimed(second) = begin(f.kv.as_ref(), &key, &print, later, lease).await.unwrap() else { panic!("a lapsed lease is free") };
         // The first holder's answer can no longer land over the second's lease.

@@ -388,13 +388,19 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(5), consumer).await.expect("consumer stops on shutdown").expect("consumer task does not panic");
     }
 
+    /// One message `body` on a fresh queue that dead-letters after `max_receives`, consumed
+    /// until the queue is drained.
+    async fn drain_one(max_receives: u32, body: &str) -> (Arc<FakeQueue>, Arc<ScriptedHandler>, String) {
+        let queue = FakeQueue::new(max_receives);
+        let id = queue.send(body).await.unwrap();
+        let handler = Arc::new(ScriptedHandler::default());
+        consume_until(queue.clone(), handler.clone(), |q| q.is_drained()).await;
+        (queue, handler, id)
+    }
+
     #[tokio::test]
     async fn handled_message_is_acknowledged_once_and_never_released() {
-        let queue = FakeQueue::new(5);
-        let id = queue.send("ok").await.unwrap();
-        let handler = Arc::new(ScriptedHandler::default());
-
-        consume_until(queue.clone(), handler.clone(), |q| q.is_drained()).await;
+        let (queue, handler, id) = drain_one(5, "ok").await;
 
         assert_eq!(queue.acked(), vec![id]);
         assert!(queue.releases().is_empty());
@@ -403,11 +409,7 @@ mod tests {
 
     #[tokio::test]
     async fn retried_message_is_released_with_doubling_delays_then_acknowledged() {
-        let queue = FakeQueue::new(5);
-        let id = queue.send("retry-2").await.unwrap();
-        let handler = Arc::new(ScriptedHandler::default());
-
-        consume_until(queue.clone(), handler.clone(), |q| q.is_drained()).await;
+        let (queue, handler, id) = drain_one(5, "retry-2").await;
 
         assert_eq!(queue.releases(), vec![(id.clone(), Duration::from_secs(2)), (id.clone(), Duration::from_secs(4))]);
         assert_eq!(queue.acked(), vec![id]);
@@ -416,11 +418,7 @@ mod tests {
 
     #[tokio::test]
     async fn rejected_message_lands_in_the_dead_letter_queue_without_being_acknowledged() {
-        let queue = FakeQueue::new(3);
-        queue.send("reject").await.unwrap();
-        let handler = Arc::new(ScriptedHandler::default());
-
-        consume_until(queue.clone(), handler.clone(), |q| q.is_drained()).await;
+        let (queue, handler, _) = drain_one(3, "reject").await;
 
         assert_eq!(queue.dead(), vec!["reject".to_owned()]);
         assert!(queue.acked().is_empty());
@@ -452,11 +450,7 @@ mod tests {
 
     #[tokio::test]
     async fn message_that_keeps_asking_for_retry_ends_in_the_dead_letter_queue() {
-        let queue = FakeQueue::new(3);
-        queue.send("retry-99").await.unwrap();
-        let handler = Arc::new(ScriptedHandler::default());
-
-        consume_until(queue.clone(), handler.clone(), |q| q.is_drained()).await;
+        let (queue, handler, _) = drain_one(3, "retry-99").await;
 
         assert_eq!(queue.dead(), vec!["retry-99".to_owned()]);
         assert_eq!(handler.calls("retry-99"), 3);

@@ -93,21 +93,16 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// The SPEC table written out row by row, independently of `can_transition`'s pattern.
+    /// The SPEC table written out row by row, independently of `can_transition`'s pattern:
+    /// the citizen submits, resumes after a request for information and withdraws before a
+    /// decision; the agency accepts, works, asks and decides.
+    #[rustfmt::skip]
     const TABLE: &[(ApplicationStatus, ApplicationStatus, ActorKind)] = &[
-        (Draft, Submitted, Citizen),
-        (Submitted, Accepted, Agency),
-        (Submitted, Rejected, Agency),
-        (Accepted, InProgress, Agency),
-        (Accepted, Rejected, Agency),
-        (InProgress, InfoRequested, Agency),
-        (InProgress, Approved, Agency),
-        (InProgress, Rejected, Agency),
-        (InfoRequested, InProgress, Citizen),
-        (Submitted, Withdrawn, Citizen),
-        (Accepted, Withdrawn, Citizen),
-        (InProgress, Withdrawn, Citizen),
-        (InfoRequested, Withdrawn, Citizen),
+        (Draft, Submitted, Citizen), (InfoRequested, InProgress, Citizen),
+        (Submitted, Withdrawn, Citizen), (Accepted, Withdrawn, Citizen), (InProgress, Withdrawn, Citizen), (InfoRequested, Withdrawn, Citizen),
+        (Submitted, Accepted, Agency), (Submitted, Rejected, Agency),
+        (Accepted, InProgress, Agency), (Accepted, Rejected, Agency),
+        (InProgress, InfoRequested, Agency), (InProgress, Approved, Agency), (InProgress, Rejected, Agency),
     ];
 
     const ACTORS: [ActorKind; 3] = [Citizen, Agency, System];
