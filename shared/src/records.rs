@@ -17,14 +17,7 @@ pub fn document_key(owner_user_id: &str, document_id: &str) -> (String, String) 
     (crate::identity::user_pk(owner_user_id), format!("DOC#{document_id}"))
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum DocumentStatus {
-    PendingUpload,
-    Available,
-    Rejected,
-    Deleted,
-}
+pub use crate::vocabulary::DocumentStatus;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct DocumentRef {

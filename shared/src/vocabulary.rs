@@ -6,7 +6,6 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::domain::application::{ActorKind, ApplicationStatus};
 pub use crate::identity::Level;
-pub use crate::records::DocumentStatus;
 
 /// Declares a wire-form enum: serde and OpenAPI in `snake_case`, `as_str`, `parse`, `ALL`.
 macro_rules! vocabulary {
@@ -84,6 +83,16 @@ vocabulary!(
         Sms => "sms",
         Totp => "totp",
         BackupCode => "backup_code",
+    }
+);
+
+vocabulary!(
+    /// Where a document of the vault stands (SPEC §5).
+    DocumentStatus {
+        PendingUpload => "pending_upload",
+        Available => "available",
+        Rejected => "rejected",
+        Deleted => "deleted",
     }
 );
 

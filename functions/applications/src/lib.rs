@@ -15,7 +15,6 @@ pub mod store;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::FromRef;
 
 use shared::agencies::Registry;
 use shared::http::contract::{OpenApiRouter, routes};
@@ -83,21 +82,7 @@ impl ApplicationsState {
     }
 }
 
-#[derive(Clone)]
-pub struct AppState(pub Arc<ApplicationsState>);
-
-impl std::ops::Deref for AppState {
-    type Target = ApplicationsState;
-    fn deref(&self) -> &ApplicationsState {
-        &self.0
-    }
-}
-
-impl FromRef<AppState> for Arc<TokenVerifier> {
-    fn from_ref(state: &AppState) -> Self {
-        state.verifier.clone()
-    }
-}
+shared::router_state!(AppState(ApplicationsState));
 
 /// Every route of the applications function with its contract, declared once: the router and
 /// the OpenAPI document both come from here (without the shared layers; see `shared::http::finish`).

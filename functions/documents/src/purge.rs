@@ -135,7 +135,7 @@ impl Purger {
         if let Attempt::Conflict = self.state.commit_round(store::removal_ops(&doc, usage.as_ref())?, &[], ()).await? {
             return Err(JobError::Changed);
         }
-        tracing::info!(document_id = %entry.document_id, status = store::status_str(doc.value.status), "document purged");
+        tracing::info!(document_id = %entry.document_id, status = doc.value.status.as_str(), "document purged");
         if doc.value.status == DocumentStatus::Deleted {
             report.purged_deleted += 1;
         } else {

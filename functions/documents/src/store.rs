@@ -81,19 +81,6 @@ pub enum Source {
 
 /// The API shows and filters statuses by their wire names; `shared::records::DocumentStatus`
 /// has no `as_str`/`parse` of its own yet.
-pub fn status_str(status: DocumentStatus) -> &'static str {
-    match status {
-        DocumentStatus::PendingUpload => "pending_upload",
-        DocumentStatus::Available => "available",
-        DocumentStatus::Rejected => "rejected",
-        DocumentStatus::Deleted => "deleted",
-    }
-}
-
-pub fn parse_status(raw: &str) -> Option<DocumentStatus> {
-    [DocumentStatus::PendingUpload, DocumentStatus::Available, DocumentStatus::Rejected, DocumentStatus::Deleted].into_iter().find(|s| status_str(*s) == raw)
-}
-
 impl Document {
     /// Vault documents form one series of versions per type.
     pub fn series(&self) -> Option<&str> {
@@ -341,10 +328,9 @@ mod tests {
     /// The API writes these names by hand; the OpenAPI schemas are those of the serde forms.
     #[test]
     fn status_and_purpose_names_are_their_serialized_forms() {
-        use DocumentStatus::*;
-        for status in [PendingUpload, Available, Rejected, Deleted] {
-            assert_eq!(serde_json::to_value(status).unwrap(), status_str(status), "{status:?}");
-            assert_eq!(parse_status(status_str(status)), Some(status));
+        for status in DocumentStatus::ALL.iter().copied() {
+            assert_eq!(serde_json::to_value(status).unwrap(), status.as_str(), "{status:?}");
+            assert_eq!(DocumentStatus::parse(status.as_str()), Some(status));
         }
         for purpose in [Purpose::Vault, Purpose::Identity, Purpose::Application] {
             assert_eq!(serde_json::to_value(purpose).unwrap(), purpose.as_str(), "{purpose:?}");

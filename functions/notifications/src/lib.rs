@@ -35,7 +35,6 @@ pub mod templates;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::FromRef;
 use shared::http::TokenVerifier;
 use shared::http::contract::{OpenApiRouter, routes};
 use shared::ports::Ticker;
@@ -64,22 +63,10 @@ impl NotificationsState {
     }
 }
 
-/// The router's state: cheap to clone, gives `Authenticated` its verifier.
-#[derive(Clone)]
-pub struct ApiState(pub Arc<NotificationsState>);
-
-impl std::ops::Deref for ApiState {
-    type Target = NotificationsState;
-    fn deref(&self) -> &NotificationsState {
-        &self.0
-    }
-}
-
-impl FromRef<ApiState> for Arc<TokenVerifier> {
-    fn from_ref(state: &ApiState) -> Self {
-        state.verifier.clone()
-    }
-}
+shared::router_state!(
+    /// The router's state: cheap to clone, gives `Authenticated` its verifier.
+    ApiState(NotificationsState)
+);
 
 /// Every route of the notifications API with its contract, declared once: the router and the
 /// OpenAPI document both come from here (without the shared layers; see `shared::http::finish`).

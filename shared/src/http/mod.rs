@@ -21,6 +21,34 @@ pub use rate_limit::{Limit, RateLimiter, WriteBudget};
 
 use axum::Router;
 
+/// Declares a function's router state: a cheap-to-clone newtype over `Arc<State>` that derefs
+/// to the state and hands `Authenticated` the state's `verifier: Arc<TokenVerifier>`.
+///
+/// ```ignore
+/// shared::router_state!(AppState(AuthState));
+/// ```
+#[macro_export]
+macro_rules! router_state {
+    ($(#[$meta:meta])* $name:ident($inner:ty)) => {
+        $(#[$meta])*
+        #[derive(Clone)]
+        pub struct $name(pub std::sync::Arc<$inner>);
+
+        impl std::ops::Deref for $name {
+            type Target = $inner;
+            fn deref(&self) -> &$inner {
+                &self.0
+            }
+        }
+
+        impl axum::extract::FromRef<$name> for std::sync::Arc<$crate::http::TokenVerifier> {
+            fn from_ref(state: &$name) -> Self {
+                state.verifier.clone()
+            }
+        }
+    };
+}
+
 /// A function's declared API, ready to serve: its routes plus `GET /health` and
 /// `GET /openapi.json` (SPEC §2) under the layers of [`finish`].
 pub fn finish_api(api: contract::OpenApiRouter, title: &str) -> Router {

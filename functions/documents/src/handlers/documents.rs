@@ -227,7 +227,7 @@ pub async fn list(State(api): State<Api>, auth: Authenticated, ApiQuery(q): ApiQ
     let status = match q.status.as_deref().filter(|s| !s.is_empty()) {
         None => None,
         Some(raw) => {
-            let parsed = store::parse_status(raw);
+            let parsed = DocumentStatus::parse(raw);
             if parsed.is_none() {
                 problems.push(FieldError::new("status", "invalid", "Статус: pending_upload, available, rejected или deleted"));
             }
