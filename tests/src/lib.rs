@@ -626,6 +626,13 @@ impl Api {
         self.register_and_confirm_contact(Contact::Phone(phone), phone, password).await
     }
 
+    /// A new citizen registered by a random phone with a strong password, confirmed.
+    pub async fn new_citizen(&self) -> Citizen {
+        let (phone, password) = (TestPhone::random(), strong_password());
+        let tokens = self.register_and_confirm(&phone.e164, &password).await;
+        Citizen { phone, password, tokens }
+    }
+
     /// Registers an email (already normalised), confirms it; returns the tokens.
     pub async fn register_and_confirm_email(&self, email: &str, password: &str) -> Tokens {
         self.register_and_confirm_contact(Contact::Email(email), email, password).await
@@ -807,6 +814,13 @@ pub fn unverified_claims(jwt: &str) -> Value {
 // ---------------------------------------------------------------------------------------------
 
 /// A random Russian mobile number, unique enough for parallel tests sharing nothing.
+/// A registered citizen: the phone they registered, their password and their first tokens.
+pub struct Citizen {
+    pub phone: TestPhone,
+    pub password: String,
+    pub tokens: Tokens,
+}
+
 #[derive(Clone, Debug)]
 pub struct TestPhone {
     /// `+79XXXXXXXXX`

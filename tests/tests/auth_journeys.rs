@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
 use e2e::{
-    Contact, DEFAULT_AUDIENCE, MOBILE_UA, Reply, Runner, TestPhone, Tokens, different_code, parse_utc, random_email, registration_body, six_digit_numbers,
-    strong_password, unverified_claims,
+    Citizen, Contact, DEFAULT_AUDIENCE, MOBILE_UA, Reply, Runner, TestPhone, Tokens, different_code, parse_utc, random_email, registration_body,
+    six_digit_numbers, strong_password, unverified_claims,
 };
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -77,9 +77,7 @@ async fn newcomer_registers_by_phone_logs_in_with_sms_and_rotates_refresh_tokens
 async fn login_accepts_the_phone_in_domestic_trunk_format() {
     let runner = Runner::start().await;
     let api = runner.api();
-    let phone = TestPhone::random();
-    let password = strong_password();
-    api.register_and_confirm(&phone.e164, &password).await;
+    let Citizen { phone, password, .. } = api.new_citizen().await;
 
     let login = api.login(&phone.trunk(), &password).await;
     login.expect(200);
@@ -90,9 +88,7 @@ async fn login_accepts_the_phone_in_domestic_trunk_format() {
 async fn access_tokens_verify_against_the_published_jwks_and_carry_every_spec_claim() {
     let runner = Runner::start().await;
     let api = runner.api();
-    let phone = TestPhone::random();
-    let password = strong_password();
-    api.register_and_confirm(&phone.e164, &password).await;
+    let Citizen { phone, password, .. } = api.new_citizen().await;
     let tokens = api.login_with_sms(&phone.e164, &password).await;
     let user_id = api.me(&tokens.access_token).await["user_id"].clone();
 
@@ -175,10 +171,8 @@ async fn registration_by_email_sends_the_code_by_email_and_needs_no_second_facto
 async fn three_wrong_passwords_lock_the_account_until_recovery() {
     let runner = Runner::start().await;
     let api = runner.api();
-    let phone = TestPhone::random();
-    let password = strong_password();
+    let Citizen { phone, password, tokens: registration } = api.new_citizen().await;
     let wrong = strong_password();
-    let registration = api.register_and_confirm(&phone.e164, &password).await;
     let before = api.settled_outbox(&phone.e164).await.len();
 
     for _ in 0..2 {
@@ -215,10 +209,8 @@ async fn login_history_lists_every_attempt_newest_first_with_device_type() {
     let runner = Runner::start().await;
     let api = runner.api();
     let mobile = api.user_agent(MOBILE_UA);
-    let phone = TestPhone::random();
-    let password = strong_password();
+    let Citizen { phone, password, .. } = api.new_citizen().await;
     let wrong = strong_password();
-    api.register_and_confirm(&phone.e164, &password).await;
 
     api.login(&phone.e164, &wrong).await.assert_problem(401, "invalid_credentials");
     let login = mobile.login(&phone.e164, &password).await;
@@ -267,9 +259,7 @@ async fn login_history_lists_every_attempt_newest_first_with_device_type() {
 async fn registration_recovery_and_login_never_reveal_whether_an_account_exists() {
     let runner = Runner::start().await;
     let api = runner.api();
-    let phone = TestPhone::random();
-    let password = strong_password();
-    api.register_and_confirm(&phone.e164, &password).await;
+    let Citizen { phone, password, .. } = api.new_citizen().await;
     let before = api.settled_outbox(&phone.e164).await.len();
 
     let fresh = api.register(Contact::Phone(&TestPhone::random().e164), &strong_password()).await;
@@ -450,9 +440,7 @@ async fn every_response_carries_a_request_id_and_echoes_an_incoming_one() {
 async fn totp_enrolment_adds_totp_and_single_use_backup_codes_to_login() {
     let runner = Runner::start().await;
     let api = runner.api();
-    let phone = TestPhone::random();
-    let password = strong_password();
-    let tokens = api.register_and_confirm(&phone.e164, &password).await;
+    let Citizen { phone, password, tokens } = api.new_citizen().await;
     let me = api.bearer(&tokens.access_token);
 
     // The SPEC gives the body, not the status, of the enrolment answer.
@@ -516,9 +504,7 @@ async fn totp_enrolment_adds_totp_and_single_use_backup_codes_to_login() {
 async fn turning_off_the_sms_factor_at_simplified_level_skips_the_second_step() {
     let runner = Runner::start().await;
     let api = runner.api();
-    let phone = TestPhone::random();
-    let password = strong_password();
-    let tokens = api.register_and_confirm(&phone.e164, &password).await;
+    let Citizen { phone, password, tokens } = api.new_citizen().await;
 
     api.bearer(&tokens.access_token).put_json("/v1/me/mfa/sms", &json!({"enabled": false})).await.expect(200);
     assert_eq!(api.me(&tokens.access_token).await["mfa"]["sms"], false);
@@ -535,9 +521,7 @@ async fn turning_off_the_sms_factor_at_simplified_level_skips_the_second_step() 
 async fn sessions_list_marks_the_current_one_and_deleting_another_revokes_it() {
     let runner = Runner::start().await;
     let api = runner.api();
-    let phone = TestPhone::random();
-    let password = strong_password();
-    api.register_and_confirm(&phone.e164, &password).await;
+    let Citizen { phone, password, .. } = api.new_citizen().await;
     let desktop = api.login_with_sms(&phone.e164, &password).await;
     let phone_app = api.user_agent(MOBILE_UA).login_with_sms(&phone.e164, &password).await;
     let (desktop_sid, phone_sid) = (desktop.session_id(), phone_app.session_id());
@@ -574,9 +558,7 @@ async fn sessions_list_marks_the_current_one_and_deleting_another_revokes_it() {
 async fn password_change_checks_the_current_password_refuses_reuse_and_revokes_other_sessions() {
     let runner = Runner::start().await;
     let api = runner.api();
-    let phone = TestPhone::random();
-    let password = strong_password();
-    let other_session = api.register_and_confirm(&phone.e164, &password).await;
+    let Citizen { phone, password, tokens: other_session } = api.new_citizen().await;
     let current = api.login_with_sms(&phone.e164, &password).await;
     let me = api.bearer(&current.access_token);
 

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use e2e::{Api, Runner, TestPhone, outbox_wait, parse_utc, strong_password};
+use e2e::{Api, Citizen, Runner, TestPhone, outbox_wait, parse_utc, strong_password};
 use serde_json::{Value, json};
 
 const SETTINGS: &str = "/v1/me/notification-settings";
@@ -23,9 +23,7 @@ fn defaults() -> Value {
 /// A freshly registered citizen's client (phone confirmed), and the phone.
 async fn citizen(runner: &Runner) -> (Api, TestPhone, String) {
     let api = runner.api();
-    let phone = TestPhone::random();
-    let password = strong_password();
-    let tokens = api.register_and_confirm(&phone.e164, &password).await;
+    let Citizen { phone, password, tokens } = api.new_citizen().await;
     (api.bearer(&tokens.access_token), phone, password)
 }
 
