@@ -101,6 +101,11 @@ impl Attempt<()> {
     }
 }
 
+/// A commit's result as a round's end carrying `value` when it landed.
+pub fn settle<T>(committed: Result<(), KvError>, value: T) -> Result<Attempt<T>, KvError> {
+    Ok(Attempt::of(committed)?.map(|()| value))
+}
+
 /// Every round lost its race: the data is too hot right now (the caller answers 409 or 429).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("gave up after {RETRY_ATTEMPTS} conflicting writes")]

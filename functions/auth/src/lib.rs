@@ -17,7 +17,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::FromRef;
 
 use shared::http::contract::{OpenApiRouter, routes};
 use shared::http::rate_limit::Limit;
@@ -116,21 +115,7 @@ pub struct AuthState {
     pub ticker: Ticker,
 }
 
-#[derive(Clone)]
-pub struct AppState(pub Arc<AuthState>);
-
-impl std::ops::Deref for AppState {
-    type Target = AuthState;
-    fn deref(&self) -> &AuthState {
-        &self.0
-    }
-}
-
-impl FromRef<AppState> for Arc<TokenVerifier> {
-    fn from_ref(state: &AppState) -> Self {
-        state.verifier.clone()
-    }
-}
+shared::router_state!(AppState(AuthState));
 
 impl AuthState {
     pub fn new(kv: Arc<dyn KeyValue>, relay: Relay, keys: Arc<KeyRing>, index_key: Arc<IndexKey>, settings: Settings) -> Self {

@@ -2,7 +2,7 @@
 
 use axum::http::StatusCode;
 use shared::http::ApiError;
-use shared::persist::{Attempt, Contended};
+use shared::persist::Contended;
 use shared::ports::kv::KvError;
 
 use crate::domain::preferences::SettingsError;
@@ -36,10 +36,4 @@ impl From<Error> for ApiError {
     }
 }
 
-/// A conditional write's result as the end of a `persist::retry` round that answers `value`.
-pub(crate) fn settled<T>(commit: Result<(), KvError>, value: T) -> Result<Attempt<T>, KvError> {
-    Ok(match Attempt::of(commit)? {
-        Attempt::Done(()) => Attempt::Done(value),
-        Attempt::Conflict => Attempt::Conflict,
-    })
-}
+pub(crate) use shared::persist::settle as settled;

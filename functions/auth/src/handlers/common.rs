@@ -38,13 +38,7 @@ pub async fn commit<T>(state: &AuthState, ops: Vec<TxOp>, events: &[Event], valu
     settle(state.relay.commit(ops, events).await, value)
 }
 
-/// A commit's result as a round's end that answers `value` when done.
-pub fn settle<T>(committed: Result<(), KvError>, value: T) -> Result<Attempt<T>, KvError> {
-    Ok(match Attempt::of(committed)? {
-        Attempt::Done(()) => Attempt::Done(value),
-        Attempt::Conflict => Attempt::Conflict,
-    })
-}
+pub use shared::persist::settle;
 
 /// An event about `user_id`, stamped by the function's ticker.
 pub fn event(state: &AuthState, user_id: Option<&str>, payload: EventPayload) -> Event {

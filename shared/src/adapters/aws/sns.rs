@@ -30,7 +30,8 @@ impl SnsSms {
 #[async_trait]
 impl SmsSender for SnsSms {
     async fn send_sms(&self, to: &crate::domain::Phone, text: &str) -> Result<(), SendError> {
-        let mut publish = self.client.publish().phone_number(to.as_str()).message(text).message_attributes("AWS.SNS.SMS.SMSType", string_attribute("Transactional")?);
+        let mut publish =
+            self.client.publish().phone_number(to.as_str()).message(text).message_attributes("AWS.SNS.SMS.SMSType", string_attribute("Transactional")?);
         if let Some(sender_id) = &self.sender_id {
             publish = publish.message_attributes("AWS.SNS.SMS.SenderID", string_attribute(sender_id)?);
         }
