@@ -47,6 +47,10 @@ pub enum Capability {
     IdentityVerification,
     /// Confirms identities in person or by a trusted channel (`identity.confirmed`).
     IdentityConfirmation,
+    /// Issues charges (fines, taxes, duties) through `charge.issued` (SPEC §9).
+    Charges,
+    /// Publishes appointment slots (SPEC §10).
+    Appointments,
 }
 
 pub struct Agency {
@@ -55,6 +59,10 @@ pub struct Agency {
     pub capabilities: Vec<Capability>,
     /// Every accepted secret: the current one first, then the ones being rotated out.
     secrets: Vec<Webhook>,
+    /// Where the portal delivers what concerns the agency (SPEC §4.5), if it takes deliveries.
+    pub delivery_url: Option<String>,
+    /// Secrets signing deliveries: the first signs (distinct from the inbound secrets).
+    delivery_secrets: Vec<String>,
 }
 
 impl std::fmt::Debug for Agency {
@@ -64,6 +72,8 @@ impl std::fmt::Debug for Agency {
             .field("name", &self.name)
             .field("capabilities", &self.capabilities)
             .field("secrets", &self.secrets.len())
+            .field("delivery_url", &self.delivery_url)
+            .field("delivery_secrets", &self.delivery_secrets.len())
             .finish()
     }
 }
@@ -71,6 +81,18 @@ impl std::fmt::Debug for Agency {
 impl Agency {
     pub fn can(&self, capability: Capability) -> bool {
         self.capabilities.contains(&capability)
+    }
+
+    /// The secret that signs deliveries to this agency (`whsec_…`), if it takes deliveries.
+    pub fn delivery_secret(&self) -> Option<&str> {
+        self.delivery_secrets.first().map(String::as_str)
+    }
+
+    /// Points the agency's deliveries at `url` signed with `secret` (the local runner's demo
+    /// agencies; never on Lambda).
+    pub fn deliver_to(&mut self, url: String, secret: String) {
+        self.delivery_url = Some(url);
+        self.delivery_secrets = vec![secret];
     }
 }
 
@@ -104,6 +126,10 @@ struct AgencyDocument {
     webhook_secrets: Vec<String>,
     #[serde(default)]
     capabilities: Vec<Capability>,
+    #[serde(default)]
+    delivery_url: Option<String>,
+    #[serde(default)]
+    delivery_secrets: Vec<String>,
 }
 
 impl Registry {
@@ -151,9 +177,29 @@ impl Registry {
             if secrets.is_empty() {
                 return Err(RegistryError::Malformed(format!("agency {} has no webhook secret", entry.id)));
             }
-            agencies.push(Agency { id: entry.id, name: entry.name, capabilities: entry.capabilities, secrets });
+            if let Some(url) = &entry.delivery_url {
+                check_delivery_url(&entry.id, url)?;
+                if entry.delivery_secrets.is_empty() {
+                    return Err(RegistryError::Malformed(format!("agency {} has a delivery_url but no delivery_secrets", entry.id)));
+                }
+            }
+            for secret in &entry.delivery_secrets {
+                parse_secret(&entry.id, secret)?;
+            }
+            agencies.push(Agency {
+                id: entry.id,
+                name: entry.name,
+                capabilities: entry.capabilities,
+                secrets,
+                delivery_url: entry.delivery_url,
+                delivery_secrets: entry.delivery_secrets,
+            });
         }
         Ok(Self { agencies })
+    }
+
+    pub fn get_mut(&mut self, agency_id: &str) -> Option<&mut Agency> {
+        self.agencies.iter_mut().find(|a| a.id == agency_id)
     }
 
     pub fn get(&self, agency_id: &str) -> Option<&Agency> {
@@ -198,6 +244,22 @@ fn check_timestamp(headers: &HeaderMap, now: i64) -> Result<(), ApiError> {
         return Err(timestamp_out_of_tolerance());
     }
     Ok(())
+}
+
+/// HTTPS, or plain HTTP to a loopback address (local mode), SPEC §4.5.
+fn check_delivery_url(agency_id: &str, url: &str) -> Result<(), RegistryError> {
+    let parsed = url::Url::parse(url).map_err(|e| RegistryError::Malformed(format!("agency {agency_id}: delivery_url: {e}")))?;
+    let loopback = match parsed.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => name == "localhost",
+        None => false,
+    };
+    match parsed.scheme() {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        _ => Err(RegistryError::Malformed(format!("agency {agency_id}: delivery_url must be https (plain http only to a loopback address)"))),
+    }
 }
 
 fn parse_secret(agency_id: &str, secret: &str) -> Result<Webhook, RegistryError> {

@@ -4,6 +4,7 @@
 pub mod adapters;
 pub mod agencies;
 pub mod config;
+pub mod deliveries;
 pub mod domain;
 pub mod events;
 pub mod http;

@@ -117,6 +117,53 @@ impl RejectionReason {
     }
 }
 
+/// Declares a vocabulary whose wire forms are dotted event names (`application.submitted`).
+macro_rules! dotted_vocabulary {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $wire:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+        pub enum $name {
+            $($(#[$vmeta])* #[serde(rename = $wire)] #[schema(rename = $wire)] $variant),+
+        }
+
+        impl $name {
+            pub const ALL: &'static [Self] = &[$(Self::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $wire),+
+                }
+            }
+
+            pub fn parse(raw: &str) -> Option<Self> {
+                Self::ALL.iter().copied().find(|v| v.as_str() == raw)
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+dotted_vocabulary!(
+    /// What the portal delivers to agencies (SPEC §4.5).
+    DeliveryType {
+        ApplicationSubmitted => "application.submitted",
+        ApplicationWithdrawn => "application.withdrawn",
+        ApplicationSupplemented => "application.supplemented",
+        ApplicationMessage => "application.message",
+        IdentityVerificationRequested => "identity.verification_requested",
+        PaymentSucceeded => "payment.succeeded",
+        PaymentRefunded => "payment.refunded",
+        AppointmentBooked => "appointment.booked",
+        AppointmentCancelled => "appointment.cancelled",
+        AppointmentRescheduled => "appointment.rescheduled",
+    }
+);
+
 vocabulary!(
     /// Why an account's level changed (SPEC §3.8).
     LevelChangeReason {
@@ -163,6 +210,10 @@ mod tests {
             assert_eq!(LevelChangeReason::parse(&reason.to_string()), Some(*reason));
         }
         assert_eq!(MfaMethod::parse("password"), None);
+        for kind in DeliveryType::ALL {
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
+            assert_eq!(DeliveryType::parse(kind.as_str()), Some(*kind));
+        }
     }
 
     #[test]

@@ -12,7 +12,7 @@ pub mod problem;
 pub mod rate_limit;
 pub mod request_id;
 
-pub use auth::{AccessClaims, Authenticated, TokenVerifier};
+pub use auth::{AccessClaims, AgencyClient, Authenticated, ClientClaims, TokenVerifier};
 pub use client::{ClientIp, UserAgent};
 pub use extract::{ApiPath, ApiQuery};
 pub use json::ApiJson;
