@@ -237,6 +237,7 @@ impl Profile {
             issued_by: "ОВД района Арбат г. Москвы".into(),
             division_code: "770-001".into(),
         };
+        let updated_at = DateTime::<Utc>::from_timestamp(1_767_225_600, 0).expect("a valid time");
         Self {
             last_name: "Иванова".into(),
             first_name: "Мария".into(),
@@ -245,9 +246,9 @@ impl Profile {
             gender: Gender::Female,
             snils: Snils::parse("112-233-445 95").expect("a valid SNILS"),
             inn: Some(Inn::parse("500100732259").expect("a valid INN")),
-            passport: Passport::parse(&passport).expect("a valid passport"),
+            passport: Passport::parse_as_of(&passport, updated_at.date_naive()).expect("a valid passport"),
             verification: Verification::requested("01JEXAMPLE0000000000000000".into()),
-            updated_at: DateTime::<Utc>::from_timestamp(1_767_225_600, 0).expect("a valid time"),
+            updated_at,
         }
     }
 

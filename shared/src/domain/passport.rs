@@ -72,7 +72,9 @@ pub enum PassportError {
 const MAX_ISSUED_BY_CHARS: usize = 200;
 
 impl Passport {
-    /// Checks every field against today's UTC date and reports all broken ones.
+    /// Checks every field against today's UTC date and reports all broken ones. Used when
+    /// stored data is read back (serde has no clock); input is checked with `parse_as_of`
+    /// and the caller's clock.
     pub fn parse(input: &PassportInput) -> Result<Self, Vec<PassportError>> {
         Self::parse_as_of(input, Utc::now().date_naive())
     }

@@ -11,11 +11,12 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use super::problem::ApiError;
-use crate::ports::{Condition, Item, KeyValue};
+use crate::ports::{Clock, Condition, Item, KeyValue, SystemClock};
 
 #[derive(Clone)]
 pub struct RateLimiter {
     kv: Arc<dyn KeyValue>,
+    clock: Arc<dyn Clock>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -35,13 +36,19 @@ impl Limit {
 
 impl RateLimiter {
     pub fn new(kv: Arc<dyn KeyValue>) -> Self {
-        Self { kv }
+        Self { kv, clock: Arc::new(SystemClock) }
+    }
+
+    /// The clock windows are measured by (tests fix it).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Counts one hit for `(scope, subject)` and fails with 429 past the limit.
     /// `subject` (an IP, a login) is hashed so the store holds no personal data.
     pub async fn hit(&self, scope: &str, subject: &str, limit: Limit) -> Result<(), ApiError> {
-        let now = chrono::Utc::now().timestamp();
+        let now = self.clock.now().timestamp();
         let window = limit.window.as_secs().max(1) as i64;
         let window_start = now - now.rem_euclid(window);
         let item = Item::new(format!("RL#{scope}#{}", subject_hash(subject)), window_start.to_string(), Vec::new()).expiring_at(window_start + window + 60);
