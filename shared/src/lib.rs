@@ -12,6 +12,9 @@ pub mod idempotency;
 pub mod identity;
 pub mod keys;
 pub mod outbox;
+// One-page PDF documents (issue 9, demo agencies; receipts later).
+#[cfg(feature = "pdf")]
+pub mod pdf;
 pub mod persist;
 pub mod ports;
 pub mod records;

@@ -21,13 +21,20 @@ pub struct States {
     pub documents: Arc<documents::DocumentsState>,
     pub documents_api: documents::Api,
     pub applications: Arc<applications::ApplicationsState>,
+    // Demo agencies (issue 9, demo-agencies part): started by main once the runner listens.
+    pub catalogue: Arc<applications::Catalogue>,
+    pub demo: Option<crate::demo::Prepared>,
 }
 
 impl States {
     /// Every function verifies tokens of the one issuer the runner names, and links point at
     /// the address it serves.
     pub fn build(adapters: &Adapters, relay: Relay, runner: &RunnerSettings) -> Result<Self, BoxError> {
-        let agencies = Arc::new(shared::agencies::Registry::load()?);
+        let mut registry = shared::agencies::Registry::load()?;
+        // Demo agencies (issue 9, demo-agencies part): seed agencies without a delivery_url are
+        // pointed at the simulator before the registry is shared.
+        let demo = if runner.demo_agencies { Some(crate::demo::prepare(&mut registry)?) } else { None };
+        let agencies = Arc::new(registry);
         let mut auth_settings = auth::Settings::from_env()?;
         auth_settings.issuer = runner.issuer.clone();
         let auth = Arc::new(auth::AuthState::new(adapters.kv.clone(), relay.clone(), adapters.require_keys()?, adapters.require_index_key()?, auth_settings));
@@ -45,10 +52,17 @@ impl States {
             budget.creations = shared::http::Limit::per_hour(n);
         }
         let applications = Arc::new(
-            applications::ApplicationsState::new(adapters.kv.clone(), relay, auth.verifier.clone(), catalogue, agencies, adapters.require_index_key()?)
-                .with_write_budget(budget),
+            applications::ApplicationsState::new(
+                adapters.kv.clone(),
+                relay,
+                auth.verifier.clone(),
+                catalogue.clone(),
+                agencies.clone(),
+                adapters.require_index_key()?,
+            )
+            .with_write_budget(budget),
         );
-        Ok(Self { auth, notifications, documents, documents_api, applications })
+        Ok(Self { auth, notifications, documents, documents_api, applications, catalogue, demo })
     }
 
     /// Each function crate's declared API, by crate name.
@@ -74,7 +88,8 @@ async fn scratch_states() -> Result<(States, tempfile::TempDir), BoxError> {
     (config.backend, config.data_dir, config.jwt_signing_keys, config.index_key) = (Backend::Embedded, dir.path().to_owned(), None, None);
     let adapters = Adapters::build(&config).await?;
     let relay = Relay::new(adapters.kv.clone(), adapters.events_queue.clone());
-    Ok((States::build(&adapters, relay, &RunnerSettings::from_env()?)?, dir))
+    let settings = RunnerSettings { demo_agencies: false, ..RunnerSettings::from_env()? };
+    Ok((States::build(&adapters, relay, &settings)?, dir))
 }
 
 /// `{"auth": [["GET", "/v1/me"], …], …}`: what each function serves, for the template check.

@@ -3,6 +3,7 @@
 //! Docker, no AWS account. With `BACKEND=aws` the same process runs against AWS or an emulator.
 
 mod app;
+mod demo;
 mod local;
 mod settings;
 
@@ -41,7 +42,7 @@ async fn main() -> Result<(), BoxError> {
     local::check_dev_outbox_bind(config.dev_outbox, settings.bind)?;
     let adapters = Adapters::build(&config).await?;
     let relay = Relay::new(adapters.kv.clone(), adapters.events_queue.clone()).with_inline_publish(settings.inline_relay);
-    let states = app::States::build(&adapters, relay.clone(), &settings)?;
+    let mut states = app::States::build(&adapters, relay.clone(), &settings)?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
@@ -60,6 +61,12 @@ async fn main() -> Result<(), BoxError> {
     let app = shared::http::finish(api.merge(local::docs_routes()).merge(local::local_object_routes(&adapters)));
     let listener = tokio::net::TcpListener::bind(settings.bind).await?;
     let addr = listener.local_addr()?;
+    // Demo agencies (issue 9, demo-agencies part): they call the runner back on its own address.
+    let demo = states.demo.take().map(|prepared| {
+        let loopback = if addr.ip().is_unspecified() { std::net::SocketAddr::from(([127, 0, 0, 1], addr.port())) } else { addr };
+        let portal = demo::Portal { base_url: format!("http://{loopback}"), kv: adapters.kv.clone(), catalogue: states.catalogue.clone() };
+        tokio::spawn(prepared.run(portal, settings.demo_delay, stopped(stop_rx.clone())))
+    });
     tracing::info!(%addr, backend = ?config.backend, data_dir = %config.data_dir.display(), "local runner ready");
     println!("listening on http://{addr}");
     shared::runtime::serve_plain(listener, app).await?;
@@ -70,6 +77,9 @@ async fn main() -> Result<(), BoxError> {
         let _ = sweeper.await;
         let _ = uploads_consumer.await;
         let _ = purger.await;
+        if let Some(demo) = demo {
+            let _ = demo.await;
+        }
     })
     .await;
     Ok(())

@@ -25,6 +25,12 @@ pub struct RunnerSettings {
     /// (SPEC defaults when unset); API testers that drive one citizen hard raise them.
     pub writes_per_minute: Option<u64>,
     pub drafts_per_hour: Option<u64>,
+    // Demo agencies (issue 9, demo-agencies part).
+    /// `DEMO_AGENCIES` (default on): seed agencies without a `delivery_url` are answered by the
+    /// built-in simulator (SPEC §7); `0` turns it off.
+    pub demo_agencies: bool,
+    /// `DEMO_AGENCY_DELAY_MS`, default 2000: the simulator's pause before each step.
+    pub demo_delay: Duration,
 }
 
 impl RunnerSettings {
@@ -62,7 +68,23 @@ impl RunnerSettings {
                 .transpose()
         };
         let (writes_per_minute, drafts_per_hour) = (count("CITIZEN_WRITES_PER_MINUTE")?, count("CITIZEN_DRAFTS_PER_HOUR")?);
-        Ok(Self { bind, public_base_url, issuer, inline_relay, sweep_every, writes_per_minute, drafts_per_hour })
+        // Demo agencies (issue 9, demo-agencies part).
+        let demo_agencies = match var("DEMO_AGENCIES").as_deref().map(str::trim) {
+            None | Some("1") | Some("true") => true,
+            Some("0") | Some("false") => false,
+            Some(other) => return Err(format!("DEMO_AGENCIES must be 0 or 1, not `{other}`").into()),
+        };
+        let demo_delay = match var("DEMO_AGENCY_DELAY_MS") {
+            Some(raw) => Duration::from_millis(
+                raw.trim()
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|ms| *ms <= 600_000)
+                    .ok_or_else(|| format!("DEMO_AGENCY_DELAY_MS must be 0-600000 milliseconds, not `{raw}`"))?,
+            ),
+            None => Duration::from_millis(2000),
+        };
+        Ok(Self { bind, public_base_url, issuer, inline_relay, sweep_every, writes_per_minute, drafts_per_hour, demo_agencies, demo_delay })
     }
 }
 
@@ -85,6 +107,14 @@ mod tests {
     }
 
     #[test]
+    fn demo_agencies_are_on_by_default_and_can_be_switched_off() {
+        let s = parse(&[]).unwrap();
+        assert_eq!((s.demo_agencies, s.demo_delay), (true, Duration::from_millis(2000)));
+        let s = parse(&[("DEMO_AGENCIES", "0"), ("DEMO_AGENCY_DELAY_MS", "50")]).unwrap();
+        assert_eq!((s.demo_agencies, s.demo_delay), (false, Duration::from_millis(50)));
+    }
+
+    #[test]
     fn a_bad_value_names_its_variable() {
         for (name, value) in [
             ("BIND_ADDR", "localhost"),
@@ -92,6 +122,8 @@ mod tests {
             ("OUTBOX_SWEEP_SECONDS", "soon"),
             ("OUTBOX_SWEEP_SECONDS", "0"),
             ("CITIZEN_WRITES_PER_MINUTE", "-1"),
+            ("DEMO_AGENCIES", "yes"),
+            ("DEMO_AGENCY_DELAY_MS", "2s"),
         ] {
             let error = parse(&[(name, value)]).unwrap_err().to_string();
             assert!(error.contains(name), "{name}={value}: {error}");
