@@ -56,6 +56,9 @@ PROBES = {
     "DocumentsApiFunction": "apigw-v2-get-documents-unauthenticated.json",
     "DocumentsUploadsFunction": {"Records": []},
     "DocumentsPurgeFunction": "schedule.json",
+    # Deliveries (issue 9, deliveries part): a sweep returns at once when no agency takes deliveries.
+    "DeliveriesFunction": "schedule.json",
+    "DeliveriesApiFunction": "apigw-v2-get-agency-deliveries-unauthenticated.json",
     BASELINE: {"hello": "lambda"},
 }
 
@@ -382,6 +385,10 @@ class Checks:
         self.check("DocumentsUploadsFunction", "SQS batch with S3 test event + unknown object: no batchItemFailures", lambda: expect_failures(self.fixture("DocumentsUploadsFunction", "sqs-s3-notification.json"), []))
         self.check("DocumentsUploadsFunction", "SQS batch with a malformed notification: only it is reported", lambda: expect_failures(self.fixture("DocumentsUploadsFunction", "sqs-s3-notification-malformed.json"), ["5d7f1a3c-9e2b-4c68-b0d4-6a8e2f1c3b57"]))
         self.check("DocumentsPurgeFunction", "scheduled event: purge answers its report", self.purge)
+        # Deliveries (issue 9, deliveries part).
+        self.check("DeliveriesFunction", "scheduled event: a sweep over the agencies with a delivery_url answers its report", self.deliveries_sweep)
+        self.check("DeliveriesApiFunction", "GET /health and GET /openapi.json (SPEC §2)", lambda: self.health_and_document("DeliveriesApiFunction"))
+        self.check("DeliveriesApiFunction", "GET /v1/agency/mvd/deliveries without a token: 401 problem+json", lambda: expect_problem(self.fixture("DeliveriesApiFunction", "apigw-v2-get-agency-deliveries-unauthenticated.json"), 401))
         Chain(self).run()
 
     def auth_jwks(self):
@@ -415,6 +422,12 @@ class Checks:
         body = expect_status(self.fixture("ApplicationsFunction", "apigw-v2-get-services.json"), 200)
         items = body.get("items") if isinstance(body, dict) else None
         expect(isinstance(items, list), f"no items list: {str(body)[:300]}")
+
+    def deliveries_sweep(self):
+        response = self.fixture("DeliveriesFunction", "schedule.json")
+        registry = json.loads(self.specs["DeliveriesFunction"].env.get("AGENCIES_JSON", '{"agencies": []}'))
+        receiving = sum(1 for a in registry.get("agencies", []) if a.get("delivery_url"))
+        expect(isinstance(response, dict) and response.get("agencies") == receiving and response.get("errors") == 0, f"unexpected answer {response} ({receiving} agencies take deliveries)")
 
     def purge(self):
         response = self.fixture("DocumentsPurgeFunction", "schedule.json")

@@ -24,6 +24,9 @@ pub struct States {
     // Demo agencies (issue 9, demo-agencies part): started by main once the runner listens.
     pub catalogue: Arc<applications::Catalogue>,
     pub demo: Option<crate::demo::Prepared>,
+    // Deliveries (issue 9, deliveries part): the delivery log's routes and the deliverer main runs.
+    pub deliveries: Arc<deliveries::DeliveriesState>,
+    pub deliverer: Arc<deliveries::Deliverer>,
 }
 
 impl States {
@@ -62,7 +65,10 @@ impl States {
             )
             .with_write_budget(budget),
         );
-        Ok(Self { auth, notifications, documents, documents_api, applications, catalogue, demo })
+        // Deliveries (issue 9, deliveries part): to every agency with a delivery_url (demo ones included).
+        let deliveries = Arc::new(deliveries::DeliveriesState::new(adapters.kv.clone(), auth.verifier.clone()));
+        let deliverer = Arc::new(deliveries::Deliverer::new(adapters.kv.clone(), agencies.clone(), deliveries::Settings::from_env()?, Default::default())?);
+        Ok(Self { auth, notifications, documents, documents_api, applications, catalogue, demo, deliveries, deliverer })
     }
 
     /// Each function crate's declared API, by crate name.
@@ -72,6 +78,7 @@ impl States {
             ("notifications", notifications::api(self.notifications.clone())),
             ("documents", documents::api(self.documents_api.clone())),
             ("applications", applications::api(self.applications.clone())),
+            ("deliveries", deliveries::api(self.deliveries.clone())),
         ]
     }
 }

@@ -56,6 +56,9 @@ async fn main() -> Result<(), BoxError> {
     let uploads_handler = std::sync::Arc::new(documents::UploadHandler::new(states.documents.clone()));
     let uploads_consumer = tokio::spawn(run_consumer(adapters.uploads_queue.clone(), uploads_handler, ConsumerOptions::default(), stopped(stop_rx.clone())));
     let purger = tokio::spawn(purge_documents(states.documents.clone(), stopped(stop_rx.clone())));
+    // Deliveries (issue 9, deliveries part): every agency's lane in its own loop (DELIVERY_SWEEP_INTERVAL).
+    let (deliverer, stop_delivering) = (states.deliverer.clone(), stopped(stop_rx.clone()));
+    let delivering = tokio::spawn(async move { deliverer.run(None, stop_delivering).await });
 
     let (api, _) = contract::split(app::api(&states, adapters.dev_outbox.clone()), app::TITLE);
     let app = shared::http::finish(api.merge(local::docs_routes()).merge(local::local_object_routes(&adapters)));
@@ -77,6 +80,7 @@ async fn main() -> Result<(), BoxError> {
         let _ = sweeper.await;
         let _ = uploads_consumer.await;
         let _ = purger.await;
+        let _ = delivering.await;
         if let Some(demo) = demo {
             let _ = demo.await;
         }
