@@ -169,6 +169,8 @@ def deploy_parameters(args) -> dict:
         "IndexKey": os.environ.get("INDEX_KEY") or base64.b64encode(os.urandom(32)).decode(),
         # The dev seed's secrets are public; fine on an emulator, never on AWS.
         "AgenciesJson": json.dumps(json.loads((ROOT / "infra" / "local" / "seed" / "agencies.json").read_text()), separators=(",", ":"), ensure_ascii=False),
+        # OAuth (issue 9): the seed clients as a real deployment holds them, hashes only.
+        "ClientsJson": seed_clients_hashes_only(),
     }
     for item in args.parameter:
         key, separator, value = item.partition("=")
@@ -616,6 +618,14 @@ def runner_env(outputs: dict, parameters: dict, endpoint_url: str, region: str) 
     lines.append(f"JWT_ISSUER={parameters['JwtIssuer']}")
     lines.append(f"INDEX_KEY={parameters['IndexKey']}")
     return "\n".join(lines) + "\n"
+
+
+def seed_clients_hashes_only() -> str:
+    """The seed client registry without the dev-only plain secrets (smaller, and what AWS gets)."""
+    seed = json.loads((ROOT / "infra" / "local" / "seed" / "clients.json").read_text())
+    # Empty lists are the default; dropping them keeps the function's environment under Lambda's 4 KB.
+    clients = [{k: v for k, v in client.items() if k != "client_secret" and v != []} for client in seed["clients"]]
+    return json.dumps({"clients": clients}, separators=(",", ":"), ensure_ascii=False)
 
 
 def write_private(path: Path, text: str) -> None:

@@ -75,12 +75,18 @@ def check(base: str, out: Path, examples: int) -> list[str]:
         codes = op.get("responses", {})
         if not any(code.startswith(("2", "3")) for code in codes):
             findings.append(f"{method} {path} documents no success answer")
+        # OAuth endpoints answer RFC 6749 §5.2 JSON errors instead of problem+json (SPEC §8).
+        error_type = "application/json" if path.startswith("/oauth2/") else "application/problem+json"
         for code, response in codes.items():
-            if code.startswith("4") and "application/problem+json" not in response.get("content", {}):
-                findings.append(f"{method} {path} documents {code} without problem+json")
+            if code.startswith("4") and error_type not in response.get("content", {}):
+                findings.append(f"{method} {path} documents {code} without {error_type}")
         if not op.get("operationId"):
             findings.append(f"{method} {path} has no operationId")
 
+    # OAuth (issue 9): Authlib, a client library written by others, gets agency tokens.
+    import oauth_clients
+
+    findings += oauth_clients.check(base)
     token = citizen_token(base)
     findings += schemathesis(base, out, token, examples)
     findings += typescript(out)

@@ -59,6 +59,8 @@ PROBES = {
     # Deliveries (issue 9, deliveries part): a sweep returns at once when no agency takes deliveries.
     "DeliveriesFunction": "schedule.json",
     "DeliveriesApiFunction": "apigw-v2-get-agency-deliveries-unauthenticated.json",
+    # OAuth (issue 9): a token request with a wrong secret, answered without side effects.
+    "OAuthFunction": "apigw-v2-post-oauth-token.json",
     BASELINE: {"hello": "lambda"},
 }
 
@@ -389,6 +391,10 @@ class Checks:
         self.check("DeliveriesFunction", "scheduled event: a sweep over the agencies with a delivery_url answers its report", self.deliveries_sweep)
         self.check("DeliveriesApiFunction", "GET /health and GET /openapi.json (SPEC §2)", lambda: self.health_and_document("DeliveriesApiFunction"))
         self.check("DeliveriesApiFunction", "GET /v1/agency/mvd/deliveries without a token: 401 problem+json", lambda: expect_problem(self.fixture("DeliveriesApiFunction", "apigw-v2-get-agency-deliveries-unauthenticated.json"), 401))
+        # OAuth (issue 9, oauth part)
+        self.check("OAuthFunction", "GET /health answers {status: ok}; GET /openapi.json its own OpenAPI 3.1 document (SPEC §2)", lambda: self.health_and_document("OAuthFunction"))
+        self.check("OAuthFunction", "POST /oauth2/token with a wrong Basic secret (fixture): 401 invalid_client, WWW-Authenticate: Basic, no-store", self.oauth_wrong_secret)
+        self.check("OAuthFunction", "POST /oauth2/token as a seed agency (client_secret_basic, from CLIENTS_JSON): 200 Bearer token, scope agency", self.oauth_agency_token)
         Chain(self).run()
 
     def auth_jwks(self):
@@ -422,6 +428,23 @@ class Checks:
         body = expect_status(self.fixture("ApplicationsFunction", "apigw-v2-get-services.json"), 200)
         items = body.get("items") if isinstance(body, dict) else None
         expect(isinstance(items, list), f"no items list: {str(body)[:300]}")
+
+    def oauth_wrong_secret(self):
+        response = self.fixture("OAuthFunction", "apigw-v2-post-oauth-token.json")
+        body = expect_status(response, 401)
+        headers = {k.lower(): v for k, v in response.get("headers", {}).items()}
+        expect(body.get("error") == "invalid_client" and "error_description" in body, f"not an RFC 6749 error: {body}")
+        expect(headers.get("www-authenticate", "").startswith("Basic"), f"no Basic challenge: {headers}")
+        expect(headers.get("cache-control") == "no-store" and headers.get("pragma") == "no-cache", f"cacheable: {headers}")
+
+    def oauth_agency_token(self):
+        seed = json.loads((ROOT / "infra" / "local" / "seed" / "clients.json").read_text())
+        mvd = next(c for c in seed["clients"] if c["client_id"] == "mvd")
+        event = json.loads((EVENTS / "apigw-v2-post-oauth-token.json").read_text())
+        event["headers"]["authorization"] = "Basic " + base64.b64encode(f"mvd:{mvd['client_secret']}".encode()).decode()
+        body = expect_status(self.call("OAuthFunction", event), 200)
+        expect(body.get("token_type") == "Bearer" and body.get("expires_in") == 600 and body.get("scope") == "agency", f"unexpected token answer: {str(body)[:300]}")
+        expect(str(body.get("access_token", "")).count(".") == 2, "access_token is not a JWT")
 
     def deliveries_sweep(self):
         response = self.fixture("DeliveriesFunction", "schedule.json")

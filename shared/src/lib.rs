@@ -3,6 +3,7 @@
 
 pub mod adapters;
 pub mod agencies;
+pub mod clients;
 pub mod config;
 pub mod deliveries;
 pub mod domain;

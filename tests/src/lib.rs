@@ -84,6 +84,9 @@ impl Runner {
                 }
             }
         }
+        // Demo agencies (issue 9, demo-agencies part): off unless a test asks for them, so
+        // journeys that play the agency themselves are not raced by the simulator.
+        launch_env.push(("DEMO_AGENCIES".into(), "0".into()));
         launch_env.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let forwarded_for = is_shared_stack().then(client_address);
         let mut runner = Self::launch(scratch, launch_env, forwarded_for, Arc::default());

@@ -21,6 +21,8 @@ pub struct States {
     pub documents: Arc<documents::DocumentsState>,
     pub documents_api: documents::Api,
     pub applications: Arc<applications::ApplicationsState>,
+    // OAuth (issue 9, oauth part): the client registry and POST /oauth2/token.
+    pub oauth: Arc<oauth::OAuthState>,
     // Demo agencies (issue 9, demo-agencies part): started by main once the runner listens.
     pub catalogue: Arc<applications::Catalogue>,
     pub demo: Option<crate::demo::Prepared>,
@@ -65,10 +67,15 @@ impl States {
             )
             .with_write_budget(budget),
         );
+        // OAuth (issue 9, oauth part): client tokens of the runner's issuer, on the shared key ring.
+        let mut oauth_settings = oauth::Settings::from_env()?;
+        oauth_settings.issuer = runner.issuer.clone();
+        let clients = Arc::new(shared::clients::Registry::load()?);
+        let oauth = Arc::new(oauth::OAuthState::new(adapters.kv.clone(), adapters.require_keys()?, clients, oauth_settings));
         // Deliveries (issue 9, deliveries part): to every agency with a delivery_url (demo ones included).
         let deliveries = Arc::new(deliveries::DeliveriesState::new(adapters.kv.clone(), auth.verifier.clone()));
         let deliverer = Arc::new(deliveries::Deliverer::new(adapters.kv.clone(), agencies.clone(), deliveries::Settings::from_env()?, Default::default())?);
-        Ok(Self { auth, notifications, documents, documents_api, applications, catalogue, demo, deliveries, deliverer })
+        Ok(Self { auth, notifications, documents, documents_api, applications, oauth, catalogue, demo, deliveries, deliverer })
     }
 
     /// Each function crate's declared API, by crate name.
@@ -78,6 +85,7 @@ impl States {
             ("notifications", notifications::api(self.notifications.clone())),
             ("documents", documents::api(self.documents_api.clone())),
             ("applications", applications::api(self.applications.clone())),
+            ("oauth", oauth::api(self.oauth.clone())),
             ("deliveries", deliveries::api(self.deliveries.clone())),
         ]
     }

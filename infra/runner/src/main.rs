@@ -23,6 +23,13 @@ async fn main() -> Result<(), BoxError> {
             println!("{}", shared::keys::KeyRing::generate_json()?);
             return Ok(());
         }
+        // Ops helper (oauth, issue 9): a new OAuth client secret and its argon2id hash for the
+        // client registry (CLIENTS_JSON), as JSON on stdout.
+        Some("--generate-client-secret") => {
+            let (secret, hash) = shared::clients::generate_secret().map_err(|e| e.to_string())?;
+            println!("{}", serde_json::json!({"client_secret": secret, "client_secret_hash": hash}));
+            return Ok(());
+        }
         // The routes each function crate declares, for the template check (infra/lambda/check_routes.py).
         Some("--routes") => {
             println!("{}", app::routes_by_function().await?);
