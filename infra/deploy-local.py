@@ -621,10 +621,14 @@ def runner_env(outputs: dict, parameters: dict, endpoint_url: str, region: str) 
 
 
 def seed_clients_hashes_only() -> str:
-    """The seed client registry without the dev-only plain secrets (smaller, and what AWS gets)."""
+    """The seed's agency clients without the dev-only plain secrets (what AWS would get).
+
+    Lambda caps a function's environment at 4 KB: with the globals, about ten clients fit in
+    CLIENTS_JSON, so the stack gets the agencies only (the partners serve the sign-in flow, not
+    deployed yet); a larger registry needs loading from a parameter store (not built yet)."""
     seed = json.loads((ROOT / "infra" / "local" / "seed" / "clients.json").read_text())
-    # Empty lists are the default; dropping them keeps the function's environment under Lambda's 4 KB.
-    clients = [{k: v for k, v in client.items() if k != "client_secret" and v != []} for client in seed["clients"]]
+    # Empty lists are the default; dropping them saves bytes too.
+    clients = [{k: v for k, v in client.items() if k != "client_secret" and v != []} for client in seed["clients"] if client["kind"] == "agency"]
     return json.dumps({"clients": clients}, separators=(",", ":"), ensure_ascii=False)
 
 
