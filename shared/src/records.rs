@@ -27,6 +27,17 @@ pub struct DocumentRef {
     #[serde(rename = "type")]
     pub doc_type: String,
     pub status: DocumentStatus,
+    /// What agencies are told of an attached document (SPEC §4.5 `documents`); absent in records
+    /// written before these were part of the contract.
+    #[serde(default)]
+    pub file_name: Option<String>,
+    #[serde(default)]
+    pub content_type: Option<String>,
+    #[serde(default)]
+    pub size_bytes: Option<u64>,
+    /// Hex SHA-256 of the verified content.
+    #[serde(default)]
+    pub sha256: Option<String>,
 }
 
 /// The citizen's document, or `None` when absent or someone else's (keys are per owner).
@@ -51,6 +62,19 @@ pub struct ApplicationRef {
     pub service_code: String,
     pub status: String,
     pub number: Option<String>,
+    /// Documents the citizen attached (downloadable by the agency, SPEC §4.6).
+    #[serde(default)]
+    pub document_ids: Vec<String>,
+    /// Documents the agency issued as the result.
+    #[serde(default)]
+    pub result_document_ids: Vec<String>,
+}
+
+impl ApplicationRef {
+    /// Whether `document_id` is attached to this application or issued as its result.
+    pub fn names_document(&self, document_id: &str) -> bool {
+        self.document_ids.iter().chain(&self.result_document_ids).any(|id| id == document_id)
+    }
 }
 
 pub async fn load_application(kv: &dyn KeyValue, application_id: &str) -> Result<Option<ApplicationRef>, KvError> {

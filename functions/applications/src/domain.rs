@@ -40,6 +40,10 @@ pub struct Application {
     pub history: Vec<HistoryEntry>,
     /// The store version of the record after the write that produced this state.
     pub version: u64,
+    /// The `updated_at` its agency's index lists it under (`store::save_ops` moves the entry on
+    /// every write); `None` while a draft.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listed_at: Option<DateTime<Utc>>,
 }
 
 /// An agency's refusal (SPEC §4.2: `rejected` requires a reason).
@@ -173,6 +177,7 @@ impl Application {
             result_document_ids: Vec::new(),
             history: vec![HistoryEntry { status: ApplicationStatus::Draft, at: now, actor: Actor::citizen(), comment: None }],
             version: 0,
+            listed_at: None,
         }
     }
 
@@ -429,7 +434,16 @@ mod tests {
     }
 
     fn document(doc_type: &str, status: DocumentStatus) -> Option<DocumentRef> {
-        Some(DocumentRef { document_id: "D1".into(), owner_user_id: "U".into(), doc_type: doc_type.into(), status })
+        Some(DocumentRef {
+            document_id: "D1".into(),
+            owner_user_id: "U".into(),
+            doc_type: doc_type.into(),
+            status,
+            file_name: None,
+            content_type: None,
+            size_bytes: None,
+            sha256: None,
+        })
     }
 
     fn submitted(catalogue: &Catalogue, ticker: &Ticker) -> Application {

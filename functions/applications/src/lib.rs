@@ -6,10 +6,12 @@
 //! serves it (Lambda or plain HTTP) with `GET /openapi.json`, and the local runner merges it
 //! with the other functions.
 
+pub mod body;
 pub mod catalogue;
 pub mod domain;
 mod errors;
 mod handlers;
+pub mod outbound;
 pub mod store;
 
 use std::sync::Arc;
@@ -97,7 +99,9 @@ pub fn api(state: Arc<ApplicationsState>) -> OpenApiRouter {
         .routes(routes!(applications::withdraw))
         .routes(routes!(applications::supplement))
         .routes(routes!(messages::list, messages::post))
-        .routes(routes!(webhooks::receive));
+        .routes(routes!(webhooks::receive))
+        .routes(routes!(agency::list))
+        .routes(routes!(agency::get));
     body_is_optional(api.get_openapi_mut(), "/v1/applications/{id}/withdraw");
     api.with_state(AppState(state))
 }

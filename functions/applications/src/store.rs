@@ -4,12 +4,15 @@
 //! |-------------------------------------|---------------|------------------------------------------------|
 //! | `APP#<application_id>`              | `APP`         | [`Application`] (the record of truth; its store version is the API `version`) |
 //! | `USER#<user_id>`                    | `APP#<id>`    | a copy of the application, for the citizen's list (newest first by ULID) |
+//! | `AGENCY#<agency_id>`                | `<updated_at ms, 13 digits>#<id>` | a copy of a submitted application, for the agency's list (oldest change first) |
 //! | `APP#<application_id>`              | `MSG#<ulid>`  | [`Message`] of the thread with the agency      |
 //! | `NUMBER#<number>`                   | `NUMBER`      | [`NumberIndex`]: the application a number names (webhooks by number) |
 //! | `COUNTER#application-number#<year>` | `COUNTER`     | empty; its store version is the year's last issued number |
 //!
-//! Every write of an application puts the record with `VersionIs(read version)` and the copy in
-//! the same transaction, so the two never disagree and two concurrent writers never both win.
+//! Every write of an application puts the record with `VersionIs(read version)` and the copies in
+//! the same transaction ([`save_ops`], the one save path), so they never disagree and two
+//! concurrent writers never both win. The agency's copy moves to its new `updated_at` on every
+//! write (the record remembers where it is in `listed_at`); drafts are never listed.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -34,6 +37,26 @@ pub fn number_key(number: &str) -> (String, String) {
     (format!("NUMBER#{number}"), "NUMBER".to_owned())
 }
 
+pub fn agency_pk(agency_id: &str) -> String {
+    format!("AGENCY#{agency_id}")
+}
+
+/// Sorts by time of the last change, then id: the agency's list read in key order is oldest
+/// change first.
+pub fn agency_sk(updated_at: DateTime<Utc>, application_id: &str) -> String {
+    format!("{}#{application_id}", agency_time_key(updated_at))
+}
+
+/// The 13-digit millisecond prefix of the agency's index keys at `at`.
+pub fn agency_time_key(at: DateTime<Utc>) -> String {
+    format!("{:013}", at.timestamp_millis().clamp(0, 9_999_999_999_999))
+}
+
+/// A cursor of the agency's list is one of its sort keys: 13 digits, `#`, an id.
+pub fn is_agency_cursor(value: &str) -> bool {
+    value.split_once('#').is_some_and(|(ms, id)| ms.len() == 13 && ms.bytes().all(|b| b.is_ascii_digit()) && is_id(id))
+}
+
 /// Ids this function issues are ULIDs; anything else names nothing.
 pub fn is_id(value: &str) -> bool {
     value.len() == 26 && value.bytes().all(|b| b.is_ascii_alphanumeric())
@@ -48,12 +71,26 @@ pub async fn load(kv: &dyn KeyValue, application_id: &str) -> Result<Option<Appl
 }
 
 /// The ops that write `app` as its next version: the record (only if it is still at
-/// `app.version`, or absent for a new one) and the citizen's copy. Bumps `app.version`.
+/// `app.version`, or absent for a new one), the citizen's copy and, once the agency can see it,
+/// the agency's copy under its new `updated_at` (the old one removed). Bumps `app.version`.
 pub fn save_ops(app: &mut Application) -> Result<Vec<TxOp>, KvError> {
     let condition = if app.version == 0 { Condition::NotExists } else { Condition::VersionIs(app.version) };
     app.version += 1;
+    let mut ops = Vec::with_capacity(4);
+    let listed_before = app.listed_at.take();
+    if app.status.visible_to_agency() {
+        app.listed_at = Some(app.updated_at);
+    }
+    if let Some(before) = listed_before.filter(|before| Some(*before) != app.listed_at) {
+        ops.push(TxOp::Delete { pk: agency_pk(&app.agency_id), sk: agency_sk(before, &app.application_id), condition: Condition::None });
+    }
+    if let Some(at) = app.listed_at {
+        ops.push(put_op(agency_pk(&app.agency_id), agency_sk(at, &app.application_id), app, Condition::None, None)?);
+    }
     let (copy_pk, copy_sk) = user_copy_key(&app.user_id, &app.application_id);
-    Ok(vec![put_op(app_pk(&app.application_id), APP_SK, app, condition, None)?, put_op(copy_pk, copy_sk, app, Condition::None, None)?])
+    ops.push(put_op(app_pk(&app.application_id), APP_SK, app, condition, None)?);
+    ops.push(put_op(copy_pk, copy_sk, app, Condition::None, None)?);
+    Ok(ops)
 }
 
 /// The citizen's documents `ids` names, in order (`None` where there is none).
@@ -139,6 +176,40 @@ pub async fn list_for_user(
         match page.last_key {
             Some(key) => start = Some(key),
             None => return Ok((found, None)),
+        }
+    }
+}
+
+/// One page of an agency's applications, oldest change first, from the first change at or after
+/// `since` (or after `cursor`, a sort key this returned), filtered; the cursor is a sort key.
+pub async fn list_for_agency(
+    kv: &dyn KeyValue,
+    agency_id: &str,
+    filter: impl Fn(&Application) -> bool,
+    since: Option<DateTime<Utc>>,
+    cursor: Option<&str>,
+    limit: usize,
+) -> Result<(Vec<Application>, Option<String>), KvError> {
+    // A bare time key sorts before every entry of that millisecond, so `since` is inclusive.
+    let mut start = [since.map(agency_time_key), cursor.map(str::to_owned)].into_iter().flatten().max();
+    let mut found: Vec<(String, Application)> = Vec::with_capacity(limit);
+    loop {
+        let page = kv.query(Query::partition(agency_pk(agency_id)).limit(100).after(start.take())).await?;
+        let count = page.items.len();
+        for (index, item) in page.items.iter().enumerate() {
+            let app: Application = item.parse()?;
+            if filter(&app) {
+                found.push((item.sk.clone(), app));
+                if found.len() == limit {
+                    let more = index + 1 < count || page.last_key.is_some();
+                    let next = more.then(|| found.last().map(|(sk, _)| sk.clone())).flatten();
+                    return Ok((found.into_iter().map(|(_, app)| app).collect(), next));
+                }
+            }
+        }
+        match page.last_key {
+            Some(key) => start = Some(key),
+            None => return Ok((found.into_iter().map(|(_, app)| app).collect(), None)),
         }
     }
 }

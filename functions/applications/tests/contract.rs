@@ -14,7 +14,7 @@ use tower::ServiceExt;
 use common::{Harness, Reply};
 use shared::http::contract::{PROBLEM_CONTENT_TYPE, routes_of, split};
 
-/// SPEC §4 (plus `GET /health` and `GET /openapi.json` of §2).
+/// SPEC §4 (plus `GET /health` and `GET /openapi.json` of §2), of §4.6 the application reads.
 const SPEC_ROUTES: &[(&str, &str)] = &[
     ("GET", "/health"),
     ("GET", "/openapi.json"),
@@ -30,6 +30,8 @@ const SPEC_ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/applications/{id}/messages"),
     ("POST", "/v1/applications/{id}/messages"),
     ("POST", "/v1/webhooks/agencies/{agency_id}"),
+    ("GET", "/v1/agency/{agency_id}/applications"),
+    ("GET", "/v1/agency/{agency_id}/applications/{id}"),
 ];
 
 const METHODS: [&str; 5] = ["get", "put", "post", "delete", "patch"];
@@ -71,7 +73,7 @@ async fn the_document_declares_exactly_the_spec_routes_and_the_router_serves_eac
         let bytes = axum::body::to_bytes(response.into_body(), 1 << 22).await.expect("body");
         let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         assert!(status != 405 && !(status == 404 && body["code"] == "not_found"), "{method} {path} is declared but not served: {status} {body}");
-        let wanted = if path.starts_with("/v1/applications") || path.starts_with("/v1/webhooks") { 401 } else { 200 };
+        let wanted = if ["/v1/applications", "/v1/webhooks", "/v1/agency"].iter().any(|p| path.starts_with(p)) { 401 } else { 200 };
         assert_eq!(status, wanted, "{method} {uri}: {body}");
     }
 }
@@ -94,8 +96,8 @@ async fn every_operation_has_an_id_a_success_body_and_problem_json_errors() {
             let codes = &response["content"][PROBLEM_CONTENT_TYPE]["schema"]["allOf"][1]["properties"]["code"]["enum"];
             assert!(codes.as_array().is_some_and(|c| !c.is_empty()), "{method} {path} {status}: not problem+json with its codes");
         }
-        if path.starts_with("/v1/applications") {
-            assert_eq!(operation["security"], json!([{"bearer": []}]), "{method} {path}: citizen routes need the bearer token");
+        if path.starts_with("/v1/applications") || path.starts_with("/v1/agency") {
+            assert_eq!(operation["security"], json!([{"bearer": []}]), "{method} {path}: citizen and agency routes need the bearer token");
             assert!(responses.contains_key("401"), "{method} {path}: no 401");
         }
         for parameter in operation["parameters"].as_array().into_iter().flatten() {
@@ -231,4 +233,38 @@ async fn answers_of_the_router_match_the_schemas_the_document_declares() {
         .await
         .problem(409, "invalid_transition");
     assert_conforms(&doc, "POST", "/v1/applications/{id}/supplement", &supplement);
+
+    // The agency API (SPEC §4.6), with a profile and documents to describe.
+    let boris = h.citizen_with_profile("standard").await;
+    let document = h.document(&boris.user_id, "passport", "available").await;
+    let form = h.state.catalogue.get("mfc-appointment").expect("service").form_example.clone();
+    let draft = h.post("/v1/applications", json!({"service_code": "mfc-appointment", "form": form, "document_ids": [document]}), &boris).await.expect(201);
+    let boris_id = draft.body["application_id"].as_str().expect("id").to_owned();
+    h.call("POST", &format!("/v1/applications/{boris_id}/submit"), None, Some(&boris.token), &[]).await.expect(200);
+    let mfc = h.agency_token("mfc");
+    let list = h.call("GET", "/v1/agency/mfc/applications?limit=10", None, Some(&mfc), &[]).await.expect(200);
+    assert_eq!(list.body["items"].as_array().map(Vec::len), Some(2));
+    assert_conforms(&doc, "GET", "/v1/agency/{agency_id}/applications", &list);
+    let one = h.call("GET", &format!("/v1/agency/mfc/applications/{boris_id}"), None, Some(&mfc), &[]).await.expect(200);
+    assert_eq!(one.body["documents"][0]["document_id"], document.as_str());
+    assert!(one.body["applicant"]["profile"]["snils"].is_string(), "{}", one.body);
+    assert_conforms(&doc, "GET", "/v1/agency/{agency_id}/applications/{id}", &one);
+    for (path, reply) in [
+        (
+            "/v1/agency/{agency_id}/applications",
+            h.call("GET", "/v1/agency/mfc/applications?cursor=x", None, Some(&mfc), &[]).await.problem(400, "validation_failed"),
+        ),
+        ("/v1/agency/{agency_id}/applications", h.call("GET", "/v1/agency/mfc/applications", None, None, &[]).await.problem(401, "unauthorized")),
+        ("/v1/agency/{agency_id}/applications", h.call("GET", "/v1/agency/gibdd/applications", None, Some(&mfc), &[]).await.problem(404, "not_found")),
+        (
+            "/v1/agency/{agency_id}/applications/{id}",
+            h.call("GET", &format!("/v1/agency/mfc/applications/{boris_id}"), None, Some(&anna.token), &[]).await.problem(401, "invalid_token"),
+        ),
+        (
+            "/v1/agency/{agency_id}/applications/{id}",
+            h.call("GET", &format!("/v1/agency/mfc/applications/{draft_id}"), None, Some(&mfc), &[]).await.problem(404, "not_found"),
+        ),
+    ] {
+        assert_conforms(&doc, "GET", path, &reply);
+    }
 }

@@ -153,6 +153,108 @@ async fn storing_a_profile_requests_verification_and_snils_logs_in_only_once_ver
     assert_eq!(body["mfa_required"], false);
 }
 
+/// The deliveries staged for `agency`, with their parsed bodies.
+async fn deliveries(h: &Harness, agency: &str) -> Vec<(shared::deliveries::Delivery, Value)> {
+    let page = h.kv.query(shared::ports::Query::partition(shared::deliveries::delivery_pk(agency)).limit(100)).await.unwrap();
+    let mut found: Vec<(shared::deliveries::Delivery, Value)> = page
+        .items
+        .iter()
+        .map(|item| {
+            let delivery: shared::deliveries::Delivery = item.parse().unwrap();
+            let body = serde_json::from_str(&delivery.body).unwrap();
+            (delivery, body)
+        })
+        .collect();
+    found.sort_by_key(|(d, _)| d.delivery_id.clone());
+    found
+}
+
+#[tokio::test]
+async fn a_profile_change_asks_the_registry_agency_by_a_delivery_under_the_requests_event_id() {
+    let h = Harness::new().await;
+    let registry = h.state.settings.registry_agency_id.clone();
+    let tokens = h.registered("verify@example.ru").await;
+    let token = tokens["access_token"].as_str();
+    let user_id = h.call("GET", "/v1/me", None, token).await.1["user_id"].as_str().unwrap().to_owned();
+    h.events().await;
+
+    let (status, profile) = h.call("PUT", "/v1/me/profile", Some(profile_body("11223344595")), token).await;
+    assert_eq!(status, StatusCode::OK, "{profile}");
+    let requested: Vec<(String, String)> = h
+        .events()
+        .await
+        .into_iter()
+        .filter_map(|e| match e.payload {
+            EventPayload::IdentityVerificationRequested { request_id, .. } => Some((e.id, request_id)),
+            _ => None,
+        })
+        .collect();
+    let staged = deliveries(&h, &registry).await;
+    assert_eq!(staged.len(), 1, "exactly one delivery to the registry agency");
+    let (delivery, body) = &staged[0];
+    assert_eq!(requested, vec![(delivery.delivery_id.clone(), profile["verification"]["request_id"].as_str().unwrap().to_owned())]);
+    assert_eq!(body["type"], "identity.verification_requested");
+    assert_eq!(body["data"], json!({"request_id": profile["verification"]["request_id"], "user_id": user_id, "profile": profile}));
+    for other in ["mvd", "fns", "mfc"] {
+        assert!(deliveries(&h, other).await.is_empty(), "{other}");
+    }
+
+    // The same core data again is no new request; changed core data is.
+    assert_eq!(h.call("PUT", "/v1/me/profile", Some(profile_body("11223344595")), token).await.0, StatusCode::OK);
+    assert_eq!(deliveries(&h, &registry).await.len(), 1);
+    let mut renamed = profile_body("11223344595");
+    renamed["last_name"] = json!("Петрова");
+    let (status, changed) = h.call("PUT", "/v1/me/profile", Some(renamed), token).await;
+    assert_eq!(status, StatusCode::OK, "{changed}");
+    let staged = deliveries(&h, &registry).await;
+    assert_eq!(staged.len(), 2);
+    assert_ne!(changed["verification"]["request_id"], profile["verification"]["request_id"]);
+    assert_eq!(staged[1].1["data"]["request_id"], changed["verification"]["request_id"]);
+    assert_eq!(staged[1].1["data"]["profile"]["last_name"], "Петрова");
+}
+
+/// Fails every transaction while `down` is set, as a store that refuses the commit.
+struct RefusingKv {
+    inner: std::sync::Arc<dyn shared::ports::KeyValue>,
+    down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+#[async_trait::async_trait]
+impl shared::ports::KeyValue for RefusingKv {
+    async fn get(&self, pk: &str, sk: &str) -> Result<Option<shared::ports::Item>, shared::ports::KvError> {
+        self.inner.get(pk, sk).await
+    }
+    async fn put(&self, item: shared::ports::Item, condition: shared::ports::Condition) -> Result<u64, shared::ports::KvError> {
+        self.inner.put(item, condition).await
+    }
+    async fn delete(&self, pk: &str, sk: &str, condition: shared::ports::Condition) -> Result<(), shared::ports::KvError> {
+        self.inner.delete(pk, sk, condition).await
+    }
+    async fn transact(&self, ops: Vec<shared::ports::TxOp>) -> Result<(), shared::ports::KvError> {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(shared::ports::KvError::Backend("refused".into()));
+        }
+        self.inner.transact(ops).await
+    }
+    async fn query(&self, query: shared::ports::Query) -> Result<shared::ports::Page, shared::ports::KvError> {
+        self.inner.query(query).await
+    }
+}
+
+#[tokio::test]
+async fn a_profile_change_that_fails_to_commit_asks_the_registry_nothing() {
+    let down = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let switch = down.clone();
+    let h = Harness::wrapping(|inner| std::sync::Arc::new(RefusingKv { inner, down: switch })).await;
+    let tokens = h.registered("refused@example.ru").await;
+    down.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (status, _) = h.call("PUT", "/v1/me/profile", Some(profile_body("11223344595")), tokens["access_token"].as_str()).await;
+    assert!(status.is_server_error(), "{status}");
+    down.store(false, std::sync::atomic::Ordering::SeqCst);
+    assert!(deliveries(&h, &h.state.settings.registry_agency_id).await.is_empty());
+    assert_eq!(h.call("GET", "/v1/me", None, tokens["access_token"].as_str()).await.1["profile"], Value::Null);
+}
+
 #[tokio::test]
 async fn parallel_wrong_passwords_are_all_counted_and_lock_after_three() {
     let h = Harness::new().await;

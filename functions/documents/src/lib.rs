@@ -185,6 +185,7 @@ pub fn api(api: Api) -> OpenApiRouter {
         .routes(routes!(shares::revoke))
         .routes(routes!(shares::follow))
         .routes(routes!(agency::create))
+        .routes(routes!(agency::download))
         .with_state(api)
 }
 

@@ -17,12 +17,13 @@ mod common;
 
 const METHODS: [&str; 5] = ["GET", "PUT", "POST", "DELETE", "PATCH"];
 
-/// What SPEC §5 and §4.4 bind for this function, plus `GET /health` and `GET /openapi.json` (§2).
+/// What SPEC §5, §4.4 and §4.6 bind for this function, plus `GET /health` and `GET /openapi.json` (§2).
 const EXPECTED_ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/v1/documents/{id}"),
     ("DELETE", "/v1/documents/{id}/shares/{share_id}"),
     ("GET", "/health"),
     ("GET", "/openapi.json"),
+    ("GET", "/v1/agency/{agency_id}/applications/{id}/documents/{document_id}"),
     ("GET", "/v1/documents"),
     ("GET", "/v1/documents/{id}"),
     ("GET", "/v1/documents/{id}/shares"),
@@ -84,7 +85,8 @@ async fn every_operation_has_an_id_a_success_and_problem_json_errors() {
             assert!(declared, "{at} does not declare its path parameter {name}");
         }
         let bearer = operation["security"].as_array().into_iter().flatten().any(|s| s.get("bearer").is_some());
-        assert_eq!(bearer, path.starts_with("/v1/documents"), "{at}: only the citizen's routes take a bearer token");
+        let agency_api = path.starts_with("/v1/agency/{agency_id}/applications");
+        assert_eq!(bearer, path.starts_with("/v1/documents") || agency_api, "{at}: only the citizen's routes and the agency API take a bearer token");
     }
     assert_eq!(ids.len(), EXPECTED_ROUTES.len());
 }
@@ -158,6 +160,7 @@ fn concrete(template: &str) -> String {
     template
         .replace("{id}", "01J00000000000000000000000")
         .replace("{share_id}", "01J00000000000000000000001")
+        .replace("{document_id}", "01J00000000000000000000002")
         .replace("{token}", "no-such-token")
         .replace("{agency_id}", "mvd")
 }

@@ -908,6 +908,101 @@ async fn only_the_applications_agency_may_upload_results_and_signatures_are_chec
 }
 
 // ---------------------------------------------------------------------------------------------
+// Agency downloads (SPEC §4.6)
+// ---------------------------------------------------------------------------------------------
+
+impl Harness {
+    /// Stores an application with its documents the way the applications function does.
+    async fn application_with(&self, citizen: &str, agency_id: &str, status: &str, document_ids: &[&str], result_document_ids: &[&str]) -> String {
+        let id = ulid::Ulid::new().to_string();
+        let record = json!({"application_id": id, "user_id": citizen, "agency_id": agency_id, "service_code": "passport-replacement", "status": status,
+            "number": "2026-0000042", "document_ids": document_ids, "result_document_ids": result_document_ids});
+        let (pk, sk) = shared::records::application_key(&id);
+        self.state.kv.put(shared::ports::Item::json(pk, sk, &record).unwrap(), shared::ports::Condition::NotExists).await.unwrap();
+        id
+    }
+
+    /// An agency's `client_credentials` access token (scope `agency`), as `POST /oauth2/token` issues.
+    fn client_token(&self, agency: &str) -> String {
+        let now = Utc::now();
+        shared::http::auth::issue_client_token(&self.keys, "http://127.0.0.1:3000", "gosuslugi-api", agency, "agency", ulid::Ulid::new().to_string(), now)
+            .unwrap()
+    }
+
+    /// `GET path` with `Authorization: Bearer <token>` (or none).
+    async fn get_with(&self, path: &str, token: Option<&str>) -> axum::response::Response {
+        let mut req = Request::builder().method("GET").uri(path);
+        if let Some(token) = token {
+            req = req.header("authorization", format!("Bearer {token}"));
+        }
+        self.app.clone().oneshot(req.body(Body::empty()).unwrap()).await.unwrap()
+    }
+}
+
+#[tokio::test]
+async fn an_agency_downloads_the_documents_of_its_application_through_a_60_second_redirect() {
+    let h = Harness::new().await;
+    let alice = user();
+    let (attached, bytes) = h.stored_pdf(&alice, "passport", "application", "паспорт.pdf", "attached").await;
+    let attached = attached["document_id"].as_str().unwrap();
+    let (result, result_bytes) = h.stored_pdf(&alice, "other", "application", "решение.pdf", "result").await;
+    let result = result["document_id"].as_str().unwrap();
+    let application = h.application_with(&alice, "mvd", "submitted", &[attached], &[result]).await;
+    let mvd = h.client_token("mvd");
+
+    for (document, expected) in [(attached, &bytes), (result, &result_bytes)] {
+        let before = Utc::now().timestamp();
+        let response = h.get_with(&format!("/v1/agency/mvd/applications/{application}/documents/{document}"), Some(&mvd)).await;
+        assert_eq!(response.status(), StatusCode::FOUND);
+        assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
+        let location = response.headers()[header::LOCATION].to_str().unwrap().to_owned();
+        let expires: i64 = location.split(['?', '&']).find_map(|pair| pair.strip_prefix("expires=")).unwrap().parse().unwrap();
+        assert!((before + 59..=Utc::now().timestamp() + 60).contains(&expires), "the URL lives 60 s: {}", expires - before);
+        let (status, headers, downloaded) = h.object_request("GET", &location, &Value::Null, Vec::new()).await;
+        assert_eq!((status, &downloaded), (StatusCode::OK, expected));
+        assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+        assert!(headers[header::CONTENT_DISPOSITION].to_str().unwrap().starts_with("attachment"));
+    }
+}
+
+#[tokio::test]
+async fn an_agency_gets_404_for_documents_not_attached_to_its_application_and_401_without_its_token() {
+    let h = Harness::new().await;
+    let alice = user();
+    let (attached, _) = h.stored_pdf(&alice, "passport", "application", "паспорт.pdf", "attached").await;
+    let attached = attached["document_id"].as_str().unwrap().to_owned();
+    let (loose, _) = h.stored_pdf(&alice, "snils", "identity", "снилс.pdf", "not attached").await;
+    let loose = loose["document_id"].as_str().unwrap().to_owned();
+    let application = h.application_with(&alice, "mvd", "in_progress", &[&attached], &[]).await;
+    let draft = h.application_with(&alice, "mvd", "draft", &[&attached], &[]).await;
+    let (mvd, fns) = (h.client_token("mvd"), h.client_token("fns"));
+    let path = |agency: &str, application: &str, document: &str| format!("/v1/agency/{agency}/applications/{application}/documents/{document}");
+    assert_eq!(h.get_with(&path("mvd", &application, &attached), Some(&mvd)).await.status(), StatusCode::FOUND, "the control case");
+
+    let not_found = [
+        (path("mvd", &application, &loose), &mvd, "a document of the citizen not attached to the application"),
+        (path("mvd", &application, "01JNOSUCHDOCUMENT000000000"), &mvd, "no such document"),
+        (path("mvd", &draft, &attached), &mvd, "a draft never reached the agency"),
+        (path("mvd", "01JNOSUCHAPPLICATION000000", &attached), &mvd, "no such application"),
+        (path("mvd", &application, &attached), &fns, "another agency's path"),
+        (path("fns", &application, &attached), &fns, "another agency's application"),
+    ];
+    for (path, token, why) in not_found {
+        let response = h.get_with(&path, Some(token)).await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{why}");
+        assert!(response.headers().get(header::LOCATION).is_none(), "{why}");
+    }
+    let citizen = h.token(&alice).await;
+    for (token, why) in [(None, "no token"), (Some(citizen.as_str()), "a citizen's token"), (Some("garbage"), "garbage")] {
+        let response = h.get_with(&path("mvd", &application, &attached), token).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{why}");
+    }
+    // Deleted by the citizen: no longer downloadable.
+    h.call("DELETE", &format!("/v1/documents/{attached}"), None, Some(&alice)).await;
+    assert_eq!(h.get_with(&path("mvd", &application, &attached), Some(&mvd)).await.status(), StatusCode::NOT_FOUND);
+}
+
+// ---------------------------------------------------------------------------------------------
 // Test files
 // ---------------------------------------------------------------------------------------------
 

@@ -11,10 +11,11 @@ use shared::agencies::RawBody;
 use shared::http::{ApiError, ApiJson, ApiPath, ApiQuery, Authenticated};
 use shared::vocabulary::ApplicationStatus;
 
-use super::body::{ApplicationBody, application_response};
 use super::common::{self, Citizen, CitizenCreate, Effects, MAX_COMMENT_CHARS, OwnWrite, Paging};
+use crate::body::{ApplicationBody, application_response};
 use crate::domain::Application;
 use crate::errors;
+use crate::outbound::{self, Applicant, Notice};
 use crate::store;
 use crate::{AppState, ApplicationsState};
 
@@ -184,7 +185,8 @@ pub async fn submit(State(state): State<AppState>, target: OwnWrite) -> Result<R
             let index = store::number_index_op(&number, &app.application_id)?;
             let payload = app.submit(submission, number, now);
             let event = common::event(state, &app, payload);
-            Ok((app, Effects { ops: vec![index], ..Effects::event(event) }))
+            let notice = Notice::Submitted { applicant: Box::new(Applicant::of(&account)), documents: outbound::attached(&documents) };
+            Ok((app, Effects { ops: vec![index], ..Effects::told(event, notice) }))
         }
     })
     .await?;
@@ -213,9 +215,10 @@ pub async fn withdraw(State(state): State<AppState>, target: OwnWrite, RawBody(b
     let state: &ApplicationsState = &state;
     let app = common::write_own(state, &target, |mut app, now| {
         let withdrawn = app.withdraw(reason.clone(), &common::service_title(state, &app), now);
+        let notice = Notice::Withdrawn { reason: reason.clone() };
         async move {
             let event = common::event(state, &app, withdrawn?);
-            Ok((app, Effects::event(event)))
+            Ok((app, Effects::told(event, notice)))
         }
     })
     .await?;
@@ -251,9 +254,10 @@ pub async fn supplement(State(state): State<AppState>, target: OwnWrite, ApiJson
         let (document_ids, comment) = (document_ids.clone(), comment.clone());
         async move {
             let documents = store::documents(state.kv.as_ref(), &app.user_id, &document_ids).await?;
+            let notice = Notice::Supplemented { document_ids: document_ids.clone(), comment: comment.clone() };
             let payload = app.supplement(document_ids, &documents, comment, &common::service_title(state, &app), now)?;
             let event = common::event(state, &app, payload);
-            Ok((app, Effects::event(event)))
+            Ok((app, Effects::told(event, notice)))
         }
     })
     .await?;

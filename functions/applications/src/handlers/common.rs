@@ -13,14 +13,16 @@ use serde_json::Value;
 use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
 use utoipa::openapi::{Object, Required, Type};
 
+use shared::deliveries;
 use shared::domain::text::{self, Text, TextRule};
 use shared::events::{Event, EventPayload};
 use shared::http::{ApiError, ApiJson, ApiPath, Authenticated};
 use shared::persist::{self, Attempt};
-use shared::ports::TxOp;
+use shared::ports::{KvError, TxOp};
 
 use crate::domain::{Application, MAX_DOCUMENTS};
 use crate::errors;
+use crate::outbound::Notice;
 use crate::store;
 use crate::{AppState, ApplicationsState};
 
@@ -90,19 +92,33 @@ pub async fn load_own(state: &ApplicationsState, user_id: &str, application_id: 
     }
 }
 
-/// What a change to an application adds to its write: more ops and the events it causes.
+/// What a change to an application adds to its write: more ops, the events it causes and what
+/// its agency must be told.
 #[derive(Default)]
 pub struct Effects {
     pub ops: Vec<TxOp>,
     pub events: Vec<Event>,
     /// The change left the application as it was: nothing is written, the version stays.
     pub unchanged: bool,
+    /// A delivery to the application's agency (SPEC §4.5) and its id, the id of the event it
+    /// goes with; staged in the same transaction from the application as saved.
+    pub notice: Option<(String, Notice)>,
 }
 
 impl Effects {
     pub fn event(event: Event) -> Self {
         Self { events: vec![event], ..Self::default() }
     }
+
+    /// `event`, and `notice` to the agency under the event's id.
+    pub fn told(event: Event, notice: Notice) -> Self {
+        Self { notice: Some((event.id.clone(), notice)), ..Self::event(event) }
+    }
+}
+
+/// The ops that stage `notice` about `app` (as saved) for its agency as delivery `delivery_id`.
+pub fn stage_notice(app: &Application, delivery_id: &str, notice: &Notice, at: DateTime<Utc>) -> Result<Vec<TxOp>, KvError> {
+    deliveries::stage(&app.agency_id, delivery_id, notice.delivery_type(), at, &notice.data(app))
 }
 
 /// Applies `change` to the caller's application as one conditional write on the version read,
@@ -117,12 +133,16 @@ where
     persist::retry(|| async {
         let app = load_own(state, target.auth.user_id(), &target.id).await?;
         target.expected.check(app.version)?;
-        let (mut app, effects) = change(app, state.ticker.now()).await?;
+        let now = state.ticker.now();
+        let (mut app, effects) = change(app, now).await?;
         if effects.unchanged {
             return Ok(Attempt::Done(app));
         }
         let mut ops = store::save_ops(&mut app)?;
         ops.extend(effects.ops);
+        if let Some((delivery_id, notice)) = &effects.notice {
+            ops.extend(stage_notice(&app, delivery_id, notice, now)?);
+        }
         match Attempt::of(state.relay.commit(ops, &effects.events).await)? {
             Attempt::Done(()) => Ok(Attempt::Done(app)),
             Attempt::Conflict if target.expected.is_pinned() => Err(errors::precondition_failed()),

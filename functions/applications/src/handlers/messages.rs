@@ -11,6 +11,7 @@ use shared::http::{ApiError, ApiJson, ApiPath, ApiQuery, Authenticated};
 use super::common::{self, Citizen, CitizenWrite, Paging};
 use crate::AppState;
 use crate::domain::{Actor, Message};
+use crate::outbound::Notice;
 use crate::store;
 
 shared::problems!(ListErrors { 400 => ["validation_failed"], 401 => ["unauthorized", "invalid_token", "session_expired"], 404 => ["not_found"] });
@@ -70,7 +71,9 @@ pub async fn post(
     let app = common::load_own(&state, auth.user_id(), &id).await?;
     let message = Message { message_id: state.ticker.id(), author: Actor::citizen(), text, at: state.ticker.now() };
     let event = common::event(&state, &app, app.message(&message, &common::service_title(&state, &app))?);
-    state.relay.commit(vec![store::message_op(&app.application_id, &message)?], &[event]).await?;
+    let mut ops = vec![store::message_op(&app.application_id, &message)?];
+    ops.extend(common::stage_notice(&app, &event.id, &Notice::Message(message.clone()), message.at)?);
+    state.relay.commit(ops, &[event]).await?;
     Ok((StatusCode::CREATED, axum::Json(message)).into_response())
 }
 

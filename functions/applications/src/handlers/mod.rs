@@ -1,7 +1,7 @@
 //! HTTP handlers, one module per area of SPEC §4.
 
+pub mod agency;
 pub mod applications;
-mod body;
 pub mod messages;
 pub mod services;
 pub mod webhooks;

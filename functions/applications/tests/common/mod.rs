@@ -196,6 +196,34 @@ impl Harness {
         jsonwebtoken::encode(&header, &claims, &self.keys.current().encoding).expect("sign token")
     }
 
+    /// An agency's `client_credentials` access token (scope `agency`), as `POST /oauth2/token` issues.
+    pub fn agency_token(&self, agency: &str) -> String {
+        shared::http::auth::issue_client_token(&self.keys, ISSUER, AUDIENCE, agency, "agency", ulid::Ulid::new().to_string(), chrono::Utc::now())
+            .expect("client token")
+    }
+
+    /// Every delivery staged for `agency`, oldest first, with its parsed body.
+    pub async fn deliveries(&self, agency: &str) -> Vec<(shared::deliveries::Delivery, Value)> {
+        let page = self.kv.query(shared::ports::Query::partition(shared::deliveries::delivery_pk(agency)).limit(1000)).await.expect("query deliveries");
+        let mut found: Vec<(shared::deliveries::Delivery, Value)> = page
+            .items
+            .iter()
+            .map(|item| {
+                let delivery: shared::deliveries::Delivery = item.parse().expect("a delivery");
+                let body = serde_json::from_str(&delivery.body).expect("body json");
+                (delivery, body)
+            })
+            .collect();
+        found.sort_by_key(|(d, _)| d.delivery_id.clone());
+        found
+    }
+
+    /// How many entries `agency`'s due lane holds.
+    pub async fn due_count(&self, agency: &str) -> usize {
+        let page = self.kv.query(shared::ports::Query::partition(shared::deliveries::due_pk(agency)).limit(1000)).await.expect("query due lane");
+        page.items.len()
+    }
+
     /// A citizen account at `level` (no profile), with a token that claims the same level.
     pub async fn citizen(&self, level: &str) -> Citizen {
         self.citizen_with(level, None).await
@@ -250,7 +278,10 @@ impl Harness {
     pub async fn document(&self, owner: &str, doc_type: &str, status: &str) -> String {
         let id = ulid::Ulid::new().to_string();
         let (pk, sk) = shared::records::document_key(owner, &id);
-        let record = json!({"document_id": id, "owner_user_id": owner, "type": doc_type, "status": status, "file_name": "scan.pdf"});
+        let record = json!({
+            "document_id": id, "owner_user_id": owner, "type": doc_type, "status": status, "file_name": "scan.pdf",
+            "content_type": "application/pdf", "size_bytes": 2048, "sha256": "5f".repeat(32),
+        });
         self.kv.put(Item::json(pk, sk, &record).expect("item"), Condition::NotExists).await.expect("store document");
         id
     }

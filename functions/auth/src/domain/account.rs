@@ -123,6 +123,12 @@ pub fn store_profile(account: &mut Account, parsed: Profile, now: DateTime<Utc>,
     ProfileStored { profile, core_changed, events, dropped_snils }
 }
 
+/// The registry agency's delivery for a verification request (SPEC §3.8, §4.5
+/// `identity.verification_requested`): exactly the profile the verdict will be about.
+pub fn verification_request(user_id: &str, request_id: &str, profile: &Profile) -> serde_json::Value {
+    serde_json::json!({"request_id": request_id, "user_id": user_id, "profile": profile})
+}
+
 /// What the password policy must not find inside a password: the contacts given (else the
 /// account's) and the profile's names and birth date.
 pub fn personal_data(account: Option<&Account>, phone: Option<&Phone>, email: Option<&Email>) -> PersonalData {
@@ -150,6 +156,16 @@ pub(crate) mod tests {
     /// A fresh email account at `simplified`.
     pub(crate) fn account() -> Account {
         registered("01JUSER".into(), Destination::Email(Email::parse("anna@example.ru").unwrap()), "hash-0".into(), at())
+    }
+
+    #[test]
+    fn a_verification_request_names_the_request_the_citizen_and_exactly_the_stored_profile() {
+        let mut account = account();
+        let stored = store_profile(&mut account, Profile::example(), at(), "01JREQUEST".into(), "sfr");
+        let data = verification_request(&account.user_id, &stored.profile.verification.request_id, &stored.profile);
+        assert_eq!((data["request_id"].as_str(), data["user_id"].as_str()), (Some("01JREQUEST"), Some("01JUSER")));
+        assert_eq!(data["profile"], serde_json::to_value(&stored.profile).unwrap());
+        assert_eq!(data.as_object().map(|o| o.len()), Some(3));
     }
 
     #[test]

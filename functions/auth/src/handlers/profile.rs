@@ -8,12 +8,14 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
+use shared::deliveries;
 use shared::domain::{FieldError, Inn, Passport, PassportInput, Snils};
-use shared::events::Event;
+use shared::events::{Event, EventPayload};
 use shared::http::{ApiError, ApiJson, Authenticated};
 use shared::identity::{Gender, LOGIN_SK, Profile, Verification};
 use shared::persist;
 use shared::ports::TxOp;
+use shared::vocabulary::DeliveryType;
 
 use super::answers::answers;
 use super::common;
@@ -75,6 +77,13 @@ pub async fn put_profile(State(state): State<AppState>, auth: Authenticated, Api
             }
         }
         let events: Vec<Event> = stored.events.into_iter().map(|p| common::event(&state, Some(auth.user_id()), p)).collect();
+        // The registry agency is asked in the same transaction, under the event's id.
+        for event in &events {
+            if let EventPayload::IdentityVerificationRequested { registry_agency_id, request_id, profile } = &event.payload {
+                let data = account::verification_request(auth.user_id(), request_id, profile);
+                ops.extend(deliveries::stage(registry_agency_id, &event.id, DeliveryType::IdentityVerificationRequested, event.at, &data)?);
+            }
+        }
         Ok::<_, ApiError>(common::commit(&state, ops, &events, (stored.profile, stored.core_changed)).await?)
     })
     .await?;

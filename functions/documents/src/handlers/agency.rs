@@ -1,8 +1,15 @@
+//! The agency's side of documents.
+//!
 //! Result documents uploaded by agencies (SPEC §4.4): `POST /v1/agency/{agency_id}/documents`
 //! signed like the webhooks (Standard Webhooks v1). The document belongs to the application's
 //! citizen, with type `result` and purpose `application`; only the agency the application was
 //! sent to may upload for it (anything else is 404, as for a citizen). A redelivery with the
 //! same `webhook-id` gets the first answer again and creates nothing.
+//!
+//! Downloads of an application's documents (SPEC §4.6) with the agency's access token:
+//! `GET /v1/agency/{agency_id}/applications/{id}/documents/{document_id}` redirects to a
+//! presigned GET of 60 s, only for a document attached to (or issued as the result of) that
+//! application of that agency; anything else is 404.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -12,14 +19,17 @@ use serde::Deserialize;
 use shared::agencies::{self, Decision, RawBody, StoredAnswer};
 use shared::domain::FieldError;
 use shared::domain::text;
-use shared::http::{ApiError, ApiPath};
+use shared::http::{AgencyClient, ApiError, ApiPath};
 use shared::records;
 
 use super::documents::{SlotView, check_file, prepare_slot, slot_view};
 use crate::Api;
 use crate::domain::NewDocument;
 use crate::policy::{Purpose, RESULT_TYPE};
-use crate::store::Source;
+use crate::store::{self, DocumentStatus, Source};
+
+/// How long the presigned GET an agency is redirected to lives (SPEC §4.6).
+pub const DOWNLOAD_TTL: std::time::Duration = std::time::Duration::from_secs(60);
 
 shared::problems!(CreateErrors {
     400 => ["validation_failed"],
@@ -29,6 +39,8 @@ shared::problems!(CreateErrors {
     413 => ["payload_too_large"],
     415 => ["unsupported_media_type"],
 });
+
+shared::problems!(DownloadErrors { 401 => ["unauthorized", "invalid_token"], 403 => ["forbidden"], 404 => ["not_found"] });
 
 /// A result document for an application sent to the agency.
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -107,4 +119,39 @@ async fn decide(api: &Api, agency_id: &str, body: &[u8]) -> Result<Decision, Api
     let answer = serde_json::to_value(&slot).map_err(ApiError::internal)?;
     tracing::info!(agency_id, application_id = %application.application_id, document_id = %doc.document_id, "agency result document slot");
     Ok(Decision::Apply { ops, events: Vec::new(), answer: StoredAnswer::json(StatusCode::CREATED, &answer) })
+}
+
+/// `GET /v1/agency/{agency_id}/applications/{id}/documents/{document_id}` → 302 to a presigned
+/// GET (60 s) of a document attached to that application of that agency (or issued as its
+/// result) while it is available; anything else is 404.
+#[utoipa::path(get, path = "/v1/agency/{agency_id}/applications/{id}/documents/{document_id}", tag = "agencies",
+    operation_id = "download_agency_application_document", security(("bearer" = [])),
+    params(
+        ("agency_id" = String, Path, description = "The agency's id (the token's client)", max_length = 64),
+        ("id" = String, Path, description = "Application id", max_length = 64),
+        ("document_id" = String, Path, description = "A document of the application", max_length = 64),
+    ),
+    responses(
+        (status = 302, description = "Redirect to a presigned download of the file (valid for 60 s)",
+            headers(("Location" = String, description = "The presigned GET URL"))),
+        DownloadErrors))]
+pub async fn download(
+    State(api): State<Api>,
+    client: AgencyClient,
+    ApiPath((agency_id, application_id, document_id)): ApiPath<(String, String, String)>,
+) -> Result<Response, ApiError> {
+    client.require(&agency_id)?;
+    // Drafts were never sent to the agency, so for it they do not exist.
+    let application = records::load_application(api.kv.as_ref(), &application_id)
+        .await?
+        .filter(|a| a.agency_id == agency_id && a.status != "draft" && a.names_document(&document_id))
+        .ok_or_else(ApiError::not_found)?;
+    let doc = store::load_document(api.kv.as_ref(), &application.user_id, &document_id)
+        .await?
+        .map(|read| read.value)
+        .filter(|doc| doc.status == DocumentStatus::Available)
+        .ok_or_else(ApiError::not_found)?;
+    let response = super::redirect_to_download(&api, &doc, DOWNLOAD_TTL).await?;
+    tracing::info!(agency_id, application_id = %application.application_id, document_id = %doc.document_id, "agency document download");
+    Ok(response)
 }

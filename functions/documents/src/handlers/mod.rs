@@ -6,6 +6,8 @@ pub mod shares;
 
 use std::borrow::Cow;
 
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::openapi::RefOr;
@@ -168,6 +170,21 @@ impl ToSchema for CitizenDocumentType {
 
 fn type_enum<'a>(description: &str, values: impl IntoIterator<Item = &'a str>) -> RefOr<Schema> {
     ObjectBuilder::new().schema_type(Type::String).description(Some(description)).enum_values(Some(values)).into()
+}
+
+/// 302 to a fresh presigned GET of `doc` that lives `ttl`, saved under its neutral name.
+pub async fn redirect_to_download(state: &DocumentsState, doc: &Document, ttl: std::time::Duration) -> Result<Response, ApiError> {
+    let download = state.objects.presign_get(&doc.object_key, ttl, Some(&download_name(doc))).await.map_err(object_error)?;
+    let location = HeaderValue::from_str(&download.url).map_err(ApiError::internal)?;
+    let mut response = StatusCode::FOUND.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::LOCATION, location);
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    // The download itself carries nosniff and an attachment disposition (the object store's
+    // presigned GET); the redirect says nosniff too so nothing on this hop is sniffed.
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    Ok(response)
 }
 
 pub fn object_error(error: ObjectStoreError) -> ApiError {

@@ -5,7 +5,7 @@
 //! someone who already followed the link. Expired, revoked and unknown links answer 404 alike.
 
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -20,7 +20,6 @@ use shared::persist;
 use shared::ports::Condition;
 
 use super::documents::own_document;
-use super::object_error;
 use crate::Api;
 use crate::domain::{self, ShareError};
 use crate::store::{self, Share, SharePointer};
@@ -171,16 +170,7 @@ pub async fn follow(State(api): State<Api>, ip: ClientIp, ApiPath(token): ApiPat
     if !share.opens(&doc, api.now()) {
         return Err(ApiError::not_found());
     }
-    let download = api.objects.presign_get(&doc.object_key, api.settings.share_redirect_ttl, Some(&super::download_name(&doc))).await.map_err(object_error)?;
+    let response = super::redirect_to_download(&api, &doc, api.settings.share_redirect_ttl).await?;
     tracing::info!(document_id = %doc.document_id, share_id = %share.share_id, "share link followed");
-    let location = HeaderValue::from_str(&download.url).map_err(ApiError::internal)?;
-    let mut response = StatusCode::FOUND.into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::LOCATION, location);
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    // The download itself carries nosniff and an attachment disposition (the object store's
-    // presigned GET); the redirect says nosniff too so nothing on this hop is sniffed.
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     Ok(response)
 }
