@@ -2,10 +2,10 @@
 //! and watch a demo agency decide it, with a PDF decision; fill in a profile and watch the demo
 //! registry agency verify it.
 //!
-//! These journeys need the whole loop of issue 9: the applications function staging
-//! `application.submitted` / `identity.verification_requested` deliveries and the deliveries
-//! worker running in the local runner. Until both have landed they are `#[ignore]`d (run them
-//! with `cargo test -p e2e --test demo_journeys -- --ignored`); then the attribute goes.
+//! They cross the whole loop of issue 9: the applications and auth functions stage
+//! `application.submitted` / `identity.verification_requested` deliveries, the deliveries
+//! worker in the local runner posts them to the simulator, which answers through the real
+//! signed webhooks and the agency result upload.
 
 use std::time::{Duration, Instant};
 
@@ -40,7 +40,6 @@ async fn poll(api: &Api, path: &str, done: impl Fn(&Value) -> bool) -> Result<Va
 }
 
 #[tokio::test]
-#[ignore = "needs the deliveries worker in the runner (issue 9); run with --ignored once it has landed"]
 async fn a_demo_agency_approves_a_submitted_application_with_a_pdf_decision() {
     let runner = Runner::start_with(&DEMO_ENV).await;
     let (anna, phone) = citizen(&runner).await;
@@ -107,7 +106,6 @@ async fn a_demo_agency_approves_a_submitted_application_with_a_pdf_decision() {
 }
 
 #[tokio::test]
-#[ignore = "needs the deliveries worker in the runner (issue 9); run with --ignored once it has landed"]
 async fn the_demo_registry_agency_verifies_a_profile_to_standard() {
     let runner = Runner::start_with(&DEMO_ENV).await;
     let (anna, _) = citizen(&runner).await;
