@@ -217,11 +217,13 @@ async fn share_url_downloads_without_login_until_revoked_or_expired() {
     api.delete(&format!("/v1/documents/{id}/shares/{}", share.str_at("/share_id"))).await.expect(204);
     assert_eq!(anonymous.get(&url).send().await.expect("follow again").status(), StatusCode::NOT_FOUND, "revoked");
 
-    let brief = api.post_json(&format!("/v1/documents/{id}/shares"), &json!({"expires_in_seconds": 2})).await;
+    // Long enough to be followed once even on a loaded Lambda stack, then waited out.
+    let brief = api.post_json(&format!("/v1/documents/{id}/shares"), &json!({"expires_in_seconds": 10})).await;
     brief.expect(201);
     let brief_url = brief.str_at("/url");
     assert_eq!(anonymous.get(&brief_url).send().await.expect("follow").status(), StatusCode::OK);
-    tokio::time::sleep(Duration::from_millis(3100)).await;
+    let left = parse_utc(&brief.body["expires_at"]) - chrono::Utc::now();
+    tokio::time::sleep(left.to_std().unwrap_or_default() + Duration::from_millis(1100)).await;
     assert_eq!(anonymous.get(&brief_url).send().await.expect("follow").status(), StatusCode::NOT_FOUND, "expired");
 
     api.post_json(&format!("/v1/documents/{id}/shares"), &json!({"expires_in_seconds": 8 * 24 * 3600})).await.assert_problem(400, "validation_failed");
