@@ -14,7 +14,7 @@
 //!
 //! An axum handler for a signed agency endpoint reads the raw body as `Bytes`, then:
 //! ```ignore
-//! let agency = state.agencies.verify(&agency_id, &headers, &body)?;
+//! let agency = state.agencies.verify(&agency_id, &headers, &body, state.ticker.now())?;
 //! let webhook_id = agencies::webhook_id(&headers)?;
 //! Ok(agencies::apply_once(kv, &relay, &agency.id, webhook_id, || decide(&state, agency, &body)).await)
 //! ```
@@ -218,9 +218,9 @@ impl Registry {
     /// Checks a Standard Webhooks v1 signature of `body` by `agency_id` against each of its
     /// secrets. 401 `signature_invalid` for an unknown agency or a missing/bad signature,
     /// 401 `timestamp_out_of_tolerance` when `webhook-timestamp` is more than 5 minutes off.
-    pub fn verify(&self, agency_id: &str, headers: &HeaderMap, body: &[u8]) -> Result<&Agency, ApiError> {
+    pub fn verify(&self, agency_id: &str, headers: &HeaderMap, body: &[u8], now: DateTime<Utc>) -> Result<&Agency, ApiError> {
         let agency = self.get(agency_id).ok_or_else(signature_invalid)?;
-        check_timestamp(headers, chrono::Utc::now().timestamp())?;
+        check_timestamp(headers, now.timestamp())?;
         for secret in &agency.secrets {
             match secret.verify(body, headers) {
                 Ok(()) => return Ok(agency),
@@ -362,22 +362,22 @@ mod tests {
         let body = br#"{"x":1}"#;
         let sig = signed(SECRET_A, "msg_t", now(), body);
         for extreme in [i64::MIN, i64::MAX, i64::MIN + 1, 0, now() + 301, now() - 301] {
-            let err = reg.verify("mvd", &headers("msg_t", extreme, &sig), body).unwrap_err();
+            let err = reg.verify("mvd", &headers("msg_t", extreme, &sig), body, chrono::Utc::now()).unwrap_err();
             assert_eq!((err.status, err.code), (StatusCode::UNAUTHORIZED, "timestamp_out_of_tolerance"), "{extreme}");
         }
         for garbage in ["", "abc", "1e9", "9223372036854775808", "-9223372036854775809", "12 34"] {
             let mut h = headers("msg_t", now(), &sig);
             h.insert("webhook-timestamp", HeaderValue::from_str(garbage).unwrap());
-            let err = reg.verify("mvd", &h, body).unwrap_err();
+            let err = reg.verify("mvd", &h, body, chrono::Utc::now()).unwrap_err();
             assert_eq!((err.status, err.code), (StatusCode::UNAUTHORIZED, "signature_invalid"), "{garbage:?}");
         }
         let mut h = headers("msg_t", now(), &sig);
         h.remove("webhook-timestamp");
-        assert_eq!(reg.verify("mvd", &h, body).unwrap_err().code, "signature_invalid");
+        assert_eq!(reg.verify("mvd", &h, body, chrono::Utc::now()).unwrap_err().code, "signature_invalid");
         // Within tolerance the signature decides as before.
         let edge = now() - 299;
         let sig = signed(SECRET_A, "msg_t", edge, body);
-        assert!(reg.verify("mvd", &headers("msg_t", edge, &sig), body).is_ok());
+        assert!(reg.verify("mvd", &headers("msg_t", edge, &sig), body, chrono::Utc::now()).is_ok());
     }
 
     #[test]
@@ -385,7 +385,7 @@ mod tests {
         let body = br#"{"type":"application.message","data":{}}"#;
         let sig = signed(SECRET_A, "msg_1", now(), body);
         let reg = registry(&[SECRET_A]);
-        let agency = reg.verify("mvd", &headers("msg_1", now(), &sig), body).expect("valid");
+        let agency = reg.verify("mvd", &headers("msg_1", now(), &sig), body, chrono::Utc::now()).expect("valid");
         assert_eq!(agency.id, "mvd");
     }
 
@@ -395,18 +395,18 @@ mod tests {
         let body = br#"{"x":1}"#;
         for secret in [SECRET_A, SECRET_B] {
             let sig = signed(secret, "msg_2", now(), body);
-            assert!(reg.verify("mvd", &headers("msg_2", now(), &sig), body).is_ok(), "{secret}");
+            assert!(reg.verify("mvd", &headers("msg_2", now(), &sig), body, chrono::Utc::now()).is_ok(), "{secret}");
         }
         // A sender mid-rotation signs with both keys; one unknown signature among them is fine.
         let both = format!("v1,AAAA {} {}", signed(SECRET_B, "msg_3", now(), body), signed("whsec_dW5rbm93bi1rZXktdW5rbm93bi1rZXk=", "msg_3", now(), body));
-        assert!(registry(&[SECRET_B]).verify("mvd", &headers("msg_3", now(), &both), body).is_ok());
+        assert!(registry(&[SECRET_B]).verify("mvd", &headers("msg_3", now(), &both), body, chrono::Utc::now()).is_ok());
     }
 
     #[test]
     fn a_retired_secret_is_refused() {
         let body = br#"{"x":1}"#;
         let sig = signed(SECRET_B, "msg_4", now(), body);
-        let err = registry(&[SECRET_A]).verify("mvd", &headers("msg_4", now(), &sig), body).unwrap_err();
+        let err = registry(&[SECRET_A]).verify("mvd", &headers("msg_4", now(), &sig), body, chrono::Utc::now()).unwrap_err();
         assert_eq!((err.status, err.code), (StatusCode::UNAUTHORIZED, "signature_invalid"));
     }
 
@@ -414,9 +414,9 @@ mod tests {
     fn tampered_body_or_id_is_refused() {
         let reg = registry(&[SECRET_A]);
         let sig = signed(SECRET_A, "msg_5", now(), br#"{"status":"approved"}"#);
-        let err = reg.verify("mvd", &headers("msg_5", now(), &sig), br#"{"status":"rejected"}"#).unwrap_err();
+        let err = reg.verify("mvd", &headers("msg_5", now(), &sig), br#"{"status":"rejected"}"#, chrono::Utc::now()).unwrap_err();
         assert_eq!(err.code, "signature_invalid");
-        let err = reg.verify("mvd", &headers("msg_6", now(), &sig), br#"{"status":"approved"}"#).unwrap_err();
+        let err = reg.verify("mvd", &headers("msg_6", now(), &sig), br#"{"status":"approved"}"#, chrono::Utc::now()).unwrap_err();
         assert_eq!(err.code, "signature_invalid");
     }
 
@@ -426,12 +426,12 @@ mod tests {
         let body = b"{}";
         for at in [now() - 301, now() + 301] {
             let sig = signed(SECRET_A, "msg_7", at, body);
-            let err = reg.verify("mvd", &headers("msg_7", at, &sig), body).unwrap_err();
+            let err = reg.verify("mvd", &headers("msg_7", at, &sig), body, chrono::Utc::now()).unwrap_err();
             assert_eq!((err.status, err.code), (StatusCode::UNAUTHORIZED, "timestamp_out_of_tolerance"), "at {at}");
         }
         let at = now() - 290;
         let sig = signed(SECRET_A, "msg_8", at, body);
-        assert!(reg.verify("mvd", &headers("msg_8", at, &sig), body).is_ok());
+        assert!(reg.verify("mvd", &headers("msg_8", at, &sig), body, chrono::Utc::now()).is_ok());
     }
 
     #[test]
@@ -439,15 +439,15 @@ mod tests {
         let reg = registry(&[SECRET_A]);
         let body = b"{}";
         let sig = signed(SECRET_A, "msg_9", now(), body);
-        assert_eq!(reg.verify("fns", &headers("msg_9", now(), &sig), body).unwrap_err().code, "signature_invalid");
+        assert_eq!(reg.verify("fns", &headers("msg_9", now(), &sig), body, chrono::Utc::now()).unwrap_err().code, "signature_invalid");
         for missing in ["webhook-id", "webhook-timestamp", "webhook-signature"] {
             let mut h = headers("msg_9", now(), &sig);
             h.remove(missing);
-            assert_eq!(reg.verify("mvd", &h, body).unwrap_err().code, "signature_invalid", "without {missing}");
+            assert_eq!(reg.verify("mvd", &h, body, chrono::Utc::now()).unwrap_err().code, "signature_invalid", "without {missing}");
         }
         let mut h = headers("msg_9", now(), &sig);
         h.insert("webhook-timestamp", HeaderValue::from_static("yesterday"));
-        assert_eq!(reg.verify("mvd", &h, body).unwrap_err().code, "signature_invalid");
+        assert_eq!(reg.verify("mvd", &h, body, chrono::Utc::now()).unwrap_err().code, "signature_invalid");
     }
 
     #[test]

@@ -517,7 +517,7 @@ mod tests {
             post(move |Path(agency_id): Path<String>, headers: HeaderMap, body: Bytes| {
                 let (registry, log) = (registry.clone(), log.clone());
                 async move {
-                    if registry.verify(&agency_id, &headers, &body).is_err() {
+                    if registry.verify(&agency_id, &headers, &body, chrono::Utc::now()).is_err() {
                         return (StatusCode::UNAUTHORIZED, axum::Json(json!({"code": "signature_invalid"})));
                     }
                     let id = headers["webhook-id"].to_str().expect("id").to_owned();

@@ -85,7 +85,7 @@ pub async fn receive(State(state): State<AppState>, ApiPath(agency_id): ApiPath<
         tracing::warn!(bytes = body.len(), "webhook body over the limit");
         return ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "Тело запроса слишком большое").into_response();
     }
-    let agency = match state.agencies.verify(&agency_id, &headers, &body) {
+    let agency = match state.agencies.verify(&agency_id, &headers, &body, state.ticker.now()) {
         Ok(agency) => agency,
         Err(error) => {
             let known = state.agencies.get(&agency_id).map_or("unknown", |a| a.id.as_str());

@@ -70,7 +70,7 @@ pub struct ResultUpload {
     request_body = ResultUpload,
     responses((status = 201, description = "The pending result document and where to PUT its bytes", body = SlotView), CreateErrors))]
 pub async fn create(State(api): State<Api>, ApiPath(agency_id): ApiPath<String>, headers: HeaderMap, RawBody(body): RawBody) -> Response {
-    let agency = match api.agencies.verify(&agency_id, &headers, &body) {
+    let agency = match api.agencies.verify(&agency_id, &headers, &body, api.now()) {
         Ok(agency) => agency,
         Err(error) => return error.into_response(),
     };
