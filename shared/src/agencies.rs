@@ -100,10 +100,8 @@ impl Agency {
 pub enum RegistryError {
     #[error("malformed agency registry: {0}")]
     Malformed(String),
-    #[error("agency registry file {path}: {source}")]
-    Io { path: String, source: std::io::Error },
-    #[error("no agency registry configured: set AGENCIES_JSON or AGENCIES_FILE")]
-    NotConfigured,
+    #[error(transparent)]
+    Source(#[from] crate::settings::SourceError),
 }
 
 #[derive(Debug)]
@@ -136,18 +134,7 @@ impl Registry {
     /// From the environment: `AGENCIES_JSON`, else `AGENCIES_FILE`, else the dev seed, which is
     /// refused on Lambda because its secrets are public.
     pub fn load() -> Result<Self, RegistryError> {
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-        if let Some(json) = var("AGENCIES_JSON") {
-            return Self::from_json(&json);
-        }
-        if let Some(path) = var("AGENCIES_FILE") {
-            let json = std::fs::read_to_string(&path).map_err(|source| RegistryError::Io { path, source })?;
-            return Self::from_json(&json);
-        }
-        if crate::runtime::on_lambda() {
-            return Err(RegistryError::NotConfigured);
-        }
-        Self::dev_seed()
+        Self::from_json(&crate::settings::registry_document("AGENCIES_JSON", "AGENCIES_FILE", DEV_SEED)?)
     }
 
     /// The seed agencies with their dev-only secrets (local runner and tests).

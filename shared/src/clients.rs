@@ -140,10 +140,8 @@ impl Client {
 pub enum RegistryError {
     #[error("malformed client registry: {0}")]
     Malformed(String),
-    #[error("client registry file {path}: {source}")]
-    Io { path: String, source: std::io::Error },
-    #[error("no client registry configured: set CLIENTS_JSON or CLIENTS_FILE")]
-    NotConfigured,
+    #[error(transparent)]
+    Source(#[from] crate::settings::SourceError),
 }
 
 #[derive(Debug)]
@@ -185,18 +183,7 @@ impl Registry {
     /// From the environment: `CLIENTS_JSON`, else `CLIENTS_FILE`, else the dev seed, which is
     /// refused on Lambda because its secrets are public.
     pub fn load() -> Result<Self, RegistryError> {
-        let env = crate::settings::Env::process();
-        if let Some(json) = env.text("CLIENTS_JSON") {
-            return Self::from_json(&json);
-        }
-        if let Some(path) = env.text("CLIENTS_FILE") {
-            let json = std::fs::read_to_string(&path).map_err(|source| RegistryError::Io { path, source })?;
-            return Self::from_json(&json);
-        }
-        if crate::runtime::on_lambda() {
-            return Err(RegistryError::NotConfigured);
-        }
-        Self::dev_seed()
+        Self::from_json(&crate::settings::registry_document("CLIENTS_JSON", "CLIENTS_FILE", DEV_SEED)?)
     }
 
     /// The seed clients (every seed agency, two partners) with their dev-only secrets.

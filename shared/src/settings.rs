@@ -58,6 +58,26 @@ impl Env {
         }
     }
 
+    /// A positive whole number, or `None` when unset.
+    pub fn count(&self, name: &str) -> Result<Option<u64>, SettingError> {
+        self.text(name)
+            .map(|raw| raw.parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(|| error(name, format!("expected a positive whole number, got `{raw}`"))))
+            .transpose()
+    }
+
+    /// A whole number of milliseconds up to `max_ms`.
+    pub fn millis(&self, name: &str, default: Duration, max_ms: u64) -> Result<Duration, SettingError> {
+        match self.text(name) {
+            None => Ok(default),
+            Some(raw) => raw
+                .parse::<u64>()
+                .ok()
+                .filter(|ms| *ms <= max_ms)
+                .map(Duration::from_millis)
+                .ok_or_else(|| error(name, format!("expected 0-{max_ms} milliseconds, got `{raw}`"))),
+        }
+    }
+
     /// `1`/`true`/`0`/`false`.
     pub fn flag(&self, name: &str, default: bool) -> Result<bool, SettingError> {
         match self.text(name).as_deref() {
@@ -79,6 +99,31 @@ impl Env {
 
 fn error(name: &str, problem: String) -> SettingError {
     SettingError { name: name.to_owned(), problem }
+}
+
+/// Why a registry's document could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("registry file {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("no registry configured: set {json_var} or {file_var}")]
+    NotConfigured { json_var: &'static str, file_var: &'static str },
+}
+
+/// A registry's JSON document (agencies, clients): the variable `json_var`, else the file named
+/// by `file_var`, else `dev_seed`, which is refused on Lambda because its secrets are public.
+pub fn registry_document(json_var: &'static str, file_var: &'static str, dev_seed: &'static str) -> Result<String, SourceError> {
+    let env = Env::process();
+    if let Some(json) = env.text(json_var) {
+        return Ok(json);
+    }
+    if let Some(path) = env.text(file_var) {
+        return std::fs::read_to_string(&path).map_err(|source| SourceError::Io { path, source });
+    }
+    if crate::runtime::on_lambda() {
+        return Err(SourceError::NotConfigured { json_var, file_var });
+    }
+    Ok(dev_seed.to_owned())
 }
 
 #[cfg(test)]

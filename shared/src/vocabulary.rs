@@ -7,14 +7,14 @@ use serde::{Deserialize, Serialize};
 pub use crate::domain::application::{ActorKind, ApplicationStatus};
 pub use crate::identity::Level;
 
-/// Declares a wire-form enum: serde and OpenAPI in `snake_case`, `as_str`, `parse`, `ALL`.
+/// Declares a wire-form enum: each variant's wire form (`snake_case` words or dotted event
+/// names) for serde, OpenAPI, `as_str` and `parse`, and `ALL`.
 macro_rules! vocabulary {
     ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $wire:literal),+ $(,)? }) => {
         $(#[$meta])*
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-        #[serde(rename_all = "snake_case")]
         pub enum $name {
-            $($(#[$vmeta])* $variant),+
+            $($(#[$vmeta])* #[serde(rename = $wire)] #[schema(rename = $wire)] $variant),+
         }
 
         impl $name {
@@ -117,38 +117,7 @@ impl RejectionReason {
     }
 }
 
-/// Declares a vocabulary whose wire forms are dotted event names (`application.submitted`).
-macro_rules! dotted_vocabulary {
-    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $wire:literal),+ $(,)? }) => {
-        $(#[$meta])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-        pub enum $name {
-            $($(#[$vmeta])* #[serde(rename = $wire)] #[schema(rename = $wire)] $variant),+
-        }
-
-        impl $name {
-            pub const ALL: &'static [Self] = &[$(Self::$variant),+];
-
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $(Self::$variant => $wire),+
-                }
-            }
-
-            pub fn parse(raw: &str) -> Option<Self> {
-                Self::ALL.iter().copied().find(|v| v.as_str() == raw)
-            }
-        }
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
-}
-
-dotted_vocabulary!(
+vocabulary!(
     /// What the portal delivers to agencies (SPEC §4.5).
     DeliveryType {
         ApplicationSubmitted => "application.submitted",

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use shared::runtime::BoxError;
+use shared::settings::Env;
 
 #[derive(Clone, Debug)]
 pub struct RunnerSettings {
@@ -35,56 +36,23 @@ pub struct RunnerSettings {
 
 impl RunnerSettings {
     pub fn from_env() -> Result<Self, BoxError> {
-        Self::from_lookup(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
+        Self::from(&Env::process())
     }
 
-    fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, BoxError> {
-        let bind: SocketAddr = match var("BIND_ADDR") {
-            Some(raw) => raw.trim().parse().map_err(|_| format!("BIND_ADDR must be an address with a port (e.g. 127.0.0.1:3000), not `{raw}`"))?,
-            None => SocketAddr::from(([127, 0, 0, 1], 3000)),
-        };
-        let public_base_url = var("PUBLIC_BASE_URL").unwrap_or_else(|| format!("http://{bind}")).trim_end_matches('/').to_owned();
-        let issuer = var("JWT_ISSUER").unwrap_or_else(|| public_base_url.clone());
-        let inline_relay = match var("OUTBOX_INLINE_RELAY").as_deref().map(str::trim) {
-            None | Some("1") | Some("true") => true,
-            Some("0") | Some("false") => false,
-            Some(other) => return Err(format!("OUTBOX_INLINE_RELAY must be 0 or 1, not `{other}`").into()),
-        };
-        let sweep_every = match var("OUTBOX_SWEEP_SECONDS") {
-            Some(raw) => Duration::from_secs(
-                raw.trim()
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|s| *s > 0)
-                    .ok_or_else(|| format!("OUTBOX_SWEEP_SECONDS must be a positive number of seconds, not `{raw}`"))?,
-            ),
-            None => Duration::from_secs(5),
-        };
-        let count = |name: &str| -> Result<Option<u64>, BoxError> {
-            var(name)
-                .map(|raw| {
-                    raw.trim().parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(|| format!("{name} must be a positive whole number, not `{raw}`").into())
-                })
-                .transpose()
-        };
-        let (writes_per_minute, drafts_per_hour) = (count("CITIZEN_WRITES_PER_MINUTE")?, count("CITIZEN_DRAFTS_PER_HOUR")?);
-        // Demo agencies (issue 9, demo-agencies part).
-        let demo_agencies = match var("DEMO_AGENCIES").as_deref().map(str::trim) {
-            None | Some("1") | Some("true") => true,
-            Some("0") | Some("false") => false,
-            Some(other) => return Err(format!("DEMO_AGENCIES must be 0 or 1, not `{other}`").into()),
-        };
-        let demo_delay = match var("DEMO_AGENCY_DELAY_MS") {
-            Some(raw) => Duration::from_millis(
-                raw.trim()
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|ms| *ms <= 600_000)
-                    .ok_or_else(|| format!("DEMO_AGENCY_DELAY_MS must be 0-600000 milliseconds, not `{raw}`"))?,
-            ),
-            None => Duration::from_millis(2000),
-        };
-        Ok(Self { bind, public_base_url, issuer, inline_relay, sweep_every, writes_per_minute, drafts_per_hour, demo_agencies, demo_delay })
+    fn from(env: &Env) -> Result<Self, BoxError> {
+        let bind: SocketAddr = env.parse("BIND_ADDR", SocketAddr::from(([127, 0, 0, 1], 3000)), "an address with a port (e.g. 127.0.0.1:3000)")?;
+        let public_base_url = env.text("PUBLIC_BASE_URL").unwrap_or_else(|| format!("http://{bind}")).trim_end_matches('/').to_owned();
+        Ok(Self {
+            bind,
+            issuer: env.text("JWT_ISSUER").unwrap_or_else(|| public_base_url.clone()),
+            public_base_url,
+            inline_relay: env.flag("OUTBOX_INLINE_RELAY", true)?,
+            sweep_every: env.seconds("OUTBOX_SWEEP_SECONDS", Duration::from_secs(5))?,
+            writes_per_minute: env.count("CITIZEN_WRITES_PER_MINUTE")?,
+            drafts_per_hour: env.count("CITIZEN_DRAFTS_PER_HOUR")?,
+            demo_agencies: env.flag("DEMO_AGENCIES", true)?,
+            demo_delay: env.millis("DEMO_AGENCY_DELAY_MS", Duration::from_millis(2000), 600_000)?,
+        })
     }
 }
 
@@ -93,8 +61,7 @@ mod tests {
     use super::*;
 
     fn parse(pairs: &[(&str, &str)]) -> Result<RunnerSettings, BoxError> {
-        let pairs: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        RunnerSettings::from_lookup(|name| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+        RunnerSettings::from(&Env::from_pairs(pairs))
     }
 
     #[test]

@@ -168,16 +168,14 @@ impl AgencyClient {
     }
 }
 
-impl<S> FromRequestParts<S> for AgencyClient
+impl<S: Send + Sync> FromRequestParts<S> for AgencyClient
 where
-    S: Send + Sync,
     Arc<TokenVerifier>: FromRef<S>,
 {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let token = bearer(parts)?;
-        let claims = Arc::<TokenVerifier>::from_ref(state).verify_client(token)?;
+        let claims = Arc::<TokenVerifier>::from_ref(state).verify_client(bearer(parts)?)?;
         if !claims.has_scope("agency") {
             return Err(ApiError::forbidden("Токен не даёт доступа к API ведомств"));
         }
