@@ -83,13 +83,8 @@ pub struct ListQuery {
 #[utoipa::path(get, path = "/v1/agency/{agency_id}/deliveries", tag = "agency", operation_id = "list_deliveries", security(("bearer" = [])),
     params(("agency_id" = String, Path, description = "The agency (the token's client)"), ListQuery),
     responses((status = 200, description = "The agency's deliveries, newest first", body = DeliveryPage), ListErrors))]
-pub async fn list(
-    State(state): State<ApiState>,
-    client: AgencyClient,
-    ApiPath(agency_id): ApiPath<String>,
-    ApiQuery(query): ApiQuery<ListQuery>,
-) -> Result<Response, ApiError> {
-    client.require(&agency_id)?;
+pub async fn list(State(state): State<ApiState>, client: AgencyClient, ApiQuery(query): ApiQuery<ListQuery>) -> Result<Response, ApiError> {
+    let agency_id = client.agency_id();
     let status = match query.status.as_deref().filter(|s| !s.is_empty()) {
         None => None,
         Some(raw) => {
@@ -112,7 +107,7 @@ pub async fn list(
     let mut items = Vec::with_capacity(limit);
     loop {
         // The status filter runs here, as a DynamoDB FilterExpression would; pages stay bounded.
-        let page = state.kv.query(Query::partition(delivery_pk(&agency_id)).descending().limit(100).after(start.take())).await?;
+        let page = state.kv.query(Query::partition(delivery_pk(agency_id)).descending().limit(100).after(start.take())).await?;
         let count = page.items.len();
         for (index, item) in page.items.iter().enumerate() {
             let delivery: Delivery = item.parse()?;
@@ -140,10 +135,9 @@ pub async fn list(
     responses((status = 202, description = "Queued again", body = DeliveryEntry), RedeliverErrors))]
 pub async fn redeliver(
     State(state): State<ApiState>,
-    client: AgencyClient,
+    _: AgencyClient,
     ApiPath((agency_id, delivery_id)): ApiPath<(String, String)>,
 ) -> Result<Response, ApiError> {
-    client.require(&agency_id)?;
     let now = state.ticker.now();
     let queued = persist::retry(|| async {
         let read = deliveries::load(state.kv.as_ref(), &agency_id, &delivery_id).await?.ok_or_else(ApiError::not_found)?;

@@ -152,12 +152,19 @@ impl TokenVerifier {
 }
 
 /// An agency calling the agency API (SPEC §4.6) with a `client_credentials` token of scope
-/// `agency`. 401 problem+json for a missing or bad token, 403 without the scope.
+/// `agency`, on a path whose `{agency_id}` is the token's client. 401 problem+json for a missing
+/// or bad token, 403 without the scope, 404 for another agency's path (or a route without
+/// `{agency_id}`): another agency's data does not exist for this caller.
 #[derive(Clone, Debug)]
 pub struct AgencyClient(pub ClientClaims);
 
 impl AgencyClient {
     pub fn client_id(&self) -> &str {
+        &self.0.cid
+    }
+
+    /// The agency of the path (checked to be the token's client).
+    pub fn agency_id(&self) -> &str {
         &self.0.cid
     }
 
@@ -179,7 +186,11 @@ where
         if !claims.has_scope("agency") {
             return Err(ApiError::forbidden("Токен не даёт доступа к API ведомств"));
         }
-        Ok(Self(claims))
+        let caller = Self(claims);
+        let params = axum::extract::RawPathParams::from_request_parts(parts, state).await.map_err(|_| ApiError::not_found())?;
+        let path_agency = params.iter().find(|(name, _)| *name == "agency_id").map(|(_, value)| value).ok_or_else(ApiError::not_found)?;
+        caller.require(path_agency)?;
+        Ok(caller)
     }
 }
 

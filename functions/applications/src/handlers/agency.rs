@@ -53,13 +53,8 @@ pub struct AgencyListQuery {
 #[utoipa::path(get, path = "/v1/agency/{agency_id}/applications", tag = "agencies", operation_id = "list_agency_applications", security(("bearer" = [])),
     params(("agency_id" = String, Path, description = "The agency's id (the token's client)", max_length = 64), AgencyListQuery),
     responses((status = 200, description = "The agency's applications, oldest change first", body = AgencyApplicationPage), ListErrors))]
-pub async fn list(
-    State(state): State<AppState>,
-    client: AgencyClient,
-    ApiPath(agency_id): ApiPath<String>,
-    ApiQuery(query): ApiQuery<AgencyListQuery>,
-) -> Result<Response, ApiError> {
-    client.require(&agency_id)?;
+pub async fn list(State(state): State<AppState>, client: AgencyClient, ApiQuery(query): ApiQuery<AgencyListQuery>) -> Result<Response, ApiError> {
+    let agency_id = client.agency_id();
     let limit = Paging { cursor: None, limit: query.limit }.parse()?.1;
     let status = match query.status.as_deref().filter(|s| !s.is_empty()) {
         None => None,
@@ -77,8 +72,8 @@ pub async fn list(
     if cursor.is_some_and(|c| !store::is_agency_cursor(c)) {
         return Err(ApiError::field("cursor", "invalid", "Неверный курсор"));
     }
-    let filter = |app: &Application| own(&state, &agency_id, app) && status.is_none_or(|s| app.status == s);
-    let (apps, next_cursor) = store::list_for_agency(state.kv.as_ref(), &agency_id, filter, since, cursor, limit).await?;
+    let filter = |app: &Application| own(&state, agency_id, app) && status.is_none_or(|s| app.status == s);
+    let (apps, next_cursor) = store::list_for_agency(state.kv.as_ref(), agency_id, filter, since, cursor, limit).await?;
     let items = futures::future::try_join_all(apps.iter().map(|app| view(&state, app))).await?;
     Ok(axum::Json(AgencyApplicationPage { items, next_cursor }).into_response())
 }
@@ -88,8 +83,7 @@ pub async fn list(
     params(("agency_id" = String, Path, description = "The agency's id (the token's client)", max_length = 64),
         ("id" = String, Path, description = "Application id", max_length = 64)),
     responses((status = 200, description = "The application with its applicant, documents and history", body = AgencyApplication), GetErrors))]
-pub async fn get(State(state): State<AppState>, client: AgencyClient, ApiPath((agency_id, id)): ApiPath<(String, String)>) -> Result<Response, ApiError> {
-    client.require(&agency_id)?;
+pub async fn get(State(state): State<AppState>, _: AgencyClient, ApiPath((agency_id, id)): ApiPath<(String, String)>) -> Result<Response, ApiError> {
     let app = store::load(state.kv.as_ref(), &id).await?.filter(|app| own(&state, &agency_id, app)).ok_or_else(ApiError::not_found)?;
     Ok(axum::Json(view(&state, &app).await?).into_response())
 }
