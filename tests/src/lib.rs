@@ -512,6 +512,13 @@ impl Api {
         self.send(Method::PUT, path, Some(body), &[]).await
     }
 
+    /// `PUT /v1/me/profile` with `profile`, expecting 200 (the profile then waits for the registry).
+    pub async fn put_profile(&self, profile: &Value) -> Reply {
+        let stored = self.put_json("/v1/me/profile", profile).await;
+        stored.expect(200);
+        stored
+    }
+
     pub async fn delete(&self, path: &str) -> Reply {
         self.send(Method::DELETE, path, None, &[]).await
     }
@@ -917,6 +924,31 @@ pub fn pdf_file(header: &[u8], objects: &[String]) -> Vec<u8> {
     }
     out.extend_from_slice(format!("trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n", objects.len() + 1).as_bytes());
     out
+}
+
+/// A one-page PDF 1.4 after `header` whose page draws the content stream `content`; with
+/// `helvetica`, the page's resources name Helvetica as `/F1` (a fifth object).
+pub fn one_page_pdf(header: &[u8], content: &str, helvetica: bool) -> Vec<u8> {
+    let resources = if helvetica { " /Resources << /Font << /F1 5 0 R >> >>" } else { "" };
+    let mut objects = vec![
+        "<< /Type /Catalog /Pages 2 0 R >>".to_owned(),
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_owned(),
+        format!("<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R{resources} >>"),
+        format!("<< /Length {} >>\nstream\n{content}\nendstream", content.len()),
+    ];
+    if helvetica {
+        objects.push("<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_owned());
+    }
+    pdf_file(header, &objects)
+}
+
+/// Anna Petrova's profile (SNILS and passport) as a citizen submits it for verification.
+pub fn example_profile() -> Value {
+    json!({
+        "last_name": "Петрова", "first_name": "Анна", "middle_name": "Сергеевна", "birth_date": "1988-05-17", "gender": "female",
+        "snils": "112-233-445 95",
+        "passport": {"series": "4506", "number": "123456", "issued_at": "2015-03-20", "issued_by": "ОВД Тверского района г. Москвы", "division_code": "772-001"}
+    })
 }
 
 /// Parses an RFC 3339 time and checks it is UTC, as SPEC §2 requires.

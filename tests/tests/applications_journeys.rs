@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use e2e::{Api, Reply, Runner, TestPhone, strong_password};
+use e2e::{Api, Citizen, Reply, Runner, TestPhone, strong_password};
 use serde_json::{Value, json};
 
 // ---------------------------------------------------------------------------------------------
@@ -116,14 +116,7 @@ fn history(app: &Value) -> Vec<(String, String)> {
 
 /// A small but well-formed PDF, so the documents function's content sniffing accepts it.
 fn pdf(label: &str) -> Vec<u8> {
-    let stream = format!("BT /F1 12 Tf 50 800 Td ({label}) Tj ET");
-    let bodies = [
-        "<< /Type /Catalog /Pages 2 0 R >>".to_owned(),
-        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_owned(),
-        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R >>".to_owned(),
-        format!("<< /Length {} >>\nstream\n{stream}\nendstream", stream.len()),
-    ];
-    e2e::pdf_file(b"%PDF-1.4\n", &bodies)
+    e2e::one_page_pdf(b"%PDF-1.4\n", &format!("BT /F1 12 Tf 50 800 Td ({label}) Tj ET"), false)
 }
 
 /// PUTs `bytes` to a slot's presigned upload.
@@ -328,13 +321,7 @@ async fn a_standard_service_is_level_insufficient_until_the_registry_verifies_th
     let me = anna.get("/v1/me").await;
     me.expect(200);
     let user_id = me.str_at("/user_id");
-    let profile = json!({
-        "last_name": "Петрова", "first_name": "Анна", "middle_name": "Сергеевна", "birth_date": "1988-05-17", "gender": "female",
-        "snils": "112-233-445 95",
-        "passport": {"series": "4506", "number": "123456", "issued_at": "2015-03-20", "issued_by": "ОВД Тверского района г. Москвы", "division_code": "772-001"}
-    });
-    let stored = anna.put_json("/v1/me/profile", &profile).await;
-    stored.expect(200);
+    let stored = anna.put_profile(&e2e::example_profile()).await;
     assert_eq!(stored.body["verification"]["status"], "pending");
     let request_id = stored.str_at("/verification/request_id");
 
@@ -374,25 +361,16 @@ async fn a_verdict_on_an_outdated_request_verifies_nothing_and_never_moves_a_sni
 
     let (victims_snils, attackers_snils) = (random_snils(), random_snils());
     // The victim's SNILS is verified for her account and is one of her logins.
-    let victim_password = strong_password();
-    let victim_phone = TestPhone::random();
-    let victim = runner.api().bearer(&runner.api().register_and_confirm(&victim_phone.e164, &victim_password).await.access_token);
-    let victim_id = victim.get("/v1/me").await.str_at("/user_id");
-    let victim_profile = victim.put_json("/v1/me/profile", &person("Петрова", &victims_snils, "123456")).await;
-    victim_profile.expect(200);
+    let (victim, victim_id, victim_password) = signed_in(&runner).await;
+    let victim_profile = victim.put_profile(&person("Петрова", &victims_snils, "123456")).await;
     registry.deliver(&runner.api(), &fresh_id(), &verdict(&victim_id, &victim_profile.str_at("/verification/request_id"))).await.expect(200);
     assert_eq!(victim.get("/v1/me").await.body["level"], "standard");
 
     // The attacker asks for his own data to be verified, then swaps in the victim's.
-    let attacker_password = strong_password();
-    let attacker_phone = TestPhone::random();
-    let attacker = runner.api().bearer(&runner.api().register_and_confirm(&attacker_phone.e164, &attacker_password).await.access_token);
-    let attacker_id = attacker.get("/v1/me").await.str_at("/user_id");
-    let own = attacker.put_json("/v1/me/profile", &person("Сидоров", &attackers_snils, "654321")).await;
-    own.expect(200);
+    let (attacker, attacker_id, attacker_password) = signed_in(&runner).await;
+    let own = attacker.put_profile(&person("Сидоров", &attackers_snils, "654321")).await;
     let first_request = own.str_at("/verification/request_id");
-    let swapped = attacker.put_json("/v1/me/profile", &person("Петрова", &victims_snils, "123456")).await;
-    swapped.expect(200);
+    let swapped = attacker.put_profile(&person("Петрова", &victims_snils, "123456")).await;
     let second_request = swapped.str_at("/verification/request_id");
     assert_ne!(first_request, second_request, "changed data is a new request");
 
@@ -406,6 +384,14 @@ async fn a_verdict_on_an_outdated_request_verifies_nothing_and_never_moves_a_sni
     registry.deliver(&runner.api(), &fresh_id(), &verdict(&attacker_id, &second_request)).await.expect(200);
     runner.api().login(&victims_snils, &attacker_password).await.assert_problem(401, "invalid_credentials");
     runner.api().login(&victims_snils, &victim_password).await.expect(200);
+}
+
+/// A new citizen, signed in: their API, user id and password.
+async fn signed_in(runner: &Runner) -> (Api, String, String) {
+    let Citizen { password, tokens, .. } = runner.api().new_citizen().await;
+    let api = runner.api().bearer(&tokens.access_token);
+    let user_id = api.get("/v1/me").await.str_at("/user_id");
+    (api, user_id, password)
 }
 
 /// A checksum-valid SNILS nobody else in a shared stack uses (SPEC §3.1).

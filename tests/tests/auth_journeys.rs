@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
 use e2e::{
-    Citizen, Contact, DEFAULT_AUDIENCE, MOBILE_UA, Reply, Runner, TestPhone, Tokens, different_code, parse_utc, random_email, registration_body,
+    Api, Citizen, Contact, DEFAULT_AUDIENCE, MOBILE_UA, Reply, Runner, TestPhone, Tokens, different_code, parse_utc, random_email, registration_body,
     six_digit_numbers, strong_password, unverified_claims,
 };
 use jsonwebtoken::jwk::JwkSet;
@@ -14,6 +14,14 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use reqwest::Method;
 use serde_json::{Value, json};
 use totp_rs::{Algorithm as TotpAlgorithm, Secret, TOTP};
+
+/// A fresh runner, its API client and a citizen registered on it.
+async fn runner_with_citizen() -> (Runner, Api, Citizen) {
+    let runner = Runner::start().await;
+    let api = runner.api();
+    let citizen = api.new_citizen().await;
+    (runner, api, citizen)
+}
 
 // ---------------------------------------------------------------------------------------------
 // Registration, login, tokens (§3.4, §3.5, §3.7)
@@ -75,9 +83,7 @@ async fn newcomer_registers_by_phone_logs_in_with_sms_and_rotates_refresh_tokens
 
 #[tokio::test]
 async fn login_accepts_the_phone_in_domestic_trunk_format() {
-    let runner = Runner::start().await;
-    let api = runner.api();
-    let Citizen { phone, password, .. } = api.new_citizen().await;
+    let (_runner, api, Citizen { phone, password, .. }) = runner_with_citizen().await;
 
     let login = api.login(&phone.trunk(), &password).await;
     login.expect(200);
@@ -86,9 +92,7 @@ async fn login_accepts_the_phone_in_domestic_trunk_format() {
 
 #[tokio::test]
 async fn access_tokens_verify_against_the_published_jwks_and_carry_every_spec_claim() {
-    let runner = Runner::start().await;
-    let api = runner.api();
-    let Citizen { phone, password, .. } = api.new_citizen().await;
+    let (_runner, api, Citizen { phone, password, .. }) = runner_with_citizen().await;
     let tokens = api.login_with_sms(&phone.e164, &password).await;
     let user_id = api.me(&tokens.access_token).await["user_id"].clone();
 
@@ -169,9 +173,7 @@ async fn registration_by_email_sends_the_code_by_email_and_needs_no_second_facto
 
 #[tokio::test]
 async fn three_wrong_passwords_lock_the_account_until_recovery() {
-    let runner = Runner::start().await;
-    let api = runner.api();
-    let Citizen { phone, password, tokens: registration } = api.new_citizen().await;
+    let (_runner, api, Citizen { phone, password, tokens: registration }) = runner_with_citizen().await;
     let wrong = strong_password();
     let before = api.settled_outbox(&phone.e164).await.len();
 
@@ -257,9 +259,7 @@ async fn login_history_lists_every_attempt_newest_first_with_device_type() {
 
 #[tokio::test]
 async fn registration_recovery_and_login_never_reveal_whether_an_account_exists() {
-    let runner = Runner::start().await;
-    let api = runner.api();
-    let Citizen { phone, password, .. } = api.new_citizen().await;
+    let (_runner, api, Citizen { phone, password, .. }) = runner_with_citizen().await;
     let before = api.settled_outbox(&phone.e164).await.len();
 
     let fresh = api.register(Contact::Phone(&TestPhone::random().e164), &strong_password()).await;
@@ -438,9 +438,7 @@ async fn every_response_carries_a_request_id_and_echoes_an_incoming_one() {
 
 #[tokio::test]
 async fn totp_enrolment_adds_totp_and_single_use_backup_codes_to_login() {
-    let runner = Runner::start().await;
-    let api = runner.api();
-    let Citizen { phone, password, tokens } = api.new_citizen().await;
+    let (_runner, api, Citizen { phone, password, tokens }) = runner_with_citizen().await;
     let me = api.bearer(&tokens.access_token);
 
     // The SPEC gives the body, not the status, of the enrolment answer.
@@ -502,9 +500,7 @@ async fn totp_enrolment_adds_totp_and_single_use_backup_codes_to_login() {
 
 #[tokio::test]
 async fn turning_off_the_sms_factor_at_simplified_level_skips_the_second_step() {
-    let runner = Runner::start().await;
-    let api = runner.api();
-    let Citizen { phone, password, tokens } = api.new_citizen().await;
+    let (_runner, api, Citizen { phone, password, tokens }) = runner_with_citizen().await;
 
     api.bearer(&tokens.access_token).put_json("/v1/me/mfa/sms", &json!({"enabled": false})).await.expect(200);
     assert_eq!(api.me(&tokens.access_token).await["mfa"]["sms"], false);
@@ -519,9 +515,7 @@ async fn turning_off_the_sms_factor_at_simplified_level_skips_the_second_step() 
 
 #[tokio::test]
 async fn sessions_list_marks_the_current_one_and_deleting_another_revokes_it() {
-    let runner = Runner::start().await;
-    let api = runner.api();
-    let Citizen { phone, password, .. } = api.new_citizen().await;
+    let (_runner, api, Citizen { phone, password, .. }) = runner_with_citizen().await;
     let desktop = api.login_with_sms(&phone.e164, &password).await;
     let phone_app = api.user_agent(MOBILE_UA).login_with_sms(&phone.e164, &password).await;
     let (desktop_sid, phone_sid) = (desktop.session_id(), phone_app.session_id());
@@ -556,9 +550,7 @@ async fn sessions_list_marks_the_current_one_and_deleting_another_revokes_it() {
 
 #[tokio::test]
 async fn password_change_checks_the_current_password_refuses_reuse_and_revokes_other_sessions() {
-    let runner = Runner::start().await;
-    let api = runner.api();
-    let Citizen { phone, password, tokens: other_session } = api.new_citizen().await;
+    let (_runner, api, Citizen { phone, password, tokens: other_session }) = runner_with_citizen().await;
     let current = api.login_with_sms(&phone.e164, &password).await;
     let me = api.bearer(&current.access_token);
 

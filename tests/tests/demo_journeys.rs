@@ -109,13 +109,7 @@ async fn a_demo_agency_approves_a_submitted_application_with_a_pdf_decision() {
 async fn the_demo_registry_agency_verifies_a_profile_to_standard() {
     let runner = Runner::start_with(&DEMO_ENV).await;
     let (anna, _) = citizen(&runner).await;
-    let profile = json!({
-        "last_name": "Петрова", "first_name": "Анна", "middle_name": "Сергеевна", "birth_date": "1988-05-17", "gender": "female",
-        "snils": "112-233-445 95",
-        "passport": {"series": "4506", "number": "123456", "issued_at": "2015-03-20", "issued_by": "ОВД Тверского района г. Москвы", "division_code": "772-001"}
-    });
-    let stored = anna.put_json("/v1/me/profile", &profile).await;
-    stored.expect(200);
+    let stored = anna.put_profile(&e2e::example_profile()).await;
     let request_id = stored.str_at("/verification/request_id");
 
     let me =

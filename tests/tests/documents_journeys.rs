@@ -27,6 +27,20 @@ async fn create_slot(api: &Api, doc_type: &str, purpose: &str, file_name: &str, 
         .await
 }
 
+/// A fresh runner and a registered citizen's API client on it.
+async fn runner_and_citizen() -> (Runner, Api) {
+    let runner = Runner::start().await;
+    let api = citizen(&runner).await;
+    (runner, api)
+}
+
+/// Creates a slot for `bytes`, which must be accepted (201).
+async fn created_slot(api: &Api, doc_type: &str, purpose: &str, file_name: &str, content_type: &str, bytes: &[u8]) -> Reply {
+    let slot = create_slot(api, doc_type, purpose, file_name, content_type, bytes.len()).await;
+    slot.expect(201);
+    slot
+}
+
 /// PUTs `bytes` to the slot's presigned URL with exactly the headers it names.
 async fn put_upload(api: &Api, slot: &Reply, bytes: &[u8]) -> reqwest::Response {
     assert_eq!(slot.body["upload"]["method"], "PUT", "{slot}");
@@ -57,8 +71,7 @@ async fn wait_for_verdict(api: &Api, id: &str) -> (Value, Duration) {
 
 /// Creates a slot, uploads and waits for the verdict.
 async fn upload_document(api: &Api, doc_type: &str, purpose: &str, file_name: &str, content_type: &str, bytes: &[u8]) -> Value {
-    let slot = create_slot(api, doc_type, purpose, file_name, content_type, bytes.len()).await;
-    slot.expect(201);
+    let slot = created_slot(api, doc_type, purpose, file_name, content_type, bytes).await;
     upload_and_wait(api, &slot, bytes).await.0
 }
 
@@ -74,15 +87,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
 
 /// A real one-page PDF 1.4 with a text line and a correct cross-reference table.
 fn pdf(text: &str) -> Vec<u8> {
-    let content = format!("BT /F1 14 Tf 72 720 Td ({text}) Tj ET");
-    let objects = [
-        "<< /Type /Catalog /Pages 2 0 R >>".to_owned(),
-        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_owned(),
-        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>".to_owned(),
-        format!("<< /Length {} >>\nstream\n{content}\nendstream", content.len()),
-        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_owned(),
-    ];
-    e2e::pdf_file(b"%PDF-1.4\n%\xE2\xE3\xCF\xD3\n", &objects)
+    e2e::one_page_pdf(b"%PDF-1.4\n%\xE2\xE3\xCF\xD3\n", &format!("BT /F1 14 Tf 72 720 Td ({text}) Tj ET"), true)
 }
 
 /// The start of a 64-bit Linux executable, padded: what a renamed binary looks like.
@@ -96,12 +101,10 @@ fn executable() -> Vec<u8> {
 
 #[tokio::test]
 async fn citizen_uploads_a_pdf_and_downloads_identical_bytes() {
-    let runner = Runner::start().await;
-    let api = citizen(&runner).await;
+    let (runner, api) = runner_and_citizen().await;
     let bytes = pdf("Passport scan, page 2");
 
-    let slot = create_slot(&api, "passport", "identity", "Паспорт стр. 2.pdf", "application/pdf", bytes.len()).await;
-    slot.expect(201);
+    let slot = created_slot(&api, "passport", "identity", "Паспорт стр. 2.pdf", "application/pdf", &bytes).await;
     assert_eq!(slot.body["status"], "pending_upload");
     let expires_at = parse_utc(&slot.body["upload"]["expires_at"]);
     let lifetime = (expires_at - chrono::Utc::now()).num_seconds();
@@ -133,8 +136,7 @@ async fn citizen_uploads_a_pdf_and_downloads_identical_bytes() {
 
 #[tokio::test]
 async fn executable_renamed_pdf_ends_rejected_with_content_mismatch() {
-    let runner = Runner::start().await;
-    let api = citizen(&runner).await;
+    let (_runner, api) = runner_and_citizen().await;
     let doc = upload_document(&api, "other", "application", "statement.pdf", "application/pdf", &executable()).await;
     assert_eq!(doc["status"], "rejected", "{doc}");
     assert_eq!(doc["rejection_reason"], "content_mismatch");
@@ -143,8 +145,7 @@ async fn executable_renamed_pdf_ends_rejected_with_content_mismatch() {
 
 #[tokio::test]
 async fn six_megabyte_identity_document_is_refused_with_413() {
-    let runner = Runner::start().await;
-    let api = citizen(&runner).await;
+    let (_runner, api) = runner_and_citizen().await;
     let refused = create_slot(&api, "passport", "identity", "scan.pdf", "application/pdf", 6 * 1024 * 1024).await;
     refused.assert_problem(413, "payload_too_large");
     let refused = create_slot(&api, "other", "identity", "notes.docx", "application/vnd.openxmlformats-officedocument.wordprocessingml.document", 1000).await;
@@ -176,8 +177,7 @@ async fn another_citizen_gets_404_for_the_document_its_download_and_its_versions
 
 #[tokio::test]
 async fn deleted_document_is_restored_with_its_download() {
-    let runner = Runner::start().await;
-    let api = citizen(&runner).await;
+    let (_runner, api) = runner_and_citizen().await;
     let bytes = pdf("Birth certificate");
     let doc = upload_document(&api, "birth_certificate", "vault", "birth.pdf", "application/pdf", &bytes).await;
     let id = doc["document_id"].as_str().expect("document_id");
@@ -199,8 +199,7 @@ async fn deleted_document_is_restored_with_its_download() {
 
 #[tokio::test]
 async fn share_url_downloads_without_login_until_revoked_or_expired() {
-    let runner = Runner::start().await;
-    let api = citizen(&runner).await;
+    let (runner, api) = runner_and_citizen().await;
     let bytes = pdf("Marriage certificate");
     let doc = upload_document(&api, "marriage_certificate", "vault", "marriage.pdf", "application/pdf", &bytes).await;
     let id = doc["document_id"].as_str().expect("document_id");
@@ -239,8 +238,7 @@ async fn expired_upload_url_is_refused() {
     let runner = Runner::start_with(&[("UPLOAD_URL_TTL_SECONDS", "1")]).await;
     let api = citizen(&runner).await;
     let bytes = pdf("late");
-    let slot = create_slot(&api, "other", "application", "late.pdf", "application/pdf", bytes.len()).await;
-    slot.expect(201);
+    let slot = created_slot(&api, "other", "application", "late.pdf", "application/pdf", &bytes).await;
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let put = put_upload(&api, &slot, &bytes).await;
     assert_eq!(put.status(), StatusCode::FORBIDDEN);
@@ -251,13 +249,11 @@ async fn expired_upload_url_is_refused() {
 /// Measures upload → available over 20 uploads and prints the distribution (`--nocapture`).
 #[tokio::test]
 async fn twenty_uploads_become_available_quickly() {
-    let runner = Runner::start().await;
-    let api = citizen(&runner).await;
+    let (_runner, api) = runner_and_citizen().await;
     let mut latencies = Vec::new();
     for i in 0..20 {
         let bytes = pdf(&format!("Upload number {i}"));
-        let slot = create_slot(&api, "other", "vault", &format!("doc-{i}.pdf"), "application/pdf", bytes.len()).await;
-        slot.expect(201);
+        let slot = created_slot(&api, "other", "vault", &format!("doc-{i}.pdf"), "application/pdf", &bytes).await;
         let (doc, took) = upload_and_wait(&api, &slot, &bytes).await;
         assert_eq!(doc["status"], "available", "{doc}");
         latencies.push(took);
@@ -280,11 +276,9 @@ async fn twenty_uploads_become_available_quickly() {
 /// neutrally so the citizen's file name stays out of URLs and logs.
 #[tokio::test]
 async fn an_upload_url_stores_once_and_download_urls_carry_no_file_name() {
-    let runner = Runner::start().await;
-    let api = citizen(&runner).await;
+    let (_runner, api) = runner_and_citizen().await;
     let bytes = pdf("Справка для Иванова");
-    let slot = create_slot(&api, "other", "vault", "Иванов справка.pdf", "application/pdf", bytes.len()).await;
-    slot.expect(201);
+    let slot = created_slot(&api, "other", "vault", "Иванов справка.pdf", "application/pdf", &bytes).await;
     let id = slot.str_at("/document_id");
     let (doc, _) = upload_and_wait(&api, &slot, &bytes).await;
     assert_eq!(doc["status"], "available", "{doc}");

@@ -85,9 +85,7 @@ async fn overlong_ids_and_form_strings_with_control_characters_are_refused_on_dr
 
 #[tokio::test]
 async fn patch_refuses_non_objects_and_unknown_fields_and_a_no_op_keeps_the_version() {
-    let (h, anna) = Harness::with_citizen().await;
-    let draft = h.create(&anna, "mfc-appointment").await;
-    let id = id_of(&draft);
+    let (h, anna, draft, id) = Harness::with_draft().await;
     let path = format!("/v1/applications/{id}");
     for body in [json!([]), json!("form"), json!(null), json!({"status": "approved"}), json!({"form": {}, "number": "1"})] {
         h.call("PATCH", &path, Some(body.clone()), Some(&anna.token), &[]).await.problem(400, "validation_failed");

@@ -233,9 +233,7 @@ async fn only_drafts_can_be_patched_or_submitted() {
 
 #[tokio::test]
 async fn if_match_pins_the_version_and_a_stale_one_is_precondition_failed() {
-    let (h, anna) = Harness::with_citizen().await;
-    let draft = h.create(&anna, "mfc-appointment").await;
-    let id = id_of(&draft);
+    let (h, anna, draft, id) = Harness::with_draft().await;
     let path = format!("/v1/applications/{id}");
     h.call("PATCH", &path, Some(json!({"form": {"office": "А"}})), Some(&anna.token), &[("if-match", "\"7\"")]).await.problem(412, "precondition_failed");
     assert_eq!(h.application(&anna, &id).await, draft);

@@ -39,16 +39,15 @@ impl Api {
     }
 
     async fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
-        let mut request = self.http.get(format!("{}{path}", self.base));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().await.unwrap();
-        (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
+        self.send(reqwest::Method::GET, path, token).await
     }
 
     async fn post(&self, path: &str, token: Option<&str>) -> (u16, Value) {
-        let mut request = self.http.post(format!("{}{path}", self.base));
+        self.send(reqwest::Method::POST, path, token).await
+    }
+
+    async fn send(&self, method: reqwest::Method, path: &str, token: Option<&str>) -> (u16, Value) {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }

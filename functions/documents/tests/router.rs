@@ -85,6 +85,11 @@ impl Harness {
         Self::with_settings(Settings { public_base_url: "https://api.test".into(), ..Settings::default() }).await
     }
 
+    /// A fresh harness and a new citizen's id.
+    async fn with_user() -> (Self, String) {
+        (Self::new().await, user())
+    }
+
     async fn with_settings(settings: Settings) -> Self {
         let backend = common::Backend::open().await;
         let objects = backend.objects.clone();
@@ -317,8 +322,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
 
 #[tokio::test]
 async fn citizen_uploads_a_pdf_and_downloads_the_same_bytes_after_verification() {
-    let h = Harness::new().await;
-    let alice = user();
+    let (h, alice) = Harness::with_user().await;
     let bytes = pdf("passport scan");
     let slot = h.create(&alice, slot_body("passport", "identity", "Паспорт.pdf", "application/pdf", bytes.len())).await;
     assert_eq!(slot["status"], "pending_upload");
@@ -363,8 +367,7 @@ async fn citizen_uploads_a_pdf_and_downloads_the_same_bytes_after_verification()
 
 #[tokio::test]
 async fn downloads_and_share_links_pass_no_bytes_through_the_function() {
-    let h = Harness::new().await;
-    let alice = user();
+    let (h, alice) = Harness::with_user().await;
     // Big enough for several hash chunks.
     let bytes = pdf(&" ".repeat(3 * MIB as usize + 12345));
     let doc = h.stored(&alice, slot_body("other", "vault", "big.pdf", "application/pdf", bytes.len()), &bytes).await;
@@ -389,8 +392,7 @@ async fn downloads_and_share_links_pass_no_bytes_through_the_function() {
 
 #[tokio::test]
 async fn executable_renamed_pdf_is_rejected_as_content_mismatch_and_deleted() {
-    let h = Harness::new().await;
-    let alice = user();
+    let (h, alice) = Harness::with_user().await;
     let exe = elf();
     let doc = h.stored(&alice, slot_body("other", "application", "invoice.pdf", "application/pdf", exe.len()), &exe).await;
     assert_eq!(doc["status"], "rejected", "{doc}");
@@ -408,8 +410,7 @@ async fn executable_renamed_pdf_is_rejected_as_content_mismatch_and_deleted() {
 
 #[tokio::test]
 async fn declared_png_that_is_a_pdf_and_docx_outside_the_vault_are_content_mismatches() {
-    let h = Harness::new().await;
-    let alice = user();
+    let (h, alice) = Harness::with_user().await;
     let bytes = pdf("not a picture");
     let doc = h.stored(&alice, slot_body("photo", "identity", "photo.png", "image/png", bytes.len()), &bytes).await;
     assert_eq!((doc["status"].as_str(), doc["rejection_reason"].as_str()), (Some("rejected"), Some("content_mismatch")));
@@ -417,8 +418,7 @@ async fn declared_png_that_is_a_pdf_and_docx_outside_the_vault_are_content_misma
 
 #[tokio::test]
 async fn docx_and_xml_are_accepted_in_the_vault() {
-    let h = Harness::new().await;
-    let alice = user();
+    let (h, alice) = Harness::with_user().await;
     let docx = docx_bytes();
     let doc = h.stored(&alice, slot_body("power_of_attorney", "vault", "доверенность.docx", documents::policy::DOCX_CONTENT_TYPE, docx.len()), &docx).await;
     assert_eq!(doc["status"], "available", "{doc}");
@@ -435,16 +435,14 @@ async fn docx_and_xml_are_accepted_in_the_vault() {
 
 #[tokio::test]
 async fn empty_upload_is_rejected_as_empty() {
-    let h = Harness::new().await;
-    let alice = user();
+    let (h, alice) = Harness::with_user().await;
     let doc = h.stored(&alice, slot_body("other", "vault", "empty.pdf", "application/pdf", 0), b"").await;
     assert_eq!((doc["status"].as_str(), doc["rejection_reason"].as_str()), (Some("rejected"), Some("empty")));
 }
 
 #[tokio::test]
 async fn slot_limits_answer_413_and_415_with_the_spec_codes() {
-    let h = Harness::new().await;
-    let alice = user();
+    let (h, alice) = Harness::with_user().await;
     let (status, body) = h.call("POST", "/v1/documents", Some(slot_body("passport", "identity", "scan.pdf", "application/pdf", 6_000_000)), Some(&alice)).await;
     assert_eq!((status, body["code"].as_str()), (StatusCode::PAYLOAD_TOO_LARGE, Some("payload_too_large")));
     let (status, body) =
@@ -487,8 +485,7 @@ async fn quota_counts_pending_and_deleted_documents_and_answers_quota_exceeded()
 
 #[tokio::test]
 async fn malformed_slot_requests_name_every_bad_field() {
-    let h = Harness::new().await;
-    let alice = user();
+    let (h, alice) = Harness::with_user().await;
     let (status, body) = h
         .call(
             "POST",
@@ -534,8 +531,7 @@ async fn another_citizen_gets_404_for_everything_about_a_document() {
 
 #[tokio::test]
 async fn redelivered_notification_changes_nothing_and_emits_one_verdict() {
-    let h = Harness::new().await;
-    let alice = user();
+    let (h, alice) = Harness::with_user().await;
     let (id, message) = h.uploaded_unnotified(&alice, &pdf("twice")).await;
     h.handler.handle(&message).await.unwrap();
     let before = h.get_doc(&alice, &id).await;
@@ -558,8 +554,7 @@ async fn concurrent_deliveries_of_one_notification_apply_one_verdict() {
 
 #[tokio::test]
 async fn an_upload_url_cannot_replace_a_verified_file() {
-    let h = Harness::new().await;
-    let alice = user();
+    let (h, alice) = Harness::with_user().await;
     let good = pdf("good");
     let slot = h.create(&alice, slot_body("passport", "identity", "p.pdf", "application/pdf", good.len())).await;
     h.upload(&slot, &good).await;
@@ -590,8 +585,7 @@ async fn s3_test_events_and_foreign_keys_are_acknowledged_and_ignored() {
 
 #[tokio::test]
 async fn lambda_sqs_batch_of_s3_notifications_verifies_uploads_and_acks_the_test_event() {
-    let h = Harness::new().await;
-    let alice = user();
+    let (h, alice) = Harness::with_user().await;
     let bytes = pdf("through lambda");
     let slot = h.create(&alice, slot_body("inn", "identity", "inn.pdf", "application/pdf", bytes.len())).await;
     h.upload(&slot, &bytes).await;
@@ -609,8 +603,7 @@ async fn lambda_sqs_batch_of_s3_notifications_verifies_uploads_and_acks_the_test
 
 #[tokio::test]
 async fn vault_reupload_creates_a_new_version_and_the_list_shows_the_latest() {
-    let h = Harness::new().await;
-    let alice = user();
+    let (h, alice) = Harness::with_user().await;
     let first = pdf("v1");
     let second = pdf("v2 with more text");
     let v1 = h.stored(&alice, slot_body("passport", "vault", "passport-2019.pdf", "application/pdf", first.len()), &first).await;
@@ -634,8 +627,7 @@ async fn vault_reupload_creates_a_new_version_and_the_list_shows_the_latest() {
 
 #[tokio::test]
 async fn list_filters_by_status_and_type_and_pages_with_a_cursor() {
-    let h = Harness::new().await;
-    let alice = user();
+    let (h, alice) = Harness::with_user().await;
     let bytes = pdf("page");
     for i in 0..5 {
         h.stored(&alice, slot_body("other", "application", &format!("{i}.pdf"), "application/pdf", bytes.len()), &bytes).await;
@@ -714,8 +706,7 @@ async fn deleted_document_is_restorable_for_30_days_then_purged_with_its_object(
 
 #[tokio::test]
 async fn abandoned_uploads_are_purged_after_a_day_but_late_arrivals_are_verified() {
-    let h = Harness::new().await;
-    let alice = user();
+    let (h, alice) = Harness::with_user().await;
     let abandoned = h.create(&alice, slot_body("other", "application", "never.pdf", "application/pdf", 100)).await;
     let bytes = pdf("arrived without notice");
     let late = h.create(&alice, slot_body("other", "application", "late.pdf", "application/pdf", bytes.len())).await;
@@ -732,8 +723,7 @@ async fn abandoned_uploads_are_purged_after_a_day_but_late_arrivals_are_verified
 
 #[tokio::test]
 async fn upload_finishing_after_deletion_is_verified_silently_and_restored_with_its_verdict() {
-    let h = Harness::new().await;
-    let alice = user();
+    let (h, alice) = Harness::with_user().await;
     let bytes = pdf("deleted while uploading");
     let slot = h.create(&alice, slot_body("other", "vault", "a.pdf", "application/pdf", bytes.len())).await;
     let id = slot["document_id"].as_str().unwrap();
@@ -750,8 +740,7 @@ async fn upload_finishing_after_deletion_is_verified_silently_and_restored_with_
 
 #[tokio::test]
 async fn share_link_downloads_without_login_until_revoked_or_expired() {
-    let h = Harness::new().await;
-    let alice = user();
+    let (h, alice) = Harness::with_user().await;
     let (doc, bytes) = h.stored_pdf(&alice, "birth_certificate", "vault", "birth.pdf", "shared").await;
     let id = doc["document_id"].as_str().unwrap();
 
@@ -789,8 +778,7 @@ async fn share_link_downloads_without_login_until_revoked_or_expired() {
 
 #[tokio::test]
 async fn shares_last_at_most_seven_days_and_only_for_available_documents() {
-    let h = Harness::new().await;
-    let alice = user();
+    let (h, alice) = Harness::with_user().await;
     let (doc, _) = h.stored_pdf(&alice, "other", "vault", "a.pdf", "limits").await;
     let id = doc["document_id"].as_str().unwrap();
     for bad in [json!({"expires_in_seconds": 7 * DAY + 1}), json!({"expires_in_seconds": 0}), json!({})] {
@@ -825,6 +813,12 @@ impl Harness {
         id
     }
 
+    /// Asserts that `user` has no document at all (no version of any), saying `why`.
+    async fn assert_no_documents(&self, user: &str, why: &str) {
+        let (_, list) = self.call("GET", "/v1/documents?all_versions=true", None, Some(user)).await;
+        assert_eq!(list["items"], json!([]), "{why}");
+    }
+
     /// `POST /v1/agency/{agency}/documents` signed per Standard Webhooks v1 with `secret`.
     async fn agency_upload(&self, agency: &str, secret: &str, webhook_id: &str, body: &Value) -> (StatusCode, Value) {
         use base64::Engine;
@@ -853,8 +847,7 @@ impl Harness {
 
 #[tokio::test]
 async fn agency_uploads_a_result_that_becomes_the_citizens_document() {
-    let h = Harness::new().await;
-    let alice = user();
+    let (h, alice) = Harness::with_user().await;
     let application_id = h.application(&alice, "mvd", "in_progress").await;
     let bytes = pdf("Решение о выдаче паспорта");
     let body = json!({"application_id": application_id, "file_name": "Решение.pdf", "content_type": "application/pdf", "size_bytes": bytes.len()});
@@ -882,8 +875,7 @@ async fn agency_uploads_a_result_that_becomes_the_citizens_document() {
 
 #[tokio::test]
 async fn only_the_applications_agency_may_upload_results_and_signatures_are_checked() {
-    let h = Harness::new().await;
-    let alice = user();
+    let (h, alice) = Harness::with_user().await;
     let application_id = h.application(&alice, "mvd", "accepted").await;
     let body = json!({"application_id": application_id, "file_name": "r.pdf", "content_type": "application/pdf", "size_bytes": 100});
 
@@ -903,8 +895,7 @@ async fn only_the_applications_agency_may_upload_results_and_signatures_are_chec
         let (answered, problem) = h.agency_upload(agency, secret, webhook_id, &body).await;
         assert_eq!((answered, problem["code"].as_str()), (status, Some(code)), "{webhook_id}");
     }
-    let (_, list) = h.call("GET", "/v1/documents?all_versions=true", None, Some(&alice)).await;
-    assert_eq!(list["items"], json!([]), "nothing was created");
+    h.assert_no_documents(&alice, "nothing was created").await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -941,8 +932,7 @@ impl Harness {
 
 #[tokio::test]
 async fn an_agency_downloads_the_documents_of_its_application_through_a_60_second_redirect() {
-    let h = Harness::new().await;
-    let alice = user();
+    let (h, alice) = Harness::with_user().await;
     let (attached, bytes) = h.stored_pdf(&alice, "passport", "application", "паспорт.pdf", "attached").await;
     let attached = attached["document_id"].as_str().unwrap();
     let (result, result_bytes) = h.stored_pdf(&alice, "other", "application", "решение.pdf", "result").await;
@@ -967,8 +957,7 @@ async fn an_agency_downloads_the_documents_of_its_application_through_a_60_secon
 
 #[tokio::test]
 async fn an_agency_gets_404_for_documents_not_attached_to_its_application_and_401_without_its_token() {
-    let h = Harness::new().await;
-    let alice = user();
+    let (h, alice) = Harness::with_user().await;
     let (attached, _) = h.stored_pdf(&alice, "passport", "application", "паспорт.pdf", "attached").await;
     let attached = attached["document_id"].as_str().unwrap().to_owned();
     let (loose, _) = h.stored_pdf(&alice, "snils", "identity", "снилс.pdf", "not attached").await;
@@ -1050,8 +1039,7 @@ fn png() -> Vec<u8> {
 
 #[tokio::test]
 async fn deleting_a_document_revokes_its_shares_for_good() {
-    let h = Harness::new().await;
-    let alice = user();
+    let (h, alice) = Harness::with_user().await;
     let (doc, _) = h.stored_pdf(&alice, "other", "vault", "a.pdf", "shared then deleted").await;
     let id = doc["document_id"].as_str().unwrap();
     // More links than fit into the deletion's own transaction.
@@ -1079,8 +1067,7 @@ async fn deleting_a_document_revokes_its_shares_for_good() {
 
 #[tokio::test]
 async fn undecodable_ids_and_repeated_query_parameters_answer_problem_json() {
-    let h = Harness::new().await;
-    let alice = user();
+    let (h, alice) = Harness::with_user().await;
     for (path, expected) in [
         ("/v1/documents/%FF", StatusCode::NOT_FOUND),
         ("/v1/documents/%FF/shares", StatusCode::NOT_FOUND),
@@ -1103,8 +1090,7 @@ async fn an_oversized_agency_body_answers_problem_json_413() {
 
 #[tokio::test]
 async fn a_runnable_jar_declared_as_docx_is_a_content_mismatch() {
-    let h = Harness::new().await;
-    let alice = user();
+    let (h, alice) = Harness::with_user().await;
     let jar = zip_bytes(&[
         ("[Content_Types].xml", DOCX_CONTENT_TYPES),
         ("word/document.xml", b"<w:document/>"),
@@ -1121,8 +1107,7 @@ async fn a_runnable_jar_declared_as_docx_is_a_content_mismatch() {
 
 #[tokio::test]
 async fn magic_bytes_without_the_end_marker_are_content_mismatches() {
-    let h = Harness::new().await;
-    let alice = user();
+    let (h, alice) = Harness::with_user().await;
     let truncated_pdf = b"%PDF-1.7\n1 0 obj<<>>endobj\n".to_vec();
     let mut padded_jpeg = jpeg();
     padded_jpeg.extend_from_slice(&[0, 0, 0, b'\n']);
@@ -1195,8 +1180,7 @@ fn file_name_error(status: StatusCode, problem: &Value, value: &str) -> Value {
 
 #[tokio::test]
 async fn a_right_to_left_override_in_a_file_name_is_refused_without_echoing_it() {
-    let h = Harness::new().await;
-    let alice = user();
+    let (h, alice) = Harness::with_user().await;
     let spoof = "scan\u{202E}fdp.exe";
     let (status, problem) = h.call("POST", "/v1/documents", Some(slot_body("other", "vault", spoof, "application/pdf", 10)), Some(&alice)).await;
     let error = file_name_error(status, &problem, "fdp.exe");
@@ -1209,14 +1193,12 @@ async fn a_right_to_left_override_in_a_file_name_is_refused_without_echoing_it()
         let error = file_name_error(status, &problem, "паспорт");
         assert_eq!(error["code"], "forbidden_characters", "U+{:04X}: {problem}", c as u32);
     }
-    let (_, list) = h.call("GET", "/v1/documents?all_versions=true", None, Some(&alice)).await;
-    assert_eq!(list["items"], json!([]), "no slot was created");
+    h.assert_no_documents(&alice, "no slot was created").await;
 }
 
 #[tokio::test]
 async fn a_file_name_of_255_characters_is_accepted_and_256_refused() {
-    let h = Harness::new().await;
-    let alice = user();
+    let (h, alice) = Harness::with_user().await;
     let at_bound = format!("{}.pdf", "ж".repeat(251));
     let (status, _) = h.call("POST", "/v1/documents", Some(slot_body("other", "vault", &at_bound, "application/pdf", 10)), Some(&alice)).await;
     assert_eq!(status, StatusCode::CREATED);
@@ -1227,8 +1209,7 @@ async fn a_file_name_of_255_characters_is_accepted_and_256_refused() {
 
 #[tokio::test]
 async fn agency_result_file_names_are_held_to_the_same_rules() {
-    let h = Harness::new().await;
-    let alice = user();
+    let (h, alice) = Harness::with_user().await;
     let application_id = h.application(&alice, "mvd", "in_progress").await;
     for (webhook_id, name, code) in [
         ("msg_rlo", "Решение\u{202E}fdp.exe".to_owned(), "forbidden_characters"),
@@ -1239,14 +1220,12 @@ async fn agency_result_file_names_are_held_to_the_same_rules() {
         let (status, problem) = h.agency_upload("mvd", MVD_SECRET, webhook_id, &body).await;
         assert_eq!(file_name_error(status, &problem, &name)["code"], code, "{webhook_id}");
     }
-    let (_, list) = h.call("GET", "/v1/documents?all_versions=true", None, Some(&alice)).await;
-    assert_eq!(list["items"], json!([]), "nothing was created");
+    h.assert_no_documents(&alice, "nothing was created").await;
 }
 
 #[tokio::test]
 async fn oversized_string_fields_are_refused_at_the_edge_without_echo() {
-    let h = Harness::new().await;
-    let alice = user();
+    let (h, alice) = Harness::with_user().await;
     let huge = "Щ".repeat(10_000);
     for (field, body) in [
         ("type", json!({"type": huge, "purpose": "vault", "file_name": "a.pdf", "content_type": "application/pdf", "size_bytes": 10})),
@@ -1274,8 +1253,7 @@ async fn oversized_string_fields_are_refused_at_the_edge_without_echo() {
 
 #[tokio::test]
 async fn downloads_and_share_link_downloads_are_nosniff_attachments() {
-    let h = Harness::new().await;
-    let alice = user();
+    let (h, alice) = Harness::with_user().await;
     let (doc, bytes) = h.stored_pdf(&alice, "other", "vault", "Справка.pdf", "download headers").await;
     let id = doc["document_id"].as_str().unwrap();
     let token = h.share_token(&alice, id, 60).await;

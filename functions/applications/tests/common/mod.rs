@@ -375,6 +375,14 @@ impl Harness {
         (h, anna)
     }
 
+    /// A fresh embedded harness, a `simplified` citizen, their `mfc-appointment` draft and its id.
+    pub async fn with_draft() -> (Self, Citizen, Value, String) {
+        let (h, anna) = Self::with_citizen().await;
+        let draft = h.create(&anna, "mfc-appointment").await;
+        let id = id_of(&draft);
+        (h, anna, draft, id)
+    }
+
     /// A fresh embedded harness, a `simplified` citizen and the id of their submitted
     /// `mfc-appointment` application.
     pub async fn with_submitted_application() -> (Self, Citizen, String) {

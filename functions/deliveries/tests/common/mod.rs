@@ -188,23 +188,16 @@ pub fn embedded_kv() -> (Arc<dyn KeyValue>, tempfile::TempDir) {
 pub async fn stores() -> Vec<(&'static str, Arc<dyn KeyValue>, Option<tempfile::TempDir>)> {
     let (kv, dir) = embedded_kv();
     let mut out = vec![("embedded", kv, Some(dir))];
-    if let Some(kv) = dynamodb_kv().await {
-        out.push(("dynamodb", kv, None));
-    }
-    out
-}
-
-pub async fn dynamodb_kv() -> Option<Arc<dyn KeyValue>> {
-    if std::env::var("AWS_ENDPOINT_URL").map_or(true, |url| url.is_empty()) {
+    if std::env::var("AWS_ENDPOINT_URL").is_ok_and(|url| !url.is_empty()) {
+        let client = aws_sdk_dynamodb::Client::new(&shared::adapters::aws::sdk_config().await);
+        let table = format!("deliveries-{}", ulid::Ulid::new().to_string().to_lowercase());
+        let kv = shared::adapters::aws::DynamoKv::create_table_for_tests(client, &table).await.expect("create DynamoDB table");
+        out.push(("dynamodb", Arc::new(OneRequestAtATime { inner: kv, gate: tokio::sync::Mutex::new(()) }), None));
+    } else {
         assert!(std::env::var("REQUIRE_AWS_EMULATOR").as_deref() != Ok("1"), "REQUIRE_AWS_EMULATOR=1 but AWS_ENDPOINT_URL is not set");
         eprintln!("skipping DynamoDB variant: AWS_ENDPOINT_URL is not set");
-        return None;
     }
-    let sdk = shared::adapters::aws::sdk_config().await;
-    let client = aws_sdk_dynamodb::Client::new(&sdk);
-    let table = format!("deliveries-{}", ulid::Ulid::new().to_string().to_lowercase());
-    let kv = shared::adapters::aws::DynamoKv::create_table_for_tests(client, &table).await.expect("create DynamoDB table");
-    Some(Arc::new(OneRequestAtATime { inner: kv, gate: tokio::sync::Mutex::new(()) }))
+    out
 }
 
 /// Sends one request at a time to the emulator: moto's threaded server does not isolate
@@ -214,26 +207,29 @@ struct OneRequestAtATime<K> {
     gate: tokio::sync::Mutex<()>,
 }
 
+impl<K> OneRequestAtATime<K> {
+    /// Runs `request` (a future, so not started yet) once it is this caller's turn.
+    async fn in_turn<T>(&self, request: impl std::future::Future<Output = T>) -> T {
+        let _turn = self.gate.lock().await;
+        request.await
+    }
+}
+
 #[async_trait::async_trait]
 impl<K: KeyValue> KeyValue for OneRequestAtATime<K> {
     async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>, shared::ports::KvError> {
-        let _turn = self.gate.lock().await;
-        self.inner.get(pk, sk).await
+        self.in_turn(self.inner.get(pk, sk)).await
     }
     async fn put(&self, item: Item, condition: Condition) -> Result<u64, shared::ports::KvError> {
-        let _turn = self.gate.lock().await;
-        self.inner.put(item, condition).await
+        self.in_turn(self.inner.put(item, condition)).await
     }
     async fn delete(&self, pk: &str, sk: &str, condition: Condition) -> Result<(), shared::ports::KvError> {
-        let _turn = self.gate.lock().await;
-        self.inner.delete(pk, sk, condition).await
+        self.in_turn(self.inner.delete(pk, sk, condition)).await
     }
     async fn transact(&self, ops: Vec<shared::ports::TxOp>) -> Result<(), shared::ports::KvError> {
-        let _turn = self.gate.lock().await;
-        self.inner.transact(ops).await
+        self.in_turn(self.inner.transact(ops)).await
     }
     async fn query(&self, query: shared::ports::Query) -> Result<shared::ports::Page, shared::ports::KvError> {
-        let _turn = self.gate.lock().await;
-        self.inner.query(query).await
+        self.in_turn(self.inner.query(query)).await
     }
 }
