@@ -134,3 +134,34 @@ async fn with_demo_agencies_on_the_runner_starts_and_serves_as_before() {
     anna.get("/v1/me").await.expect(200);
     assert!(runner.log().contains("demo agencies answer deliveries"), "{}", runner.log());
 }
+
+/// A process killed between committing a submission (and its delivery) and attempting the
+/// delivery loses nothing: the next process's deliverer finds the delivery in the agency's due
+/// lane, and the agency hears of the application exactly once.
+#[tokio::test]
+async fn a_delivery_committed_by_a_killed_process_reaches_the_agency_after_restart() {
+    // The first pass runs at start, the next in an hour: a submission made now is committed and
+    // never attempted, exactly as if the process had died right after the commit.
+    let runner = Runner::start_with(&[DEMO_ENV[0], DEMO_ENV[1], ("DELIVERY_SWEEP_INTERVAL", "1h")]).await;
+    let citizen = runner.api().new_citizen().await;
+    let anna = runner.api().bearer(&citizen.tokens.access_token);
+    let service = anna.get("/v1/services/mfc-appointment").await;
+    let created = anna.post_json("/v1/applications", &json!({"service_code": "mfc-appointment", "form": service.body["form_example"]})).await;
+    created.expect(201);
+    let id = created.str_at("/application_id");
+    anna.post_empty(&format!("/v1/applications/{id}/submit")).await.expect(200);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let path = format!("/v1/applications/{id}");
+    assert_eq!(anna.get(&path).await.body["status"], "submitted", "the agency must not have heard before the crash");
+
+    // SIGKILL, then a normal process on the same data.
+    let runner = runner.crash_and_restart(&[("DELIVERY_SWEEP_INTERVAL", "500ms")]).await;
+    // A new process may serve on another port (another issuer): sign in again.
+    let tokens = runner.api().login_with_sms(&citizen.phone.e164, &citizen.password).await;
+    let anna = runner.api().bearer(&tokens.access_token);
+    let decided = poll(&anna, &path, |app| app["status"] == "approved")
+        .await
+        .unwrap_or_else(|last| panic!("the delivery was lost across the crash: {last}\n{}", runner.log()));
+    let accepted = decided["history"].as_array().expect("history").iter().filter(|h| h["status"] == "accepted").count();
+    assert_eq!(accepted, 1, "the agency reacted once: {decided}");
+}
