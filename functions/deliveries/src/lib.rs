@@ -10,6 +10,7 @@
 mod api;
 pub mod deliverer;
 pub mod domain;
+pub mod roles;
 pub mod settings;
 
 use std::sync::Arc;

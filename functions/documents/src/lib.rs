@@ -20,6 +20,7 @@ mod handlers;
 pub mod notification;
 pub mod policy;
 pub mod purge;
+pub mod roles;
 pub mod sniff;
 pub mod store;
 pub mod uploads;

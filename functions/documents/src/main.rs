@@ -1,39 +1,7 @@
-//! The documents function. One binary, three roles chosen by `DOCUMENTS_MODE` (the SAM
-//! template deploys it three times): `http` (default) the API; `uploads` the object-created
-//! consumer; `purge` one purge run per schedule event (once and exit off Lambda, for cron).
-
-use std::sync::Arc;
-
-use documents::{Api, DocumentsState, Purger, Settings, UploadHandler};
-use shared::config::{Adapters, Config};
-use shared::outbox::Relay;
-use shared::runtime::{BoxError, consume, every, serve};
-use shared::settings::Env;
+//! The documents function: one binary, three roles by `DOCUMENTS_MODE` (`documents::roles`).
 
 #[tokio::main]
-async fn main() -> Result<(), BoxError> {
+async fn main() -> Result<(), shared::runtime::BoxError> {
     shared::runtime::init_tracing();
-    let env = Env::process();
-    let (mode, settings) = (env.choice("DOCUMENTS_MODE", &["http", "uploads", "purge"], "http")?, Settings::from(&env)?);
-    let adapters = Adapters::build(&Config::from_env()?).await?;
-    let state =
-        Arc::new(DocumentsState::new(adapters.kv.clone(), adapters.objects.clone(), Relay::new(adapters.kv.clone(), adapters.events_queue.clone()), settings));
-    match mode {
-        "uploads" => consume(adapters.uploads_queue.clone(), Arc::new(UploadHandler::new(state))).await,
-        "purge" => {
-            let purger = Arc::new(Purger::new(state.clone()));
-            every(None, move || {
-                let (purger, state) = (purger.clone(), state.clone());
-                async move { Ok(purger.run(state.now()).await?) }
-            })
-            .await
-        }
-        _ => {
-            serve(shared::http::finish_api(
-                documents::api(Api::new(state, adapters.require_keys()?.as_ref(), Arc::new(shared::agencies::Registry::load()?))),
-                "Documents",
-            ))
-            .await
-        }
-    }
+    documents::roles::run(&shared::settings::Env::process()).await
 }
