@@ -220,12 +220,22 @@ impl Registry {
     }
 }
 
+/// The `{"type", "data"}` of a webhook (SPEC §4.4) or a delivery (§4.5, which adds
+/// `timestamp`), read before its type says what `data` holds.
+#[derive(Debug, Deserialize)]
+pub struct Envelope {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub data: serde_json::Value,
+}
+
 /// Webhook timestamps may differ from our clock by at most this many seconds (SPEC §4.4).
 pub const TIMESTAMP_TOLERANCE_SECONDS: i128 = 5 * 60;
 
 /// Checks `webhook-timestamp` before the signature library sees it: the library subtracts it
 /// from the current time in plain `i64`, which overflows (and panics) on extreme values.
-fn check_timestamp(headers: &HeaderMap, now: i64) -> Result<(), ApiError> {
+pub fn check_timestamp(headers: &HeaderMap, now: i64) -> Result<(), ApiError> {
     let timestamp = headers.get("webhook-timestamp").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<i64>().ok()).ok_or_else(signature_invalid)?;
     if (i128::from(now) - i128::from(timestamp)).abs() > TIMESTAMP_TOLERANCE_SECONDS {
         return Err(timestamp_out_of_tolerance());
@@ -236,16 +246,10 @@ fn check_timestamp(headers: &HeaderMap, now: i64) -> Result<(), ApiError> {
 /// HTTPS, or plain HTTP to a loopback address (local mode), SPEC §4.5.
 fn check_delivery_url(agency_id: &str, url: &str) -> Result<(), RegistryError> {
     let parsed = url::Url::parse(url).map_err(|e| RegistryError::Malformed(format!("agency {agency_id}: delivery_url: {e}")))?;
-    let loopback = match parsed.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(name)) => name == "localhost",
-        None => false,
-    };
-    match parsed.scheme() {
-        "https" => Ok(()),
-        "http" if loopback => Ok(()),
-        _ => Err(RegistryError::Malformed(format!("agency {agency_id}: delivery_url must be https (plain http only to a loopback address)"))),
+    if crate::http::is_https_or_loopback(&parsed) {
+        Ok(())
+    } else {
+        Err(RegistryError::Malformed(format!("agency {agency_id}: delivery_url must be https (plain http only to a loopback address)")))
     }
 }
 

@@ -288,17 +288,7 @@ fn check_redirect_uri(uri: &str) -> Result<(), String> {
     if parsed.fragment().is_some() {
         return Err(format!("redirect_uri {uri:?} has a fragment"));
     }
-    let loopback = match parsed.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(name)) => name == "localhost",
-        None => false,
-    };
-    match parsed.scheme() {
-        "https" if parsed.host().is_some() => Ok(()),
-        "http" if loopback => Ok(()),
-        _ => Err(format!("redirect_uri {uri:?} must be https (plain http only to a loopback address)")),
-    }
+    if crate::http::is_https_or_loopback(&parsed) { Ok(()) } else { Err(format!("redirect_uri {uri:?} must be https (plain http only to a loopback address)")) }
 }
 
 fn check_secret_hash(hash: &str) -> Result<(), String> {

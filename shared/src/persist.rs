@@ -67,6 +67,36 @@ pub async fn query_all<T: DeserializeOwned>(kv: &dyn KeyValue, query: Query) -> 
     }
 }
 
+/// One page of at most `limit` items of `query` that `keep` accepts, each with its sort key,
+/// and whether more may follow. The filter runs while paging, as a DynamoDB FilterExpression
+/// would; every read stays bounded by the query's own limit.
+pub async fn filtered_page<T: DeserializeOwned>(
+    kv: &dyn KeyValue,
+    query: Query,
+    limit: usize,
+    keep: impl Fn(&T) -> bool,
+) -> Result<(Vec<(String, T)>, bool), KvError> {
+    let mut query = query;
+    let mut found = Vec::with_capacity(limit);
+    loop {
+        let page = kv.query(query.clone()).await?;
+        let count = page.items.len();
+        for (index, item) in page.items.iter().enumerate() {
+            let value: T = item.parse()?;
+            if keep(&value) {
+                found.push((item.sk.clone(), value));
+                if found.len() == limit {
+                    return Ok((found, index + 1 < count || page.last_key.is_some()));
+                }
+            }
+        }
+        match page.last_key {
+            Some(key) => query = query.after(Some(key)),
+            None => return Ok((found, false)),
+        }
+    }
+}
+
 /// A write lost a race (a version or existence condition no longer holds).
 pub fn is_conflict(error: &KvError) -> bool {
     matches!(error, KvError::ConditionFailed | KvError::TransactionConflict { .. })

@@ -156,28 +156,10 @@ pub async fn list_for_user(
     limit: usize,
 ) -> Result<(Vec<Application>, Option<String>), KvError> {
     let (pk, _) = user_copy_key(user_id, "");
-    let mut start = cursor.map(|c| format!("APP#{c}"));
-    let mut found = Vec::with_capacity(limit);
-    loop {
-        // Filters run here, as a DynamoDB FilterExpression would; pages stay bounded.
-        let page = kv.query(Query::partition(pk.clone()).prefix("APP#").descending().limit(100).after(start.take())).await?;
-        let count = page.items.len();
-        for (index, item) in page.items.iter().enumerate() {
-            let app: Application = item.parse()?;
-            if filter(&app) {
-                found.push(app);
-                if found.len() == limit {
-                    let more = index + 1 < count || page.last_key.is_some();
-                    let next = more.then(|| found.last().map(|a| a.application_id.clone())).flatten();
-                    return Ok((found, next));
-                }
-            }
-        }
-        match page.last_key {
-            Some(key) => start = Some(key),
-            None => return Ok((found, None)),
-        }
-    }
+    let query = Query::partition(pk).prefix("APP#").descending().limit(100).after(cursor.map(|c| format!("APP#{c}")));
+    let (found, more) = persist::filtered_page(kv, query, limit, filter).await?;
+    let next = more.then(|| found.last().map(|(_, a): &(String, Application)| a.application_id.clone())).flatten();
+    Ok((found.into_iter().map(|(_, app)| app).collect(), next))
 }
 
 /// One page of an agency's applications, oldest change first, from the first change at or after
@@ -191,27 +173,10 @@ pub async fn list_for_agency(
     limit: usize,
 ) -> Result<(Vec<Application>, Option<String>), KvError> {
     // A bare time key sorts before every entry of that millisecond, so `since` is inclusive.
-    let mut start = [since.map(agency_time_key), cursor.map(str::to_owned)].into_iter().flatten().max();
-    let mut found: Vec<(String, Application)> = Vec::with_capacity(limit);
-    loop {
-        let page = kv.query(Query::partition(agency_pk(agency_id)).limit(100).after(start.take())).await?;
-        let count = page.items.len();
-        for (index, item) in page.items.iter().enumerate() {
-            let app: Application = item.parse()?;
-            if filter(&app) {
-                found.push((item.sk.clone(), app));
-                if found.len() == limit {
-                    let more = index + 1 < count || page.last_key.is_some();
-                    let next = more.then(|| found.last().map(|(sk, _)| sk.clone())).flatten();
-                    return Ok((found.into_iter().map(|(_, app)| app).collect(), next));
-                }
-            }
-        }
-        match page.last_key {
-            Some(key) => start = Some(key),
-            None => return Ok((found.into_iter().map(|(_, app)| app).collect(), None)),
-        }
-    }
+    let start = [since.map(agency_time_key), cursor.map(str::to_owned)].into_iter().flatten().max();
+    let (found, more) = persist::filtered_page(kv, Query::partition(agency_pk(agency_id)).limit(100).after(start), limit, filter).await?;
+    let next = more.then(|| found.last().map(|(sk, _)| sk.clone())).flatten();
+    Ok((found.into_iter().map(|(_, app)| app).collect(), next))
 }
 
 #[cfg(test)]

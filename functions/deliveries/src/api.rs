@@ -103,28 +103,11 @@ pub async fn list(State(state): State<ApiState>, client: AgencyClient, ApiQuery(
     if cursor.as_deref().is_some_and(|c| !is_id(c)) {
         return Err(ApiError::field("cursor", "invalid", "Неверный курсор"));
     }
-    let mut start = cursor;
-    let mut items = Vec::with_capacity(limit);
-    loop {
-        // The status filter runs here, as a DynamoDB FilterExpression would; pages stay bounded.
-        let page = state.kv.query(Query::partition(delivery_pk(agency_id)).descending().limit(100).after(start.take())).await?;
-        let count = page.items.len();
-        for (index, item) in page.items.iter().enumerate() {
-            let delivery: Delivery = item.parse()?;
-            if status.is_none_or(|s| delivery.status == s) {
-                items.push(DeliveryEntry::from(&delivery));
-                if items.len() == limit {
-                    let more = index + 1 < count || page.last_key.is_some();
-                    let next_cursor = more.then(|| delivery.delivery_id.clone());
-                    return Ok(axum::Json(DeliveryPage { items, next_cursor }).into_response());
-                }
-            }
-        }
-        match page.last_key {
-            Some(key) => start = Some(key),
-            None => return Ok(axum::Json(DeliveryPage { items, next_cursor: None }).into_response()),
-        }
-    }
+    let query = Query::partition(delivery_pk(agency_id)).descending().limit(100).after(cursor);
+    let (found, more) = persist::filtered_page(state.kv.as_ref(), query, limit, |d: &Delivery| status.is_none_or(|s| d.status == s)).await?;
+    let next_cursor = more.then(|| found.last().map(|(sk, _)| sk.clone())).flatten();
+    let items = found.iter().map(|(_, delivery)| DeliveryEntry::from(delivery)).collect();
+    Ok(axum::Json(DeliveryPage { items, next_cursor }).into_response())
 }
 
 /// `POST /v1/agency/{agency_id}/deliveries/{delivery_id}/redeliver` → 202: the same body with

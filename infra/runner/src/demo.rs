@@ -40,7 +40,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use standardwebhooks::Webhook;
 
-use shared::agencies::{Capability, Registry};
+use shared::agencies::{Capability, Envelope, Registry};
 use shared::ports::{KeyValue, Ticker};
 use shared::runtime::BoxError;
 use shared::vocabulary::DocumentStatus;
@@ -51,8 +51,6 @@ const FONT: &[u8] = include_bytes!("../assets/fonts/DejaVuSans.ttf");
 const DEV_SEED: &str = include_str!("../../local/seed/agencies.json");
 /// How many delivery ids the receiver remembers for deduplication.
 const REMEMBERED_DELIVERIES: usize = 10_000;
-/// Timestamps more than this far from our clock are refused (SPEC §4.4 tolerance).
-const TOLERANCE_SECONDS: i128 = 5 * 60;
 /// Attempts of one reaction when the portal is unreachable or answers 5xx/429.
 const ATTEMPTS: u32 = 5;
 /// How long the simulator waits for its uploaded decision to be verified.
@@ -160,18 +158,10 @@ struct Applicant {
     user_id: String,
 }
 
-#[derive(Deserialize)]
-struct Envelope {
-    #[serde(rename = "type")]
-    kind: String,
-    #[serde(default)]
-    data: Value,
-}
-
 /// Verifies, deduplicates, answers at once; the reaction follows in its own task.
 async fn receive(State(sim): State<Arc<Simulator>>, Path(agency_id): Path<String>, headers: HeaderMap, body: Bytes) -> StatusCode {
     let Some(agency) = sim.agencies.get(&agency_id) else { return StatusCode::NOT_FOUND };
-    if !timestamp_within_tolerance(&headers, sim.ticker.now().timestamp()) || agency.deliveries.verify(&body, &headers).is_err() {
+    if shared::agencies::check_timestamp(&headers, sim.ticker.now().timestamp()).is_err() || agency.deliveries.verify(&body, &headers).is_err() {
         tracing::warn!(agency_id = %agency.id, "demo agency refused a delivery with a bad signature");
         return StatusCode::UNAUTHORIZED;
     }
@@ -189,15 +179,6 @@ async fn receive(State(sim): State<Arc<Simulator>>, Path(agency_id): Path<String
         }
     });
     StatusCode::NO_CONTENT
-}
-
-/// A timestamp the signature library can compare without overflow, within tolerance.
-fn timestamp_within_tolerance(headers: &HeaderMap, now: i64) -> bool {
-    headers
-        .get("webhook-timestamp")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<i64>().ok())
-        .is_some_and(|at| (i128::from(now) - i128::from(at)).abs() <= TOLERANCE_SECONDS)
 }
 
 /// A service whose required documents include `other` asks once for more papers.
@@ -588,12 +569,12 @@ mod tests {
         let at = |v: &str| {
             let mut h = HeaderMap::new();
             h.insert("webhook-timestamp", v.parse().expect("header"));
-            timestamp_within_tolerance(&h, now)
+            shared::agencies::check_timestamp(&h, now).is_ok()
         };
         assert!(at(&now.to_string()) && at(&(now - 299).to_string()));
         for bad in [i64::MIN.to_string(), i64::MAX.to_string(), (now + 301).to_string(), "soon".to_owned()] {
             assert!(!at(&bad), "{bad}");
         }
-        assert!(!timestamp_within_tolerance(&HeaderMap::new(), now));
+        assert!(shared::agencies::check_timestamp(&HeaderMap::new(), now).is_err());
     }
 }

@@ -21,6 +21,23 @@ pub use rate_limit::{Limit, RateLimiter, WriteBudget};
 
 use axum::Router;
 
+/// Where the portal may send citizens' data or redirect them: `https`, or plain `http` only to a
+/// loopback address (local mode; RFC 8252 §7.3 for native-app redirects). Delivery URLs (SPEC
+/// §4.5) and client redirect URIs (SPEC §8) follow this one rule.
+pub fn is_https_or_loopback(url: &url::Url) -> bool {
+    let loopback = match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => name == "localhost",
+        None => false,
+    };
+    match url.scheme() {
+        "https" => url.host().is_some(),
+        "http" => loopback,
+        _ => false,
+    }
+}
+
 /// Declares a function's router state: a cheap-to-clone newtype over `Arc<State>` that derefs
 /// to the state and hands `Authenticated` the state's `verifier: Arc<TokenVerifier>`.
 ///

@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use shared::agencies::{self, Agency, Capability, Decision, RawBody, StoredAnswer};
+use shared::agencies::{self, Agency, Capability, Decision, Envelope, RawBody, StoredAnswer};
 use shared::domain::FieldError;
 use shared::domain::text;
 use shared::events::{Event, EventPayload};
@@ -102,14 +102,6 @@ pub async fn receive(State(state): State<AppState>, ApiPath(agency_id): ApiPath<
     let response = agencies::apply_once(state.kv.as_ref(), &state.relay, &agency.id, webhook_id, now, || decide(state_ref, agency, &body)).await;
     tracing::info!(agency_id = %agency.id, webhook_id, status = response.status().as_u16(), "webhook answered");
     response
-}
-
-#[derive(Deserialize)]
-struct Envelope {
-    #[serde(rename = "type")]
-    kind: String,
-    #[serde(default)]
-    data: Value,
 }
 
 async fn decide(state: &ApplicationsState, agency: &Agency, body: &[u8]) -> Result<Decision, ApiError> {
